@@ -1,0 +1,182 @@
+"""The app factory: routes, error rendering, request limits, and the lifespan that owns resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from surge.auth import api as auth_api
+from surge.calls import api as calls_api
+from surge.cities import api as cities_api
+from surge.cities.service import CityRegistry
+from surge.db import create_engine, create_sessionmaker
+from surge.errors import PayloadTooLarge, SurgeError
+from surge.router import recovery
+from surge.router.dispatcher import Dispatcher
+from surge.runtime import Runtime, make_state
+from surge.seats import api as seats_api
+from surge.seats.gateway import Gateway
+from surge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413, whether or not they announce their size."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLarge(f"a request body may be at most {self.max_bytes} bytes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _error(too_large.status, too_large.code, too_large.message)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise too_large
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SurgeError)
+    async def surge_error(_: Request, exc: SurgeError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return _error(422, "invalid_request", "; ".join(problems) or "the request is not valid")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return _error(500, "internal_error", "something went wrong on our side; it was logged")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service for `settings` (read from the environment when not given)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        sessions = create_sessionmaker(engine)
+        state = make_state(settings)
+        cities = CityRegistry(sessions)
+        gateway = Gateway(state, instance=settings.instance_id, shared=settings.uses_redis)
+        dispatcher = Dispatcher(
+            settings=settings,
+            state=state,
+            sessions=sessions,
+            cities=cities,
+            announce=gateway.announce,
+        )
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await cities.load()
+            async with sessions() as session, session.begin():
+                await recovery.rebuild(session=session, state=state, instance=settings.instance_id)
+            app.state.runtime = Runtime(
+                settings=settings,
+                engine=engine,
+                sessions=sessions,
+                state=state,
+                cities=cities,
+                gateway=gateway,
+                dispatcher=dispatcher,
+            )
+            tasks = [
+                asyncio.create_task(dispatcher.run(), name="dispatch"),
+                asyncio.create_task(dispatcher.maintain(), name="offer-maintenance"),
+            ]
+            if settings.uses_redis:
+                tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await state.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Surge",
+        version="0.1.0",
+        summary="Many-help-one overflow routing between a province's 12345 hotlines",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    _install_error_handlers(app)
+    for module in (auth_api, cities_api, calls_api):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(seats_api.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """The database and the hot state answer."""
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            async with runtime.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"failing: {type(exc).__name__}"
+        try:
+            await runtime.state.ping()
+            checks["state"] = "ok"
+        except SurgeError as exc:
+            checks["state"] = f"failing: {exc.message}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    return app

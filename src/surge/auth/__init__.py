@@ -1,0 +1,1 @@
+"""Users, roles, password hashing, access tokens and the checks every route makes."""

@@ -1,0 +1,29 @@
+"""Login payloads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from surge.auth.models import Role
+
+
+class TokenRequest(BaseModel):
+    """A username and password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class TokenRead(BaseModel):
+    """An access token; `expires_in` and `agent_id` extend the contract."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    role: Role
+    city: str | None
+    expires_in: int
+    agent_id: int | None

@@ -1,0 +1,174 @@
+"""Users, password hashing, access tokens and login throttling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from surge.auth.models import Role, User
+from surge.cities.models import City
+from surge.errors import (
+    BadRequest,
+    Conflict,
+    InvalidCredentials,
+    TooManyAttempts,
+    Unauthorized,
+    UnknownCity,
+)
+from surge.seats.models import Agent
+from surge.settings import Settings
+from surge.state.base import HotState
+
+_hasher = PasswordHasher()
+_ALGORITHM = "HS256"
+_ISSUER = "surge"
+# Verified against when the username is unknown, so a miss costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("surge-timing-equaliser")
+
+ROLES_WITH_CITY = frozenset({Role.CITY_ADMIN, Role.AGENT})
+ROLES_WITHOUT_CITY = frozenset({Role.COORDINATOR})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as the access token says."""
+
+    user_id: int
+    username: str
+    role: Role
+    city: str | None
+    agent_id: int | None = None
+
+
+async def hash_password(password: str) -> str:
+    """Hash with argon2id off the event loop (it is deliberately slow)."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    def check() -> bool:
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+async def create_user(
+    *,
+    session: AsyncSession,
+    username: str,
+    password: str,
+    role: Role,
+    city: str | None,
+    endpoint: str | None = None,
+) -> User:
+    """Create a user (and, for an agent, its seat); the caller commits."""
+    if not username or len(username) > 64 or not username.isprintable() or " " in username:
+        raise BadRequest("a username is 1 to 64 printable characters without spaces")
+    if len(password) < 8:
+        raise BadRequest("a password has at least 8 characters")
+    if role in ROLES_WITH_CITY and city is None:
+        raise BadRequest(f"a {role} belongs to a city: give --city")
+    if role in ROLES_WITHOUT_CITY and city is not None:
+        raise BadRequest(f"a {role} is province-wide and has no city")
+    if city is not None and await session.get(City, city) is None:
+        raise UnknownCity(f"no city with code {city!r}")
+    user = User(
+        username=username, password_hash=await hash_password(password), role=role, city_code=city
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a user named {username!r} already exists") from exc
+    if role is Role.AGENT and city is not None:
+        session.add(
+            Agent(
+                user_id=user.id,
+                city_code=city,
+                name=username,
+                endpoint=endpoint or f"sip:{username}@{city}.12345.local",
+            )
+        )
+        await session.flush()
+    return user
+
+
+def issue_token(*, settings: Settings, principal: Principal) -> str:
+    """Sign an access token carrying the principal's role and city."""
+    now = int(time.time())
+    claims = {
+        "iss": _ISSUER,
+        "sub": str(principal.user_id),
+        "name": principal.username,
+        "role": principal.role.value,
+        "city": principal.city,
+        "aid": principal.agent_id,
+        "iat": now,
+        "exp": now + settings.token_ttl_s,
+    }
+    return jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=_ALGORITHM)
+
+
+def read_token(*, settings: Settings, token: str) -> Principal:
+    """Check a token's signature and expiry and return its principal."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[_ALGORITHM],
+            issuer=_ISSUER,
+            options={"require": ["exp", "iat", "sub", "iss"]},
+        )
+        return Principal(
+            user_id=int(claims["sub"]),
+            username=str(claims["name"]),
+            role=Role(claims["role"]),
+            city=claims.get("city"),
+            agent_id=claims.get("aid"),
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("the access token has expired") from exc
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
+        raise Unauthorized("the access token is not valid") from exc
+
+
+async def login(
+    *, session: AsyncSession, state: HotState, settings: Settings, username: str, password: str
+) -> Principal:
+    """Check a username and password; too many attempts in a row lock the name for a while."""
+    throttle_key = f"login:{username.lower()}"
+    attempts = await state.count_hit(throttle_key, window_s=settings.login_window_s)
+    if attempts > settings.login_max_failures:
+        raise TooManyAttempts("too many failed logins for this user; try again in a few minutes")
+    user = (
+        await session.execute(select(User).where(User.username == username))
+    ).scalar_one_or_none()
+    if user is None or not user.is_active:
+        await _verify(_DUMMY_HASH, password)
+        raise InvalidCredentials("wrong username or password")
+    if not await _verify(user.password_hash, password):
+        raise InvalidCredentials("wrong username or password")
+    await state.reset_hits(throttle_key)
+    agent_id = None
+    if user.role == Role.AGENT:
+        agent_id = (
+            await session.execute(select(Agent.id).where(Agent.user_id == user.id))
+        ).scalar_one_or_none()
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=Role(user.role),
+        city=user.city_code,
+        agent_id=agent_id,
+    )

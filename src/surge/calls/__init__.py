@@ -1,0 +1,1 @@
+"""Calls: CTI ingest, the call lifecycle and its recorded history, tickets."""

@@ -1,0 +1,110 @@
+"""CTI ingest and call reads: POST /calls, POST /calls/{id}/abandon, GET /calls/{id}."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response, status
+
+from surge.auth.models import Role
+from surge.auth.service import Principal
+from surge.calls import service as calls_service
+from surge.calls.lifecycle import CallStatus
+from surge.calls.models import Call
+from surge.calls.schemas import CallCreate, CallEventRead, CallRead
+from surge.deps import PrincipalDep, RuntimeDep, SessionDep, require_city_access, require_role
+from surge.errors import NotFound
+from surge.events import mask_caller
+
+router = APIRouter(tags=["calls"])
+
+CtiDep = Annotated[Principal, Depends(require_role(Role.CTI))]
+CallId = Annotated[int, Path(ge=1, le=2**62, description="The call's id")]
+
+
+async def _read(call: Call, *, session: SessionDep, viewer: Principal) -> CallRead:
+    history = await calls_service.history(session=session, call_id=call.id)
+    helper_view = viewer.role is Role.AGENT and viewer.city != call.city_code
+    return CallRead(
+        id=call.id,
+        external_id=call.external_id,
+        city=call.city_code,
+        caller=mask_caller(call.caller) if helper_view else call.caller,
+        channel=call.channel,  # type: ignore[arg-type]  # validated into the enum
+        priority=call.priority,
+        status=call.status,  # type: ignore[arg-type]
+        agent_id=call.agent_id,
+        received_at=call.received_at,
+        connected_at=call.connected_at,
+        ended_at=call.ended_at,
+        disposition=call.disposition,
+        category_code=call.category_code,
+        summary=call.summary,
+        script_version=call.script_version,
+        script_key=call.script_key,
+        history=[CallEventRead.model_validate(event) for event in history],
+    )
+
+
+@router.post(
+    "/calls",
+    response_model=CallRead,
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": CallRead, "description": "The call with this external_id"}},
+)
+async def post_call(
+    body: CallCreate,
+    principal: CtiDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+) -> CallRead:
+    """A call arrives: record it and queue it (idempotent on `external_id`)."""
+    require_city_access(principal, body.city)
+    await runtime.cities.require(body.city)
+    async with session.begin():
+        call, created = await calls_service.ingest(
+            session=session, payload=body, instance=runtime.settings.instance_id
+        )
+    if created:
+        await runtime.state.enqueue([calls_service.as_queued(call)])
+        runtime.dispatcher.poke()
+    else:
+        response.status_code = status.HTTP_200_OK
+    return await _read(call, session=session, viewer=principal)
+
+
+@router.post("/calls/{call_id}/abandon", response_model=CallRead)
+async def abandon_call(
+    call_id: CallId, principal: CtiDep, session: SessionDep, runtime: RuntimeDep
+) -> CallRead:
+    """The caller hung up while waiting or being offered."""
+    async with session.begin():
+        call = await calls_service.get(session=session, call_id=call_id)
+        require_city_access(principal, call.city_code)
+        call, out = await calls_service.abandon(
+            session=session,
+            state=runtime.state,
+            call_id=call_id,
+            instance=runtime.settings.instance_id,
+        )
+    await runtime.gateway.announce(out)
+    runtime.dispatcher.poke()
+    return await _read(call, session=session, viewer=principal)
+
+
+@router.get("/calls/{call_id}", response_model=CallRead)
+async def get_call(call_id: CallId, principal: PrincipalDep, session: SessionDep) -> CallRead:
+    """A call with its full history, for those allowed to see it."""
+    call = await calls_service.get(session=session, call_id=call_id)
+    if principal.role is Role.AGENT:
+        handling = call.agent_id == principal.agent_id and call.status in (
+            CallStatus.OFFERED,
+            CallStatus.CONNECTED,
+        )
+        if not handling:
+            # An agent must not learn that other calls exist.
+            raise NotFound(f"no call with id {call_id}")
+    else:
+        require_city_access(principal, call.city_code)
+    return await _read(call, session=session, viewer=principal)

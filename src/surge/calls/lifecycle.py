@@ -1,0 +1,61 @@
+"""The call state machine: the statuses and the only moves allowed between them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CallStatus(StrEnum):
+    """Where a call is in its life."""
+
+    QUEUED = "queued"
+    OFFERED = "offered"
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+class Channel(StrEnum):
+    """How the citizen reached the hotline."""
+
+    PHONE = "phone"
+    APP = "app"
+    WECHAT = "wechat"
+    WEB = "web"
+    SMS = "sms"
+
+
+class Disposition(StrEnum):
+    """How a handled call ended: answered online, or transferred to the responsible office."""
+
+    ANSWERED = "answered"
+    TRANSFERRED = "transferred"
+
+
+MOVES: dict[CallStatus, frozenset[CallStatus]] = {
+    CallStatus.QUEUED: frozenset({CallStatus.OFFERED, CallStatus.ABANDONED}),
+    CallStatus.OFFERED: frozenset({CallStatus.QUEUED, CallStatus.CONNECTED, CallStatus.ABANDONED}),
+    CallStatus.CONNECTED: frozenset({CallStatus.COMPLETED}),
+    CallStatus.COMPLETED: frozenset(),
+    CallStatus.ABANDONED: frozenset(),
+}
+
+OPEN_STATUSES = frozenset({CallStatus.QUEUED, CallStatus.OFFERED})
+
+
+class IllegalMove(Exception):
+    """A programming error: code tried a transition the state machine forbids."""
+
+
+def sources_of(target: CallStatus) -> frozenset[CallStatus]:
+    """Every status from which `target` may be reached."""
+    sources = frozenset(s for s, targets in MOVES.items() if target in targets)
+    if not sources:
+        raise IllegalMove(f"no status moves to {target}")
+    return sources
+
+
+def check_move(source: CallStatus, target: CallStatus) -> None:
+    """Raise `IllegalMove` unless `source` may move to `target`."""
+    if target not in MOVES[source]:
+        raise IllegalMove(f"a call cannot move from {source} to {target}")

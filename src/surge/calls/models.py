@@ -1,0 +1,54 @@
+"""The call table and its event history (every status change with its time, seat and reason)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from surge.db import Base, UTCDateTime, utcnow
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Call(Base):
+    """A citizen's call (or app, WeChat, web or SMS request) and, once handled, its ticket."""
+
+    __tablename__ = "call"
+    __table_args__ = (Index("ix_call_city_code_received_at", "city_code", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True, default=None)
+    city_code: Mapped[str] = mapped_column(ForeignKey("city.code"))
+    caller: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(8))
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), index=True, default=None)
+    offer_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    disposition: Mapped[str | None] = mapped_column(String(16), default=None)
+    category_code: Mapped[str | None] = mapped_column(String(16), default=None)
+    summary: Mapped[str | None] = mapped_column(Text, default=None)
+    script_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    script_key: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class CallEvent(Base):
+    """One status change of a call: when, from what to what, which seat, why, where."""
+
+    __tablename__ = "call_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(12), default=None)
+    to_status: Mapped[str] = mapped_column(String(12))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), default=None)
+    offer_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    instance: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -1,0 +1,295 @@
+"""Call lifecycle: ingest, and every status change guarded by the state machine and recorded.
+
+A change is a compare-and-set on the call's status (`UPDATE ... WHERE status IN (...)`), so when
+two things race (an abandon and an accept, two instances) exactly one wins and the loser learns it.
+Every applied change writes a `call_event` row in the same transaction. The caller owns the
+transaction and publishes the returned events after it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from surge import events
+from surge.calls.lifecycle import CallStatus, Disposition, check_move, sources_of
+from surge.calls.models import Call, CallEvent
+from surge.calls.schemas import CallCreate
+from surge.db import utcnow
+from surge.errors import CallNotOpen, NotFound
+from surge.state.base import CallLocation, HeldOffer, HotState, QueuedCall
+
+
+def as_queued(call: Call) -> QueuedCall:
+    """The hot-state view of a waiting call."""
+    return QueuedCall(
+        call_id=call.id,
+        city=call.city_code,
+        priority=call.priority,
+        enqueued_at=call.received_at.timestamp(),
+        caller=call.caller,
+        channel=call.channel,
+    )
+
+
+async def ingest(*, session: AsyncSession, payload: CallCreate, instance: str) -> tuple[Call, bool]:
+    """Record an arriving call; the same `external_id` again returns the first call (False)."""
+    now = utcnow()
+    values = {
+        "external_id": payload.external_id,
+        "city_code": payload.city,
+        "caller": payload.caller,
+        "channel": payload.channel.value,
+        "priority": payload.priority,
+        "status": CallStatus.QUEUED.value,
+        "received_at": now,
+    }
+    dialect = session.bind.dialect.name
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # ON CONFLICT DO NOTHING makes a concurrent duplicate a no-op instead of an error.
+    statement = builder(Call).values(values).on_conflict_do_nothing().returning(Call)
+    call = (await session.execute(statement)).scalar_one_or_none()
+    if call is None:
+        existing = await session.execute(
+            select(Call).where(Call.external_id == payload.external_id)
+        )
+        return existing.scalar_one(), False
+    await session.execute(
+        insert(CallEvent).values(
+            call_id=call.id, at=now, to_status=CallStatus.QUEUED.value, instance=instance
+        )
+    )
+    return call, True
+
+
+async def get(*, session: AsyncSession, call_id: int) -> Call:
+    """Return the call or raise `NotFound`."""
+    call = await session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"no call with id {call_id}")
+    return call
+
+
+async def history(*, session: AsyncSession, call_id: int) -> list[CallEvent]:
+    """The call's status changes, oldest first."""
+    rows = await session.execute(
+        select(CallEvent).where(CallEvent.call_id == call_id).order_by(CallEvent.id)
+    )
+    return list(rows.scalars())
+
+
+async def move(
+    *,
+    session: AsyncSession,
+    call_id: int,
+    target: CallStatus,
+    at: datetime,
+    instance: str,
+    reason: str | None = None,
+    agent_id: int | None = None,
+    offer_id: str | None = None,
+    only_from: frozenset[CallStatus] | None = None,
+    match: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> CallStatus | None:
+    """Move the call to `target` if its status allows it (and `match` columns equal); record it.
+
+    Returns the status it moved from, or None when the guard failed (someone else got there first).
+    """
+    sources = only_from or sources_of(target)
+    for source in sources:
+        check_move(source, target)
+    guard = [Call.id == call_id, *(getattr(Call, k) == v for k, v in (match or {}).items())]
+    if len(sources) == 1:
+        (before,) = sources
+    else:
+        # Read the current status under a row lock so the event names the status it left.
+        current = await session.execute(select(Call.status).where(*guard).with_for_update())
+        status = current.scalar_one_or_none()
+        if status is None or status not in sources:
+            return None
+        before = CallStatus(status)
+    changed = await session.execute(
+        update(Call)
+        .where(*guard, Call.status == before.value)
+        .values(status=target.value, **(values or {}))
+        .returning(Call.id)
+    )
+    if changed.scalar_one_or_none() is None:
+        return None
+    await session.execute(
+        insert(CallEvent).values(
+            call_id=call_id,
+            at=at,
+            from_status=before.value,
+            to_status=target.value,
+            agent_id=agent_id,
+            offer_id=offer_id,
+            reason=reason,
+            instance=instance,
+        )
+    )
+    return before
+
+
+async def record_offer(
+    *, session: AsyncSession, offer: HeldOffer, at: datetime, instance: str
+) -> bool:
+    """Record that a queued call is now offered to an agent."""
+    moved = await move(
+        session=session,
+        call_id=offer.call.call_id,
+        target=CallStatus.OFFERED,
+        at=at,
+        instance=instance,
+        agent_id=offer.agent_id,
+        offer_id=offer.offer_id,
+        values={"agent_id": offer.agent_id, "offer_id": offer.offer_id},
+    )
+    return moved is not None
+
+
+async def record_requeue(
+    *, session: AsyncSession, offer: HeldOffer, reason: str, at: datetime, instance: str
+) -> list[events.Event]:
+    """Record that an offer ended without an answer and the call is queued again."""
+    moved = await move(
+        session=session,
+        call_id=offer.call.call_id,
+        target=CallStatus.QUEUED,
+        at=at,
+        instance=instance,
+        reason=reason,
+        agent_id=offer.agent_id,
+        offer_id=offer.offer_id,
+        match={"offer_id": offer.offer_id},
+        values={"agent_id": None, "offer_id": None},
+    )
+    if moved is None:
+        return []
+    return [
+        events.to_cti(
+            offer.call.city,
+            events.cti_frame(
+                "call.requeued", call_id=offer.call.call_id, at=at.timestamp(), reason=reason
+            ),
+        )
+    ]
+
+
+async def record_connect(
+    *, session: AsyncSession, offer: HeldOffer, at: datetime, instance: str
+) -> bool:
+    """Record that the agent accepted the offer and the call is connected."""
+    moved = await move(
+        session=session,
+        call_id=offer.call.call_id,
+        target=CallStatus.CONNECTED,
+        at=at,
+        instance=instance,
+        agent_id=offer.agent_id,
+        offer_id=offer.offer_id,
+        match={"offer_id": offer.offer_id},
+        values={"connected_at": at, "offer_id": None},
+    )
+    return moved is not None
+
+
+async def record_completion(
+    *,
+    session: AsyncSession,
+    call_id: int,
+    agent_id: int,
+    disposition: Disposition,
+    category_code: str | None,
+    summary: str | None,
+    script_version: int | None,
+    script_key: str | None,
+    at: datetime,
+    instance: str,
+) -> Call:
+    """Close the ticket of a call the agent handles; explain precisely when it cannot."""
+    moved = await move(
+        session=session,
+        call_id=call_id,
+        target=CallStatus.COMPLETED,
+        at=at,
+        instance=instance,
+        agent_id=agent_id,
+        match={"agent_id": agent_id},
+        values={
+            "ended_at": at,
+            "disposition": disposition.value,
+            "category_code": category_code,
+            "summary": summary,
+            "script_version": script_version,
+            "script_key": script_key,
+        },
+    )
+    call = await session.get(Call, call_id)
+    if moved is None:
+        if call is None or call.agent_id != agent_id:
+            raise NotFound(f"you are not handling a call with id {call_id}")
+        raise CallNotOpen(f"call {call_id} is {call.status}, not connected")
+    assert call is not None
+    await session.refresh(call)
+    return call
+
+
+async def abandon(
+    *, session: AsyncSession, state: HotState, call_id: int, instance: str
+) -> tuple[Call, list[events.Event]]:
+    """The caller hung up: take the call out of its queue or offer and close it."""
+    call = await get(session=session, call_id=call_id)
+    if call.status == CallStatus.ABANDONED:
+        return call, []  # the CTI may retry; the answer is the same
+    if call.status not in (CallStatus.QUEUED, CallStatus.OFFERED):
+        raise CallNotOpen(f"call {call_id} is already {call.status}; it cannot be abandoned")
+    withdrawn = await state.withdraw(call_id)
+    now = utcnow()
+    moved = await move(
+        session=session,
+        call_id=call_id,
+        target=CallStatus.ABANDONED,
+        at=now,
+        instance=instance,
+        reason="caller_hung_up",
+        agent_id=call.agent_id,
+        offer_id=call.offer_id,
+        values={"ended_at": now, "offer_id": None},
+    )
+    await session.refresh(call)
+    if moved is None:
+        raise CallNotOpen(f"call {call_id} is already {call.status}; it cannot be abandoned")
+    out = [
+        events.to_cti(
+            call.city_code, events.cti_frame("call.abandoned", call_id=call_id, at=now.timestamp())
+        )
+    ]
+    if withdrawn.location is CallLocation.OFFERED and withdrawn.offer is not None:
+        out.append(
+            events.to_agent(
+                withdrawn.offer.agent_id,
+                {
+                    "type": "offer.revoked",
+                    "offer_id": withdrawn.offer.offer_id,
+                    "reason": "abandoned",
+                },
+            )
+        )
+    return call, out
+
+
+async def open_calls(*, session: AsyncSession) -> Sequence[Call]:
+    """Every queued or offered call, oldest first (to rebuild the hot state)."""
+    rows = await session.execute(
+        select(Call)
+        .where(Call.status.in_([CallStatus.QUEUED.value, CallStatus.OFFERED.value]))
+        .order_by(Call.id)
+    )
+    return rows.scalars().all()

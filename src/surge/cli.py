@@ -1,0 +1,204 @@
+"""The `surge` command: serve, migrate, seed, users add."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import re
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from surge import migrate
+from surge.auth import service as auth_service
+from surge.auth.models import Role, User
+from surge.cities import service as cities_service
+from surge.db import create_engine, create_sessionmaker
+from surge.errors import SurgeError
+from surge.settings import Settings
+
+T = TypeVar("T")
+
+# Demo users for a laptop run: one of each role, agents in Nanjing (the host in the demo) and
+# two helper cities. Passwords are random and printed once.
+DEMO_USERS: tuple[tuple[str, Role, str | None], ...] = (
+    ("coordinator", Role.COORDINATOR, None),
+    ("cti", Role.CTI, None),
+    ("nanjing-admin", Role.CITY_ADMIN, "320100"),
+    ("nanjing-agent-1", Role.AGENT, "320100"),
+    ("nanjing-agent-2", Role.AGENT, "320100"),
+    ("suzhou-agent-1", Role.AGENT, "320500"),
+    ("wuxi-agent-1", Role.AGENT, "320200"),
+)
+
+
+def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed transaction on a short-lived engine."""
+
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+_TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"']+")
+
+
+def _redact(text: str) -> str:
+    return _TOKEN_IN_URL.sub(r"\1<redacted>", text)
+
+
+class _RedactTokens(logging.Filter):
+    """Keep access tokens (sent in websocket URLs) out of the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args)
+        record.msg = _redact(str(record.msg))
+        return True
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from surge.app import create_app
+
+    migrate.upgrade(settings.database_url)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ws_max_size=4 * settings.ws_max_message_bytes,  # larger frames get a clear error first
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+    )
+    server = uvicorn.Server(config)
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_RedactTokens())
+    server.run()
+    return 0
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    migrate.upgrade(settings.database_url)
+    print("database is at the newest revision")
+    return 0
+
+
+def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession) -> list[tuple[str, Role, str | None, str]]:
+        added = await cities_service.seed(session=session)
+        print(f"cities: {added} added, {len(cities_service.seed_data()) - added} already there")
+        created: list[tuple[str, Role, str | None, str]] = []
+        if not args.demo_users:
+            return created
+        existing = set((await session.execute(select(User.username))).scalars())
+        for name, role, city in DEMO_USERS:
+            if name in existing:
+                continue
+            password = secrets.token_urlsafe(12)
+            await auth_service.create_user(
+                session=session, username=name, password=password, role=role, city=city
+            )
+            created.append((name, role, city, password))
+        return created
+
+    created = _in_transaction(settings, work)
+    if args.demo_users and not created:
+        print("demo users: already created (their passwords were printed when they were made)")
+    if created:
+        print("demo users (write these down: the passwords are shown only now):")
+        for name, role, city, password in created:
+            print(f"  {name:<18} {role.value:<12} {city or 'province':<9} {password}")
+    return 0
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise SurgeError("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _users_add(settings: Settings, args: argparse.Namespace) -> int:
+    password = _read_password()
+
+    async def work(session: AsyncSession) -> User:
+        return await auth_service.create_user(
+            session=session,
+            username=args.name,
+            password=password,
+            role=Role(args.role),
+            city=args.city,
+            endpoint=args.endpoint,
+        )
+
+    user = _in_transaction(settings, work)
+    print(f"created {user.role} {user.username!r} (id {user.id}, city {user.city_code or '-'})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, as API.md lists it."""
+    parser = argparse.ArgumentParser(prog="surge", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service (migrates the database first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="apply the database migrations").set_defaults(run=_migrate)
+
+    seed = commands.add_parser("seed", help="load the 13 cities (idempotent)")
+    seed.add_argument(
+        "--demo-users", action="store_true", help="also create demo users with random passwords"
+    )
+    seed.set_defaults(run=_seed)
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(
+        dest="users_command", required=True
+    )
+    add = users.add_parser("add", help="create a user; the password is read from standard input")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=[role.value for role in Role])
+    add.add_argument("--city", help="6-digit city code (city_admin, agent; optional for cti)")
+    add.add_argument("--endpoint", help="an agent's SIP URI or extension")
+    add.set_defaults(run=_users_add)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `surge` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"surge: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        code: int = args.run(settings, args)
+    except SurgeError as exc:
+        print(f"surge: {exc.message}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

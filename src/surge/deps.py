@@ -1,0 +1,80 @@
+"""FastAPI dependencies: the runtime, a database session, the caller's identity and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from surge.auth.models import Role
+from surge.auth.service import Principal, read_token
+from surge.errors import Forbidden, Unauthorized
+from surge.runtime import Runtime
+from surge.settings import Settings
+from surge.state.base import HotState
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The running instance's resources."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    """The instance's settings."""
+    return runtime.settings
+
+
+def get_state(runtime: RuntimeDep) -> HotState:
+    """The hot state."""
+    return runtime.state
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """A database session; the route opens the transaction (`async with session.begin()`)."""
+    async with runtime.sessions() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StateDep = Annotated[HotState, Depends(get_state)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
+
+
+def get_principal(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from its bearer token."""
+    if credentials is None:
+        raise Unauthorized("send an access token: Authorization: Bearer <token>")
+    return read_token(settings=settings, token=credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only the given roles through."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles:
+            allowed = ", ".join(role.value for role in roles)
+            raise Forbidden(f"this needs the role {allowed}; you are {principal.role.value}")
+        return principal
+
+    return check
+
+
+def require_city_access(principal: Principal, city: str) -> None:
+    """A city-bound caller may act only for its own city; province-wide callers for any."""
+    if principal.city is not None and principal.city != city:
+        raise Forbidden(f"your token is for city {principal.city}, not {city}")

@@ -1,0 +1,108 @@
+"""Surge's one error tree. Every error a client can cause maps to a status and a snake_case code.
+
+SurgeError                      500 internal_error
+├── BadRequest                  422 invalid_request
+│   ├── UnknownCity             422 unknown_city
+│   └── PayloadTooLarge         413 payload_too_large
+├── Unauthorized                401 unauthorized
+│   └── InvalidCredentials      401 invalid_credentials
+├── Forbidden                   403 forbidden
+├── NotFound                    404 not_found
+├── Conflict                    409 conflict
+│   ├── CallNotOpen             409 call_not_open
+│   ├── OfferUnavailable        409 offer_unavailable
+│   ├── AgentNotPresent         409 agent_not_present
+│   └── AgentEngaged            409 agent_engaged
+├── TooManyAttempts             429 too_many_attempts
+└── ServiceUnavailable          503 service_unavailable
+    └── StateUnavailable        503 state_unavailable
+
+HTTP responses and websocket `error` frames render the same body: {"code", "message"}.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SurgeError(Exception):
+    """Base of every error Surge raises on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        """The contract's error object."""
+        return {"code": self.code, "message": self.message}
+
+
+class BadRequest(SurgeError):
+    code = "invalid_request"
+    status = 422
+
+
+class UnknownCity(BadRequest):
+    code = "unknown_city"
+
+
+class PayloadTooLarge(BadRequest):
+    code = "payload_too_large"
+    status = 413
+
+
+class Unauthorized(SurgeError):
+    code = "unauthorized"
+    status = 401
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+
+
+class Forbidden(SurgeError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(SurgeError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(SurgeError):
+    code = "conflict"
+    status = 409
+
+
+class CallNotOpen(Conflict):
+    code = "call_not_open"
+
+
+class OfferUnavailable(Conflict):
+    code = "offer_unavailable"
+
+
+class AgentNotPresent(Conflict):
+    code = "agent_not_present"
+
+
+class AgentEngaged(Conflict):
+    code = "agent_engaged"
+
+
+class TooManyAttempts(SurgeError):
+    code = "too_many_attempts"
+    status = 429
+
+
+class ServiceUnavailable(SurgeError):
+    code = "service_unavailable"
+    status = 503
+
+
+class StateUnavailable(ServiceUnavailable):
+    code = "state_unavailable"

@@ -1,0 +1,45 @@
+"""Events on the bus between service instances, and the websocket frames they carry.
+
+An event says who should get a frame: one agent (`to_agent`) or the telephony streams of a city
+(`to_cti`). Whichever instance holds that socket delivers it (`seats.gateway`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+Event = dict[str, Any]
+Frame = dict[str, Any]
+
+
+def to_agent(agent_id: int, frame: Frame) -> Event:
+    """Deliver `frame` to the agent's console, wherever it is connected."""
+    return {"to": "agent", "agent_id": agent_id, "frame": frame}
+
+
+def to_cti(city: str, frame: Frame) -> Event:
+    """Deliver `frame` to the telephony streams of `city` and the province-wide ones."""
+    return {"to": "cti", "city": city, "frame": frame}
+
+
+def iso(epoch_s: float) -> str:
+    """An epoch time as ISO 8601 with offset."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+def cti_frame(kind: str, *, call_id: int, at: float, **extra: Any) -> Frame:
+    """A telephony lifecycle frame (`call.offered`, `call.connected`, ...)."""
+    return {"type": kind, "call_id": call_id, "at": iso(at), **extra}
+
+
+def error_frame(code: str, message: str) -> Frame:
+    """The contract's error body as a websocket frame."""
+    return {"type": "error", "code": code, "message": message}
+
+
+def mask_caller(caller: str) -> str:
+    """Hide the middle of a number for helper agents: 13812345678 -> 138****5678."""
+    tail = max(0, min(4, len(caller) // 2 - 1))
+    head = min(3, (len(caller) - tail) // 2)
+    return caller[:head] + "*" * (len(caller) - head - tail) + caller[len(caller) - tail :]

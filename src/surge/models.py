@@ -1,0 +1,9 @@
+"""Every ORM model, imported in one place so metadata is complete (Alembic, tests)."""
+
+from surge.auth.models import User
+from surge.calls.models import Call, CallEvent
+from surge.cities.models import City
+from surge.db import Base
+from surge.seats.models import Agent
+
+__all__ = ["Agent", "Base", "Call", "CallEvent", "City", "User"]

@@ -1,0 +1,211 @@
+"""The dispatcher: applies the routing policy to the live hot state and makes its offers real.
+
+One dispatcher runs per service instance. A cycle reads a snapshot, asks the policy for
+assignments, claims them atomically in the hot state (a claim another instance beat us to simply
+fails), records the made offers in the database, then tells agents and the telephony side. Cycles
+run when something changes here (`poke`) and on a short tick, which also catches changes made by
+other instances. A maintenance loop ends expired offers and reaps agents of dead instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from surge import events
+from surge.calls import service as calls_service
+from surge.cities.service import CityRegistry
+from surge.errors import SurgeError
+from surge.router import policy
+from surge.settings import Settings
+from surge.state.base import HeldOffer, HotState, OfferClaim
+
+log = logging.getLogger(__name__)
+
+Announce = Callable[[Sequence[events.Event]], Awaitable[None]]
+
+
+def offer_frame(
+    offer: HeldOffer, *, agent_city: str, surge_id: int | None, now: float
+) -> events.Frame:
+    """The `offer` frame an agent receives; helper agents see the caller's number masked."""
+    call = offer.call
+    caller = call.caller if agent_city == call.city else events.mask_caller(call.caller)
+    return {
+        "type": "offer",
+        "offer_id": offer.offer_id,
+        "call": {
+            "id": call.call_id,
+            "city": call.city,
+            "caller": caller,
+            "channel": call.channel,
+            "waited_s": round(max(0.0, now - call.enqueued_at), 3),
+        },
+        "expires_in_s": round(max(0.0, offer.expires_at - now), 3),
+        "surge_id": surge_id,
+    }
+
+
+class Dispatcher:
+    """Runs dispatch cycles and offer maintenance for one service instance."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        state: HotState,
+        sessions: async_sessionmaker[AsyncSession],
+        cities: CityRegistry,
+        announce: Announce,
+    ) -> None:
+        self._settings = settings
+        self._state = state
+        self._sessions = sessions
+        self._cities = cities
+        self._announce = announce
+        self._wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Something changed (a call queued, an agent freed): run a cycle soon."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until cancelled; an error in one cycle is logged and the next one runs."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._settings.dispatch_interval_s)
+            self._wake.clear()
+            try:
+                while await self.dispatch_once():
+                    pass
+            except (SurgeError, OSError) as exc:
+                log.warning("dispatch cycle failed: %s", exc)
+            except Exception:
+                log.exception("dispatch cycle failed")
+
+    async def dispatch_once(self) -> int:
+        """Run one cycle; return how many offers were made."""
+        now = time.time()
+        views = await self._state.snapshot(
+            self._cities.codes, queue_depth=self._settings.dispatch_batch
+        )
+        snapshot = policy.Snapshot(
+            now=now,
+            cities={
+                code: policy.CitySnapshot(code=code, queue=view.queue, free_agents=view.idle)
+                for code, view in views.items()
+                if view.queue and view.idle
+            },
+        )
+        assignments = policy.decide(snapshot)
+        if not assignments:
+            return 0
+        expires_at = now + self._settings.offer_timeout_s
+        claims = [
+            OfferClaim(secrets.token_hex(8), a.call_id, a.agent_id, expires_at) for a in assignments
+        ]
+        held = await self._state.claim(claims)
+        made = [(o, a) for o, a in zip(held, assignments, strict=True) if o is not None]
+        if not made:
+            return 0
+        agent_city = {agent.agent_id: code for code, view in views.items() for agent in view.idle}
+        at = datetime.fromtimestamp(now, UTC)
+        async with self._sessions() as session, session.begin():
+            recorded = [
+                (offer, assignment)
+                for offer, assignment in made
+                if await calls_service.record_offer(
+                    session=session, offer=offer, at=at, instance=self._settings.instance_id
+                )
+            ]
+        recorded_ids = {offer.offer_id for offer, _ in recorded}
+        for offer, _ in made:
+            if offer.offer_id not in recorded_ids:
+                # The call closed in the meantime (the caller hung up): free the agent again.
+                await self._state.withdraw(offer.call.call_id)
+        out: list[events.Event] = []
+        for offer, assignment in recorded:
+            frame = offer_frame(
+                offer,
+                agent_city=agent_city[offer.agent_id],
+                surge_id=assignment.surge_id,
+                now=now,
+            )
+            out.append(events.to_agent(offer.agent_id, frame))
+            out.append(
+                events.to_cti(
+                    offer.call.city,
+                    events.cti_frame(
+                        "call.offered",
+                        call_id=offer.call.call_id,
+                        at=now,
+                        agent_id=offer.agent_id,
+                        offer_id=offer.offer_id,
+                    ),
+                )
+            )
+        await self._announce(out)
+        return len(made)
+
+    async def requeue(self, offers: Sequence[HeldOffer], *, reason: str) -> None:
+        """Record ended offers (their calls are queued again) and tell everyone concerned."""
+        if not offers:
+            return
+        at = datetime.now(UTC)
+        out: list[events.Event] = []
+        async with self._sessions() as session, session.begin():
+            for offer in offers:
+                out += await calls_service.record_requeue(
+                    session=session,
+                    offer=offer,
+                    reason=reason,
+                    at=at,
+                    instance=self._settings.instance_id,
+                )
+        out += [
+            events.to_agent(
+                offer.agent_id,
+                {"type": "offer.revoked", "offer_id": offer.offer_id, "reason": reason},
+            )
+            for offer in offers
+        ]
+        await self._announce(out)
+        self.poke()
+
+    async def maintain(self) -> None:
+        """End expired offers, keep this instance's heartbeat, reap dead instances (a task)."""
+        settings = self._settings
+        last_heartbeat = 0.0
+        while True:
+            try:
+                now = time.time()
+                if now - last_heartbeat >= settings.heartbeat_interval_s:
+                    await self._state.heartbeat(settings.instance_id, now)
+                    reaped = await self._state.reap_instances(
+                        now, max_silence_s=settings.instance_timeout_s
+                    )
+                    await self.requeue([o for _, o in reaped if o is not None], reason="seat_lost")
+                    last_heartbeat = now
+                expired = await self._state.expire_offers(now)
+                await self.requeue(expired, reason="expired")
+                await self._announce(
+                    [
+                        events.to_agent(
+                            offer.agent_id,
+                            {"type": "state", "state": "break", "reason": "missed_offer"},
+                        )
+                        for offer in expired
+                    ]
+                )
+            except (SurgeError, OSError) as exc:
+                log.warning("offer maintenance failed: %s", exc)
+            except Exception:
+                log.exception("offer maintenance failed")
+            await asyncio.sleep(min(0.25, settings.dispatch_interval_s))

@@ -1,0 +1,38 @@
+"""The resources one service instance runs on, made in the app's lifespan and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from surge.cities.service import CityRegistry
+from surge.router.dispatcher import Dispatcher
+from surge.seats.gateway import Gateway
+from surge.settings import Settings
+from surge.state.base import HotState
+
+
+def make_state(settings: Settings) -> HotState:
+    """The hot state the settings ask for: Redis when `SURGE_REDIS_URL` is set, else in-process."""
+    if settings.redis_url is None:
+        from surge.state.memory import InMemoryState
+
+        return InMemoryState()
+    from surge.state.redis import RedisState
+
+    return RedisState(Redis.from_url(settings.redis_url), prefix=settings.redis_prefix)
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a request or socket handler may need from the running instance."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    state: HotState
+    cities: CityRegistry
+    gateway: Gateway
+    dispatcher: Dispatcher

@@ -1,0 +1,170 @@
+"""The websockets: /ws/agent for consoles (local and cloud seats) and /ws/cti for telephony."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from surge import events
+from surge.auth.models import Role
+from surge.auth.service import Principal, read_token
+from surge.errors import BadRequest, Forbidden, PayloadTooLarge, SurgeError, Unauthorized
+from surge.runtime import Runtime
+from surge.seats import service as seats_service
+from surge.seats.gateway import Connection
+from surge.seats.schemas import (
+    AcceptMessage,
+    AgentMessage,
+    CompleteMessage,
+    DeclineMessage,
+    StatusMessage,
+    agent_message,
+)
+from surge.state.base import AgentState
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+async def _admit(websocket: WebSocket, token: str | None, role: Role) -> Principal | None:
+    """Accept the socket, check its token and role; on failure say why in an error frame, close."""
+    runtime: Runtime = websocket.app.state.runtime
+    await websocket.accept()
+    try:
+        if not token:
+            raise Unauthorized("connect with ?token=<access token>")
+        principal = read_token(settings=runtime.settings, token=token)
+        if principal.role is not role:
+            raise Forbidden(f"this socket is for the {role.value} role")
+    except SurgeError as exc:
+        await websocket.send_text(orjson.dumps(events.error_frame(exc.code, exc.message)).decode())
+        code = CLOSE_UNAUTHORIZED if isinstance(exc, Unauthorized) else CLOSE_FORBIDDEN
+        await websocket.close(code)
+        return None
+    return principal
+
+
+def _parse(runtime: Runtime, text: str) -> AgentMessage:
+    """Validate one incoming frame; every problem becomes a `SurgeError` with a clear message."""
+    if len(text.encode()) > runtime.settings.ws_max_message_bytes:
+        raise PayloadTooLarge(
+            f"a message may be at most {runtime.settings.ws_max_message_bytes} bytes"
+        )
+    try:
+        return agent_message.validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "message"
+        raise BadRequest(f"{where}: {first['msg']}") from exc
+
+
+async def _handle(
+    runtime: Runtime, seat: seats_service.Seat, message: AgentMessage
+) -> list[events.Event]:
+    """Do what one message asks, in one transaction; return the events to announce."""
+    instance = runtime.settings.instance_id
+    state = runtime.state
+    if isinstance(message, StatusMessage):
+        return await seats_service.set_status(
+            state=state, seat=seat, target=AgentState(message.state)
+        )
+    async with runtime.sessions() as session, session.begin():
+        if isinstance(message, AcceptMessage):
+            return await seats_service.accept(
+                session=session,
+                state=state,
+                seat=seat,
+                offer_id=message.offer_id,
+                instance=instance,
+            )
+        if isinstance(message, DeclineMessage):
+            return await seats_service.decline(
+                session=session,
+                state=state,
+                seat=seat,
+                offer_id=message.offer_id,
+                instance=instance,
+            )
+        assert isinstance(message, CompleteMessage)
+        return await seats_service.complete(
+            session=session, state=state, seat=seat, message=message, instance=instance
+        )
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
+    """An agent's console: offers in, accept/decline/complete out (see API.md)."""
+    principal = await _admit(websocket, token, Role.AGENT)
+    if principal is None or principal.agent_id is None:
+        return
+    runtime: Runtime = websocket.app.state.runtime
+    instance = runtime.settings.instance_id
+    connection = Connection(websocket, city=principal.city)
+    writer = asyncio.create_task(connection.write())
+    seat: seats_service.Seat | None = None
+    try:
+        async with runtime.sessions() as session:
+            seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)
+            hello = await seats_service.connect(
+                session=session, state=runtime.state, seat=seat, instance=instance
+            )
+        await runtime.gateway.attach_agent(seat.agent_id, connection)
+        connection.send(hello)
+        while True:
+            text = await websocket.receive_text()
+            try:
+                out = await _handle(runtime, seat, _parse(runtime, text))
+            except SurgeError as exc:
+                connection.send(events.error_frame(exc.code, exc.message))
+                out = []
+            await runtime.gateway.announce(out)
+            runtime.dispatcher.poke()
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the console went away (RuntimeError: it went while we were reading)
+    except SurgeError as exc:  # connecting failed: the seat is gone or the state is down
+        connection.send(events.error_frame(exc.code, exc.message))
+    finally:
+        if seat is not None and runtime.gateway.detach_agent(seat.agent_id, connection):
+            with contextlib.suppress(SurgeError):
+                lost = await runtime.state.agent_disconnect(seat.agent_id, instance=instance)
+                if lost is not None:
+                    await runtime.dispatcher.requeue([lost], reason="agent_disconnected")
+        connection.close(1000)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer, timeout=1)
+        writer.cancel()
+
+
+@router.websocket("/ws/cti")
+async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
+    """The telephony stream: every lifecycle change of the token's city's calls (or all)."""
+    principal = await _admit(websocket, token, Role.CTI)
+    if principal is None:
+        return
+    runtime: Runtime = websocket.app.state.runtime
+    connection = Connection(websocket, city=principal.city)
+    writer = asyncio.create_task(connection.write())
+    runtime.gateway.cti[connection.id] = connection
+    connection.send({"type": "hello", "city": principal.city})
+    try:
+        while True:
+            await websocket.receive_text()
+            connection.send(
+                events.error_frame("read_only", "this stream only sends; use the HTTP API to act")
+            )
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        runtime.gateway.cti.pop(connection.id, None)
+        connection.close(1000)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer, timeout=1)
+        writer.cancel()

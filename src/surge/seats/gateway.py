@@ -1,0 +1,119 @@
+"""The websocket gateway: which consoles and telephony streams are connected to this instance.
+
+Frames reach a socket through its connection's outbox, written by one task per socket, so a slow
+console never holds up the others. Events for sockets on other instances travel over the hot
+state's bus; each instance delivers what is addressed to its own sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Sequence
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketState
+
+from surge.events import Event, Frame
+from surge.state.base import HotState
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 1000  # frames queued for one socket before it is considered dead and closed
+CLOSE_REPLACED = 4409  # the agent opened its console elsewhere
+
+
+class Connection:
+    """One connected websocket and its outbox."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, websocket: WebSocket, *, city: str | None) -> None:
+        self.id = next(self._ids)
+        self.websocket = websocket
+        self.city = city
+        self._outbox: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self.close_code: int | None = None
+
+    def send(self, frame: Frame) -> None:
+        """Queue a frame; a socket that cannot keep up is closed rather than buffered forever."""
+        try:
+            self._outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning("closing connection %s: %d frames not yet sent", self.id, OUTBOX_LIMIT)
+            self.close(1011)
+
+    def close(self, code: int) -> None:
+        """Ask the writer to close the socket after the frames already queued."""
+        self.close_code = code
+        with contextlib.suppress(asyncio.QueueFull):
+            self._outbox.put_nowait(None)
+
+    async def write(self) -> None:
+        """Send queued frames until closed (run as a task for the socket's lifetime)."""
+        while (frame := await self._outbox.get()) is not None:
+            await self.websocket.send_text(orjson.dumps(frame).decode())
+        if self.websocket.application_state is WebSocketState.CONNECTED:
+            await self.websocket.close(self.close_code or 1000)
+
+
+class Gateway:
+    """The sockets connected to this instance, and delivery of events to them."""
+
+    def __init__(self, state: HotState, *, instance: str, shared: bool) -> None:
+        self._state = state
+        self._instance = instance
+        self._shared = shared  # other instances may hold sockets: events must cross the bus
+        self.agents: dict[int, Connection] = {}
+        self.cti: dict[int, Connection] = {}
+
+    async def attach_agent(self, agent_id: int, connection: Connection) -> None:
+        """Make `connection` the agent's console; any older one, here or elsewhere, is closed."""
+        previous = self.agents.get(agent_id)
+        self.agents[agent_id] = connection
+        if previous is not None:
+            previous.close(CLOSE_REPLACED)
+        if self._shared:
+            await self._publish([{"to": "agent", "agent_id": agent_id, "close": CLOSE_REPLACED}])
+
+    def detach_agent(self, agent_id: int, connection: Connection) -> bool:
+        """Forget the console if it is still the agent's current one; say whether it was."""
+        if self.agents.get(agent_id) is connection:
+            del self.agents[agent_id]
+            return True
+        return False
+
+    async def announce(self, events: Sequence[Event]) -> None:
+        """Deliver events to sockets here, and send the rest to the other instances."""
+        remote = [event for event in events if not self._deliver(event)]
+        if remote and self._shared:
+            await self._publish(remote)
+
+    async def listen(self) -> None:
+        """Deliver events published by other instances (run as a task)."""
+        async for message in self._state.listen():
+            if message.get("from") == self._instance:
+                continue
+            for event in message.get("events", ()):
+                self._deliver(event)
+
+    async def _publish(self, events: list[Event]) -> None:
+        await self._state.publish({"from": self._instance, "events": events})
+
+    def _deliver(self, event: Event) -> bool:
+        """Deliver locally; True when nothing is left for other instances."""
+        if event["to"] == "agent":
+            connection = self.agents.get(event["agent_id"])
+            if connection is None:
+                return False
+            if "close" in event:
+                connection.close(event["close"])
+            else:
+                connection.send(event["frame"])
+            return True
+        for connection in self.cti.values():
+            if connection.city is None or connection.city == event["city"]:
+                connection.send(event["frame"])
+        return False  # telephony streams of this city may be connected elsewhere too

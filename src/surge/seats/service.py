@@ -1,0 +1,174 @@
+"""What an agent's console does: connect, change status, accept, decline and complete calls.
+
+Each function takes the caller's session (already in a transaction) and returns the events to
+publish once that transaction commits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from surge import events
+from surge.calls import service as calls_service
+from surge.calls.lifecycle import CallStatus
+from surge.calls.models import Call
+from surge.db import utcnow
+from surge.errors import CallNotOpen, Forbidden, OfferUnavailable, Unauthorized
+from surge.seats.models import Agent
+from surge.seats.schemas import CompleteMessage
+from surge.state.base import AgentPresence, AgentState, HotState, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    """The agent behind a console, as loaded when it connects."""
+
+    agent_id: int
+    name: str
+    city: str
+    endpoint: str
+
+
+async def load_seat(*, session: AsyncSession, agent_id: int) -> Seat:
+    """Load the agent a token names."""
+    agent = await session.get(Agent, agent_id)
+    if agent is None:
+        raise Unauthorized("the token names no agent")
+    return Seat(agent.id, agent.name, agent.city_code, agent.endpoint)
+
+
+def call_brief(call: Call, *, seat: Seat) -> dict[str, object]:
+    """The call as its agent sees it (helper agents get the caller's number masked)."""
+    caller = call.caller if call.city_code == seat.city else events.mask_caller(call.caller)
+    return {"id": call.id, "city": call.city_code, "caller": caller, "channel": call.channel}
+
+
+async def connect(
+    *, session: AsyncSession, state: HotState, seat: Seat, instance: str
+) -> events.Frame:
+    """Make the agent present here and build its `hello` (with the call in hand, if any)."""
+    in_hand = (
+        await session.execute(
+            select(Call).where(
+                Call.agent_id == seat.agent_id, Call.status == CallStatus.CONNECTED.value
+            )
+        )
+    ).scalar_one_or_none()
+    presence = await state.agent_connect(
+        seat.agent_id,
+        seat.city,
+        instance=instance,
+        now=time.time(),
+        call_id=in_hand.id if in_hand else None,
+    )
+    return {
+        "type": "hello",
+        "agent": seat.name,
+        "agent_id": seat.agent_id,
+        "city": seat.city,
+        "state": presence.state.value,
+        "call": call_brief(in_hand, seat=seat) if in_hand else None,
+    }
+
+
+def state_frame(presence: AgentPresence) -> events.Frame:
+    """Tell the console the agent's state (sent after every change)."""
+    return {"type": "state", "state": presence.state.value}
+
+
+async def set_status(*, state: HotState, seat: Seat, target: AgentState) -> list[events.Event]:
+    """Go available or on break."""
+    presence = await state.set_agent_state(seat.agent_id, target, time.time())
+    return [events.to_agent(seat.agent_id, state_frame(presence))]
+
+
+async def accept(
+    *, session: AsyncSession, state: HotState, seat: Seat, offer_id: str, instance: str
+) -> list[events.Event]:
+    """Take an offered call: the agent is busy with it and the telephony side bridges the voice."""
+    outcome, offer = await state.accept(offer_id, seat.agent_id, time.time())
+    if outcome is Outcome.NOT_YOURS:
+        raise Forbidden("this offer is held for another agent")
+    if offer is None:
+        raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
+    at = utcnow()
+    if not await calls_service.record_connect(
+        session=session, offer=offer, at=at, instance=instance
+    ):
+        await state.finish_call(seat.agent_id, offer.call.call_id, at.timestamp())
+        raise CallNotOpen("the caller hung up before the call was connected")
+    call = await calls_service.get(session=session, call_id=offer.call.call_id)
+    return [
+        events.to_agent(
+            seat.agent_id,
+            {"type": "call.connected", "call_id": call.id, "call": call_brief(call, seat=seat)},
+        ),
+        events.to_cti(
+            call.city_code,
+            events.cti_frame(
+                "call.connected",
+                call_id=call.id,
+                at=at.timestamp(),
+                agent=seat.name,
+                endpoint=seat.endpoint,
+            ),
+        ),
+    ]
+
+
+async def decline(
+    *, session: AsyncSession, state: HotState, seat: Seat, offer_id: str, instance: str
+) -> list[events.Event]:
+    """Turn an offer down: the call goes back to its place, the agent stays available."""
+    outcome, offer = await state.decline(offer_id, seat.agent_id, time.time())
+    if outcome is Outcome.NOT_YOURS:
+        raise Forbidden("this offer is held for another agent")
+    if offer is None:
+        raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
+    return await calls_service.record_requeue(
+        session=session, offer=offer, reason="declined", at=utcnow(), instance=instance
+    )
+
+
+async def complete(
+    *,
+    session: AsyncSession,
+    state: HotState,
+    seat: Seat,
+    message: CompleteMessage,
+    instance: str,
+) -> list[events.Event]:
+    """Close the ticket of the call in hand; the agent is available again."""
+    at = utcnow()
+    call = await calls_service.record_completion(
+        session=session,
+        call_id=message.call_id,
+        agent_id=seat.agent_id,
+        disposition=message.disposition,
+        category_code=message.category_code,
+        summary=message.summary,
+        script_version=message.script_version,
+        script_key=message.script_key,
+        at=at,
+        instance=instance,
+    )
+    presence = await state.finish_call(seat.agent_id, call.id, at.timestamp())
+    out = [
+        events.to_agent(seat.agent_id, {"type": "call.completed", "call_id": call.id}),
+        events.to_cti(
+            call.city_code,
+            events.cti_frame(
+                "call.completed",
+                call_id=call.id,
+                at=at.timestamp(),
+                disposition=message.disposition.value,
+            ),
+        ),
+    ]
+    if presence is not None:
+        out.append(events.to_agent(seat.agent_id, state_frame(presence)))
+    return out

@@ -1,0 +1,66 @@
+"""The one `Settings` object: every knob, read from `SURGE_*` environment variables (or `.env`)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
+
+
+class Environment(StrEnum):
+    """Where the service runs; only development may start without a real secret key."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Surge's configuration. Nothing else reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SURGE_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = "sqlite+aiosqlite:///./surge.db"
+    redis_url: str | None = None
+    redis_prefix: str = "surge:"
+    secret_key: SecretStr = SecretStr("")
+    instance_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}"
+    )
+
+    token_ttl_s: int = Field(default=12 * 3600, gt=0, description="Lifetime of an access token")
+    login_max_failures: int = Field(default=5, gt=0, description="Failed logins per window")
+    login_window_s: int = Field(default=300, gt=0, description="Window for failed-login counting")
+
+    offer_timeout_s: float = Field(default=15.0, gt=0, description="How long an offer is held")
+    dispatch_interval_s: float = Field(default=0.5, gt=0, description="Dispatcher safety tick")
+    dispatch_batch: int = Field(default=256, gt=0, description="Calls per city per dispatch cycle")
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
+    instance_timeout_s: float = Field(default=15.0, gt=0, description="Silence before reaping")
+    max_body_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Largest accepted request body"
+    )
+    ws_max_message_bytes: int = Field(default=32 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _require_secret_outside_development(self) -> Self:
+        """Refuse a missing or placeholder secret in production; invent one in development."""
+        if self.secret_key.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
+            if self.environment is not Environment.DEVELOPMENT:
+                raise ValueError(
+                    "SURGE_SECRET_KEY must be set to a real secret outside development"
+                )
+            # Development only: tokens will not survive a restart, which is what we want there.
+            self.secret_key = SecretStr(secrets.token_urlsafe(32))
+        return self
+
+    @property
+    def uses_redis(self) -> bool:
+        """True when hot state and events live in Redis (several instances may share them)."""
+        return self.redis_url is not None

@@ -1,0 +1,251 @@
+"""The hot-state interface: city queues, agent presence, offers with expiry, and the event bus.
+
+Postgres is the system of record; this is the fast, shared, rebuildable view the dispatcher works on.
+Two adapters implement it (`memory.InMemoryState`, `redis.RedisState`) and pass one contract suite
+(`tests/contract/test_state.py`). Every operation that touches more than one key is atomic: a call
+is never offered to two agents and an agent never holds two offers, however many service instances
+share the state.
+
+Vocabulary:
+- a *queued* call sits in its city's queue, ordered by `queue_score` (priority first, then arrival);
+- an *offered* call is held for one agent until the offer is accepted, declined, expires or is
+  withdrawn; declined, expired and withdrawn offers put the call back at its original place;
+- an agent is *present* while its console is connected; an absent agent is offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+MAX_PRIORITY = 9
+_SCORE_STRIDE = (
+    2**40
+)  # call ids stay below this; (MAX_PRIORITY + 1) * stride < 2**53 keeps it exact
+
+
+def queue_score(priority: int, call_id: int) -> float:
+    """Return the queue sort key: higher priority first, then lower call id (arrival order)."""
+    return float((MAX_PRIORITY - priority) * _SCORE_STRIDE + call_id)
+
+
+class AgentState(StrEnum):
+    """Where a present agent is. `offered` and `busy` are set only by the dispatcher's claims."""
+
+    AVAILABLE = "available"
+    BREAK = "break"
+    OFFERED = "offered"
+    BUSY = "busy"
+
+
+class Outcome(StrEnum):
+    """The answer to an agent's accept or decline."""
+
+    DONE = "done"
+    UNKNOWN = "unknown"  # no such live offer: never existed, expired, withdrawn or already answered
+    NOT_YOURS = "not_yours"  # the offer is held for another agent
+
+
+class CallLocation(StrEnum):
+    """Where the hot state holds a call, if anywhere."""
+
+    QUEUED = "queued"
+    OFFERED = "offered"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedCall:
+    """What the hot state keeps of a waiting call: enough to route and offer it without the DB."""
+
+    call_id: int
+    city: str
+    priority: int
+    enqueued_at: float  # epoch seconds
+    caller: str
+    channel: str
+
+    @property
+    def score(self) -> float:
+        """The call's place in its city's queue."""
+        return queue_score(self.priority, self.call_id)
+
+
+@dataclass(frozen=True, slots=True)
+class IdleAgent:
+    """An available agent and since when it has been idle (epoch seconds)."""
+
+    agent_id: int
+    city: str
+    idle_since: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferClaim:
+    """A routing decision the dispatcher wants to make real: hold `call_id` for `agent_id`."""
+
+    offer_id: str
+    call_id: int
+    agent_id: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOffer:
+    """A live (or just ended) offer, with the call it holds."""
+
+    offer_id: str
+    call: QueuedCall
+    agent_id: int
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPresence:
+    """A present agent as the hot state knows it."""
+
+    agent_id: int
+    city: str
+    state: AgentState
+    instance: str
+    idle_since: float
+    offer_id: str | None = None
+    call_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CityView:
+    """One city's live figures and, up to the requested depth, the head of its queue."""
+
+    city: str
+    waiting: int
+    oldest_enqueued_at: float | None
+    queue: tuple[QueuedCall, ...]  # head of the queue in queue order, at most `queue_depth` long
+    idle: tuple[IdleAgent, ...]  # every available agent, longest idle first
+    offered: int  # agents holding an offer
+    busy: int  # agents on a connected call
+    on_break: int
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """What `withdraw` took away: the call from its queue, or the call and its live offer."""
+
+    location: CallLocation
+    offer: HeldOffer | None = None
+
+
+class HotState(Protocol):
+    """The operations the service needs; each is atomic across service instances."""
+
+    async def ping(self) -> None:
+        """Raise `StateUnavailable` if the backend cannot answer."""
+
+    async def close(self) -> None:
+        """Release connections (and stop event listeners)."""
+
+    async def reset(self) -> None:
+        """Delete every key this state owns (tests, and `surge` tools that rebuild from the DB)."""
+
+    # --- queues -----------------------------------------------------------------------------
+    async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
+        """Put calls in their city queues; a call already queued or offered is left alone (False)."""
+
+    async def locate(self, call_ids: Sequence[int]) -> dict[int, CallLocation]:
+        """Say where each call is held."""
+
+    async def withdraw(self, call_id: int) -> Withdrawn:
+        """Take a call out of the hot state (it was abandoned).
+
+        A queued call leaves its queue. An offered call's offer ends and its agent becomes
+        available again with the idle-since it had before the offer.
+        """
+
+    async def snapshot(self, cities: Sequence[str], *, queue_depth: int) -> dict[str, CityView]:
+        """Read every named city's figures, free agents and up to `queue_depth` head calls."""
+
+    # --- offers -----------------------------------------------------------------------------
+    async def claim(self, claims: Sequence[OfferClaim]) -> list[HeldOffer | None]:
+        """Make each claim real if, at that moment, its call is queued and its agent available.
+
+        A made claim removes the call from its queue and the agent from the free agents, marks
+        the agent `offered` and records the offer with its expiry. Claims are applied in order;
+        a later claim for the same call or agent fails (None).
+        """
+
+    async def accept(
+        self, offer_id: str, agent_id: int, now: float
+    ) -> tuple[Outcome, HeldOffer | None]:
+        """End the offer: the agent becomes `busy` with the call.
+
+        An offer whose expiry is at or before `now` is UNKNOWN (the expiry sweep will end it).
+        """
+
+    async def decline(
+        self, offer_id: str, agent_id: int, now: float
+    ) -> tuple[Outcome, HeldOffer | None]:
+        """End the offer: the call goes back to its place, the agent is available idle since now."""
+
+    async def expire_offers(self, now: float, *, limit: int = 200) -> list[HeldOffer]:
+        """End up to `limit` offers whose expiry is at or before `now`.
+
+        Each call goes back to its place; each agent goes on `break` (a missed offer).
+        Concurrent callers never both receive the same offer.
+        """
+
+    # --- agents -----------------------------------------------------------------------------
+    async def agent_connect(
+        self, agent_id: int, city: str, *, instance: str, now: float, call_id: int | None
+    ) -> AgentPresence:
+        """Make the agent present on `instance`.
+
+        An agent already present keeps its state and moves to `instance`. A new presence is `busy`
+        with `call_id` if given (a connected call survived a disconnect), else on `break`.
+        """
+
+    async def agent_disconnect(self, agent_id: int, *, instance: str) -> HeldOffer | None:
+        """Make the agent absent, unless it has since connected on another instance (no-op).
+
+        An offer it held ends and its call goes back to its place (returned). A connected call
+        is not touched: it lives on in the database and can be completed after reconnecting.
+        """
+
+    async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:
+        """Move a present agent between `available` and `break`.
+
+        Raises `AgentNotPresent`, or `AgentEngaged` while it holds an offer or a call. Becoming
+        available sets idle-since to now; staying available keeps it.
+        """
+
+    async def finish_call(self, agent_id: int, call_id: int, now: float) -> AgentPresence | None:
+        """A present agent busy with `call_id` becomes available, idle since now; else None."""
+
+    async def get_agent(self, agent_id: int) -> AgentPresence | None:
+        """Return the agent's presence, or None when it is offline."""
+
+    async def heartbeat(self, instance: str, now: float) -> None:
+        """Record that `instance` is alive."""
+
+    async def reap_instances(
+        self, now: float, *, max_silence_s: float
+    ) -> list[tuple[int, HeldOffer | None]]:
+        """Disconnect the agents of instances silent for longer than `max_silence_s`.
+
+        Returns each reaped agent with the offer it lost (its call went back to its place).
+        """
+
+    # --- rate limits --------------------------------------------------------------------------
+    async def count_hit(self, key: str, *, window_s: float) -> int:
+        """Count one hit on `key` and return the hits in the current fixed window."""
+
+    async def reset_hits(self, key: str) -> None:
+        """Forget the hits on `key`."""
+
+    # --- event bus ----------------------------------------------------------------------------
+    async def publish(self, event: Mapping[str, Any]) -> None:
+        """Send a JSON-serialisable event to every service instance (this one included)."""
+
+    def listen(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every event published by any instance, from the moment of the call on."""

@@ -1,0 +1,396 @@
+"""The hot state in process memory: for a single service instance, development and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import orjson
+from sortedcontainers import SortedKeyList, SortedList
+
+from surge.errors import AgentEngaged, AgentNotPresent
+from surge.state.base import (
+    AgentPresence,
+    AgentState,
+    CallLocation,
+    CityView,
+    HeldOffer,
+    IdleAgent,
+    OfferClaim,
+    Outcome,
+    QueuedCall,
+    Withdrawn,
+)
+
+
+@dataclass(slots=True)
+class _Agent:
+    """A present agent's mutable record; `idle_since` only changes when it becomes available."""
+
+    city: str
+    state: AgentState
+    instance: str
+    idle_since: float
+    offer_id: str | None = None
+    call_id: int | None = None
+
+    def presence(self, agent_id: int) -> AgentPresence:
+        """Freeze the record for callers."""
+        return AgentPresence(
+            agent_id=agent_id,
+            city=self.city,
+            state=self.state,
+            instance=self.instance,
+            idle_since=self.idle_since,
+            offer_id=self.offer_id,
+            call_id=self.call_id,
+        )
+
+
+def _by_score(call: QueuedCall) -> float:
+    return call.score
+
+
+def _by_age(call: QueuedCall) -> tuple[float, int]:
+    return (call.enqueued_at, call.call_id)
+
+
+def _by_idle(agent: IdleAgent) -> tuple[float, int]:
+    return (agent.idle_since, agent.agent_id)
+
+
+class InMemoryState:
+    """`HotState` in dicts and sorted lists.
+
+    Atomicity comes from asyncio itself: no method awaits while it changes anything, so each
+    runs to completion before another task sees the state.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[int, QueuedCall] = {}  # queued and offered calls
+        self._offer_of_call: dict[int, str] = {}
+        self._queues: defaultdict[str, SortedKeyList[QueuedCall, float]] = defaultdict(
+            lambda: SortedKeyList(key=_by_score)
+        )
+        # A second order per city answers `oldest_enqueued_at`: the head of the queue is the
+        # highest priority, not necessarily the longest waiting.
+        self._ages: defaultdict[str, SortedKeyList[QueuedCall, tuple[float, int]]] = defaultdict(
+            lambda: SortedKeyList(key=_by_age)
+        )
+        self._offers: dict[str, HeldOffer] = {}
+        self._expiry: SortedList[tuple[float, str]] = SortedList()
+        self._agents: dict[int, _Agent] = {}
+        self._idle: defaultdict[str, SortedKeyList[IdleAgent, tuple[float, int]]] = defaultdict(
+            lambda: SortedKeyList(key=_by_idle)
+        )
+        self._engaged: defaultdict[tuple[str, AgentState], set[int]] = defaultdict(set)
+        self._heartbeats: dict[str, float] = {}
+        self._members: defaultdict[str, set[int]] = defaultdict(set)
+        self._hits: dict[str, tuple[float, int]] = {}  # key -> (window end, monotonic; hits)
+        self._listeners: set[asyncio.Queue[bytes | None]] = set()
+
+    async def ping(self) -> None:
+        """Always answers: the state lives in this process."""
+
+    async def close(self) -> None:
+        """Stop every listener; the data stays until the object is dropped."""
+        for inbox in self._listeners:
+            inbox.put_nowait(None)
+
+    async def reset(self) -> None:
+        """Forget every call, offer, agent, instance and hit counter."""
+        for container in (
+            self._calls,
+            self._offer_of_call,
+            self._queues,
+            self._ages,
+            self._offers,
+            self._expiry,
+            self._agents,
+            self._idle,
+            self._engaged,
+            self._heartbeats,
+            self._members,
+            self._hits,
+        ):
+            container.clear()
+
+    # --- queues -----------------------------------------------------------------------------
+    async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
+        """Queue calls in their cities; one already queued or offered is left alone (False)."""
+        added: list[bool] = []
+        for call in calls:
+            fresh = call.call_id not in self._calls
+            if fresh:
+                self._calls[call.call_id] = call
+                self._queue(call)
+            added.append(fresh)
+        return added
+
+    async def locate(self, call_ids: Sequence[int]) -> dict[int, CallLocation]:
+        """Say where each call is held."""
+        return {call_id: self._location(call_id) for call_id in call_ids}
+
+    async def withdraw(self, call_id: int) -> Withdrawn:
+        """Take a call out of the hot state; an offered call's agent is idle as before the offer."""
+        location = self._location(call_id)
+        if location is CallLocation.ABSENT:
+            return Withdrawn(location)
+        call = self._calls.pop(call_id)
+        if location is CallLocation.QUEUED:
+            self._unqueue(call)
+            return Withdrawn(location)
+        held = self._end_offer(self._offer_of_call[call_id])
+        agent = self._agents[held.agent_id]
+        self._move(held.agent_id, agent, AgentState.AVAILABLE, agent.idle_since)
+        return Withdrawn(location, held)
+
+    async def snapshot(self, cities: Sequence[str], *, queue_depth: int) -> dict[str, CityView]:
+        """Read every named city's figures, free agents and up to `queue_depth` head calls."""
+        views: dict[str, CityView] = {}
+        for city in cities:
+            queue = self._queues.get(city, ())
+            ages = self._ages.get(city)
+            views[city] = CityView(
+                city=city,
+                waiting=len(queue),
+                oldest_enqueued_at=ages[0].enqueued_at if ages else None,
+                queue=tuple(queue[: max(queue_depth, 0)]),
+                idle=tuple(self._idle.get(city, ())),
+                offered=len(self._engaged.get((city, AgentState.OFFERED), ())),
+                busy=len(self._engaged.get((city, AgentState.BUSY), ())),
+                on_break=len(self._engaged.get((city, AgentState.BREAK), ())),
+            )
+        return views
+
+    # --- offers -----------------------------------------------------------------------------
+    async def claim(self, claims: Sequence[OfferClaim]) -> list[HeldOffer | None]:
+        """Make each claim real if its call is queued and its agent available, in order."""
+        made: list[HeldOffer | None] = []
+        for claim in claims:
+            call = self._calls.get(claim.call_id)
+            agent = self._agents.get(claim.agent_id)
+            if (
+                call is None
+                or claim.call_id in self._offer_of_call
+                or agent is None
+                or agent.state is not AgentState.AVAILABLE
+                or claim.offer_id in self._offers
+            ):
+                made.append(None)
+                continue
+            held = HeldOffer(claim.offer_id, call, claim.agent_id, claim.expires_at)
+            self._unqueue(call)
+            self._offer_of_call[call.call_id] = claim.offer_id
+            self._offers[claim.offer_id] = held
+            self._expiry.add((claim.expires_at, claim.offer_id))
+            self._move(claim.agent_id, agent, AgentState.OFFERED, agent.idle_since)
+            agent.offer_id = claim.offer_id
+            made.append(held)
+        return made
+
+    async def accept(
+        self, offer_id: str, agent_id: int, now: float
+    ) -> tuple[Outcome, HeldOffer | None]:
+        """End the offer: the agent becomes `busy` with the call, which leaves the hot state."""
+        outcome = self._answerable(offer_id, agent_id, now)
+        if outcome is not Outcome.DONE:
+            return outcome, None
+        held = self._end_offer(offer_id)
+        del self._calls[held.call.call_id]
+        agent = self._agents[agent_id]
+        self._move(agent_id, agent, AgentState.BUSY, agent.idle_since)
+        agent.call_id = held.call.call_id
+        return outcome, held
+
+    async def decline(
+        self, offer_id: str, agent_id: int, now: float
+    ) -> tuple[Outcome, HeldOffer | None]:
+        """End the offer: the call goes back to its place, the agent is available idle since now."""
+        outcome = self._answerable(offer_id, agent_id, now)
+        if outcome is not Outcome.DONE:
+            return outcome, None
+        held = self._end_offer(offer_id)
+        self._queue(held.call)
+        self._move(agent_id, self._agents[agent_id], AgentState.AVAILABLE, now)
+        return outcome, held
+
+    async def expire_offers(self, now: float, *, limit: int = 200) -> list[HeldOffer]:
+        """End up to `limit` offers due by `now`, soonest first; their agents go on break."""
+        # The expiry list is sorted, so the due offers are a prefix of it.
+        due = [oid for expires_at, oid in islice(self._expiry, max(limit, 0)) if expires_at <= now]
+        ended: list[HeldOffer] = []
+        for offer_id in due:
+            held = self._end_offer(offer_id)
+            self._queue(held.call)
+            agent = self._agents[held.agent_id]
+            self._move(held.agent_id, agent, AgentState.BREAK, agent.idle_since)
+            ended.append(held)
+        return ended
+
+    # --- agents -----------------------------------------------------------------------------
+    async def agent_connect(
+        self, agent_id: int, city: str, *, instance: str, now: float, call_id: int | None
+    ) -> AgentPresence:
+        """Make the agent present on `instance`; a known agent keeps its city and state."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            state = AgentState.BREAK if call_id is None else AgentState.BUSY
+            agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)
+            self._agents[agent_id] = agent
+            self._engaged[(city, state)].add(agent_id)
+        else:
+            self._members[agent.instance].discard(agent_id)
+            agent.instance = instance
+        self._members[instance].add(agent_id)
+        # An instance that dies before its first heartbeat must still be reapable.
+        self._heartbeats.setdefault(instance, now)
+        return agent.presence(agent_id)
+
+    async def agent_disconnect(self, agent_id: int, *, instance: str) -> HeldOffer | None:
+        """Make the agent absent unless it is now on another instance; return the offer it lost."""
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.instance != instance:
+            return None
+        return self._drop(agent_id, agent)
+
+    async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:
+        """Move a present agent between `available` and `break`."""
+        if state not in (AgentState.AVAILABLE, AgentState.BREAK):
+            raise ValueError(f"agents can only choose available or break, not {state}")
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            raise AgentNotPresent(f"agent {agent_id} is not connected")
+        if agent.state in (AgentState.OFFERED, AgentState.BUSY):
+            raise AgentEngaged(f"agent {agent_id} is {agent.state}")
+        if agent.state is not state:
+            idle_since = now if state is AgentState.AVAILABLE else agent.idle_since
+            self._move(agent_id, agent, state, idle_since)
+        return agent.presence(agent_id)
+
+    async def finish_call(self, agent_id: int, call_id: int, now: float) -> AgentPresence | None:
+        """A present agent busy with `call_id` becomes available, idle since now; else None."""
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.state is not AgentState.BUSY or agent.call_id != call_id:
+            return None
+        self._move(agent_id, agent, AgentState.AVAILABLE, now)
+        return agent.presence(agent_id)
+
+    async def get_agent(self, agent_id: int) -> AgentPresence | None:
+        """Return the agent's presence, or None when it is offline."""
+        agent = self._agents.get(agent_id)
+        return None if agent is None else agent.presence(agent_id)
+
+    async def heartbeat(self, instance: str, now: float) -> None:
+        """Record that `instance` is alive."""
+        self._heartbeats[instance] = now
+
+    async def reap_instances(
+        self, now: float, *, max_silence_s: float
+    ) -> list[tuple[int, HeldOffer | None]]:
+        """Disconnect the agents of instances silent for longer than `max_silence_s`."""
+        cutoff = now - max_silence_s
+        reaped: list[tuple[int, HeldOffer | None]] = []
+        for instance in [name for name, seen in self._heartbeats.items() if seen < cutoff]:
+            del self._heartbeats[instance]
+            for agent_id in sorted(self._members.get(instance, ())):
+                reaped.append((agent_id, self._drop(agent_id, self._agents[agent_id])))
+            self._members.pop(instance, None)
+        return reaped
+
+    # --- rate limits --------------------------------------------------------------------------
+    async def count_hit(self, key: str, *, window_s: float) -> int:
+        """Count one hit on `key` and return the hits in the current fixed window."""
+        # The interface gives no `now` here; the monotonic clock cannot jump with wall time.
+        now = time.monotonic()
+        window_end, hits = self._hits.get(key, (now, 0))
+        if window_end <= now:
+            window_end, hits = now + window_s, 0
+        self._hits[key] = (window_end, hits + 1)
+        return hits + 1
+
+    async def reset_hits(self, key: str) -> None:
+        """Forget the hits on `key`."""
+        self._hits.pop(key, None)
+
+    # --- event bus ----------------------------------------------------------------------------
+    async def publish(self, event: Mapping[str, Any]) -> None:
+        """Hand the event to every listener of this process."""
+        # Encoding here, as Redis does, rejects what another adapter could not carry and gives
+        # each listener its own copy.
+        data = orjson.dumps(event)
+        for inbox in self._listeners:
+            inbox.put_nowait(data)
+
+    async def listen(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every event published from the first iteration on, until `close()`."""
+        inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._listeners.add(inbox)
+        try:
+            while (data := await inbox.get()) is not None:
+                yield orjson.loads(data)
+        finally:
+            self._listeners.discard(inbox)
+
+    # --- helpers (none awaits, so each keeps the caller atomic) -------------------------------
+    def _location(self, call_id: int) -> CallLocation:
+        if call_id in self._offer_of_call:
+            return CallLocation.OFFERED
+        if call_id in self._calls:
+            return CallLocation.QUEUED
+        return CallLocation.ABSENT
+
+    def _queue(self, call: QueuedCall) -> None:
+        """Put a held call (back) at its place: the score alone decides it."""
+        self._queues[call.city].add(call)
+        self._ages[call.city].add(call)
+
+    def _unqueue(self, call: QueuedCall) -> None:
+        self._queues[call.city].remove(call)
+        self._ages[call.city].remove(call)
+
+    def _end_offer(self, offer_id: str) -> HeldOffer:
+        """Forget a live offer; the caller decides where its call and agent go."""
+        held = self._offers.pop(offer_id)
+        self._expiry.remove((held.expires_at, offer_id))
+        del self._offer_of_call[held.call.call_id]
+        return held
+
+    def _answerable(self, offer_id: str, agent_id: int, now: float) -> Outcome:
+        held = self._offers.get(offer_id)
+        if held is None or held.expires_at <= now:
+            return Outcome.UNKNOWN
+        return Outcome.DONE if held.agent_id == agent_id else Outcome.NOT_YOURS
+
+    def _leave(self, agent_id: int, agent: _Agent) -> None:
+        """Take an agent out of the idle list or the engaged set its state files it under."""
+        if agent.state is AgentState.AVAILABLE:
+            self._idle[agent.city].remove(IdleAgent(agent_id, agent.city, agent.idle_since))
+        else:
+            self._engaged[(agent.city, agent.state)].discard(agent_id)
+
+    def _move(self, agent_id: int, agent: _Agent, state: AgentState, idle_since: float) -> None:
+        """Move an agent to `state`, filing it accordingly; it no longer has an offer or call."""
+        self._leave(agent_id, agent)
+        agent.state, agent.idle_since = state, idle_since
+        agent.offer_id = agent.call_id = None
+        if state is AgentState.AVAILABLE:
+            self._idle[agent.city].add(IdleAgent(agent_id, agent.city, idle_since))
+        else:
+            self._engaged[(agent.city, state)].add(agent_id)
+
+    def _drop(self, agent_id: int, agent: _Agent) -> HeldOffer | None:
+        """Make an agent absent; an offer it held ends and its call goes back to its place."""
+        held = None
+        if agent.offer_id is not None:
+            held = self._end_offer(agent.offer_id)
+            self._queue(held.call)
+        self._leave(agent_id, agent)
+        del self._agents[agent_id]
+        self._members[agent.instance].discard(agent_id)
+        return held

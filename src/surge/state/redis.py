@@ -1,0 +1,679 @@
+"""The hot state in Redis, shared by every service instance; each change is one Lua script.
+
+Key layout, under the prefix P (default ``surge:``):
+
+- ``P call:{id}`` hash of a held call: city, priority, score, enqueued_at, caller, channel, and
+  ``offer`` while it is offered;
+- ``P q:{city}`` zset call id -> queue score (queued calls only), ``P qt:{city}`` zset call id ->
+  enqueued_at (the same calls, for the oldest one);
+- ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, and ``offer`` or
+  ``call`` while it holds one;
+- ``P idle:{city}`` zset agent id -> idle_since (available agents), ``P offered:{city}``,
+  ``P busy:{city}``, ``P break:{city}`` sets of agent ids: every present agent is in exactly one;
+- ``P offer:{offer_id}`` hash: call, agent, expires_at; ``P offers`` zset offer id -> expires_at;
+- ``P inst`` zset instance -> last heartbeat, ``P members:{instance}`` set of its agents' ids;
+- ``P rl:{key}`` fixed-window hit counters (INCR, then PEXPIRE on the first hit);
+- pub/sub channel ``P events`` carrying orjson-encoded events.
+
+Scripts build their keys from the prefix (ARGV[1]) because most keys depend on data read inside
+the script (a call's city, an agent's instance). That needs a standalone Redis, or a prefix with
+a hash tag (``{surge}:``) so that every key lives in one cluster slot.
+
+Replies may be bytes (the default, ``decode_responses=False``) or str: both are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
+from surge.state.base import (
+    AgentPresence,
+    AgentState,
+    CallLocation,
+    CityView,
+    HeldOffer,
+    IdleAgent,
+    OfferClaim,
+    Outcome,
+    QueuedCall,
+    Withdrawn,
+)
+
+# Helpers shared by the scripts. Floats travel as the strings Python wrote (repr round-trips),
+# never as Lua numbers, which Lua would print with only 14 significant digits.
+_LUA_PRELUDE = """
+local P = ARGV[1]
+
+local function leave(agent, city, state)
+  if state == 'available' then
+    redis.call('ZREM', P .. 'idle:' .. city, agent)
+  else
+    redis.call('SREM', P .. state .. ':' .. city, agent)
+  end
+end
+
+local function enter(agent, city, state, idle_since)
+  if state == 'available' then
+    redis.call('ZADD', P .. 'idle:' .. city, idle_since, agent)
+  else
+    redis.call('SADD', P .. state .. ':' .. city, agent)
+  end
+end
+
+-- Move a present agent to `state` (idle_since kept unless given); it loses its offer and call,
+-- then holds `field` = `value` if given.
+local function move(agent, state, idle_since, field, value)
+  local key = P .. 'agent:' .. agent
+  local a = redis.call('HMGET', key, 'city', 'state', 'idle_since')
+  idle_since = idle_since or a[3]
+  leave(agent, a[1], a[2])
+  enter(agent, a[1], state, idle_since)
+  redis.call('HDEL', key, 'offer', 'call')
+  redis.call('HSET', key, 'state', state, 'idle_since', idle_since)
+  if field then
+    redis.call('HSET', key, field, value)
+  end
+end
+
+local function presence(agent)
+  return redis.call('HMGET', P .. 'agent:' .. agent,
+    'city', 'state', 'instance', 'idle_since', 'offer', 'call')
+end
+
+local function call_info(call)
+  return redis.call('HMGET', P .. 'call:' .. call,
+    'city', 'priority', 'enqueued_at', 'caller', 'channel')
+end
+
+-- Put a held call (back) at its place: its score alone decides where.
+local function queue(call)
+  local key = P .. 'call:' .. call
+  local c = redis.call('HMGET', key, 'city', 'score', 'enqueued_at')
+  redis.call('HDEL', key, 'offer')
+  redis.call('ZADD', P .. 'q:' .. c[1], c[2], call)
+  redis.call('ZADD', P .. 'qt:' .. c[1], c[3], call)
+end
+
+local function unqueue(call, city)
+  redis.call('ZREM', P .. 'q:' .. city, call)
+  redis.call('ZREM', P .. 'qt:' .. city, call)
+end
+
+-- Forget a live offer and return it as
+-- {offer, call, agent, expires_at, city, priority, enqueued_at, caller, channel};
+-- the caller decides where its call and agent go.
+local function end_offer(offer)
+  local key = P .. 'offer:' .. offer
+  local o = redis.call('HMGET', key, 'call', 'agent', 'expires_at')
+  redis.call('DEL', key)
+  redis.call('ZREM', P .. 'offers', offer)
+  local held = {offer, o[1], o[2], o[3]}
+  for _, v in ipairs(call_info(o[1])) do
+    table.insert(held, v)
+  end
+  return held
+end
+
+-- Make an agent absent; an offer it held ends and its call goes back to its place.
+local function drop(agent)
+  local key = P .. 'agent:' .. agent
+  local a = redis.call('HMGET', key, 'city', 'state', 'instance', 'offer')
+  local held = false
+  if a[4] then
+    held = end_offer(a[4])
+    queue(held[2])
+  end
+  leave(agent, a[1], a[2])
+  redis.call('DEL', key)
+  redis.call('SREM', P .. 'members:' .. a[3], agent)
+  return held
+end
+"""
+
+# ARGV: P, then (call id, city, priority, score, enqueued_at, caller, channel) per call.
+_ENQUEUE = """
+local added = {}
+for i = 2, #ARGV, 7 do
+  local call = ARGV[i]
+  local key = P .. 'call:' .. call
+  if redis.call('EXISTS', key) == 1 then
+    table.insert(added, 0)
+  else
+    redis.call('HSET', key, 'city', ARGV[i + 1], 'priority', ARGV[i + 2], 'score', ARGV[i + 3],
+      'enqueued_at', ARGV[i + 4], 'caller', ARGV[i + 5], 'channel', ARGV[i + 6])
+    queue(call)
+    table.insert(added, 1)
+  end
+end
+return added
+"""
+
+# ARGV: P, then (offer id, call id, agent id, expires_at) per claim.
+# Returns per claim false or {city, priority, enqueued_at, caller, channel}.
+_CLAIM = """
+local made = {}
+for i = 2, #ARGV, 4 do
+  local offer, call, agent, expires_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local c = redis.call('HMGET', P .. 'call:' .. call,
+    'offer', 'city', 'priority', 'enqueued_at', 'caller', 'channel')
+  if c[2] and not c[1]
+      and redis.call('HGET', P .. 'agent:' .. agent, 'state') == 'available'
+      and redis.call('EXISTS', P .. 'offer:' .. offer) == 0 then
+    unqueue(call, c[2])
+    redis.call('HSET', P .. 'call:' .. call, 'offer', offer)
+    move(agent, 'offered', nil, 'offer', offer)
+    redis.call('HSET', P .. 'offer:' .. offer, 'call', call, 'agent', agent,
+      'expires_at', expires_at)
+    redis.call('ZADD', P .. 'offers', expires_at, offer)
+    table.insert(made, {c[2], c[3], c[4], c[5], c[6]})
+  else
+    table.insert(made, false)
+  end
+end
+return made
+"""
+
+# ARGV: P, offer id, agent id, now, 'accept' | 'decline'.
+# Returns {'unknown'}, {'not_yours'} or {'done', held offer}.
+_ANSWER = """
+local offer, agent, now = ARGV[2], ARGV[3], ARGV[4]
+local o = redis.call('HMGET', P .. 'offer:' .. offer, 'agent', 'expires_at')
+if not o[1] or tonumber(o[2]) <= tonumber(now) then
+  return {'unknown'}
+end
+if o[1] ~= agent then
+  return {'not_yours'}
+end
+local held = end_offer(offer)
+if ARGV[5] == 'accept' then
+  redis.call('DEL', P .. 'call:' .. held[2])
+  move(agent, 'busy', nil, 'call', held[2])
+else
+  queue(held[2])
+  move(agent, 'available', now)
+end
+return {'done', held}
+"""
+
+# ARGV: P, now, limit. Returns the ended offers, soonest expiry first.
+_EXPIRE = """
+local ended = {}
+local due = redis.call('ZRANGEBYSCORE', P .. 'offers', '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, offer in ipairs(due) do
+  local held = end_offer(offer)
+  queue(held[2])
+  move(held[3], 'break')
+  table.insert(ended, held)
+end
+return ended
+"""
+
+# ARGV: P, call id. Returns {'absent'}, {'queued'} or {'offered', held offer}.
+_WITHDRAW = """
+local call = ARGV[2]
+local key = P .. 'call:' .. call
+local c = redis.call('HMGET', key, 'city', 'offer')
+if not c[1] then
+  return {'absent'}
+end
+if not c[2] then
+  unqueue(call, c[1])
+  redis.call('DEL', key)
+  return {'queued'}
+end
+local held = end_offer(c[2])
+redis.call('DEL', key)
+move(held[3], 'available')
+return {'offered', held}
+"""
+
+# ARGV: P, agent id, city, instance, now, call id or ''. Returns the presence.
+_CONNECT = """
+local agent, city, instance, now, call = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local key = P .. 'agent:' .. agent
+local old = redis.call('HGET', key, 'instance')
+if old then
+  redis.call('SREM', P .. 'members:' .. old, agent)
+  redis.call('HSET', key, 'instance', instance)
+else
+  local state = 'break'
+  if call ~= '' then
+    state = 'busy'
+    redis.call('HSET', key, 'call', call)
+  end
+  redis.call('HSET', key, 'city', city, 'state', state, 'instance', instance, 'idle_since', now)
+  enter(agent, city, state, now)
+end
+redis.call('SADD', P .. 'members:' .. instance, agent)
+-- An instance that dies before its first heartbeat must still be reapable.
+redis.call('ZADD', P .. 'inst', 'NX', now, instance)
+return presence(agent)
+"""
+
+# ARGV: P, agent id, instance. Returns the lost offer, or {} when there was none.
+_DISCONNECT = """
+if redis.call('HGET', P .. 'agent:' .. ARGV[2], 'instance') ~= ARGV[3] then
+  return {}
+end
+return drop(ARGV[2]) or {}
+"""
+
+# ARGV: P, agent id, 'available' | 'break', now. Returns {'absent'}, {'engaged'} or
+# {'ok', presence}.
+_SET_STATE = """
+local agent, state, now = ARGV[2], ARGV[3], ARGV[4]
+local current = redis.call('HGET', P .. 'agent:' .. agent, 'state')
+if not current then
+  return {'absent'}
+end
+if current == 'offered' or current == 'busy' then
+  return {'engaged'}
+end
+if current ~= state then
+  local idle_since = nil
+  if state == 'available' then
+    idle_since = now
+  end
+  move(agent, state, idle_since)
+end
+return {'ok', presence(agent)}
+"""
+
+# ARGV: P, agent id, call id, now. Returns the presence, or {} when nothing changed.
+_FINISH = """
+local agent = ARGV[2]
+local a = redis.call('HMGET', P .. 'agent:' .. agent, 'state', 'call')
+if a[1] ~= 'busy' or a[2] ~= ARGV[3] then
+  return {}
+end
+move(agent, 'available', ARGV[4])
+return presence(agent)
+"""
+
+# ARGV: P, exclusive upper bound on the last heartbeat ('(' .. cutoff).
+# Returns {agent id, held offer or false} per reaped agent.
+_REAP = """
+local reaped = {}
+for _, instance in ipairs(redis.call('ZRANGEBYSCORE', P .. 'inst', '-inf', ARGV[2])) do
+  local members = P .. 'members:' .. instance
+  for _, agent in ipairs(redis.call('SMEMBERS', members)) do
+    table.insert(reaped, {agent, drop(agent)})
+  end
+  redis.call('DEL', members)
+  redis.call('ZREM', P .. 'inst', instance)
+end
+return reaped
+"""
+
+# ARGV: P, queue depth, city... Returns per city
+# {waiting, oldest enqueued_at or false, {id, call info...}*, {agent, idle_since}*, offered,
+# busy, on break}.
+_SNAPSHOT = """
+local depth = tonumber(ARGV[2])
+local views = {}
+for i = 3, #ARGV do
+  local city = ARGV[i]
+  local q = P .. 'q:' .. city
+  local head = {}
+  if depth > 0 then
+    for _, call in ipairs(redis.call('ZRANGE', q, 0, depth - 1)) do
+      table.insert(head, call)
+      for _, v in ipairs(call_info(call)) do
+        table.insert(head, v)
+      end
+    end
+  end
+  local oldest = redis.call('ZRANGE', P .. 'qt:' .. city, 0, 0, 'WITHSCORES')
+  table.insert(views, {
+    redis.call('ZCARD', q),
+    oldest[2] or false,
+    head,
+    redis.call('ZRANGE', P .. 'idle:' .. city, 0, -1, 'WITHSCORES'),
+    redis.call('SCARD', P .. 'offered:' .. city),
+    redis.call('SCARD', P .. 'busy:' .. city),
+    redis.call('SCARD', P .. 'break:' .. city),
+  })
+end
+return views
+"""
+
+# KEYS: the counter. ARGV: window in ms. Testing the TTL rather than `hits == 1` means a counter
+# that somehow lost its expiry gets one back instead of blocking its key for good.
+_COUNT_HIT = """
+local hits = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return hits
+"""
+
+_CALL_FIELDS = 6  # id, city, priority, enqueued_at, caller, channel
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    """Turn a backend failure into `StateUnavailable`, the one error callers handle."""
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StateUnavailable(f"hot state unavailable: {exc}") from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _float(value: bytes | str) -> float:
+    return float(_text(value))
+
+
+def _arg(value: float) -> str:
+    """Write a float so that Redis and Lua read back exactly the same double."""
+    return repr(float(value))
+
+
+def _call(fields: Sequence[Any]) -> QueuedCall:
+    """Read (id, city, priority, enqueued_at, caller, channel)."""
+    call_id, city, priority, enqueued_at, caller, channel = (_text(v) for v in fields)
+    return QueuedCall(int(call_id), city, int(priority), float(enqueued_at), caller, channel)
+
+
+def _held(row: Sequence[Any]) -> HeldOffer:
+    """Read (offer, call, agent, expires_at, city, priority, enqueued_at, caller, channel)."""
+    offer_id, call_id, agent_id, expires_at, *info = row
+    return HeldOffer(
+        offer_id=_text(offer_id),
+        call=_call([call_id, *info]),
+        agent_id=int(agent_id),
+        expires_at=_float(expires_at),
+    )
+
+
+def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
+    """Read (city, state, instance, idle_since, offer or None, call or None)."""
+    city, state, instance, idle_since, offer_id, call_id = row
+    return AgentPresence(
+        agent_id=agent_id,
+        city=_text(city),
+        state=AgentState(_text(state)),
+        instance=_text(instance),
+        idle_since=_float(idle_since),
+        offer_id=None if offer_id is None else _text(offer_id),
+        call_id=None if call_id is None else int(call_id),
+    )
+
+
+def _city_view(city: str, row: Sequence[Any]) -> CityView:
+    waiting, oldest, head, idle, offered, busy, on_break = row
+    return CityView(
+        city=city,
+        waiting=int(waiting),
+        oldest_enqueued_at=None if oldest is None else _float(oldest),
+        queue=tuple(_call(head[i : i + _CALL_FIELDS]) for i in range(0, len(head), _CALL_FIELDS)),
+        idle=tuple(
+            IdleAgent(int(idle[i]), city, _float(idle[i + 1])) for i in range(0, len(idle), 2)
+        ),
+        offered=int(offered),
+        busy=int(busy),
+        on_break=int(on_break),
+    )
+
+
+def _glob_escape(text: str) -> str:
+    """Quote the characters SCAN MATCH treats as patterns."""
+    return "".join("\\" + ch if ch in "*?[]\\^" else ch for ch in text)
+
+
+class RedisState:
+    """`HotState` in Redis.
+
+    The state owns `client`: `close()` closes it. Every Redis or socket failure surfaces as
+    `StateUnavailable`.
+    """
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str = "surge:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._channel = f"{prefix}events"
+        self._pubsubs: set[PubSub] = set()
+        self._closed = False
+
+        def script(body: str) -> Any:
+            return client.register_script(_LUA_PRELUDE + body)
+
+        self._enqueue = script(_ENQUEUE)
+        self._claim = script(_CLAIM)
+        self._answer = script(_ANSWER)
+        self._expire = script(_EXPIRE)
+        self._withdraw = script(_WITHDRAW)
+        self._connect = script(_CONNECT)
+        self._disconnect = script(_DISCONNECT)
+        self._set_state = script(_SET_STATE)
+        self._finish = script(_FINISH)
+        self._reap = script(_REAP)
+        self._snapshot = script(_SNAPSHOT)
+        self._count_hit = client.register_script(_COUNT_HIT)
+
+    async def ping(self) -> None:
+        """Raise `StateUnavailable` if Redis cannot answer."""
+        with _mapped():
+            await self._client.ping()
+
+    async def close(self) -> None:
+        """Stop the listeners, then close their connections and the client."""
+        if self._closed:
+            return
+        self._closed = True
+        # A listener blocked on its connection wakes with an error, sees `_closed` and ends.
+        for pubsub in list(self._pubsubs):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        await self._client.aclose()
+
+    async def reset(self) -> None:
+        """Delete every key under the prefix."""
+        batch: list[Any] = []
+        with _mapped():
+            async for key in self._client.scan_iter(
+                match=_glob_escape(self._prefix) + "*", count=1000
+            ):
+                batch.append(key)
+                if len(batch) == 1000:
+                    await self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                await self._client.unlink(*batch)
+
+    async def _run(self, script: Any, *args: str | int) -> Any:
+        with _mapped():
+            return await script(args=[self._prefix, *args])
+
+    # --- queues -----------------------------------------------------------------------------
+    async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
+        """Queue calls in their cities; one already queued or offered is left alone (False)."""
+        if not calls:
+            return []
+        args: list[str | int] = []
+        for c in calls:
+            args += [c.call_id, c.city, c.priority, _arg(c.score), _arg(c.enqueued_at)]
+            args += [c.caller, c.channel]
+        return [bool(added) for added in await self._run(self._enqueue, *args)]
+
+    async def locate(self, call_ids: Sequence[int]) -> dict[int, CallLocation]:
+        """Say where each call is held."""
+        if not call_ids:
+            return {}
+        with _mapped():
+            async with self._client.pipeline(transaction=False) as pipe:
+                for call_id in call_ids:
+                    pipe.hmget(f"{self._prefix}call:{call_id}", ["city", "offer"])
+                rows = await pipe.execute()
+        return {
+            call_id: (
+                CallLocation.ABSENT
+                if city is None
+                else CallLocation.QUEUED
+                if offer is None
+                else CallLocation.OFFERED
+            )
+            for call_id, (city, offer) in zip(call_ids, rows, strict=True)
+        }
+
+    async def withdraw(self, call_id: int) -> Withdrawn:
+        """Take a call out of the hot state; an offered call's agent is idle as before the offer."""
+        location, *held = await self._run(self._withdraw, call_id)
+        return Withdrawn(CallLocation(_text(location)), _held(held[0]) if held else None)
+
+    async def snapshot(self, cities: Sequence[str], *, queue_depth: int) -> dict[str, CityView]:
+        """Read every named city's figures, free agents and head calls in one atomic script."""
+        if not cities:
+            return {}
+        rows = await self._run(self._snapshot, max(queue_depth, 0), *cities)
+        return {city: _city_view(city, row) for city, row in zip(cities, rows, strict=True)}
+
+    # --- offers -----------------------------------------------------------------------------
+    async def claim(self, claims: Sequence[OfferClaim]) -> list[HeldOffer | None]:
+        """Make each claim real if its call is queued and its agent available, in order."""
+        if not claims:
+            return []
+        args: list[str | int] = []
+        for c in claims:
+            args += [c.offer_id, c.call_id, c.agent_id, _arg(c.expires_at)]
+        rows = await self._run(self._claim, *args)
+        return [
+            None
+            if row is None
+            else HeldOffer(c.offer_id, _call([str(c.call_id), *row]), c.agent_id, c.expires_at)
+            for c, row in zip(claims, rows, strict=True)
+        ]
+
+    async def accept(
+        self, offer_id: str, agent_id: int, now: float
+    ) -> tuple[Outcome, HeldOffer | None]:
+        """End the offer: the agent becomes `busy` with the call, which leaves the hot state."""
+        return await self._answer_offer(offer_id, agent_id, now, "accept")
+
+    async def decline(
+        self, offer_id: str, agent_id: int, now: float
+    ) -> tuple[Outcome, HeldOffer | None]:
+        """End the offer: the call goes back to its place, the agent is available idle since now."""
+        return await self._answer_offer(offer_id, agent_id, now, "decline")
+
+    async def _answer_offer(
+        self, offer_id: str, agent_id: int, now: float, answer: str
+    ) -> tuple[Outcome, HeldOffer | None]:
+        outcome, *held = await self._run(self._answer, offer_id, agent_id, _arg(now), answer)
+        return Outcome(_text(outcome)), _held(held[0]) if held else None
+
+    async def expire_offers(self, now: float, *, limit: int = 200) -> list[HeldOffer]:
+        """End up to `limit` offers due by `now`, soonest first; their agents go on break."""
+        if limit <= 0:
+            return []  # ZRANGEBYSCORE reads a negative count as "all"
+        return [_held(row) for row in await self._run(self._expire, _arg(now), limit)]
+
+    # --- agents -----------------------------------------------------------------------------
+    async def agent_connect(
+        self, agent_id: int, city: str, *, instance: str, now: float, call_id: int | None
+    ) -> AgentPresence:
+        """Make the agent present on `instance`; a known agent keeps its city and state."""
+        row = await self._run(
+            self._connect, agent_id, city, instance, _arg(now), "" if call_id is None else call_id
+        )
+        return _presence(agent_id, row)
+
+    async def agent_disconnect(self, agent_id: int, *, instance: str) -> HeldOffer | None:
+        """Make the agent absent unless it is now on another instance; return the offer it lost."""
+        row = await self._run(self._disconnect, agent_id, instance)
+        return _held(row) if row else None
+
+    async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:
+        """Move a present agent between `available` and `break`."""
+        if state not in (AgentState.AVAILABLE, AgentState.BREAK):
+            raise ValueError(f"agents can only choose available or break, not {state}")
+        verdict, *row = await self._run(self._set_state, agent_id, state.value, _arg(now))
+        match _text(verdict):
+            case "absent":
+                raise AgentNotPresent(f"agent {agent_id} is not connected")
+            case "engaged":
+                raise AgentEngaged(f"agent {agent_id} holds an offer or a call")
+        return _presence(agent_id, row[0])
+
+    async def finish_call(self, agent_id: int, call_id: int, now: float) -> AgentPresence | None:
+        """A present agent busy with `call_id` becomes available, idle since now; else None."""
+        row = await self._run(self._finish, agent_id, call_id, _arg(now))
+        return _presence(agent_id, row) if row else None
+
+    async def get_agent(self, agent_id: int) -> AgentPresence | None:
+        """Return the agent's presence, or None when it is offline."""
+        fields = ["city", "state", "instance", "idle_since", "offer", "call"]
+        with _mapped():
+            row = await self._client.hmget(f"{self._prefix}agent:{agent_id}", fields)
+        return None if row[0] is None else _presence(agent_id, row)
+
+    async def heartbeat(self, instance: str, now: float) -> None:
+        """Record that `instance` is alive."""
+        with _mapped():
+            await self._client.zadd(f"{self._prefix}inst", {instance: now})
+
+    async def reap_instances(
+        self, now: float, *, max_silence_s: float
+    ) -> list[tuple[int, HeldOffer | None]]:
+        """Disconnect the agents of instances silent for longer than `max_silence_s`."""
+        rows = await self._run(self._reap, "(" + _arg(now - max_silence_s))
+        return [(int(agent), None if held is None else _held(held)) for agent, held in rows]
+
+    # --- rate limits --------------------------------------------------------------------------
+    async def count_hit(self, key: str, *, window_s: float) -> int:
+        """Count one hit on `key` and return the hits in the current fixed window."""
+        window_ms = max(1, round(window_s * 1000))
+        with _mapped():
+            hits = await self._count_hit(keys=[f"{self._prefix}rl:{key}"], args=[window_ms])
+        return int(hits)
+
+    async def reset_hits(self, key: str) -> None:
+        """Forget the hits on `key`."""
+        with _mapped():
+            await self._client.unlink(f"{self._prefix}rl:{key}")
+
+    # --- event bus ----------------------------------------------------------------------------
+    async def publish(self, event: Mapping[str, Any]) -> None:
+        """Send a JSON-serialisable event to every service instance (this one included)."""
+        data = orjson.dumps(event)
+        with _mapped():
+            await self._client.publish(self._channel, data)
+
+    async def listen(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every event published once the subscription is confirmed, until `close()`."""
+        pubsub = self._client.pubsub()
+        self._pubsubs.add(pubsub)
+        try:
+            with _mapped():
+                await pubsub.subscribe(self._channel)
+                # Redis confirms a subscription before it sends any message on it: once the
+                # confirmation is read, nothing published afterwards can be missed.
+                while (await pubsub.get_message(timeout=None) or {}).get("type") != "subscribe":
+                    pass
+            while not self._closed:
+                try:
+                    with _mapped():
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=None
+                        )
+                except StateUnavailable:
+                    if self._closed:  # close() shut the connection under us
+                        return
+                    raise
+                if message is not None and message["type"] == "message":
+                    yield orjson.loads(message["data"])
+        finally:
+            self._pubsubs.discard(pubsub)
+            # Closing the connection ends its subscription on the server; an UNSUBSCRIBE first
+            # would only add a round trip that fails when the connection is already broken.
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py

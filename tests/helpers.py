@@ -1,0 +1,150 @@
+"""Test helpers: a live service on a real uvicorn server, users, and a scripted agent console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from surge.app import create_app
+from surge.auth import service as auth_service
+from surge.auth.models import Role
+from surge.cities import service as cities_service
+from surge.db import create_engine, create_sessionmaker
+from surge.settings import Settings
+
+PASSWORD = "correct-horse-battery"
+
+
+async def seed(settings: Settings) -> None:
+    """Load the 13 cities into the settings' database."""
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await cities_service.seed(session=session)
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class LiveService:
+    """A running service and an HTTP client for it."""
+
+    settings: Settings
+    base_url: str
+    http: httpx.AsyncClient
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ws_url(self) -> str:
+        """The websocket base URL."""
+        return self.base_url.replace("http://", "ws://")
+
+    async def add_user(
+        self, role: Role, city: str | None = None, *, name: str | None = None
+    ) -> str:
+        """Create a user directly in the database and log it in; return its name."""
+        name = name or f"{role.value}-{secrets.token_hex(3)}"
+        engine = create_engine(self.settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                await auth_service.create_user(
+                    session=session, username=name, password=PASSWORD, role=role, city=city
+                )
+        finally:
+            await engine.dispose()
+        response = await self.http.post(
+            "/api/v1/auth/token", json={"username": name, "password": PASSWORD}
+        )
+        response.raise_for_status()
+        self.tokens[name] = response.json()["access_token"]
+        return name
+
+    def auth(self, name: str) -> dict[str, str]:
+        """Headers carrying the user's token."""
+        return {"Authorization": f"Bearer {self.tokens[name]}"}
+
+    async def post_call(self, cti: str, city: str, **fields: Any) -> dict[str, Any]:
+        """Post a call as the CTI and return it."""
+        body = {"city": city, "caller": "13812345678", "channel": "phone", **fields}
+        response = await self.http.post("/api/v1/calls", json=body, headers=self.auth(cti))
+        assert response.status_code in (200, 201), response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    @asynccontextmanager
+    async def console(self, agent: str) -> AsyncIterator[Console]:
+        """Open an agent's console websocket (after its `hello`)."""
+        url = f"{self.ws_url}/ws/agent?token={self.tokens[agent]}"
+        async with websockets.connect(url) as socket:
+            console = Console(socket)
+            console.hello = await console.expect("hello")
+            yield console
+
+
+class Console:
+    """A scripted agent console over a real websocket."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+        self.hello: dict[str, Any] = {}
+
+    async def send(self, **message: Any) -> None:
+        """Send one JSON message."""
+        await self.socket.send(json.dumps(message))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next frame."""
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+        return frame
+
+    async def expect(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next frame, which must be of type `kind`."""
+        frame = await self.recv(timeout)
+        assert frame["type"] == kind, f"expected {kind}, got {frame}"
+        return frame
+
+    async def silent(self, seconds: float = 0.3) -> None:
+        """Assert that nothing arrives for a while."""
+        try:
+            frame = await asyncio.wait_for(self.socket.recv(), seconds)
+        except TimeoutError:
+            return
+        raise AssertionError(f"expected silence, got {frame!r}")
+
+    async def available(self) -> None:
+        """Go available and wait for the confirmation."""
+        await self.send(type="status", state="available")
+        assert (await self.expect("state"))["state"] == "available"
+
+
+@asynccontextmanager
+async def run_service(settings: Settings) -> AsyncIterator[LiveService]:
+    """Serve the app on a real uvicorn server on a free port, in this event loop."""
+    await seed(settings)
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped the server
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            yield LiveService(settings=settings, base_url=base_url, http=http)
+    finally:
+        server.should_exit = True
+        await task
