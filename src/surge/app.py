@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from surge.settings import Settings
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+SHUTDOWN_WAIT_S = 5.0
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 
 
@@ -54,18 +54,30 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _error(too_large.status, too_large.code, too_large.message)(scope, receive, send)
             return
-        seen = 0
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        # Read the body first (it is small by definition), so the answer can be a clean 413.
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise too_large
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await _error(too_large.status, too_large.code, too_large.message)(
+                    scope, receive, send
+                )
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -132,11 +144,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
             yield
         finally:
+            dispatcher.stop()
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if tasks:
+                _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+                for task in stuck:
+                    log.warning("task %s did not stop within %ss", task.get_name(), SHUTDOWN_WAIT_S)
             await state.close()
             await engine.dispose()
 

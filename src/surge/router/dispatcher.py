@@ -71,24 +71,28 @@ class Dispatcher:
         self._cities = cities
         self._announce = announce
         self._wake = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask the loops to end after their current step (shutdown also cancels them)."""
+        self._stopping = True
+        self._wake.set()
 
     def poke(self) -> None:
         """Something changed (a call queued, an agent freed): run a cycle soon."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Dispatch until cancelled; an error in one cycle is logged and the next one runs."""
-        while True:
+        """Dispatch until cancelled (a task)."""
+
+        async def cycle() -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.dispatch_interval_s)
             self._wake.clear()
-            try:
-                while await self.dispatch_once():
-                    pass
-            except (SurgeError, OSError) as exc:
-                log.warning("dispatch cycle failed: %s", exc)
-            except Exception:
-                log.exception("dispatch cycle failed")
+            while await self.dispatch_once():
+                pass
+
+        await self._forever("dispatch", cycle)
 
     async def dispatch_once(self) -> int:
         """Run one cycle; return how many offers were made."""
@@ -183,29 +187,47 @@ class Dispatcher:
         """End expired offers, keep this instance's heartbeat, reap dead instances (a task)."""
         settings = self._settings
         last_heartbeat = 0.0
-        while True:
-            try:
-                now = time.time()
-                if now - last_heartbeat >= settings.heartbeat_interval_s:
-                    await self._state.heartbeat(settings.instance_id, now)
-                    reaped = await self._state.reap_instances(
-                        now, max_silence_s=settings.instance_timeout_s
-                    )
-                    await self.requeue([o for _, o in reaped if o is not None], reason="seat_lost")
-                    last_heartbeat = now
-                expired = await self._state.expire_offers(now)
-                await self.requeue(expired, reason="expired")
-                await self._announce(
-                    [
-                        events.to_agent(
-                            offer.agent_id,
-                            {"type": "state", "state": "break", "reason": "missed_offer"},
-                        )
-                        for offer in expired
-                    ]
-                )
-            except (SurgeError, OSError) as exc:
-                log.warning("offer maintenance failed: %s", exc)
-            except Exception:
-                log.exception("offer maintenance failed")
+
+        async def tick() -> None:
+            nonlocal last_heartbeat
             await asyncio.sleep(min(0.25, settings.dispatch_interval_s))
+            now = time.time()
+            if now - last_heartbeat >= settings.heartbeat_interval_s:
+                await self._state.heartbeat(settings.instance_id, now)
+                reaped = await self._state.reap_instances(
+                    now, max_silence_s=settings.instance_timeout_s
+                )
+                await self.requeue([o for _, o in reaped if o is not None], reason="seat_lost")
+                last_heartbeat = now
+            expired = await self._state.expire_offers(now)
+            await self.requeue(expired, reason="expired")
+            await self._announce(
+                [
+                    events.to_agent(
+                        offer.agent_id,
+                        {"type": "state", "state": "break", "reason": "missed_offer"},
+                    )
+                    for offer in expired
+                ]
+            )
+
+        await self._forever("offer maintenance", tick)
+
+    async def _forever(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` until stopped; a failed step is logged and the next one runs.
+
+        Stopping does not rely on cancellation alone: a client library may turn a cancelled read
+        into its own error (redis-py reports a connection error) and so swallow it.
+        """
+        while not self._stopping:
+            try:
+                await step()
+            except Exception as exc:
+                task = asyncio.current_task()
+                if self._stopping or (task is not None and task.cancelling()):
+                    return
+                if isinstance(exc, SurgeError | OSError):
+                    log.warning("%s failed: %s", name, exc)
+                else:
+                    log.exception("%s failed", name)
+                await asyncio.sleep(0.5)  # do not spin on a persistent failure

@@ -21,9 +21,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 MAX_PRIORITY = 9
-_SCORE_STRIDE = (
-    2**40
-)  # call ids stay below this; (MAX_PRIORITY + 1) * stride < 2**53 keeps it exact
+_SCORE_STRIDE = 2**40  # call ids stay below this; (MAX_PRIORITY + 1) * stride < 2**53 keeps it exact
 
 
 def queue_score(priority: int, call_id: int) -> float:

@@ -91,14 +91,16 @@ class InMemoryState:
         self._engaged: defaultdict[tuple[str, AgentState], set[int]] = defaultdict(set)
         self._heartbeats: dict[str, float] = {}
         self._members: defaultdict[str, set[int]] = defaultdict(set)
-        self._hits: dict[str, tuple[float, int]] = {}  # key -> (window end, monotonic; hits)
+        self._hits: dict[str, tuple[float, int]] = {}  # key -> (window end, monotonic clock; hits)
         self._listeners: set[asyncio.Queue[bytes | None]] = set()
+        self._closed = False
 
     async def ping(self) -> None:
         """Always answers: the state lives in this process."""
 
     async def close(self) -> None:
         """Stop every listener; the data stays until the object is dropped."""
+        self._closed = True
         for inbox in self._listeners:
             inbox.put_nowait(None)
 
@@ -332,7 +334,9 @@ class InMemoryState:
         inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._listeners.add(inbox)
         try:
-            while (data := await inbox.get()) is not None:
+            # Like the Redis adapter, a closed state ends its listeners at once, leaving any
+            # events still waiting for them.
+            while not self._closed and (data := await inbox.get()) is not None:
                 yield orjson.loads(data)
         finally:
             self._listeners.discard(inbox)

@@ -2,9 +2,10 @@
 
 Key layout, under the prefix P (default ``surge:``):
 
-- ``P call:{id}`` hash of a held call: city, priority, score, enqueued_at, caller, channel, and
-  ``offer`` while it is offered;
-- ``P q:{city}`` zset call id -> queue score (queued calls only), ``P qt:{city}`` zset call id ->
+- ``P call:{id}`` hash of a held call: city, score, enqueued_at, data (the whole call as a JSON
+  array), and ``offer`` while it is offered;
+- ``P q:{city}`` zset call data -> queue score (queued calls only): the member is the data so that
+  reading the head of a queue needs no lookup per call; ``P qt:{city}`` zset call id ->
   enqueued_at (the same calls, for the oldest one);
 - ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, and ``offer`` or
   ``call`` while it holds one;
@@ -24,13 +25,15 @@ Replies may be bytes (the default, ``decode_responses=False``) or str: both are 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
@@ -88,48 +91,39 @@ local function presence(agent)
     'city', 'state', 'instance', 'idle_since', 'offer', 'call')
 end
 
-local function call_info(call)
-  return redis.call('HMGET', P .. 'call:' .. call,
-    'city', 'priority', 'enqueued_at', 'caller', 'channel')
-end
-
 -- Put a held call (back) at its place: its score alone decides where.
 local function queue(call)
   local key = P .. 'call:' .. call
-  local c = redis.call('HMGET', key, 'city', 'score', 'enqueued_at')
+  local c = redis.call('HMGET', key, 'city', 'score', 'enqueued_at', 'data')
   redis.call('HDEL', key, 'offer')
-  redis.call('ZADD', P .. 'q:' .. c[1], c[2], call)
+  redis.call('ZADD', P .. 'q:' .. c[1], c[2], c[4])
   redis.call('ZADD', P .. 'qt:' .. c[1], c[3], call)
 end
 
-local function unqueue(call, city)
-  redis.call('ZREM', P .. 'q:' .. city, call)
-  redis.call('ZREM', P .. 'qt:' .. city, call)
+local function unqueue(call)
+  local c = redis.call('HMGET', P .. 'call:' .. call, 'city', 'data')
+  redis.call('ZREM', P .. 'q:' .. c[1], c[2])
+  redis.call('ZREM', P .. 'qt:' .. c[1], call)
 end
 
--- Forget a live offer and return it as
--- {offer, call, agent, expires_at, city, priority, enqueued_at, caller, channel};
--- the caller decides where its call and agent go.
+-- Forget a live offer; return it as {offer, agent, expires_at, call data}, and its call id.
+-- The caller decides where the call and the agent go.
 local function end_offer(offer)
   local key = P .. 'offer:' .. offer
   local o = redis.call('HMGET', key, 'call', 'agent', 'expires_at')
   redis.call('DEL', key)
   redis.call('ZREM', P .. 'offers', offer)
-  local held = {offer, o[1], o[2], o[3]}
-  for _, v in ipairs(call_info(o[1])) do
-    table.insert(held, v)
-  end
-  return held
+  return {offer, o[2], o[3], redis.call('HGET', P .. 'call:' .. o[1], 'data')}, o[1]
 end
 
 -- Make an agent absent; an offer it held ends and its call goes back to its place.
 local function drop(agent)
   local key = P .. 'agent:' .. agent
   local a = redis.call('HMGET', key, 'city', 'state', 'instance', 'offer')
-  local held = false
+  local held, call = false, nil
   if a[4] then
-    held = end_offer(a[4])
-    queue(held[2])
+    held, call = end_offer(a[4])
+    queue(call)
   end
   leave(agent, a[1], a[2])
   redis.call('DEL', key)
@@ -138,17 +132,17 @@ local function drop(agent)
 end
 """
 
-# ARGV: P, then (call id, city, priority, score, enqueued_at, caller, channel) per call.
+# ARGV: P, then (call id, city, score, enqueued_at, data) per call.
 _ENQUEUE = """
 local added = {}
-for i = 2, #ARGV, 7 do
+for i = 2, #ARGV, 5 do
   local call = ARGV[i]
   local key = P .. 'call:' .. call
   if redis.call('EXISTS', key) == 1 then
     table.insert(added, 0)
   else
-    redis.call('HSET', key, 'city', ARGV[i + 1], 'priority', ARGV[i + 2], 'score', ARGV[i + 3],
-      'enqueued_at', ARGV[i + 4], 'caller', ARGV[i + 5], 'channel', ARGV[i + 6])
+    redis.call('HSET', key, 'city', ARGV[i + 1], 'score', ARGV[i + 2], 'enqueued_at', ARGV[i + 3],
+      'data', ARGV[i + 4])
     queue(call)
     table.insert(added, 1)
   end
@@ -156,24 +150,40 @@ end
 return added
 """
 
+# ARGV: P, call id... Returns one letter per call: q(ueued), o(ffered) or a(bsent).
+_LOCATE = """
+local places = {}
+for i = 2, #ARGV do
+  local c = redis.call('HMGET', P .. 'call:' .. ARGV[i], 'city', 'offer')
+  if c[2] then
+    table.insert(places, 'o')
+  elseif c[1] then
+    table.insert(places, 'q')
+  else
+    table.insert(places, 'a')
+  end
+end
+return table.concat(places)
+"""
+_PLACES = {"q": CallLocation.QUEUED, "o": CallLocation.OFFERED, "a": CallLocation.ABSENT}
+
 # ARGV: P, then (offer id, call id, agent id, expires_at) per claim.
-# Returns per claim false or {city, priority, enqueued_at, caller, channel}.
+# Returns per claim false or the call's data.
 _CLAIM = """
 local made = {}
 for i = 2, #ARGV, 4 do
   local offer, call, agent, expires_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local c = redis.call('HMGET', P .. 'call:' .. call,
-    'offer', 'city', 'priority', 'enqueued_at', 'caller', 'channel')
+  local c = redis.call('HMGET', P .. 'call:' .. call, 'offer', 'data')
   if c[2] and not c[1]
       and redis.call('HGET', P .. 'agent:' .. agent, 'state') == 'available'
       and redis.call('EXISTS', P .. 'offer:' .. offer) == 0 then
-    unqueue(call, c[2])
+    unqueue(call)
     redis.call('HSET', P .. 'call:' .. call, 'offer', offer)
     move(agent, 'offered', nil, 'offer', offer)
     redis.call('HSET', P .. 'offer:' .. offer, 'call', call, 'agent', agent,
       'expires_at', expires_at)
     redis.call('ZADD', P .. 'offers', expires_at, offer)
-    table.insert(made, {c[2], c[3], c[4], c[5], c[6]})
+    table.insert(made, c[2])
   else
     table.insert(made, false)
   end
@@ -192,12 +202,12 @@ end
 if o[1] ~= agent then
   return {'not_yours'}
 end
-local held = end_offer(offer)
+local held, call = end_offer(offer)
 if ARGV[5] == 'accept' then
-  redis.call('DEL', P .. 'call:' .. held[2])
-  move(agent, 'busy', nil, 'call', held[2])
+  redis.call('DEL', P .. 'call:' .. call)
+  move(agent, 'busy', nil, 'call', call)
 else
-  queue(held[2])
+  queue(call)
   move(agent, 'available', now)
 end
 return {'done', held}
@@ -208,9 +218,9 @@ _EXPIRE = """
 local ended = {}
 local due = redis.call('ZRANGEBYSCORE', P .. 'offers', '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
 for _, offer in ipairs(due) do
-  local held = end_offer(offer)
-  queue(held[2])
-  move(held[3], 'break')
+  local held, call = end_offer(offer)
+  queue(call)
+  move(held[2], 'break')
   table.insert(ended, held)
 end
 return ended
@@ -225,13 +235,13 @@ if not c[1] then
   return {'absent'}
 end
 if not c[2] then
-  unqueue(call, c[1])
+  unqueue(call)
   redis.call('DEL', key)
   return {'queued'}
 end
 local held = end_offer(c[2])
 redis.call('DEL', key)
-move(held[3], 'available')
+move(held[2], 'available')
 return {'offered', held}
 """
 
@@ -313,9 +323,9 @@ end
 return reaped
 """
 
-# ARGV: P, queue depth, city... Returns per city
-# {waiting, oldest enqueued_at or false, {id, call info...}*, {agent, idle_since}*, offered,
-# busy, on break}.
+# ARGV: P, queue depth, city... Returns per city {waiting, oldest enqueued_at or false,
+# head calls as one JSON array, "agent idle_since agent idle_since ...", offered, busy, on break}:
+# two strings per city instead of thousands of reply elements keep the client's parsing cheap.
 _SNAPSHOT = """
 local depth = tonumber(ARGV[2])
 local views = {}
@@ -324,19 +334,14 @@ for i = 3, #ARGV do
   local q = P .. 'q:' .. city
   local head = {}
   if depth > 0 then
-    for _, call in ipairs(redis.call('ZRANGE', q, 0, depth - 1)) do
-      table.insert(head, call)
-      for _, v in ipairs(call_info(call)) do
-        table.insert(head, v)
-      end
-    end
+    head = redis.call('ZRANGE', q, 0, depth - 1)
   end
   local oldest = redis.call('ZRANGE', P .. 'qt:' .. city, 0, 0, 'WITHSCORES')
   table.insert(views, {
     redis.call('ZCARD', q),
     oldest[2] or false,
-    head,
-    redis.call('ZRANGE', P .. 'idle:' .. city, 0, -1, 'WITHSCORES'),
+    '[' .. table.concat(head, ',') .. ']',
+    table.concat(redis.call('ZRANGE', P .. 'idle:' .. city, 0, -1, 'WITHSCORES'), ' '),
     redis.call('SCARD', P .. 'offered:' .. city),
     redis.call('SCARD', P .. 'busy:' .. city),
     redis.call('SCARD', P .. 'break:' .. city),
@@ -355,7 +360,7 @@ end
 return hits
 """
 
-_CALL_FIELDS = 6  # id, city, priority, enqueued_at, caller, channel
+_CLOSE_WAIT_S = 5.0  # how long close() waits for a listener to leave its read
 
 
 @contextmanager
@@ -365,6 +370,17 @@ def _mapped() -> Iterator[None]:
         yield
     except (RedisError, OSError) as exc:
         raise StateUnavailable(f"hot state unavailable: {exc}") from exc
+
+
+@contextmanager
+def _in_use(at_rest: asyncio.Event) -> Iterator[None]:
+    """Flag a listener's connection as busy for `close()`, mapping failures as `_mapped` does."""
+    at_rest.clear()
+    try:
+        with _mapped():
+            yield
+    finally:
+        at_rest.set()
 
 
 def _text(value: bytes | str) -> str:
@@ -380,18 +396,24 @@ def _arg(value: float) -> str:
     return repr(float(value))
 
 
+def _data(call: QueuedCall) -> bytes:
+    """Encode a call as the JSON array its hash and its queue entry carry."""
+    fields = [call.call_id, call.city, call.priority, float(call.enqueued_at)]
+    return orjson.dumps([*fields, call.caller, call.channel])
+
+
 def _call(fields: Sequence[Any]) -> QueuedCall:
-    """Read (id, city, priority, enqueued_at, caller, channel)."""
-    call_id, city, priority, enqueued_at, caller, channel = (_text(v) for v in fields)
-    return QueuedCall(int(call_id), city, int(priority), float(enqueued_at), caller, channel)
+    """Rebuild a call from its decoded JSON array."""
+    call_id, city, priority, enqueued_at, caller, channel = fields
+    return QueuedCall(call_id, city, priority, enqueued_at, caller, channel)
 
 
 def _held(row: Sequence[Any]) -> HeldOffer:
-    """Read (offer, call, agent, expires_at, city, priority, enqueued_at, caller, channel)."""
-    offer_id, call_id, agent_id, expires_at, *info = row
+    """Read (offer, agent, expires_at, call data)."""
+    offer_id, agent_id, expires_at, data = row
     return HeldOffer(
         offer_id=_text(offer_id),
-        call=_call([call_id, *info]),
+        call=_call(orjson.loads(data)),
         agent_id=int(agent_id),
         expires_at=_float(expires_at),
     )
@@ -413,13 +435,15 @@ def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
 
 def _city_view(city: str, row: Sequence[Any]) -> CityView:
     waiting, oldest, head, idle, offered, busy, on_break = row
+    pairs = _text(idle).split()
     return CityView(
         city=city,
         waiting=int(waiting),
         oldest_enqueued_at=None if oldest is None else _float(oldest),
-        queue=tuple(_call(head[i : i + _CALL_FIELDS]) for i in range(0, len(head), _CALL_FIELDS)),
+        queue=tuple(_call(fields) for fields in orjson.loads(head)),
         idle=tuple(
-            IdleAgent(int(idle[i]), city, _float(idle[i + 1])) for i in range(0, len(idle), 2)
+            IdleAgent(int(agent_id), city, float(idle_since))
+            for agent_id, idle_since in zip(pairs[::2], pairs[1::2], strict=True)
         ),
         offered=int(offered),
         busy=int(busy),
@@ -443,13 +467,15 @@ class RedisState:
         self._client = client
         self._prefix = prefix
         self._channel = f"{prefix}events"
-        self._pubsubs: set[PubSub] = set()
+        # Each listener's pubsub, with an event set while its connection is at rest.
+        self._listeners: dict[PubSub, asyncio.Event] = {}
         self._closed = False
 
-        def script(body: str) -> Any:
+        def script(body: str) -> AsyncScript:
             return client.register_script(_LUA_PRELUDE + body)
 
         self._enqueue = script(_ENQUEUE)
+        self._locate = script(_LOCATE)
         self._claim = script(_CLAIM)
         self._answer = script(_ANSWER)
         self._expire = script(_EXPIRE)
@@ -468,13 +494,20 @@ class RedisState:
             await self._client.ping()
 
     async def close(self) -> None:
-        """Stop the listeners, then close their connections and the client."""
+        """Stop the listeners, then close the client and with it every connection."""
         if self._closed:
             return
         self._closed = True
-        # A listener blocked on its connection wakes with an error, sees `_closed` and ends.
-        for pubsub in list(self._pubsubs):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        # Closing the client cuts every connection, and a read cut short reconnects (and leaks
+        # the new socket). So a listener blocked in a read is woken by unsubscribing it, and
+        # closing waits until its connection is at rest; a listener not reading ends on its
+        # next iteration, when it sees `_closed`.
+        for pubsub, at_rest in list(self._listeners.items()):
+            if not at_rest.is_set():
+                with suppress(RedisError, OSError, TimeoutError):
+                    async with asyncio.timeout(_CLOSE_WAIT_S):
+                        await pubsub.unsubscribe()
+                        await at_rest.wait()
         await self._client.aclose()
 
     async def reset(self) -> None:
@@ -491,7 +524,7 @@ class RedisState:
             if batch:
                 await self._client.unlink(*batch)
 
-    async def _run(self, script: Any, *args: str | int) -> Any:
+    async def _run(self, script: AsyncScript, *args: str | int | bytes) -> Any:
         with _mapped():
             return await script(args=[self._prefix, *args])
 
@@ -500,31 +533,17 @@ class RedisState:
         """Queue calls in their cities; one already queued or offered is left alone (False)."""
         if not calls:
             return []
-        args: list[str | int] = []
+        args: list[str | int | bytes] = []
         for c in calls:
-            args += [c.call_id, c.city, c.priority, _arg(c.score), _arg(c.enqueued_at)]
-            args += [c.caller, c.channel]
+            args += [c.call_id, c.city, _arg(c.score), _arg(c.enqueued_at), _data(c)]
         return [bool(added) for added in await self._run(self._enqueue, *args)]
 
     async def locate(self, call_ids: Sequence[int]) -> dict[int, CallLocation]:
         """Say where each call is held."""
         if not call_ids:
             return {}
-        with _mapped():
-            async with self._client.pipeline(transaction=False) as pipe:
-                for call_id in call_ids:
-                    pipe.hmget(f"{self._prefix}call:{call_id}", ["city", "offer"])
-                rows = await pipe.execute()
-        return {
-            call_id: (
-                CallLocation.ABSENT
-                if city is None
-                else CallLocation.QUEUED
-                if offer is None
-                else CallLocation.OFFERED
-            )
-            for call_id, (city, offer) in zip(call_ids, rows, strict=True)
-        }
+        places = _text(await self._run(self._locate, *call_ids))
+        return {call_id: _PLACES[place] for call_id, place in zip(call_ids, places, strict=True)}
 
     async def withdraw(self, call_id: int) -> Withdrawn:
         """Take a call out of the hot state; an offered call's agent is idle as before the offer."""
@@ -550,7 +569,7 @@ class RedisState:
         return [
             None
             if row is None
-            else HeldOffer(c.offer_id, _call([str(c.call_id), *row]), c.agent_id, c.expires_at)
+            else HeldOffer(c.offer_id, _call(orjson.loads(row)), c.agent_id, c.expires_at)
             for c, row in zip(claims, rows, strict=True)
         ]
 
@@ -651,29 +670,26 @@ class RedisState:
 
     async def listen(self) -> AsyncIterator[dict[str, Any]]:
         """Yield every event published once the subscription is confirmed, until `close()`."""
+        if self._closed:
+            return  # a closed client would quietly reconnect
         pubsub = self._client.pubsub()
-        self._pubsubs.add(pubsub)
+        at_rest = asyncio.Event()
+        at_rest.set()
+        self._listeners[pubsub] = at_rest
         try:
-            with _mapped():
+            with _in_use(at_rest):
                 await pubsub.subscribe(self._channel)
-                # Redis confirms a subscription before it sends any message on it: once the
-                # confirmation is read, nothing published afterwards can be missed.
-                while (await pubsub.get_message(timeout=None) or {}).get("type") != "subscribe":
-                    pass
+            # Redis confirms the subscription before any message on it, so the first event
+            # yielded was published after the listener was in place.
             while not self._closed:
-                try:
-                    with _mapped():
-                        message = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=None
-                        )
-                except StateUnavailable:
-                    if self._closed:  # close() shut the connection under us
-                        return
-                    raise
-                if message is not None and message["type"] == "message":
+                with _in_use(at_rest):
+                    message = await pubsub.get_message(timeout=None)
+                if message is None:  # a health-check reply
+                    continue
+                if message["type"] == "unsubscribe":  # close() woke us
+                    return
+                if message["type"] == "message":
                     yield orjson.loads(message["data"])
         finally:
-            self._pubsubs.discard(pubsub)
-            # Closing the connection ends its subscription on the server; an UNSUBSCRIBE first
-            # would only add a round trip that fails when the connection is already broken.
+            del self._listeners[pubsub]
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py

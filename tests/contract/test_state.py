@@ -1,0 +1,845 @@
+"""The hot-state contract: every adapter must pass each of these tests unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
+from surge.state.base import (
+    AgentPresence,
+    AgentState,
+    CallLocation,
+    CityView,
+    HeldOffer,
+    HotState,
+    IdleAgent,
+    OfferClaim,
+    Outcome,
+    QueuedCall,
+    Withdrawn,
+)
+from surge.state.redis import RedisState
+
+from .conftest import Backend
+
+T0 = 1_700_000_000.25  # a fractional epoch second: times must survive the round trip exactly
+CITY = "hangzhou"
+OTHER = "宁波"  # city names are not always ASCII
+CITIES = (CITY, OTHER)
+
+
+def qc(call_id: int, city: str = CITY, priority: int = 0) -> QueuedCall:
+    """A call that arrived `call_id` seconds after T0 (ids follow arrival)."""
+    return QueuedCall(call_id, city, priority, T0 + call_id / 7, f"1380000{call_id:04d}", "phone")
+
+
+def claim(call_id: int, agent_id: int, expires_at: float = T0 + 100) -> OfferClaim:
+    """A claim with a fresh offer id."""
+    return OfferClaim(uuid.uuid4().hex, call_id, agent_id, expires_at)
+
+
+async def make_available(
+    state: HotState, agent_id: int, city: str = CITY, *, since: float = T0, instance: str = "i1"
+) -> None:
+    """Connect an agent and make it available, idle since `since`."""
+    await state.agent_connect(agent_id, city, instance=instance, now=since, call_id=None)
+    await state.set_agent_state(agent_id, AgentState.AVAILABLE, since)
+
+
+async def offer(
+    state: HotState, call_id: int, agent_id: int, expires_at: float = T0 + 100
+) -> HeldOffer:
+    """Claim one call for one agent, which must succeed."""
+    [held] = await state.claim([claim(call_id, agent_id, expires_at)])
+    assert held is not None
+    return held
+
+
+async def view(state: HotState, city: str = CITY) -> CityView:
+    """The city's full view."""
+    return (await state.snapshot([city], queue_depth=10_000))[city]
+
+
+async def queue_ids(state: HotState, city: str = CITY) -> list[int]:
+    """The city's queue, head first."""
+    return [call.call_id for call in (await view(state, city)).queue]
+
+
+async def idle_ids(state: HotState, city: str = CITY) -> list[int]:
+    """The city's free agents, longest idle first."""
+    return [agent.agent_id for agent in (await view(state, city)).idle]
+
+
+async def present(state: HotState, agent_id: int) -> AgentPresence:
+    """The agent's presence, which must exist."""
+    presence = await state.get_agent(agent_id)
+    assert presence is not None
+    return presence
+
+
+# --- queues -----------------------------------------------------------------------------------
+
+
+async def test_ping_answers(state: HotState) -> None:
+    await state.ping()
+
+
+async def test_queue_is_priority_first_then_arrival(state: HotState) -> None:
+    calls = [qc(1), qc(2, priority=5), qc(3), qc(4, priority=9), qc(5, priority=5)]
+    assert await state.enqueue(calls) == [True] * 5
+    assert await queue_ids(state) == [4, 2, 5, 1, 3]
+    assert (await view(state)).queue[0] == qc(4, priority=9)
+
+
+async def test_enqueue_leaves_queued_and_offered_calls_alone(state: HotState) -> None:
+    assert await state.enqueue([qc(1), qc(2)]) == [True, True]
+    await make_available(state, 10)
+    await offer(state, 2, 10)
+    again = [qc(1, priority=9), qc(2, priority=9), qc(3), qc(3, priority=9)]
+    assert await state.enqueue(again) == [False, False, True, False]
+    assert await queue_ids(state) == [1, 3]
+    assert (await view(state)).queue[0] == qc(1)
+    assert await state.locate([2]) == {2: CallLocation.OFFERED}
+    assert await state.enqueue([]) == []
+
+
+async def test_locate_says_where_each_call_is(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10)
+    await offer(state, 2, 10)
+    assert await state.locate([1, 2, 3]) == {
+        1: CallLocation.QUEUED,
+        2: CallLocation.OFFERED,
+        3: CallLocation.ABSENT,
+    }
+    assert await state.locate([]) == {}
+
+
+async def test_snapshot_reports_each_city(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2), qc(3, priority=9), qc(4, OTHER)])
+    await make_available(state, 10, since=T0 + 5)
+    await make_available(state, 12, since=T0 + 3)
+    await make_available(state, 11, since=T0 + 3)
+    await state.agent_connect(13, CITY, instance="i1", now=T0, call_id=None)
+    await state.agent_connect(14, CITY, instance="i1", now=T0, call_id=99)
+    await make_available(state, 15, since=T0 + 1)
+    await offer(state, 2, 15)
+    await make_available(state, 20, OTHER, since=T0 + 9)
+
+    views = await state.snapshot([CITY, OTHER, "nowhere"], queue_depth=1)
+
+    assert views[CITY] == CityView(
+        city=CITY,
+        waiting=2,
+        oldest_enqueued_at=qc(1).enqueued_at,  # not the head's: the head is the urgent call 3
+        queue=(qc(3, priority=9),),
+        idle=(
+            IdleAgent(11, CITY, T0 + 3),
+            IdleAgent(12, CITY, T0 + 3),
+            IdleAgent(10, CITY, T0 + 5),
+        ),
+        offered=1,
+        busy=1,
+        on_break=1,
+    )
+    assert views[OTHER] == CityView(
+        OTHER,
+        1,
+        qc(4, OTHER).enqueued_at,
+        (qc(4, OTHER),),
+        (IdleAgent(20, OTHER, T0 + 9),),
+        0,
+        0,
+        0,
+    )
+    assert views["nowhere"] == CityView("nowhere", 0, None, (), (), 0, 0, 0)
+    no_head = (await state.snapshot([CITY], queue_depth=0))[CITY]
+    assert (no_head.waiting, no_head.queue) == (2, ())
+    assert await state.snapshot([], queue_depth=5) == {}
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+
+async def test_claim_offers_the_call_to_the_agent(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10, since=T0 + 4)
+    request = claim(1, 10, T0 + 30)
+
+    assert await state.claim([request]) == [HeldOffer(request.offer_id, qc(1), 10, T0 + 30)]
+
+    assert await state.locate([1]) == {1: CallLocation.OFFERED}
+    assert await queue_ids(state) == [2]
+    assert await present(state, 10) == AgentPresence(
+        10, CITY, AgentState.OFFERED, "i1", T0 + 4, offer_id=request.offer_id
+    )
+    city = await view(state)
+    assert (city.idle, city.offered, city.waiting) == ((), 1, 1)
+    assert await state.claim([]) == []
+
+
+async def test_claim_needs_a_queued_call_and_an_available_agent(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10)
+    await make_available(state, 11)
+    await state.agent_connect(12, CITY, instance="i1", now=T0, call_id=None)  # on break
+    await state.agent_connect(13, CITY, instance="i1", now=T0, call_id=98)  # busy
+    await offer(state, 2, 11)
+
+    made = await state.claim(
+        [
+            claim(7, 10),  # no such call
+            claim(2, 10),  # call already offered
+            claim(1, 11),  # agent holds an offer
+            claim(1, 12),  # agent on break
+            claim(1, 13),  # agent busy
+            claim(1, 14),  # agent absent
+        ]
+    )
+
+    assert made == [None] * 6
+    assert await queue_ids(state) == [1]
+    assert await idle_ids(state) == [10]
+
+
+async def test_claims_in_one_batch_apply_in_order(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10)
+    await make_available(state, 11)
+    batch = [claim(1, 10), claim(1, 11), claim(2, 10), claim(2, 11)]
+
+    made = await state.claim(batch)
+
+    assert made == [
+        HeldOffer(batch[0].offer_id, qc(1), 10, batch[0].expires_at),
+        None,
+        None,
+        HeldOffer(batch[3].offer_id, qc(2), 11, batch[3].expires_at),
+    ]
+
+
+async def test_claim_refuses_an_offer_id_in_use(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10)
+    await make_available(state, 11)
+    held = await offer(state, 1, 10)
+
+    assert await state.claim([OfferClaim(held.offer_id, 2, 11, T0 + 100)]) == [None]
+
+
+async def test_concurrent_claims_never_double_book(backend: Backend) -> None:
+    instances = [backend.state, backend.peer()]
+    calls, agents = range(1, 21), range(101, 121)
+    await backend.state.enqueue([qc(c) for c in calls])
+    for agent_id in agents:
+        await make_available(backend.state, agent_id)
+    attempts = [claim(c, a) for c in calls for a in agents]
+    random.Random(7).shuffle(attempts)
+
+    async def claimant(worker: int) -> list[HeldOffer | None]:
+        mine = attempts[worker::40]
+        state = instances[worker % 2]
+        made: list[HeldOffer | None] = []
+        for start in range(0, len(mine), 3):
+            made += await state.claim(mine[start : start + 3])
+        return made
+
+    made = [held for batch in await asyncio.gather(*map(claimant, range(40))) for held in batch]
+
+    held_offers = [held for held in made if held is not None]
+    # Every pair was tried, so a call left unoffered would mean every agent was taken.
+    assert sorted(h.call.call_id for h in held_offers) == list(calls)
+    assert sorted(h.agent_id for h in held_offers) == list(agents)
+    for held in held_offers:
+        assert (await present(backend.state, held.agent_id)).offer_id == held.offer_id
+    assert set((await backend.state.locate(list(calls))).values()) == {CallLocation.OFFERED}
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+async def test_accept_makes_the_agent_busy_with_the_call(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10, since=T0 + 2)
+    held = await offer(state, 1, 10)
+
+    assert await state.accept(held.offer_id, 10, T0 + 50) == (Outcome.DONE, held)
+
+    assert await present(state, 10) == AgentPresence(
+        10, CITY, AgentState.BUSY, "i1", T0 + 2, call_id=1
+    )
+    assert await state.locate([1]) == {1: CallLocation.ABSENT}
+    city = await view(state)
+    assert (city.offered, city.busy, city.waiting) == (0, 1, 0)
+    assert await state.accept(held.offer_id, 10, T0 + 51) == (Outcome.UNKNOWN, None)
+    assert await state.decline(held.offer_id, 10, T0 + 51) == (Outcome.UNKNOWN, None)
+    assert await state.expire_offers(T0 + 1000) == []
+
+
+async def test_accept_refuses_unknown_expired_and_foreign_offers(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10)
+    await make_available(state, 11)
+    held = await offer(state, 1, 10, expires_at=T0 + 30)
+
+    assert await state.accept("no-such-offer", 10, T0 + 1) == (Outcome.UNKNOWN, None)
+    assert await state.accept(held.offer_id, 11, T0 + 1) == (Outcome.NOT_YOURS, None)
+    assert await state.accept(held.offer_id, 10, T0 + 30) == (Outcome.UNKNOWN, None)
+    # A late answer leaves the offer to the expiry sweep.
+    assert await state.locate([1]) == {1: CallLocation.OFFERED}
+    assert await state.accept(held.offer_id, 10, T0 + 29) == (Outcome.DONE, held)
+
+
+async def test_decline_puts_the_call_back_at_its_place(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10, since=T0)
+    await make_available(state, 11, since=T0 + 10)
+    held = await offer(state, 1, 10)
+    await state.enqueue([qc(3), qc(4, priority=9)])
+
+    assert await state.decline(held.offer_id, 10, T0 + 50) == (Outcome.DONE, held)
+
+    assert await queue_ids(state) == [4, 1, 2, 3]
+    assert await present(state, 10) == AgentPresence(10, CITY, AgentState.AVAILABLE, "i1", T0 + 50)
+    assert await idle_ids(state) == [11, 10]
+    assert (await view(state)).offered == 0
+    assert await state.decline(held.offer_id, 10, T0 + 51) == (Outcome.UNKNOWN, None)
+
+
+async def test_decline_refuses_unknown_expired_and_foreign_offers(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10)
+    await make_available(state, 11)
+    held = await offer(state, 1, 10, expires_at=T0 + 30)
+
+    assert await state.decline("no-such-offer", 10, T0 + 1) == (Outcome.UNKNOWN, None)
+    assert await state.decline(held.offer_id, 11, T0 + 1) == (Outcome.NOT_YOURS, None)
+    assert await state.decline(held.offer_id, 10, T0 + 31) == (Outcome.UNKNOWN, None)
+    assert (await present(state, 10)).state is AgentState.OFFERED
+
+
+# --- expiry -----------------------------------------------------------------------------------
+
+
+async def test_expired_offers_requeue_their_calls_and_rest_their_agents(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2), qc(3), qc(4)])
+    for agent_id in (10, 11, 12):
+        await make_available(state, agent_id)
+    first = await offer(state, 1, 10, expires_at=T0 + 10)
+    second = await offer(state, 2, 11, expires_at=T0 + 20)
+    await offer(state, 3, 12, expires_at=T0 + 30)
+
+    assert await state.expire_offers(T0 + 5) == []
+    assert await state.expire_offers(T0 + 20, limit=0) == []
+    assert await state.expire_offers(T0 + 20, limit=1) == [first]
+    assert await state.expire_offers(T0 + 20) == [second]
+
+    assert await queue_ids(state) == [1, 2, 4]
+    assert (await present(state, 10)).state is AgentState.BREAK
+    assert (await present(state, 11)).state is AgentState.BREAK
+    assert (await present(state, 12)).state is AgentState.OFFERED
+    city = await view(state)
+    assert (city.on_break, city.offered, city.idle) == (2, 1, ())
+    assert await state.accept(first.offer_id, 10, T0 + 1) == (Outcome.UNKNOWN, None)
+
+
+async def test_concurrent_expiry_hands_out_each_offer_once(backend: Backend) -> None:
+    instances = [backend.state, backend.peer()]
+    await backend.state.enqueue([qc(c) for c in range(1, 31)])
+    for n in range(1, 31):
+        await make_available(backend.state, 100 + n)
+        await offer(backend.state, n, 100 + n, expires_at=T0 + n)
+
+    async def sweeper(state: HotState) -> list[HeldOffer]:
+        ended: list[HeldOffer] = []
+        while batch := await state.expire_offers(T0 + 60, limit=4):
+            ended += batch
+        return ended
+
+    sweeps = await asyncio.gather(*(sweeper(instances[n % 2]) for n in range(6)))
+
+    ended = [held.call.call_id for sweep in sweeps for held in sweep]
+    assert sorted(ended) == list(range(1, 31))
+    assert await queue_ids(backend.state) == list(range(1, 31))
+
+
+# --- withdrawal -------------------------------------------------------------------------------
+
+
+async def test_withdraw_takes_a_queued_call_out(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+
+    assert await state.withdraw(1) == Withdrawn(CallLocation.QUEUED)
+
+    assert await queue_ids(state) == [2]
+    assert await state.locate([1]) == {1: CallLocation.ABSENT}
+    assert (await view(state)).oldest_enqueued_at == qc(2).enqueued_at
+
+
+async def test_withdraw_ends_the_offer_and_frees_the_agent_as_before(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10, since=T0 + 7)
+    await make_available(state, 11, since=T0 + 9)
+    held = await offer(state, 1, 10)
+
+    assert await state.withdraw(1) == Withdrawn(CallLocation.OFFERED, held)
+
+    assert await state.locate([1]) == {1: CallLocation.ABSENT}
+    assert await present(state, 10) == AgentPresence(10, CITY, AgentState.AVAILABLE, "i1", T0 + 7)
+    assert await idle_ids(state) == [10, 11]
+    assert await state.accept(held.offer_id, 10, T0 + 8) == (Outcome.UNKNOWN, None)
+    assert await state.expire_offers(T0 + 1000) == []
+
+
+async def test_withdraw_of_an_absent_call_changes_nothing(state: HotState) -> None:
+    assert await state.withdraw(1) == Withdrawn(CallLocation.ABSENT)
+
+
+# --- agents -----------------------------------------------------------------------------------
+
+
+async def test_a_new_agent_starts_on_break(state: HotState) -> None:
+    presence = await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=None)
+
+    assert presence == AgentPresence(10, CITY, AgentState.BREAK, "i1", T0)
+    assert await state.get_agent(10) == presence
+    assert (await view(state)).on_break == 1
+
+
+async def test_an_agent_reconnecting_with_a_call_is_busy(state: HotState) -> None:
+    presence = await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=77)
+
+    assert presence == AgentPresence(10, CITY, AgentState.BUSY, "i1", T0, call_id=77)
+    assert (await view(state)).busy == 1
+
+
+async def test_a_present_agent_keeps_its_state_on_another_instance(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10, since=T0 + 3)
+    held = await offer(state, 1, 10)
+
+    moved = await state.agent_connect(10, OTHER, instance="i2", now=T0 + 9, call_id=55)
+
+    assert moved == AgentPresence(
+        10, CITY, AgentState.OFFERED, "i2", T0 + 3, offer_id=held.offer_id
+    )
+    assert await state.agent_disconnect(10, instance="i1") is None  # the old console's goodbye
+    assert await state.get_agent(10) == moved
+    assert await state.agent_disconnect(10, instance="i2") == held
+    assert await state.get_agent(10) is None
+
+
+async def test_disconnect_revokes_a_held_offer(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10)
+    held = await offer(state, 1, 10)
+    await state.enqueue([qc(3)])
+
+    assert await state.agent_disconnect(10, instance="i1") == held
+
+    assert await state.get_agent(10) is None
+    assert await queue_ids(state) == [1, 2, 3]
+    city = await view(state)
+    assert (city.offered, city.idle, city.on_break) == (0, (), 0)
+    assert await state.accept(held.offer_id, 10, T0 + 1) == (Outcome.UNKNOWN, None)
+    assert await state.expire_offers(T0 + 1000) == []
+
+
+async def test_disconnect_leaves_a_connected_call_to_the_database(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10)
+    held = await offer(state, 1, 10)
+    await state.accept(held.offer_id, 10, T0 + 1)
+
+    assert await state.agent_disconnect(10, instance="i1") is None
+
+    assert await state.get_agent(10) is None
+    assert (await view(state)).busy == 0
+    back = await state.agent_connect(10, CITY, instance="i2", now=T0 + 60, call_id=1)
+    assert back == AgentPresence(10, CITY, AgentState.BUSY, "i2", T0 + 60, call_id=1)
+    assert await state.agent_disconnect(11, instance="i1") is None  # never connected
+
+
+async def test_set_agent_state_moves_between_available_and_break(state: HotState) -> None:
+    with pytest.raises(AgentNotPresent):
+        await state.set_agent_state(10, AgentState.AVAILABLE, T0)
+    await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=None)
+
+    ready = await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 5)
+    assert ready == AgentPresence(10, CITY, AgentState.AVAILABLE, "i1", T0 + 5)
+    assert await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 8) == ready
+    assert await idle_ids(state) == [10]
+    resting = await state.set_agent_state(10, AgentState.BREAK, T0 + 9)
+    assert resting.state is AgentState.BREAK
+    assert (await state.set_agent_state(10, AgentState.BREAK, T0 + 10)).state is AgentState.BREAK
+    city = await view(state)
+    assert (city.idle, city.on_break) == ((), 1)
+    with pytest.raises(ValueError, match="available or break"):
+        await state.set_agent_state(10, AgentState.BUSY, T0 + 11)
+
+
+async def test_set_agent_state_refuses_an_engaged_agent(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10)
+    held = await offer(state, 1, 10)
+    with pytest.raises(AgentEngaged):
+        await state.set_agent_state(10, AgentState.BREAK, T0 + 1)
+    await state.accept(held.offer_id, 10, T0 + 1)
+    with pytest.raises(AgentEngaged):
+        await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 2)
+    assert (await present(state, 10)).state is AgentState.BUSY
+
+
+async def test_finish_call_frees_the_agent_busy_with_it(state: HotState) -> None:
+    await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=77)
+    await state.agent_connect(11, CITY, instance="i1", now=T0, call_id=None)
+
+    assert await state.finish_call(10, 76, T0 + 5) is None
+    assert await state.finish_call(11, 77, T0 + 5) is None
+    assert await state.finish_call(12, 77, T0 + 5) is None
+    done = await state.finish_call(10, 77, T0 + 6)
+    assert done == AgentPresence(10, CITY, AgentState.AVAILABLE, "i1", T0 + 6)
+    assert await state.finish_call(10, 77, T0 + 7) is None
+    assert await idle_ids(state) == [10]
+    assert (await view(state)).busy == 0
+
+
+async def test_an_offline_agent_has_no_presence(state: HotState) -> None:
+    assert await state.get_agent(10) is None
+
+
+# --- instances --------------------------------------------------------------------------------
+
+
+async def test_reap_disconnects_the_agents_of_silent_instances(state: HotState) -> None:
+    await state.heartbeat("i1", T0)
+    await state.heartbeat("i2", T0 + 40)
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10, instance="i1")
+    held = await offer(state, 1, 10)
+    await state.agent_connect(11, CITY, instance="i1", now=T0, call_id=77)
+    await make_available(state, 12, instance="i2")
+    await make_available(state, 13, instance="i1")
+    await state.agent_connect(13, CITY, instance="i2", now=T0 + 41, call_id=None)  # moved away
+
+    reaped = await state.reap_instances(T0 + 60, max_silence_s=30)
+
+    assert sorted(reaped, key=lambda pair: pair[0]) == [(10, held), (11, None)]
+    assert await state.get_agent(10) is None
+    assert await state.get_agent(11) is None
+    assert await queue_ids(state) == [1, 2]
+    assert await idle_ids(state) == [12, 13]
+    # i2 has been silent for exactly 30 s: not longer.
+    assert await state.reap_instances(T0 + 70, max_silence_s=30) == []
+    assert [agent for agent, _ in await state.reap_instances(T0 + 71, max_silence_s=30)] in (
+        [12, 13],
+        [13, 12],
+    )
+
+
+async def test_an_instance_that_never_beat_is_reapable_from_its_first_agent(
+    state: HotState,
+) -> None:
+    await state.agent_connect(10, CITY, instance="i3", now=T0, call_id=None)
+
+    assert await state.reap_instances(T0 + 30, max_silence_s=30) == []
+    assert await state.reap_instances(T0 + 31, max_silence_s=30) == [(10, None)]
+
+
+async def test_a_heartbeat_keeps_an_instance_alive(state: HotState) -> None:
+    await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=None)
+    await state.heartbeat("i1", T0 + 50)
+
+    assert await state.reap_instances(T0 + 60, max_silence_s=30) == []
+    assert await state.get_agent(10) is not None
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+async def test_hits_count_within_a_fixed_window(state: HotState) -> None:
+    assert [await state.count_hit("login:ann", window_s=60) for _ in range(3)] == [1, 2, 3]
+    assert await state.count_hit("login:bob", window_s=60) == 1
+    await state.reset_hits("login:ann")
+    assert await state.count_hit("login:ann", window_s=60) == 1
+    await state.reset_hits("never-hit")
+
+    assert await state.count_hit("burst", window_s=0.2) == 1
+    assert await state.count_hit("burst", window_s=0.2) == 2
+    await asyncio.sleep(0.3)
+    assert await state.count_hit("burst", window_s=0.2) == 1
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+class Collector:
+    """Listens in the background and hands over events, leaving out readiness probes."""
+
+    def __init__(self, state: HotState) -> None:
+        self._inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._pump(state))
+
+    async def _pump(self, state: HotState) -> None:
+        async for event in state.listen():
+            self._inbox.put_nowait(event)
+        self._inbox.put_nowait(None)  # the listener ended
+
+    async def ready(self, state: HotState) -> None:
+        """Publish probes until one arrives: from then on, nothing published is missed."""
+        token = uuid.uuid4().hex
+        async with asyncio.timeout(5):
+            while True:
+                await state.publish({"probe": token})
+                await asyncio.sleep(0.01)
+                while not self._inbox.empty():
+                    event = self._inbox.get_nowait()
+                    assert event is not None
+                    if event.get("probe") == token:
+                        return
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next event that is not a probe, or None once the listener has ended."""
+        async with asyncio.timeout(5):
+            while (event := await self._inbox.get()) is not None and "probe" in event:
+                pass
+        return event
+
+    async def stop(self) -> None:
+        """Cancel the listening task, which closes the listener."""
+        self._task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self._task
+
+
+async def test_events_reach_every_listener_of_every_instance(backend: Backend) -> None:
+    other = backend.peer()
+    near, far = Collector(backend.state), Collector(other)
+    await near.ready(backend.state)
+    await far.ready(backend.state)
+
+    sent: list[dict[str, Any]] = [{"type": "queue", "n": n, "cities": [CITY]} for n in range(3)]
+    for event in sent:
+        await backend.state.publish(event)
+    sent.append({"type": "agent", "text": "多援一"})
+    await other.publish(sent[-1])
+
+    for collector in (near, far):
+        assert [await collector.next() for _ in sent] == sent
+        await collector.stop()
+
+
+async def test_a_listener_gets_events_from_when_it_listens(state: HotState) -> None:
+    await state.publish({"n": 0})
+    collector = Collector(state)
+    await collector.ready(state)
+    await state.publish({"n": 1})
+
+    assert await collector.next() == {"n": 1}
+    await collector.stop()
+
+
+async def test_close_ends_the_listeners(backend: Backend) -> None:
+    instance = backend.peer()
+    collector = Collector(instance)
+    await collector.ready(instance)
+
+    await instance.close()
+
+    assert await collector.next() is None
+
+
+async def test_close_ends_a_listener_paused_between_events(backend: Backend) -> None:
+    instance = backend.peer()
+    events = instance.listen()
+    first = asyncio.ensure_future(anext(events))
+    async with asyncio.timeout(5):
+        while not first.done():
+            await instance.publish({"probe": "first"})
+            await asyncio.sleep(0.01)
+    assert first.result() == {"probe": "first"}
+
+    await instance.close()
+
+    # The listener ends at once, even with more probes on their way to it.
+    async with asyncio.timeout(5):
+        assert [event async for event in events] == []
+
+
+# --- reset ------------------------------------------------------------------------------------
+
+
+async def test_reset_forgets_everything(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2, OTHER)])
+    await make_available(state, 10)
+    await state.agent_connect(11, OTHER, instance="i2", now=T0, call_id=None)
+    await offer(state, 1, 10)
+    await state.heartbeat("i1", T0)
+    await state.count_hit("k", window_s=60)
+
+    await state.reset()
+
+    assert set((await state.locate([1, 2])).values()) == {CallLocation.ABSENT}
+    assert await state.get_agent(10) is None
+    assert await state.get_agent(11) is None
+    assert await state.snapshot(CITIES, queue_depth=5) == {
+        city: CityView(city, 0, None, (), (), 0, 0, 0) for city in CITIES
+    }
+    assert await state.expire_offers(T0 + 1000) == []
+    assert await state.reap_instances(T0 + 1000, max_silence_s=1) == []
+    assert await state.count_hit("k", window_s=60) == 1
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+async def test_an_unreachable_redis_is_state_unavailable() -> None:
+    state = RedisState(aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1))
+    with pytest.raises(StateUnavailable):
+        await state.ping()
+    with pytest.raises(StateUnavailable):
+        await state.enqueue([qc(1)])
+    await state.close()
+
+
+# --- random interleavings ---------------------------------------------------------------------
+
+AGENTS = range(1, 13)
+
+
+def agent_city(agent_id: int) -> str:
+    """Agents belong to one city for good."""
+    return CITIES[agent_id % 2]
+
+
+@dataclass
+class Trial:
+    """What the random workers share: the last call id, a clock, and every offer made."""
+
+    last_call: int = 0
+    ticks: Iterator[int] = field(default_factory=itertools.count)
+    offers: dict[str, HeldOffer] = field(default_factory=dict)
+
+
+async def random_step(state: HotState, rng: random.Random, trial: Trial) -> None:
+    """One random operation, sensible or not; only the invariants afterwards matter."""
+    now = T0 + next(trial.ticks) / 10  # offers last 10 to 300 steps
+    agent_id = rng.choice(AGENTS)
+    match rng.choices(range(9), weights=[2, 6, 3, 1, 1, 2, 2, 1, 1])[0]:
+        case 0:
+            trial.last_call += 1
+            arrivals = [qc(trial.last_call, rng.choice(CITIES), rng.randrange(3))]
+            await state.enqueue(arrivals * rng.randint(1, 2))  # sometimes twice
+        case 1:
+            views = await state.snapshot(CITIES, queue_depth=4)
+            heads = [c.call_id for v in views.values() for c in v.queue] or [1]
+            free = [a.agent_id for v in views.values() for a in v.idle] or [agent_id]
+            batch = [
+                claim(rng.choice(heads), rng.choice(free), now + rng.uniform(1, 30))
+                for _ in range(rng.randint(1, 4))
+            ]
+            for made in await state.claim(batch):
+                if made is not None:
+                    trial.offers[made.offer_id] = made
+        case 2:
+            recent = list(trial.offers.values())[-8:]  # the ones likeliest to be live
+            if recent:
+                held = rng.choice(recent)
+                answer = rng.choice([state.accept, state.decline])
+                await answer(held.offer_id, rng.choice([held.agent_id] * 3 + [agent_id]), now)
+        case 3:
+            await state.expire_offers(now, limit=rng.randint(1, 3))
+        case 4:
+            await state.withdraw(rng.randint(1, trial.last_call + 1))
+        case 5:
+            with suppress(AgentNotPresent, AgentEngaged):
+                await state.set_agent_state(agent_id, AgentState.AVAILABLE, now)
+        case 6:
+            presence = await state.get_agent(agent_id)
+            if presence is not None and presence.call_id is not None:
+                await state.finish_call(agent_id, presence.call_id, now)
+            else:
+                with suppress(AgentNotPresent, AgentEngaged):
+                    await state.set_agent_state(agent_id, AgentState.BREAK, now)
+        case 7:
+            await state.agent_disconnect(agent_id, instance=rng.choice(["i1", "i2"]))
+        case _:
+            await state.agent_connect(
+                agent_id,
+                agent_city(agent_id),
+                instance=rng.choice(["i1", "i2"]),
+                now=now,
+                call_id=rng.choice([None, None, rng.randrange(500, 600)]),
+            )
+
+
+async def check_invariants(
+    state: HotState, call_ids: Sequence[int], offers: dict[str, HeldOffer]
+) -> list[str]:
+    """Check that every call is in one place and every offer has one agent; return the offers."""
+    where = await state.locate(call_ids)
+    views = await state.snapshot(CITIES, queue_depth=10_000)
+    agents = [await state.get_agent(a) for a in AGENTS]
+    present_agents = [a for a in agents if a is not None]
+
+    queued = [c.call_id for v in views.values() for c in v.queue]
+    assert len(queued) == len(set(queued))
+    assert set(queued) == {c for c, place in where.items() if place is CallLocation.QUEUED}
+    for city, city_view in views.items():
+        assert city_view.waiting == len(city_view.queue)
+        assert [c.score for c in city_view.queue] == sorted(c.score for c in city_view.queue)
+        assert all(c.city == city for c in city_view.queue)
+        ages = [c.enqueued_at for c in city_view.queue]
+        assert city_view.oldest_enqueued_at == (min(ages) if ages else None)
+        mine = [a for a in present_agents if a.city == city]
+        idle = sorted((a.idle_since, a.agent_id) for a in mine if a.state is AgentState.AVAILABLE)
+        assert [(a.idle_since, a.agent_id) for a in city_view.idle] == idle
+        counts = [sum(a.state is s for a in mine) for s in (AgentState.OFFERED, AgentState.BUSY)]
+        assert [city_view.offered, city_view.busy] == counts
+        assert city_view.on_break == sum(a.state is AgentState.BREAK for a in mine)
+
+    held = [a.offer_id for a in present_agents if a.state is AgentState.OFFERED]
+    assert None not in held
+    live = [offer_id for offer_id in held if offer_id is not None]
+    assert len(live) == len(set(live))  # an offer is held by one agent
+    offered_calls = [offers[offer_id].call.call_id for offer_id in live]
+    assert len(offered_calls) == len(set(offered_calls))  # a call is offered once
+    assert set(offered_calls) == {c for c, place in where.items() if place is CallLocation.OFFERED}
+    for agent in present_agents:
+        assert (agent.offer_id is not None) == (agent.state is AgentState.OFFERED)
+        assert (agent.call_id is not None) == (agent.state is AgentState.BUSY)
+        if agent.call_id is not None and agent.call_id in where:
+            assert where[agent.call_id] is CallLocation.ABSENT
+    return live
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_interleavings_keep_the_invariants(backend: Backend, seed: int) -> None:
+    instances = [backend.state, backend.peer()]
+    for agent_id in AGENTS:
+        await make_available(backend.state, agent_id, agent_city(agent_id))
+    trial = Trial()
+
+    async def worker(n: int) -> None:
+        rng = random.Random(seed * 100 + n)
+        for _ in range(100):
+            await random_step(instances[n % 2], rng, trial)
+            await asyncio.sleep(0)  # lets the memory adapter's callers interleave too
+
+    await asyncio.gather(*map(worker, range(4)))
+
+    call_ids = range(1, trial.last_call + 1)
+    live = await check_invariants(backend.state, call_ids, trial.offers)
+    swept = await backend.state.expire_offers(T0 + 10_000, limit=1_000)
+    assert sorted(held.offer_id for held in swept) == sorted(live)
+    assert await check_invariants(backend.state, call_ids, trial.offers) == []
