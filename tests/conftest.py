@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,15 +137,15 @@ async def _drop_prefix(prefix: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(params=["embedded", "postgres"])
-async def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+@asynccontextmanager
+async def make_backend(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[Backend]:
-    """Each test runs once per backend, on data of its own."""
+    """A backend of `kind` holding only this test's data; cleaned up afterwards."""
     prefix = f"surge-test-{uuid.uuid4().hex[:12]}:"
-    if request.param == "embedded":
+    if kind == "embedded":
         database = tmp_path / "surge.db"
-        shutil.copy(sqlite_template, database)
+        shutil.copy(request.getfixturevalue("sqlite_template"), database)
         yield Backend("embedded", f"sqlite+aiosqlite:///{database}", None, prefix)
         return
     url: str = request.getfixturevalue("postgres_url")
@@ -155,8 +156,24 @@ async def backend(
     except Exception as exc:
         unavailable("Redis", exc)
     await _truncate(url)
-    yield Backend("postgres", url, REDIS_URL, prefix)
-    await _drop_prefix(prefix)
+    try:
+        yield Backend("postgres", url, REDIS_URL, prefix)
+    finally:
+        await _drop_prefix(prefix)
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Each test runs once per backend, on data of its own."""
+    async with make_backend(request.param, request, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+async def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """Postgres + Redis only: what several service processes can share."""
+    async with make_backend("postgres", request, tmp_path) as made:
+        yield made
 
 
 @pytest.fixture

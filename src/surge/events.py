@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from surge.state.base import HeldOffer
+
 Event = dict[str, Any]
 Frame = dict[str, Any]
 
@@ -43,3 +45,24 @@ def mask_caller(caller: str) -> str:
     tail = max(0, min(4, len(caller) // 2 - 1))
     head = min(3, (len(caller) - tail) // 2)
     return caller[:head] + "*" * (len(caller) - head - tail) + caller[len(caller) - tail :]
+
+
+def offer_frame(
+    offer: HeldOffer, *, agent_city: str, surge_id: int | None, now: float
+) -> Frame:
+    """The `offer` frame an agent receives; helper agents see the caller's number masked."""
+    call = offer.call
+    caller = call.caller if agent_city == call.city else mask_caller(call.caller)
+    return {
+        "type": "offer",
+        "offer_id": offer.offer_id,
+        "call": {
+            "id": call.call_id,
+            "city": call.city,
+            "caller": caller,
+            "channel": call.channel,
+            "waited_s": round(max(0.0, now - call.enqueued_at), 3),
+        },
+        "expires_in_s": round(max(0.0, offer.expires_at - now), 3),
+        "surge_id": surge_id,
+    }

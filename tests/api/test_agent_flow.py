@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import websockets
 
 from surge.auth.models import Role
@@ -212,3 +213,25 @@ async def test_cti_stream_reports_the_lifecycle(service: LiveService) -> None:
             assert connected["at"].endswith("+00:00")
             await console.send(type="complete", call_id=call["id"], disposition="answered")
             assert (await telephony.expect("call.completed"))["call_id"] == call["id"]
+
+
+async def test_a_console_that_reconnects_sees_its_pending_offer_again(service: LiveService) -> None:
+    cti = await service.add_user(Role.CTI)
+    agent = await service.add_user(Role.AGENT, NANJING)
+    call = await service.post_call(cti, NANJING)
+    async with service.console(agent) as console:
+        await console.available()
+        offer = await console.expect("offer")
+        # A second console (the laptop woke up) replaces the first, which is closed.
+        async with service.console(agent) as again:
+            assert again.hello["state"] == "offered"
+            shown = await again.expect("offer")
+            assert shown["offer_id"] == offer["offer_id"]
+            assert shown["call"]["id"] == call["id"]
+            assert 0 < shown["expires_in_s"] <= 15
+            await again.send(type="accept", offer_id=offer["offer_id"])
+            await again.expect("call.connected")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await console.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409

@@ -286,6 +286,17 @@ async def test_accept_makes_the_agent_busy_with_the_call(state: HotState) -> Non
     assert await state.expire_offers(T0 + 1000) == []
 
 
+async def test_get_offer_returns_a_live_offer_only(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10)
+    held = await offer(state, 1, 10, expires_at=T0 + 30)
+
+    assert await state.get_offer(held.offer_id) == held
+    assert await state.get_offer("no-such-offer") is None
+    assert await state.accept(held.offer_id, 10, T0 + 1) == (Outcome.DONE, held)
+    assert await state.get_offer(held.offer_id) is None
+
+
 async def test_accept_refuses_unknown_expired_and_foreign_offers(state: HotState) -> None:
     await state.enqueue([qc(1)])
     await make_available(state, 10)

@@ -32,27 +32,6 @@ log = logging.getLogger(__name__)
 Announce = Callable[[Sequence[events.Event]], Awaitable[None]]
 
 
-def offer_frame(
-    offer: HeldOffer, *, agent_city: str, surge_id: int | None, now: float
-) -> events.Frame:
-    """The `offer` frame an agent receives; helper agents see the caller's number masked."""
-    call = offer.call
-    caller = call.caller if agent_city == call.city else events.mask_caller(call.caller)
-    return {
-        "type": "offer",
-        "offer_id": offer.offer_id,
-        "call": {
-            "id": call.call_id,
-            "city": call.city,
-            "caller": caller,
-            "channel": call.channel,
-            "waited_s": round(max(0.0, now - call.enqueued_at), 3),
-        },
-        "expires_in_s": round(max(0.0, offer.expires_at - now), 3),
-        "surge_id": surge_id,
-    }
-
-
 class Dispatcher:
     """Runs dispatch cycles and offer maintenance for one service instance."""
 
@@ -136,7 +115,7 @@ class Dispatcher:
                 await self._state.withdraw(offer.call.call_id)
         out: list[events.Event] = []
         for offer, assignment in recorded:
-            frame = offer_frame(
+            frame = events.offer_frame(
                 offer,
                 agent_city=agent_city[offer.agent_id],
                 surge_id=assignment.surge_id,

@@ -94,9 +94,12 @@ async def _handle(
                 instance=instance,
             )
         assert isinstance(message, CompleteMessage)
-        return await seats_service.complete(
-            session=session, state=state, seat=seat, message=message, instance=instance
+        completed = await seats_service.complete(
+            session=session, seat=seat, message=message, instance=instance
         )
+    # Only now, committed and acknowledged, may the agent be offered its next call.
+    await runtime.gateway.announce(completed)
+    return await seats_service.release(state=state, seat=seat, call_id=message.call_id)
 
 
 @router.websocket("/ws/agent")
@@ -113,11 +116,12 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     try:
         async with runtime.sessions() as session:
             seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)
-            hello = await seats_service.connect(
+            greeting = await seats_service.connect(
                 session=session, state=runtime.state, seat=seat, instance=instance
             )
         await runtime.gateway.attach_agent(seat.agent_id, connection)
-        connection.send(hello)
+        for frame in greeting:
+            connection.send(frame)
         while True:
             text = await websocket.receive_text()
             try:

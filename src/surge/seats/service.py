@@ -49,8 +49,11 @@ def call_brief(call: Call, *, seat: Seat) -> dict[str, object]:
 
 async def connect(
     *, session: AsyncSession, state: HotState, seat: Seat, instance: str
-) -> events.Frame:
-    """Make the agent present here and build its `hello` (with the call in hand, if any)."""
+) -> list[events.Frame]:
+    """Make the agent present here: its `hello` (with the call in hand), and a pending offer.
+
+    A console that reconnects while an offer is held for it sees that offer again.
+    """
     in_hand = (
         await session.execute(
             select(Call).where(
@@ -65,14 +68,22 @@ async def connect(
         now=time.time(),
         call_id=in_hand.id if in_hand else None,
     )
-    return {
-        "type": "hello",
-        "agent": seat.name,
-        "agent_id": seat.agent_id,
-        "city": seat.city,
-        "state": presence.state.value,
-        "call": call_brief(in_hand, seat=seat) if in_hand else None,
-    }
+    frames: list[events.Frame] = [
+        {
+            "type": "hello",
+            "agent": seat.name,
+            "agent_id": seat.agent_id,
+            "city": seat.city,
+            "state": presence.state.value,
+            "call": call_brief(in_hand, seat=seat) if in_hand else None,
+        }
+    ]
+    pending = await state.get_offer(presence.offer_id) if presence.offer_id else None
+    if pending is not None:
+        frames.append(
+            events.offer_frame(pending, agent_city=seat.city, surge_id=None, now=time.time())
+        )
+    return frames
 
 
 def state_frame(presence: AgentPresence) -> events.Frame:
@@ -135,14 +146,9 @@ async def decline(
 
 
 async def complete(
-    *,
-    session: AsyncSession,
-    state: HotState,
-    seat: Seat,
-    message: CompleteMessage,
-    instance: str,
+    *, session: AsyncSession, seat: Seat, message: CompleteMessage, instance: str
 ) -> list[events.Event]:
-    """Close the ticket of the call in hand; the agent is available again."""
+    """Close the ticket of the call in hand (the agent is released once this commits)."""
     at = utcnow()
     call = await calls_service.record_completion(
         session=session,
@@ -156,8 +162,7 @@ async def complete(
         at=at,
         instance=instance,
     )
-    presence = await state.finish_call(seat.agent_id, call.id, at.timestamp())
-    out = [
+    return [
         events.to_agent(seat.agent_id, {"type": "call.completed", "call_id": call.id}),
         events.to_cti(
             call.city_code,
@@ -169,6 +174,9 @@ async def complete(
             ),
         ),
     ]
-    if presence is not None:
-        out.append(events.to_agent(seat.agent_id, state_frame(presence)))
-    return out
+
+
+async def release(*, state: HotState, seat: Seat, call_id: int) -> list[events.Event]:
+    """After a completion commits and is acknowledged: the agent is available for the next call."""
+    presence = await state.finish_call(seat.agent_id, call_id, time.time())
+    return [events.to_agent(seat.agent_id, state_frame(presence))] if presence else []

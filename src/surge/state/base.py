@@ -223,6 +223,9 @@ class HotState(Protocol):
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence, or None when it is offline."""
 
+    async def get_offer(self, offer_id: str) -> HeldOffer | None:
+        """Return the live offer (to show it again to a console that reconnected), or None."""
+
     async def heartbeat(self, instance: str, now: float) -> None:
         """Record that `instance` is alive."""
 

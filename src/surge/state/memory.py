@@ -288,6 +288,10 @@ class InMemoryState:
         agent = self._agents.get(agent_id)
         return None if agent is None else agent.presence(agent_id)
 
+    async def get_offer(self, offer_id: str) -> HeldOffer | None:
+        """Return the live offer, or None."""
+        return self._offers.get(offer_id)
+
     async def heartbeat(self, instance: str, now: float) -> None:
         """Record that `instance` is alive."""
         self._heartbeats[instance] = now

@@ -352,6 +352,13 @@ return views
 
 # KEYS: the counter. ARGV: window in ms. Testing the TTL rather than `hits == 1` means a counter
 # that somehow lost its expiry gets one back instead of blocking its key for good.
+# ARGV[2] offer id. Returns the live offer, or false.
+_GET_OFFER = """
+local o = redis.call('HMGET', P .. 'offer:' .. ARGV[2], 'call', 'agent', 'expires_at')
+if not o[1] then return false end
+return {ARGV[2], o[2], o[3], redis.call('HGET', P .. 'call:' .. o[1], 'data')}
+"""
+
 _COUNT_HIT = """
 local hits = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then
@@ -486,6 +493,7 @@ class RedisState:
         self._finish = script(_FINISH)
         self._reap = script(_REAP)
         self._snapshot = script(_SNAPSHOT)
+        self._get_offer = script(_GET_OFFER)
         self._count_hit = client.register_script(_COUNT_HIT)
 
     async def ping(self) -> None:
@@ -635,6 +643,11 @@ class RedisState:
         with _mapped():
             row = await self._client.hmget(f"{self._prefix}agent:{agent_id}", fields)
         return None if row[0] is None else _presence(agent_id, row)
+
+    async def get_offer(self, offer_id: str) -> HeldOffer | None:
+        """Return the live offer, or None."""
+        row = await self._run(self._get_offer, offer_id)
+        return None if row is None else _held(row)
 
     async def heartbeat(self, instance: str, now: float) -> None:
         """Record that `instance` is alive."""

@@ -1,0 +1,67 @@
+"""Real `surge serve` processes for the multi-instance and recovery tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import Backend
+from tests.helpers import LiveService
+
+SURGE = str(Path(sys.executable).with_name("surge"))
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def surge_process(
+    backend: Backend, *, instance: str, log_path: Path, **env: str
+) -> AsyncIterator[tuple[LiveService, subprocess.Popen[bytes]]]:
+    """Run `surge serve` as its own process until the block ends (then stop it, or kill it)."""
+    port = free_port()
+    environment = {**os.environ, **backend.env(), "SURGE_INSTANCE_ID": instance, **env}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [SURGE, "serve", "--port", str(port), "--log-level", "warning"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            for _ in range(200):
+                if process.poll() is not None:
+                    raise RuntimeError(f"surge serve exited: {log_path.read_text()[-2000:]}")
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError("surge serve did not become ready in 10 s")
+            yield LiveService(settings=backend.settings(), base_url=base_url, http=http), process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
