@@ -102,14 +102,19 @@ class Console:
         """Send one JSON message."""
         await self.socket.send(json.dumps(message))
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def recv(self, within: float = 5.0) -> dict[str, Any]:
         """The next frame."""
-        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.socket.recv(), timeout))
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.socket.recv(), within))
         return frame
 
-    async def expect(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def drain(self) -> None:
+        """Read frames until the server closes the socket (raises `ConnectionClosed`)."""
+        while True:
+            await self.socket.recv()
+
+    async def expect(self, kind: str, within: float = 5.0) -> dict[str, Any]:
         """The next frame, which must be of type `kind`."""
-        frame = await self.recv(timeout)
+        frame = await self.recv(within)
         assert frame["type"] == kind, f"expected {kind}, got {frame}"
         return frame
 

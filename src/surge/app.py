@@ -1,4 +1,4 @@
-"""The app factory: routes, error rendering, request limits, and the lifespan that owns resources."""
+"""The app factory: routes, error rendering, request limits, and the lifespan owning resources."""
 
 from __future__ import annotations
 

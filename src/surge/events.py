@@ -42,14 +42,13 @@ def error_frame(code: str, message: str) -> Frame:
 
 def mask_caller(caller: str) -> str:
     """Hide the middle of a number for helper agents: 13812345678 -> 138****5678."""
-    tail = max(0, min(4, len(caller) // 2 - 1))
-    head = min(3, (len(caller) - tail) // 2)
-    return caller[:head] + "*" * (len(caller) - head - tail) + caller[len(caller) - tail :]
+    hidden = max(-(-len(caller) // 3), len(caller) - 7)  # at least a third, at most 7 shown
+    shown = len(caller) - hidden
+    head = shown // 2
+    return caller[:head] + "*" * hidden + caller[head + hidden :]
 
 
-def offer_frame(
-    offer: HeldOffer, *, agent_city: str, surge_id: int | None, now: float
-) -> Frame:
+def offer_frame(offer: HeldOffer, *, agent_city: str, surge_id: int | None, now: float) -> Frame:
     """The `offer` frame an agent receives; helper agents see the caller's number masked."""
     call = offer.call
     caller = call.caller if agent_city == call.city else mask_caller(call.caller)

@@ -7,7 +7,7 @@ import socket
 from enum import StrEnum
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         default=64 * 1024, gt=0, description="Largest accepted request body"
     )
     ws_max_message_bytes: int = Field(default=32 * 1024, gt=0)
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _blank_means_none(cls, value: object) -> object:
+        """`SURGE_REDIS_URL=` (left empty in a .env template) means in-process state."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _require_secret_outside_development(self) -> Self:

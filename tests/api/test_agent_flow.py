@@ -116,7 +116,9 @@ async def test_decline_puts_the_call_back_at_its_place(service: LiveService) -> 
     ]
 
 
-async def test_missed_offer_expires_requeues_and_puts_agent_on_break(backend_short_offer: LiveService) -> None:
+async def test_missed_offer_expires_requeues_and_puts_agent_on_break(
+    backend_short_offer: LiveService,
+) -> None:
     service = backend_short_offer
     cti = await service.add_user(Role.CTI)
     agent = await service.add_user(Role.AGENT, NANJING)
@@ -124,8 +126,12 @@ async def test_missed_offer_expires_requeues_and_puts_agent_on_break(backend_sho
     async with service.console(agent) as console:
         await console.available()
         offer = await console.expect("offer")
-        revoked = await console.expect("offer.revoked", timeout=5)
-        assert revoked == {"type": "offer.revoked", "offer_id": offer["offer_id"], "reason": "expired"}
+        revoked = await console.expect("offer.revoked", within=5)
+        assert revoked == {
+            "type": "offer.revoked",
+            "offer_id": offer["offer_id"],
+            "reason": "expired",
+        }
         assert (await console.expect("state")) == {
             "type": "state",
             "state": "break",
@@ -232,6 +238,6 @@ async def test_a_console_that_reconnects_sees_its_pending_offer_again(service: L
             await again.send(type="accept", offer_id=offer["offer_id"])
             await again.expect("call.connected")
         with pytest.raises(websockets.ConnectionClosed) as closed:
-            while True:
-                await console.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4409
+            await console.drain()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4409

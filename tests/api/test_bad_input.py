@@ -23,7 +23,8 @@ def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]
     body = response.json()
     assert set(body) == {"error"}
     assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
     error: dict[str, Any] = body["error"]
     return error
 
@@ -40,13 +41,14 @@ def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]
         ({"city": NANJING, "caller": "138", "channel": "phone", "priority": 10}, "invalid_request"),
         ({"city": NANJING, "caller": "138", "channel": "phone", "extra": 1}, "invalid_request"),
         ({"city": NANJING, "channel": "phone"}, "invalid_request"),
-        ({"city": NANJING, "caller": "138", "channel": "phone", "external_id": ""}, "invalid_request"),
+        (
+            {"city": NANJING, "caller": "138", "channel": "phone", "external_id": ""},
+            "invalid_request",
+        ),
         ([], "invalid_request"),
     ],
 )
-async def test_bad_call_bodies_are_refused(
-    service: LiveService, body: Any, code: str
-) -> None:
+async def test_bad_call_bodies_are_refused(service: LiveService, body: Any, code: str) -> None:
     cti = await service.add_user(Role.CTI)
     response = await service.http.post("/api/v1/calls", json=body, headers=service.auth(cti))
     error_of(response, 422, code)
@@ -92,16 +94,32 @@ async def test_tokens_missing_forged_expired_and_wrong_role(service: LiveService
     body = {"city": NANJING, "caller": "13812345678", "channel": "phone"}
     error_of(await service.http.post("/api/v1/calls", json=body), 401, "unauthorized")
     forged = jwt.encode(
-        {"iss": "surge", "sub": "1", "name": "x", "role": "cti", "city": None,
-         "iat": int(time.time()), "exp": int(time.time()) + 60},
+        {
+            "iss": "surge",
+            "sub": "1",
+            "name": "x",
+            "role": "cti",
+            "city": None,
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+        },
         "not-the-secret-key-at-all-0123456789",
         algorithm="HS256",
     )
     headers = {"Authorization": f"Bearer {forged}"}
-    error_of(await service.http.post("/api/v1/calls", json=body, headers=headers), 401, "unauthorized")
+    error_of(
+        await service.http.post("/api/v1/calls", json=body, headers=headers), 401, "unauthorized"
+    )
     expired = jwt.encode(
-        {"iss": "surge", "sub": "1", "name": "x", "role": "cti", "city": None,
-         "iat": int(time.time()) - 120, "exp": int(time.time()) - 60},
+        {
+            "iss": "surge",
+            "sub": "1",
+            "name": "x",
+            "role": "cti",
+            "city": None,
+            "iat": int(time.time()) - 120,
+            "exp": int(time.time()) - 60,
+        },
         service.settings.secret_key.get_secret_value(),
         algorithm="HS256",
     )
@@ -157,8 +175,12 @@ async def test_unknown_ids_and_closed_calls(service: LiveService) -> None:
     error_of(await service.http.get("/api/v1/nowhere"), 404, "not_found")
     error_of(await service.http.delete("/api/v1/cities"), 405, "method_not_allowed")
     call = await service.post_call(cti, NANJING)
-    first = await service.http.post(f"/api/v1/calls/{call['id']}/abandon", headers=service.auth(cti))
-    again = await service.http.post(f"/api/v1/calls/{call['id']}/abandon", headers=service.auth(cti))
+    first = await service.http.post(
+        f"/api/v1/calls/{call['id']}/abandon", headers=service.auth(cti)
+    )
+    again = await service.http.post(
+        f"/api/v1/calls/{call['id']}/abandon", headers=service.auth(cti)
+    )
     assert first.json()["status"] == again.json()["status"] == "abandoned"
 
 
@@ -230,7 +252,7 @@ async def test_accepting_someone_elses_offer_or_twice(service: LiveService) -> N
         ('{"type": "status", "state": "asleep"}', "invalid_request"),
         ('{"type": "accept"}', "invalid_request"),
         ('{"type": "complete", "call_id": 1, "disposition": "shrug"}', "invalid_request"),
-        ('[1, 2, 3]', "invalid_request"),
+        ("[1, 2, 3]", "invalid_request"),
         ('{"type": "accept", "offer_id": "' + "x" * 40_000 + '"}', "payload_too_large"),
     ],
 )
@@ -272,7 +294,8 @@ async def test_websocket_refuses_bad_tokens_and_roles(service: LiveService) -> N
             assert frame["code"] == error_code
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await socket.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == close_code
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == close_code
 
 
 async def test_failed_logins_are_rate_limited(service: LiveService) -> None:

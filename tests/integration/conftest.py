@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,23 +32,26 @@ def free_port() -> int:
 @asynccontextmanager
 async def surge_process(
     backend: Backend, *, instance: str, log_path: Path, **env: str
-) -> AsyncIterator[tuple[LiveService, subprocess.Popen[bytes]]]:
+) -> AsyncIterator[tuple[LiveService, Process]]:
     """Run `surge serve` as its own process until the block ends (then stop it, or kill it)."""
     port = free_port()
     environment = {**os.environ, **backend.env(), "SURGE_INSTANCE_ID": instance, **env}
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [SURGE, "serve", "--port", str(port), "--log-level", "warning"],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    log = await asyncio.to_thread(log_path.open, "ab")
+    process = await asyncio.create_subprocess_exec(
+        SURGE,
+        *("serve", "--port", str(port), "--log-level", "warning"),
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
             for _ in range(200):
-                if process.poll() is not None:
-                    raise RuntimeError(f"surge serve exited: {log_path.read_text()[-2000:]}")
+                if process.returncode is not None:
+                    output = await asyncio.to_thread(log_path.read_text)
+                    raise RuntimeError(f"surge serve exited: {output[-2000:]}")
                 try:
                     if (await http.get("/readyz")).status_code == 200:
                         break
@@ -58,10 +62,10 @@ async def surge_process(
                 raise RuntimeError("surge serve did not become ready in 10 s")
             yield LiveService(settings=backend.settings(), base_url=base_url, http=http), process
     finally:
-        if process.poll() is None:
+        if process.returncode is None:
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
                 process.kill()
-                process.wait()
+                await process.wait()

@@ -51,11 +51,16 @@ async def test_a_call_posted_to_one_instance_reaches_an_agent_on_the_other(
             # The same external id posted to the other instance is the same call.
             again = await b.http.post(
                 "/api/v1/calls",
-                json={"city": NANJING, "caller": "13812345678", "channel": "phone",
-                      "external_id": "cross-1"},
+                json={
+                    "city": NANJING,
+                    "caller": "13812345678",
+                    "channel": "phone",
+                    "external_id": "cross-1",
+                },
                 headers={"Authorization": f"Bearer {a.tokens[cti]}"},
             )
-            assert again.status_code == 200 and again.json()["id"] == call["id"]
+            assert again.status_code == 200
+            assert again.json()["id"] == call["id"]
 
 
 async def test_two_instances_never_offer_a_call_twice(shared: Backend, tmp_path: Path) -> None:
@@ -77,7 +82,7 @@ async def test_two_instances_never_offer_a_call_twice(shared: Backend, tmp_path:
                 await console.available()
                 while True:
                     try:
-                        frame = await console.recv(timeout=3)
+                        frame = await console.recv(within=3)
                     except TimeoutError:
                         return
                     if frame["type"] != "offer":
@@ -90,9 +95,7 @@ async def test_two_instances_never_offer_a_call_twice(shared: Backend, tmp_path:
                     await console.send(type="complete", call_id=call_id, disposition="answered")
 
         workers = [
-            asyncio.create_task(
-                work(name, (a if i % 2 else b).tokens, (a if i % 2 else b).ws_url)
-            )
+            asyncio.create_task(work(name, (a if i % 2 else b).tokens, (a if i % 2 else b).ws_url))
             for i, name in enumerate(agents)
         ]
         await asyncio.sleep(0.5)
@@ -131,7 +134,7 @@ async def _restart_and_drain(backend: Backend, tmp_path: Path, *, flush_redis: b
             waiting = [await service.post_call(cti, NANJING) for _ in range(3)]
             urgent = await service.post_call(cti, NANJING, priority=3)
             process.send_signal(signal.SIGKILL)  # no goodbye: the hot state is left as it was
-            process.wait()
+            await process.wait()
     if flush_redis:
         client = aioredis.Redis.from_url(REDIS_URL)
         keys = [key async for key in client.scan_iter(match=f"{backend.redis_prefix}*")]
@@ -150,9 +153,9 @@ async def _restart_and_drain(backend: Backend, tmp_path: Path, *, flush_redis: b
         async with service.console(holder) as console:
             if console.hello["state"] != "offered":  # else the held offer is shown again
                 await console.available()
-            order = []
+            order: list[int] = []
             while len(order) < 5:
-                frame = await console.recv(timeout=8)
+                frame = await console.recv(within=8)
                 if frame["type"] == "state" and frame["state"] == "break":
                     await console.available()  # it missed the offer held before the crash
                 if frame["type"] != "offer":

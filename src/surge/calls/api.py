@@ -30,9 +30,9 @@ async def _read(call: Call, *, session: SessionDep, viewer: Principal) -> CallRe
         external_id=call.external_id,
         city=call.city_code,
         caller=mask_caller(call.caller) if helper_view else call.caller,
-        channel=call.channel,  # type: ignore[arg-type]  # validated into the enum
+        channel=call.channel,
         priority=call.priority,
-        status=call.status,  # type: ignore[arg-type]
+        status=call.status,
         agent_id=call.agent_id,
         received_at=call.received_at,
         connected_at=call.connected_at,

@@ -49,7 +49,7 @@ async def ingest(*, session: AsyncSession, payload: CallCreate, instance: str) -
         "status": CallStatus.QUEUED.value,
         "received_at": now,
     }
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # ON CONFLICT DO NOTHING makes a concurrent duplicate a no-op instead of an error.
     statement = builder(Call).values(values).on_conflict_do_nothing().returning(Call)

@@ -1,6 +1,6 @@
 """The hot-state interface: city queues, agent presence, offers with expiry, and the event bus.
 
-Postgres is the system of record; this is the fast, shared, rebuildable view the dispatcher works on.
+Postgres is the system of record; this is the fast, shared, rebuildable view the dispatcher uses.
 Two adapters implement it (`memory.InMemoryState`, `redis.RedisState`) and pass one contract suite
 (`tests/contract/test_state.py`). Every operation that touches more than one key is atomic: a call
 is never offered to two agents and an agent never holds two offers, however many service instances
@@ -21,7 +21,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 MAX_PRIORITY = 9
-_SCORE_STRIDE = 2**40  # call ids stay below this; (MAX_PRIORITY + 1) * stride < 2**53 keeps it exact
+_SCORE_STRIDE = (
+    2**40
+)  # call ids stay below this; (MAX_PRIORITY + 1) * stride < 2**53 keeps it exact
 
 
 def queue_score(priority: int, call_id: int) -> float:
@@ -149,7 +151,7 @@ class HotState(Protocol):
 
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
-        """Put calls in their city queues; a call already queued or offered is left alone (False)."""
+        """Queue calls in their cities; a call already queued or offered is left alone (False)."""
 
     async def locate(self, call_ids: Sequence[int]) -> dict[int, CallLocation]:
         """Say where each call is held."""

@@ -1,0 +1,153 @@
+"""Settings: secret-key rules per environment, SURGE_* variables and derived flags."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from surge.settings import Environment, Settings
+
+REAL_SECRET = "a-real-secret-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("SURGE_"):
+            monkeypatch.delenv(name)
+
+
+def make(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["", "   ", "changeme", "CHANGEME", " changeme ", "change-me", "secret", "Secret", "surge"],
+)
+def test_production_refuses_placeholder_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="SURGE_SECRET_KEY"):
+        make(environment="production", secret_key=secret)
+
+
+def test_production_refuses_missing_secret() -> None:
+    with pytest.raises(ValidationError, match="SURGE_SECRET_KEY"):
+        make(environment="production")
+
+
+def test_production_refuses_placeholder_secret_from_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SURGE_ENVIRONMENT", "production")
+    monkeypatch.setenv("SURGE_SECRET_KEY", "changeme")
+    with pytest.raises(ValidationError):
+        make()
+
+
+def test_production_keeps_a_real_secret() -> None:
+    settings = make(environment="production", secret_key=REAL_SECRET)
+    assert settings.environment is Environment.PRODUCTION
+    assert settings.secret_key.get_secret_value() == REAL_SECRET
+
+
+@pytest.mark.parametrize("secret", ["", "changeme", "secret"])
+def test_development_invents_a_random_secret(secret: str) -> None:
+    first, second = make(secret_key=secret), make(secret_key=secret)
+    assert first.environment is Environment.DEVELOPMENT
+    one, two = first.secret_key.get_secret_value(), second.secret_key.get_secret_value()
+    assert one != two
+    for value in (one, two):
+        assert value.strip().lower() not in {"", "changeme", "change-me", "secret", "surge"}
+        assert len(value) >= 32
+
+
+def test_development_keeps_a_real_secret() -> None:
+    assert make(secret_key=REAL_SECRET).secret_key.get_secret_value() == REAL_SECRET
+
+
+def test_secret_is_not_shown_in_repr() -> None:
+    settings = make(environment="production", secret_key=REAL_SECRET)
+    assert REAL_SECRET not in repr(settings)
+    assert REAL_SECRET not in str(settings.model_dump())
+
+
+def test_reads_surge_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SURGE_ENVIRONMENT", "production")
+    monkeypatch.setenv("SURGE_SECRET_KEY", REAL_SECRET)
+    monkeypatch.setenv("SURGE_DATABASE_URL", "postgresql+asyncpg://db/surge")
+    monkeypatch.setenv("SURGE_REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("SURGE_REDIS_PREFIX", "p1:")
+    monkeypatch.setenv("SURGE_INSTANCE_ID", "node-7")
+    monkeypatch.setenv("SURGE_OFFER_TIMEOUT_S", "7.5")
+    monkeypatch.setenv("SURGE_DISPATCH_BATCH", "64")
+    monkeypatch.setenv("SURGE_TOKEN_TTL_S", "60")
+    settings = make()
+    assert settings.environment is Environment.PRODUCTION
+    assert settings.secret_key.get_secret_value() == REAL_SECRET
+    assert settings.database_url == "postgresql+asyncpg://db/surge"
+    assert settings.redis_url == "redis://cache:6379/0"
+    assert settings.redis_prefix == "p1:"
+    assert settings.instance_id == "node-7"
+    assert settings.offer_timeout_s == 7.5
+    assert settings.dispatch_batch == 64
+    assert settings.token_ttl_s == 60
+
+
+def test_unprefixed_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere/db")
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere")
+    settings = make()
+    assert settings.database_url == "sqlite+aiosqlite:///./surge.db"
+    assert settings.redis_url is None
+
+
+def test_environment_variable_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("surge_redis_prefix", "lower:")
+    assert make().redis_prefix == "lower:"
+
+
+def test_invalid_environment_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SURGE_OFFER_TIMEOUT_S", "0")
+    with pytest.raises(ValidationError, match="offer_timeout_s"):
+        make()
+
+
+def test_unknown_environment_is_refused() -> None:
+    with pytest.raises(ValidationError, match="environment"):
+        make(environment="staging")
+
+
+def test_defaults() -> None:
+    settings = make()
+    assert settings.environment is Environment.DEVELOPMENT
+    assert settings.redis_url is None
+    assert not settings.uses_redis
+    assert settings.offer_timeout_s == 15.0
+    assert settings.instance_id != make().instance_id
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "uses_redis"),
+    [(None, False), ("redis://127.0.0.1:6379/0", True), ("rediss://cache:6380/1", True)],
+)
+def test_uses_redis_follows_redis_url(redis_url: str | None, uses_redis: bool) -> None:
+    assert make(redis_url=redis_url).uses_redis is uses_redis
+
+
+def test_uses_redis_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not make().uses_redis
+    monkeypatch.setenv("SURGE_REDIS_URL", "redis://cache:6379/0")
+    assert make().uses_redis
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_redis_url_means_in_process_state(
+    monkeypatch: pytest.MonkeyPatch, blank: str
+) -> None:
+    monkeypatch.setenv("SURGE_REDIS_URL", blank)
+    settings = make()
+    assert settings.redis_url is None
+    assert not settings.uses_redis
