@@ -18,7 +18,7 @@ from surge.auth import api as auth_api
 from surge.calls import api as calls_api
 from surge.cities import api as cities_api
 from surge.cities.service import CityRegistry
-from surge.db import create_engine, create_sessionmaker
+from surge.db import create_engine, create_sessionmaker, is_outage, outage
 from surge.errors import PayloadTooLarge, SurgeError
 from surge.router import recovery
 from surge.router.dispatcher import Dispatcher
@@ -100,6 +100,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_outage(exc):
+            log.warning("database outage: %s", exc)
+            error = outage(exc)
+            return _error(error.status, error.code, error.message)
         log.exception("unexpected error", exc_info=exc)
         return _error(500, "internal_error", "something went wrong on our side; it was logged")
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -82,10 +83,25 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def is_outage(exc: BaseException) -> bool:
+    """True when the database could not be reached, rather than refusing what we asked."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError):
+        return True
+    # Drivers report a refused connection as an unclassified DBAPIError (asyncpg does).
+    return isinstance(exc, DBAPIError) and (type(exc) is DBAPIError or exc.connection_invalidated)
+
+
+def outage(exc: BaseException) -> ServiceUnavailable:
+    """The project's 503 for a database that cannot be reached."""
+    return ServiceUnavailable(f"the database is not answering ({type(exc).__name__}); try again")
+
+
 @asynccontextmanager
 async def database_errors() -> AsyncIterator[None]:
     """Turn a database outage into the project's 503 error at the boundary."""
     try:
         yield
-    except (SQLAlchemyError, OSError) as exc:
-        raise ServiceUnavailable(f"the database is not answering: {type(exc).__name__}") from exc
+    except Exception as exc:
+        if is_outage(exc):
+            raise outage(exc) from exc
+        raise

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
+from surge.db import database_errors
 from surge.errors import BadRequest, Forbidden, PayloadTooLarge, SurgeError, Unauthorized
 from surge.runtime import Runtime
 from surge.seats import service as seats_service
@@ -114,7 +115,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     writer = asyncio.create_task(connection.write())
     seat: seats_service.Seat | None = None
     try:
-        async with runtime.sessions() as session:
+        async with database_errors(), runtime.sessions() as session:
             seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)
             greeting = await seats_service.connect(
                 session=session, state=runtime.state, seat=seat, instance=instance
@@ -125,7 +126,8 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         while True:
             text = await websocket.receive_text()
             try:
-                out = await _handle(runtime, seat, _parse(runtime, text))
+                async with database_errors():
+                    out = await _handle(runtime, seat, _parse(runtime, text))
             except SurgeError as exc:
                 connection.send(events.error_frame(exc.code, exc.message))
                 out = []
