@@ -17,7 +17,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge import events
-from surge.calls.lifecycle import CallStatus, Disposition, check_move, sources_of
+from surge.calls.lifecycle import (
+    OPEN_STATUSES,
+    CallStatus,
+    Disposition,
+    check_move,
+    sources_of,
+)
 from surge.calls.models import Call, CallEvent
 from surge.calls.schemas import CallCreate
 from surge.db import utcnow
@@ -248,7 +254,7 @@ async def abandon(
     call = await get(session=session, call_id=call_id)
     if call.status == CallStatus.ABANDONED:
         return call, []  # the CTI may retry; the answer is the same
-    if call.status not in (CallStatus.QUEUED, CallStatus.OFFERED):
+    if call.status not in OPEN_STATUSES:
         raise CallNotOpen(f"call {call_id} is already {call.status}; it cannot be abandoned")
     withdrawn = await state.withdraw(call_id)
     now = utcnow()
@@ -289,7 +295,7 @@ async def open_calls(*, session: AsyncSession) -> Sequence[Call]:
     """Every queued or offered call, oldest first (to rebuild the hot state)."""
     rows = await session.execute(
         select(Call)
-        .where(Call.status.in_([CallStatus.QUEUED.value, CallStatus.OFFERED.value]))
+        .where(Call.status.in_([status.value for status in OPEN_STATUSES]))
         .order_by(Call.id)
     )
     return rows.scalars().all()

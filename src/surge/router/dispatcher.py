@@ -100,14 +100,23 @@ class Dispatcher:
             return 0
         agent_city = {agent.agent_id: code for code, view in views.items() for agent in view.idle}
         at = datetime.fromtimestamp(now, UTC)
-        async with self._sessions() as session, session.begin():
-            recorded = [
-                (offer, assignment)
-                for offer, assignment in made
-                if await calls_service.record_offer(
-                    session=session, offer=offer, at=at, instance=self._settings.instance_id
-                )
-            ]
+        try:
+            async with self._sessions() as session, session.begin():
+                recorded = [
+                    (offer, assignment)
+                    for offer, assignment in made
+                    if await calls_service.record_offer(
+                        session=session, offer=offer, at=at, instance=self._settings.instance_id
+                    )
+                ]
+        except BaseException:
+            # Unrecorded offers must not stay held (an agent would "miss" an offer never sent):
+            # free the agents and put the calls, still queued in the database, back in place.
+            with contextlib.suppress(SurgeError):
+                for offer, _ in made:
+                    await self._state.withdraw(offer.call.call_id)
+                await self._state.enqueue([offer.call for offer, _ in made])
+            raise
         recorded_ids = {offer.offer_id for offer, _ in recorded}
         for offer, _ in made:
             if offer.offer_id not in recorded_ids:

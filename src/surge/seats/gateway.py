@@ -43,6 +43,8 @@ class Connection:
             self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("closing connection %s: %d frames not yet sent", self.id, OUTBOX_LIMIT)
+            while not self._outbox.empty():  # make room for the close: this socket is lost anyway
+                self._outbox.get_nowait()
             self.close(1011)
 
     def close(self, code: int) -> None:
