@@ -10,6 +10,8 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from surge.router.policy import DEFAULT_PROTECTION_FLOOR
+
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
 
 
@@ -40,6 +42,11 @@ class Settings(BaseSettings):
 
     offer_timeout_s: float = Field(default=15.0, gt=0, description="How long an offer is held")
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="Dispatcher safety tick")
+    helper_protection_floor: int = Field(
+        default=DEFAULT_PROTECTION_FLOOR,
+        ge=0,
+        description="A helper city serves a host only while fewer own calls wait",
+    )
     dispatch_batch: int = Field(default=256, gt=0, description="Calls per city per dispatch cycle")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     instance_timeout_s: float = Field(default=15.0, gt=0, description="Silence before reaping")

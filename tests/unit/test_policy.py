@@ -31,7 +31,7 @@ def ia(agent_id: int, city: str = HZ, idle_since: float = T0) -> IdleAgent:
 def city(
     code: str, calls: Sequence[QueuedCall] = (), agents: Sequence[IdleAgent] = ()
 ) -> CitySnapshot:
-    return CitySnapshot(code, tuple(calls), tuple(agents))
+    return CitySnapshot.build(code, calls, agents)
 
 
 def snap(*cities: CitySnapshot, now: float = T0 + 1000) -> Snapshot:
@@ -150,11 +150,11 @@ def test_decide_table(snapshot: Snapshot, expected: set[Triple]) -> None:
 
 
 @pytest.mark.parametrize(("snapshot", "expected"), CASES)
-def test_decide_ignores_input_order(snapshot: Snapshot, expected: set[Triple]) -> None:
+def test_built_snapshots_ignore_input_order(snapshot: Snapshot, expected: set[Triple]) -> None:
     reversed_snapshot = Snapshot(
         snapshot.now,
         {
-            code: CitySnapshot(c.code, c.queue[::-1], c.free_agents[::-1])
+            code: CitySnapshot.build(c.code, c.queue[::-1], c.free_agents[::-1])
             for code, c in reversed(list(snapshot.cities.items()))
         },
     )
@@ -201,7 +201,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             agents[code].append(ia(agent_id, code, draw(IDLE_TIMES)))
     now = draw(st.floats(min_value=T0, max_value=T0 + 86_400))
     return Snapshot(
-        now, {code: CitySnapshot(code, tuple(calls[code]), tuple(agents[code])) for code in codes}
+        now, {code: CitySnapshot.build(code, calls[code], agents[code]) for code in codes}
     )
 
 
@@ -266,7 +266,7 @@ def test_decide_is_deterministic_and_order_independent(
         queue, free = list(cs.queue), list(cs.free_agents)
         rnd.shuffle(queue)
         rnd.shuffle(free)
-        shuffled[code] = CitySnapshot(code, tuple(queue), tuple(free))
+        shuffled[code] = CitySnapshot.build(code, queue, free)
     again = decide(Snapshot(snapshot.now, shuffled))
     assert sorted(triples(again)) == sorted(triples(first))
     for code in snapshot.cities:

@@ -82,9 +82,15 @@ class Dispatcher:
         snapshot = policy.Snapshot(
             now=now,
             cities={
-                code: policy.CitySnapshot(code=code, queue=view.queue, free_agents=view.idle)
+                code: policy.CitySnapshot(
+                    code=code,
+                    queue=view.queue,
+                    free_agents=view.idle,
+                    waiting=view.waiting,
+                    protection_floor=self._settings.helper_protection_floor,
+                )
                 for code, view in views.items()
-                if view.queue and view.idle
+                if view.queue or view.idle
             },
         )
         assignments = policy.decide(snapshot)
