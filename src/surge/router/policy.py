@@ -50,7 +50,7 @@ class CitySnapshot:
         free_agents: Sequence[IdleAgent],
         **load: Any,
     ) -> CitySnapshot:
-        """A snapshot from calls and agents in any order (`waiting` defaults to the queue length)."""
+        """A snapshot from calls and agents in any order (`waiting` defaults to the queue size)."""
         load.setdefault("waiting", len(queue))
         return cls(code, tuple(queue_order(queue)), tuple(idle_order(free_agents)), **load)
 
