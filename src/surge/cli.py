@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import re
 import secrets
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -153,6 +156,33 @@ def _users_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(_: Settings, args: argparse.Namespace) -> int:
+    from surge.sim.engine import simulate
+    from surge.sim.scenario import Scenario
+
+    try:
+        scenario = Scenario.model_validate_json(Path(args.scenario).read_bytes())
+    except OSError as exc:
+        raise SurgeError(f"cannot read {args.scenario}: {exc.strerror}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'scenario'}: {e['msg']}"
+            for e in exc.errors()[:10]
+        )
+        raise SurgeError(f"{args.scenario} is not a valid scenario: {problems}") from exc
+    started = time.perf_counter()
+    result = simulate(scenario)
+    elapsed = time.perf_counter() - started
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text)
+    arrivals = sum(city["offered"] for city in result["cities"])
+    print(f"simulated {arrivals} arrivals in {elapsed:.2f} s", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, as API.md lists it."""
     parser = argparse.ArgumentParser(prog="surge", description=__doc__)
@@ -181,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--city", help="6-digit city code (city_admin, agent; optional for cti)")
     add.add_argument("--endpoint", help="an agent's SIP URI or extension")
     add.set_defaults(run=_users_add)
+
+    simulate = commands.add_parser(
+        "simulate", help="run a scenario on virtual time through the routing policy"
+    )
+    simulate.add_argument("scenario", help="a scenario JSON file (see API.md)")
+    simulate.add_argument("--out", help="write the result here instead of standard output")
+    simulate.set_defaults(run=_simulate)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from pathlib import Path
@@ -125,3 +126,57 @@ async def test_production_refuses_to_start_without_a_secret(
     output, _ = await process.communicate()
     assert process.returncode == 2
     assert b"SURGE_SECRET_KEY" in output
+
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "loadtests" / "scenarios"
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run `surge ARGS` with no backend; return exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        SURGE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("name", ["quiet_day", "nanjing_2021_07_25", "yangzhou_2021_08"])
+async def test_simulate_runs_the_shipped_scenarios(name: str, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    code, _, err = await run_cli("simulate", str(SCENARIOS / f"{name}.json"), "--out", str(out))
+    assert code == 0, err
+    assert "arrivals in" in err
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert len(result["cities"]) == 13
+    fields = {
+        "code",
+        "offered",
+        "answered",
+        "abandoned",
+        "answered_by_helpers",
+        "asa_s",
+        "service_level",
+        "connection_rate",
+        "occupancy",
+    }
+    assert all(set(row) == fields for row in result["cities"])
+    for row in result["cities"]:
+        assert row["answered"] + row["abandoned"] <= row["offered"]
+    helped = sum(row["answered_by_helpers"] for row in result["cities"])
+    assert (helped > 0) == (name != "quiet_day")
+
+
+async def test_simulate_explains_a_bad_scenario(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"seed": 1, "duration_s": -5, "cities": []}', encoding="utf-8")
+    code, _, err = await run_cli("simulate", str(bad))
+    assert code == 1
+    assert "duration_s" in err
+    assert "Traceback" not in err
+    code, _, err = await run_cli("simulate", str(tmp_path / "missing.json"))
+    assert code == 1
+    assert "cannot read" in err
+    bad.write_text("{not json", encoding="utf-8")
+    code, _, err = await run_cli("simulate", str(bad))
+    assert (code, "not a valid scenario" in err) == (1, True)
