@@ -43,6 +43,7 @@ test: lint
 ## bench: the load tests with their full figures (needs Postgres + Redis)
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench
+	$(BIN)/python -m loadtests.routing
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
