@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,7 +17,7 @@ from surge.settings import Settings
 from surge.state.base import HotState
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """The running instance's resources."""
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -26,12 +26,12 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     """The instance's settings."""
     return runtime.settings
 
 
-def get_state(runtime: RuntimeDep) -> HotState:
+async def get_state(runtime: RuntimeDep) -> HotState:
     """The hot state."""
     return runtime.state
 
@@ -49,7 +49,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
 
 
-def get_principal(
+async def get_principal(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -62,10 +62,11 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_role(*roles: Role) -> Callable[[Principal], Principal]:
+def require_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets only the given roles through."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    # async: FastAPI would run a plain function in a worker thread, a hop per request.
+    async def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles:
             allowed = ", ".join(role.value for role in roles)
             raise Forbidden(f"this needs the role {allowed}; you are {principal.role.value}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from surge.cities.service import CityRegistry
@@ -22,7 +22,11 @@ def make_state(settings: Settings) -> HotState:
         return InMemoryState()
     from surge.state.redis import RedisState
 
-    return RedisState(Redis.from_url(settings.redis_url), prefix=settings.redis_prefix)
+    # A blocking pool: under load a request waits for a connection instead of failing at once.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
+    )
+    return RedisState(Redis.from_pool(pool), prefix=settings.redis_prefix)  # owns the pool
 
 
 @dataclass(slots=True)

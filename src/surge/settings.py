@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./surge.db"
     redis_url: str | None = None
     redis_prefix: str = "surge:"
+    redis_max_connections: int = Field(default=128, gt=0, description="Redis pool size")
+    db_pool_size: int = Field(default=30, gt=0, description="Database connections kept open")
+    db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load")
     secret_key: SecretStr = SecretStr("")
     instance_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}"
@@ -46,6 +49,9 @@ class Settings(BaseSettings):
         default=DEFAULT_PROTECTION_FLOOR,
         ge=0,
         description="A helper city serves a host only while fewer own calls wait",
+    )
+    dispatch_coalesce_s: float = Field(
+        default=0.005, ge=0, description="Gather changes this long before a dispatch cycle"
     )
     dispatch_batch: int = Field(default=256, gt=0, description="Calls per city per dispatch cycle")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)

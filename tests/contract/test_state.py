@@ -286,6 +286,22 @@ async def test_accept_makes_the_agent_busy_with_the_call(state: HotState) -> Non
     assert await state.expire_offers(T0 + 1000) == []
 
 
+async def test_placeable_snapshot_reads_no_more_than_free_agents_can_take(
+    state: HotState,
+) -> None:
+    await state.enqueue([qc(i) for i in range(1, 6)] + [qc(i, OTHER) for i in range(6, 9)])
+    empty = await state.snapshot(list(CITIES), queue_depth=10, placeable_only=True)
+    assert [len(v.queue) for v in empty.values()] == [0, 0]
+    assert [v.waiting for v in empty.values()] == [5, 3]
+    await make_available(state, 10, OTHER)
+    await make_available(state, 11, OTHER)
+    views = await state.snapshot(list(CITIES), queue_depth=10, placeable_only=True)
+    assert [c.call_id for c in views[CITY].queue] == [1, 2]
+    assert [c.call_id for c in views[OTHER].queue] == [6, 7]
+    full = await state.snapshot(list(CITIES), queue_depth=10)
+    assert len(full[CITY].queue) == 5
+
+
 async def test_get_offer_returns_a_live_offer_only(state: HotState) -> None:
     await state.enqueue([qc(1)])
     await make_available(state, 10)

@@ -24,6 +24,10 @@ CallId = Annotated[int, Path(ge=1, le=2**62, description="The call's id")]
 
 async def _read(call: Call, *, session: SessionDep, viewer: Principal) -> CallRead:
     history = await calls_service.history(session=session, call_id=call.id)
+    return _as_read(call, [CallEventRead.model_validate(event) for event in history], viewer=viewer)
+
+
+def _as_read(call: Call, history: list[CallEventRead], *, viewer: Principal) -> CallRead:
     helper_view = viewer.role is Role.AGENT and viewer.city != call.city_code
     return CallRead(
         id=call.id,
@@ -42,7 +46,7 @@ async def _read(call: Call, *, session: SessionDep, viewer: Principal) -> CallRe
         summary=call.summary,
         script_version=call.script_version,
         script_key=call.script_key,
-        history=[CallEventRead.model_validate(event) for event in history],
+        history=history,
     )
 
 
@@ -66,12 +70,21 @@ async def post_call(
         call, created = await calls_service.ingest(
             session=session, payload=body, instance=runtime.settings.instance_id
         )
-    if created:
-        await runtime.state.enqueue([calls_service.as_queued(call)])
-        runtime.dispatcher.poke()
-    else:
+    if not created:
         response.status_code = status.HTTP_200_OK
-    return await _read(call, session=session, viewer=principal)
+        return await _read(call, session=session, viewer=principal)
+    await runtime.state.enqueue([calls_service.as_queued(call)])
+    runtime.dispatcher.poke()
+    # A new call's whole history is its arrival: no need to read it back.
+    arrival = CallEventRead(
+        at=call.received_at,
+        from_status=None,
+        to_status=CallStatus.QUEUED,
+        agent_id=None,
+        offer_id=None,
+        reason=None,
+    )
+    return _as_read(call, [arrival], viewer=principal)
 
 
 @router.post("/calls/{call_id}/abandon", response_model=CallRead)

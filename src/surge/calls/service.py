@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -143,21 +143,54 @@ async def move(
     return before
 
 
-async def record_offer(
-    *, session: AsyncSession, offer: HeldOffer, at: datetime, instance: str
-) -> bool:
-    """Record that a queued call is now offered to an agent."""
-    moved = await move(
-        session=session,
-        call_id=offer.call.call_id,
-        target=CallStatus.OFFERED,
-        at=at,
-        instance=instance,
-        agent_id=offer.agent_id,
-        offer_id=offer.offer_id,
-        values={"agent_id": offer.agent_id, "offer_id": offer.offer_id},
+# Core tables (not the ORM classes): a list of parameters then runs as one executemany.
+_CALL_TABLE = Call.metadata.tables["call"]
+_EVENT_TABLE = CallEvent.metadata.tables["call_event"]
+_OFFER = (
+    update(_CALL_TABLE)
+    .where(Call.id == bindparam("call"), Call.status == CallStatus.QUEUED.value)
+    .values(status=CallStatus.OFFERED.value, agent_id=bindparam("agent"), offer_id=bindparam("oid"))
+)
+
+
+async def record_offers(
+    *, session: AsyncSession, offers: Sequence[HeldOffer], at: datetime, instance: str
+) -> list[HeldOffer]:
+    """Record that queued calls are now offered to agents; return the offers that took.
+
+    One batch for a whole dispatch cycle: a guarded UPDATE per call (sent together), one SELECT
+    to see which calls were still queued, one INSERT for their history rows.
+    """
+    check_move(CallStatus.QUEUED, CallStatus.OFFERED)
+    if not offers:
+        return []
+    await session.execute(
+        _OFFER,
+        [{"call": o.call.call_id, "agent": o.agent_id, "oid": o.offer_id} for o in offers],
     )
-    return moved is not None
+    held = await session.execute(
+        select(Call.id, Call.offer_id).where(Call.id.in_([o.call.call_id for o in offers]))
+    )
+    current: dict[int, str | None] = dict(held.all())
+    made = [o for o in offers if current.get(o.call.call_id) == o.offer_id]
+    if made:
+        await session.execute(
+            insert(_EVENT_TABLE),
+            [
+                {
+                    "call_id": o.call.call_id,
+                    "at": at,
+                    "from_status": CallStatus.QUEUED.value,
+                    "to_status": CallStatus.OFFERED.value,
+                    "agent_id": o.agent_id,
+                    "offer_id": o.offer_id,
+                    "reason": None,
+                    "instance": instance,
+                }
+                for o in made
+            ],
+        )
+    return made
 
 
 async def record_requeue(

@@ -67,6 +67,8 @@ class Dispatcher:
         async def cycle() -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.dispatch_interval_s)
+            # Let a burst of changes (calls posted together) gather into one cycle.
+            await asyncio.sleep(self._settings.dispatch_coalesce_s)
             self._wake.clear()
             while await self.dispatch_once():
                 pass
@@ -77,7 +79,7 @@ class Dispatcher:
         """Run one cycle; return how many offers were made."""
         now = time.time()
         views = await self._state.snapshot(
-            self._cities.codes, queue_depth=self._settings.dispatch_batch
+            self._cities.codes, queue_depth=self._settings.dispatch_batch, placeable_only=True
         )
         snapshot = policy.Snapshot(
             now=now,
@@ -108,13 +110,14 @@ class Dispatcher:
         at = datetime.fromtimestamp(now, UTC)
         try:
             async with self._sessions() as session, session.begin():
-                recorded = [
-                    (offer, assignment)
-                    for offer, assignment in made
-                    if await calls_service.record_offer(
-                        session=session, offer=offer, at=at, instance=self._settings.instance_id
-                    )
-                ]
+                taken = await calls_service.record_offers(
+                    session=session,
+                    offers=[offer for offer, _ in made],
+                    at=at,
+                    instance=self._settings.instance_id,
+                )
+            taken_ids = {offer.offer_id for offer in taken}
+            recorded = [(offer, a) for offer, a in made if offer.offer_id in taken_ids]
         except BaseException:
             # Unrecorded offers must not stay held (an agent would "miss" an offer never sent):
             # free the agents and put the calls, still queued in the database, back in place.

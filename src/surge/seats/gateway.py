@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import orjson
 from starlette.websockets import WebSocket, WebSocketState
 
+from surge.errors import SurgeError
 from surge.events import Event, Frame
 from surge.state.base import HotState
 
@@ -88,10 +89,17 @@ class Gateway:
         return False
 
     async def announce(self, events: Sequence[Event]) -> None:
-        """Deliver events to sockets here, and send the rest to the other instances."""
+        """Deliver events to sockets here, and send the rest to the other instances.
+
+        Never raises: the database already holds what happened, and a console or telephony
+        stream that misses an event catches up when it reconnects. A failed publish is logged.
+        """
         remote = [event for event in events if not self._deliver(event)]
         if remote and self._shared:
-            await self._publish(remote)
+            try:
+                await self._publish(remote)
+            except SurgeError as exc:
+                log.warning("%d events not sent to other instances: %s", len(remote), exc)
 
     async def listen(self) -> None:
         """Deliver events published by other instances (run as a task)."""

@@ -122,7 +122,7 @@ class CityView:
     city: str
     waiting: int
     oldest_enqueued_at: float | None
-    queue: tuple[QueuedCall, ...]  # head of the queue in queue order, at most `queue_depth` long
+    queue: tuple[QueuedCall, ...]  # the queue's head in queue order (see `HotState.snapshot`)
     idle: tuple[IdleAgent, ...]  # every available agent, longest idle first
     offered: int  # agents holding an offer
     busy: int  # agents on a connected call
@@ -163,8 +163,14 @@ class HotState(Protocol):
         available again with the idle-since it had before the offer.
         """
 
-    async def snapshot(self, cities: Sequence[str], *, queue_depth: int) -> dict[str, CityView]:
-        """Read every named city's figures, free agents and up to `queue_depth` head calls."""
+    async def snapshot(
+        self, cities: Sequence[str], *, queue_depth: int, placeable_only: bool = False
+    ) -> dict[str, CityView]:
+        """Read every named city's figures, free agents and up to `queue_depth` head calls.
+
+        With `placeable_only`, no queue is read further than the free agents of all the named
+        cities together could take (the dispatcher needs no more, and reading less is cheaper).
+        """
 
     # --- offers -----------------------------------------------------------------------------
     async def claim(self, claims: Sequence[OfferClaim]) -> list[HeldOffer | None]:

@@ -152,9 +152,14 @@ class InMemoryState:
         self._move(held.agent_id, agent, AgentState.AVAILABLE, agent.idle_since)
         return Withdrawn(location, held)
 
-    async def snapshot(self, cities: Sequence[str], *, queue_depth: int) -> dict[str, CityView]:
+    async def snapshot(
+        self, cities: Sequence[str], *, queue_depth: int, placeable_only: bool = False
+    ) -> dict[str, CityView]:
         """Read every named city's figures, free agents and up to `queue_depth` head calls."""
         views: dict[str, CityView] = {}
+        queue_depth = max(0, queue_depth)
+        if placeable_only:  # no more calls than the free agents could take
+            queue_depth = min(queue_depth, sum(len(self._idle.get(c, ())) for c in cities))
         for city in cities:
             queue = self._queues.get(city, ())
             ages = self._ages.get(city)
@@ -162,7 +167,7 @@ class InMemoryState:
                 city=city,
                 waiting=len(queue),
                 oldest_enqueued_at=ages[0].enqueued_at if ages else None,
-                queue=tuple(queue[: max(queue_depth, 0)]),
+                queue=tuple(queue[:queue_depth]),
                 idle=tuple(self._idle.get(city, ())),
                 offered=len(self._engaged.get((city, AgentState.OFFERED), ())),
                 busy=len(self._engaged.get((city, AgentState.BUSY), ())),

@@ -328,8 +328,15 @@ return reaped
 # two strings per city instead of thousands of reply elements keep the client's parsing cheap.
 _SNAPSHOT = """
 local depth = tonumber(ARGV[2])
+if ARGV[3] == '1' then  -- placeable only: no more calls than the free agents could take
+  local free = 0
+  for i = 4, #ARGV do
+    free = free + redis.call('ZCARD', P .. 'idle:' .. ARGV[i])
+  end
+  if free < depth then depth = free end
+end
 local views = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local city = ARGV[i]
   local q = P .. 'q:' .. city
   local head = {}
@@ -558,11 +565,14 @@ class RedisState:
         location, *held = await self._run(self._withdraw, call_id)
         return Withdrawn(CallLocation(_text(location)), _held(held[0]) if held else None)
 
-    async def snapshot(self, cities: Sequence[str], *, queue_depth: int) -> dict[str, CityView]:
+    async def snapshot(
+        self, cities: Sequence[str], *, queue_depth: int, placeable_only: bool = False
+    ) -> dict[str, CityView]:
         """Read every named city's figures, free agents and head calls in one atomic script."""
         if not cities:
             return {}
-        rows = await self._run(self._snapshot, max(queue_depth, 0), *cities)
+        flag = 1 if placeable_only else 0
+        rows = await self._run(self._snapshot, max(queue_depth, 0), flag, *cities)
         return {city: _city_view(city, row) for city, row in zip(cities, rows, strict=True)}
 
     # --- offers -----------------------------------------------------------------------------

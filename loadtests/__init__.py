@@ -1,0 +1,1 @@
+"""Load tests for Surge: `python -m loadtests.bench` (see `loadtests.bench` for the figures)."""
