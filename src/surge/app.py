@@ -26,6 +26,7 @@ from surge.runtime import Runtime, make_state
 from surge.seats import api as seats_api
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
+from surge.surges import api as surges_api
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cities=cities,
             announce=gateway.announce,
         )
+        gateway.on_surges_changed = dispatcher.surges_changed
         tasks: list[asyncio.Task[None]] = []
         try:
             await cities.load()
@@ -170,7 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
-    for module in (auth_api, cities_api, calls_api):
+    for module in (auth_api, cities_api, calls_api, surges_api):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(seats_api.router)
 

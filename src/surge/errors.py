@@ -12,7 +12,10 @@ SurgeError                      500 internal_error
 │   ├── CallNotOpen             409 call_not_open
 │   ├── OfferUnavailable        409 offer_unavailable
 │   ├── AgentNotPresent         409 agent_not_present
-│   └── AgentEngaged            409 agent_engaged
+│   ├── AgentEngaged            409 agent_engaged
+│   ├── HostInSurge             409 host_in_surge
+│   ├── HelperInSurge           409 helper_in_surge
+│   └── SurgeEnded              409 surge_ended
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
@@ -92,6 +95,18 @@ class AgentNotPresent(Conflict):
 
 class AgentEngaged(Conflict):
     code = "agent_engaged"
+
+
+class HostInSurge(Conflict):
+    code = "host_in_surge"
+
+
+class HelperInSurge(Conflict):
+    code = "helper_in_surge"
+
+
+class SurgeEnded(Conflict):
+    code = "surge_ended"
 
 
 class TooManyAttempts(SurgeError):

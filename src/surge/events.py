@@ -20,6 +20,14 @@ def to_agent(agent_id: int, frame: Frame) -> Event:
     return {"to": "agent", "agent_id": agent_id, "frame": frame}
 
 
+def to_city_agents(city: str, frame: Frame) -> Event:
+    """Deliver `frame` to every connected agent of `city` (e.g. `surge.joined`)."""
+    return {"to": "city_agents", "city": city, "frame": frame}
+
+
+SURGES_CHANGED: Event = {"to": "surges"}  # every instance re-reads the active surges
+
+
 def to_cti(city: str, frame: Frame) -> Event:
     """Deliver `frame` to the telephony streams of `city` and the province-wide ones."""
     return {"to": "cti", "city": city, "frame": frame}

@@ -5,5 +5,17 @@ from surge.calls.models import Call, CallEvent
 from surge.cities.models import City
 from surge.db import Base
 from surge.seats.models import Agent
+from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
 
-__all__ = ["Agent", "Base", "Call", "CallEvent", "City", "User"]
+__all__ = [
+    "Agent",
+    "AuditEntry",
+    "Base",
+    "Call",
+    "CallEvent",
+    "City",
+    "Surge",
+    "SurgeWave",
+    "SurgeWaveCity",
+    "User",
+]

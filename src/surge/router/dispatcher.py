@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,9 +27,11 @@ from surge.errors import SurgeError
 from surge.router import policy
 from surge.settings import Settings
 from surge.state.base import HeldOffer, HotState, OfferClaim
+from surge.surges import service as surges_service
 
 log = logging.getLogger(__name__)
 
+SURGES_TTL_S = 1.0  # other instances' surge changes arrive by event; this is the backstop
 Announce = Callable[[Sequence[events.Event]], Awaitable[None]]
 
 
@@ -51,6 +54,23 @@ class Dispatcher:
         self._announce = announce
         self._wake = asyncio.Event()
         self._stopping = False
+        self._surges: tuple[policy.SurgeView, ...] = ()
+        self._surges_read_at = -math.inf
+
+    def surges_changed(self) -> None:
+        """A surge started, gained a wave or ended: re-read them before the next cycle."""
+        self._surges_read_at = -math.inf
+        self.poke()
+
+    async def surges(self) -> tuple[policy.SurgeView, ...]:
+        """The active surges, re-read from the database at most every `SURGES_TTL_S`."""
+        if time.monotonic() - self._surges_read_at > SURGES_TTL_S:
+            async with self._sessions() as session:
+                self._surges = surges_service.views(
+                    await surges_service.active_surges(session=session)
+                )
+            self._surges_read_at = time.monotonic()
+        return self._surges
 
     def stop(self) -> None:
         """Ask the loops to end after their current step (shutdown also cancels them)."""
@@ -81,6 +101,13 @@ class Dispatcher:
         views = await self._state.snapshot(
             self._cities.codes, queue_depth=self._settings.dispatch_batch, placeable_only=True
         )
+        surges = await self.surges()
+        serving: dict[str, dict[str, int]] = {}
+        if surges and any(view.idle for view in views.values()):
+            async with self._sessions() as session:
+                serving = await surges_service.serving(
+                    session=session, hosts=[s.host for s in surges]
+                )
         snapshot = policy.Snapshot(
             now=now,
             cities={
@@ -89,11 +116,13 @@ class Dispatcher:
                     queue=view.queue,
                     free_agents=view.idle,
                     waiting=view.waiting,
+                    serving=serving.get(code, {}),
                     protection_floor=self._settings.helper_protection_floor,
                 )
                 for code, view in views.items()
                 if view.queue or view.idle
             },
+            surges=surges,
         )
         assignments = policy.decide(snapshot)
         if not assignments:

@@ -118,7 +118,11 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         async with database_errors(), runtime.sessions() as session:
             seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)
             greeting = await seats_service.connect(
-                session=session, state=runtime.state, seat=seat, instance=instance
+                session=session,
+                state=runtime.state,
+                seat=seat,
+                instance=instance,
+                surges=await runtime.dispatcher.surges(),
             )
         await runtime.gateway.attach_agent(seat.agent_id, connection)
         for frame in greeting:

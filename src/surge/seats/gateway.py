@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketState
@@ -71,6 +71,7 @@ class Gateway:
         self._shared = shared  # other instances may hold sockets: events must cross the bus
         self.agents: dict[int, Connection] = {}
         self.cti: dict[int, Connection] = {}
+        self.on_surges_changed: Callable[[], None] = lambda: None
 
     async def attach_agent(self, agent_id: int, connection: Connection) -> None:
         """Make `connection` the agent's console; any older one, here or elsewhere, is closed."""
@@ -114,6 +115,14 @@ class Gateway:
 
     def _deliver(self, event: Event) -> bool:
         """Deliver locally; True when nothing is left for other instances."""
+        if event["to"] == "surges":
+            self.on_surges_changed()
+            return False
+        if event["to"] == "city_agents":
+            for agent in self.agents.values():
+                if agent.city == event["city"]:
+                    agent.send(event["frame"])
+            return False
         if event["to"] == "agent":
             connection = self.agents.get(event["agent_id"])
             if connection is None:

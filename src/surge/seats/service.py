@@ -7,6 +7,7 @@ publish once that transaction commits.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
 from surge.db import utcnow
 from surge.errors import CallNotOpen, Forbidden, OfferUnavailable, Unauthorized
+from surge.router.policy import SurgeView
 from surge.seats.models import Agent
 from surge.seats.schemas import CompleteMessage
 from surge.state.base import AgentPresence, AgentState, HotState, Outcome
@@ -48,9 +50,15 @@ def call_brief(call: Call, *, seat: Seat) -> dict[str, object]:
 
 
 async def connect(
-    *, session: AsyncSession, state: HotState, seat: Seat, instance: str
+    *,
+    session: AsyncSession,
+    state: HotState,
+    seat: Seat,
+    instance: str,
+    surges: Sequence[SurgeView],
 ) -> list[events.Frame]:
-    """Make the agent present here: its `hello` (with the call in hand), and a pending offer.
+    """Make the agent present here: its `hello` (with the call in hand), the surges its city
+    serves (`surge.joined`), and a pending offer.
 
     A console that reconnects while an offer is held for it sees that offer again.
     """
@@ -77,6 +85,11 @@ async def connect(
             "state": presence.state.value,
             "call": call_brief(in_hand, seat=seat) if in_hand else None,
         }
+    ]
+    frames += [
+        {"type": "surge.joined", "surge_id": surge.surge_id, "host_city": surge.host}
+        for surge in surges
+        if seat.city in surge.quotas
     ]
     pending = await state.get_offer(presence.offer_id) if presence.offer_id else None
     if pending is not None:

@@ -1,0 +1,1 @@
+"""Surges: the coordinator elects a beleaguered host city and helper cities serve it in waves."""

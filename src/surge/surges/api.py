@@ -1,0 +1,159 @@
+"""Surge routes for the coordinator (and city admins, read-only) and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, status
+
+from surge import events
+from surge.auth.models import Role
+from surge.auth.service import Principal
+from surge.deps import RuntimeDep, SessionDep, require_role
+from surge.surges import service as surges_service
+from surge.surges.models import Surge
+from surge.surges.schemas import (
+    AuditRead,
+    HelperRead,
+    SurgeAction,
+    SurgeCreate,
+    SurgeRead,
+    WaveRead,
+)
+
+router = APIRouter(tags=["surges"])
+
+Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
+Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
+SurgeId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+WaveNumber = Annotated[int, Path(ge=1, le=100)]
+
+
+async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> SurgeRead:
+    serving = await surges_service.serving(session=session, hosts=[surge.host_city])
+    views = await runtime.state.snapshot([surge.host_city], queue_depth=0)
+    return SurgeRead(
+        id=surge.id,
+        host_city=surge.host_city,
+        status=surge.status,
+        overflow_after_s=surge.overflow_after_s,
+        allow_shared_helpers=surge.allow_shared_helpers,
+        created_by=surge.created_by,
+        created_at=surge.created_at,
+        ended_by=surge.ended_by,
+        ended_at=surge.ended_at,
+        host_waiting=views[surge.host_city].waiting,
+        waves=[
+            WaveRead(
+                number=wave.number,
+                cities=[c.city_code for c in wave.cities],
+                seats_per_city=wave.seats_per_city,
+                active=wave.activated_at is not None,
+                activated_at=wave.activated_at,
+                helpers=[
+                    HelperRead(
+                        city=c.city_code,
+                        seats=wave.seats_per_city,
+                        in_use=serving.get(c.city_code, {}).get(surge.host_city, 0),
+                    )
+                    for c in wave.cities
+                ],
+            )
+            for wave in surge.waves
+        ],
+    )
+
+
+async def _announce(runtime: RuntimeDep, out: list[events.Event]) -> None:
+    """Tell agents, and every instance's dispatcher, that the surges changed."""
+    await runtime.gateway.announce([*out, events.SURGES_CHANGED])
+
+
+@router.post("/surges", response_model=SurgeRead, status_code=status.HTTP_201_CREATED)
+async def create_surge(
+    body: SurgeCreate, principal: Coordinator, session: SessionDep, runtime: RuntimeDep
+) -> SurgeRead:
+    """Start many-help-one for a host city; its first wave is active at once."""
+    async with session.begin():
+        surge, out = await surges_service.create(
+            session=session, registry=runtime.cities, payload=body, actor=principal.username
+        )
+    await _announce(runtime, out)
+    return await _read(surge, session=session, runtime=runtime)
+
+
+@router.get("/surges", response_model=list[SurgeRead])
+async def list_surges(
+    _: Reader,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    active: Annotated[bool, Query(description="only the active surges")] = False,
+) -> list[SurgeRead]:
+    """Surges, newest first, with their waves and live counts."""
+    surges = await surges_service.listing(session=session, active_only=active)
+    return [await _read(surge, session=session, runtime=runtime) for surge in surges]
+
+
+@router.get("/surges/{surge_id}", response_model=SurgeRead)
+async def get_surge(
+    surge_id: SurgeId, _: Reader, session: SessionDep, runtime: RuntimeDep
+) -> SurgeRead:
+    """One surge with its waves and live counts."""
+    surge = await surges_service.get(session=session, surge_id=surge_id)
+    return await _read(surge, session=session, runtime=runtime)
+
+
+@router.post("/surges/{surge_id}/waves/{number}/activate", response_model=SurgeRead)
+async def activate_wave(
+    surge_id: SurgeId,
+    number: WaveNumber,
+    principal: Coordinator,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: SurgeAction | None = None,
+) -> SurgeRead:
+    """Bring the next wave of helper cities in."""
+    async with session.begin():
+        surge, out = await surges_service.activate_wave(
+            session=session,
+            surge_id=surge_id,
+            number=number,
+            actor=principal.username,
+            reason=body.reason if body else None,
+        )
+    await _announce(runtime, out)
+    return await _read(surge, session=session, runtime=runtime)
+
+
+@router.post("/surges/{surge_id}/end", response_model=SurgeRead)
+async def end_surge(
+    surge_id: SurgeId,
+    principal: Coordinator,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: SurgeAction | None = None,
+) -> SurgeRead:
+    """Stop offering the host's calls to helpers; calls in hand finish normally."""
+    async with session.begin():
+        surge, out = await surges_service.end(
+            session=session,
+            surge_id=surge_id,
+            actor=principal.username,
+            reason=body.reason if body else None,
+        )
+    await _announce(runtime, out)
+    return await _read(surge, session=session, runtime=runtime)
+
+
+@router.get("/audit", response_model=list[AuditRead])
+async def audit_log(
+    _: Coordinator,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[
+        int | None, Query(ge=1, description="page: entries older than this")
+    ] = None,
+) -> list[AuditRead]:
+    """Every coordinator and automatic action, newest first."""
+    entries = await surges_service.audit_log(session=session, limit=limit, before_id=before_id)
+    return [AuditRead.model_validate(entry) for entry in entries]

@@ -1,0 +1,90 @@
+"""Surge payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+CityCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+
+
+class WaveCreate(BaseModel):
+    """A wave of helper cities, each lending `seats_per_city` agents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cities: list[CityCode] = Field(min_length=1, description="helper cities (none may repeat)")
+    seats_per_city: int = Field(ge=1, le=10_000)
+
+
+class SurgeCreate(BaseModel):
+    """What the coordinator asks for; wave 1 starts at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host_city: CityCode
+    waves: list[WaveCreate] = Field(min_length=1, max_length=12)
+    overflow_after_s: float = Field(default=0.0, ge=0, le=3600)
+    allow_shared_helpers: bool = Field(
+        default=False, description="let helpers already serving another surge serve this one too"
+    )
+    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class SurgeAction(BaseModel):
+    """An optional reason for activating a wave or ending a surge (kept in the audit log)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class HelperRead(BaseModel):
+    """A helper city of a wave and how many of its agents serve the host right now."""
+
+    city: str
+    seats: int
+    in_use: int
+
+
+class WaveRead(BaseModel):
+    """A wave and whether it is active."""
+
+    number: int
+    cities: list[str]
+    seats_per_city: int
+    active: bool
+    activated_at: datetime | None
+    helpers: list[HelperRead]
+
+
+class SurgeRead(BaseModel):
+    """A surge with its waves and live counts."""
+
+    id: int
+    host_city: str
+    status: str
+    overflow_after_s: float
+    allow_shared_helpers: bool
+    created_by: str
+    created_at: datetime
+    ended_by: str | None
+    ended_at: datetime | None
+    host_waiting: int
+    waves: list[WaveRead]
+
+
+class AuditRead(BaseModel):
+    """One entry of the audit log."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    surge_id: int | None
+    detail: dict[str, Any]
+    reason: str | None

@@ -1,0 +1,233 @@
+"""Surges: create with waves, activate waves, end; what the dispatcher needs of them; the audit log.
+
+Every coordinator action writes an audit entry in the same transaction. The caller owns the
+transaction and announces the returned events once it commits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from surge import events
+from surge.calls.lifecycle import CallStatus
+from surge.calls.models import Call
+from surge.cities.service import CityRegistry
+from surge.db import utcnow
+from surge.errors import BadRequest, HelperInSurge, HostInSurge, NotFound, SurgeEnded
+from surge.router.policy import SurgeView
+from surge.seats.models import Agent
+from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
+from surge.surges.schemas import SurgeCreate
+
+ACTIVE = "active"
+ENDED = "ended"
+
+
+def audit(
+    *,
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    surge_id: int | None,
+    detail: dict[str, Any],
+    reason: str | None,
+) -> None:
+    """Record who did what, and why."""
+    session.add(
+        AuditEntry(actor=actor, action=action, surge_id=surge_id, detail=detail, reason=reason)
+    )
+
+
+async def active_surges(*, session: AsyncSession) -> list[Surge]:
+    """Every active surge, oldest first, with its waves and their cities."""
+    rows = await session.execute(select(Surge).where(Surge.status == ACTIVE).order_by(Surge.id))
+    return list(rows.scalars())
+
+
+def helpers_of(surge: Surge, *, active_only: bool) -> list[str]:
+    """The helper cities of a surge (of its active waves only, if asked)."""
+    return [
+        c.city_code
+        for wave in surge.waves
+        if wave.activated_at is not None or not active_only
+        for c in wave.cities
+    ]
+
+
+async def create(
+    *, session: AsyncSession, registry: CityRegistry, payload: SurgeCreate, actor: str
+) -> tuple[Surge, list[events.Event]]:
+    """Start a surge for the host with its first wave active; refuse what cannot work."""
+    host = payload.host_city
+    await registry.require(host)
+    helpers = [code for wave in payload.waves for code in wave.cities]
+    for code in helpers:
+        await registry.require(code)
+    if host in helpers:
+        raise BadRequest(f"the host city {host} cannot be one of its own helpers")
+    repeated = sorted({code for code in helpers if helpers.count(code) > 1})
+    if repeated:
+        raise BadRequest(f"helper cities appear in more than one wave: {', '.join(repeated)}")
+    for other in await active_surges(session=session):
+        if other.host_city == host:
+            raise HostInSurge(f"{host} already has an active surge ({other.id})")
+        if host in helpers_of(other, active_only=False):
+            raise HostInSurge(f"{host} is helping the surge for {other.host_city} ({other.id})")
+        if other.host_city in helpers:
+            raise HelperInSurge(f"{other.host_city} is itself the host of surge {other.id}")
+        shared = sorted(set(helpers) & set(helpers_of(other, active_only=False)))
+        if shared and not payload.allow_shared_helpers:
+            raise HelperInSurge(
+                f"{', '.join(shared)} already help the surge for {other.host_city} ({other.id});"
+                " send allow_shared_helpers to let them serve both"
+            )
+    now = utcnow()
+    surge = Surge(
+        host_city=host,
+        status=ACTIVE,
+        overflow_after_s=payload.overflow_after_s,
+        allow_shared_helpers=payload.allow_shared_helpers,
+        created_by=actor,
+        created_at=now,
+        waves=[
+            SurgeWave(
+                number=number,
+                seats_per_city=wave.seats_per_city,
+                activated_at=now if number == 1 else None,
+                cities=[SurgeWaveCity(city_code=code) for code in wave.cities],
+            )
+            for number, wave in enumerate(payload.waves, start=1)
+        ],
+    )
+    session.add(surge)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # another coordinator started one a moment ago
+        raise HostInSurge(f"{host} already has an active surge") from exc
+    audit(
+        session=session,
+        actor=actor,
+        action="surge.created",
+        surge_id=surge.id,
+        detail=payload.model_dump(exclude={"reason"}),
+        reason=payload.reason,
+    )
+    return surge, _joined(surge, surge.waves[0])
+
+
+async def listing(*, session: AsyncSession, active_only: bool) -> list[Surge]:
+    """Surges, newest first."""
+    query = select(Surge).order_by(Surge.id.desc())
+    if active_only:
+        query = query.where(Surge.status == ACTIVE)
+    return list((await session.execute(query)).scalars())
+
+
+async def get(*, session: AsyncSession, surge_id: int) -> Surge:
+    """Return the surge or raise `NotFound`."""
+    surge = await session.get(Surge, surge_id)
+    if surge is None:
+        raise NotFound(f"no surge with id {surge_id}")
+    return surge
+
+
+async def activate_wave(
+    *, session: AsyncSession, surge_id: int, number: int, actor: str, reason: str | None
+) -> tuple[Surge, list[events.Event]]:
+    """Bring the next helper cities in (activating an active wave again changes nothing)."""
+    surge = await get(session=session, surge_id=surge_id)
+    if surge.status != ACTIVE:
+        raise SurgeEnded(f"surge {surge_id} has ended")
+    wave = next((w for w in surge.waves if w.number == number), None)
+    if wave is None:
+        raise NotFound(f"surge {surge_id} has no wave {number}")
+    if wave.activated_at is not None:
+        return surge, []
+    wave.activated_at = utcnow()
+    audit(
+        session=session,
+        actor=actor,
+        action="wave.activated",
+        surge_id=surge.id,
+        detail={"wave": number, "cities": [c.city_code for c in wave.cities]},
+        reason=reason,
+    )
+    await session.flush()
+    return surge, _joined(surge, wave)
+
+
+async def end(
+    *, session: AsyncSession, surge_id: int, actor: str, reason: str | None
+) -> tuple[Surge, list[events.Event]]:
+    """Stop new offers to helpers; calls in hand finish normally (ending again changes nothing)."""
+    surge = await get(session=session, surge_id=surge_id)
+    if surge.status == ENDED:
+        return surge, []
+    surge.status = ENDED
+    surge.ended_at = utcnow()
+    surge.ended_by = actor
+    audit(session=session, actor=actor, action="surge.ended", surge_id=surge.id, detail={},
+          reason=reason)  # fmt: skip
+    await session.flush()
+    frame = {"type": "surge.left", "surge_id": surge.id, "host_city": surge.host_city}
+    return surge, [events.to_city_agents(c, frame) for c in helpers_of(surge, active_only=True)]
+
+
+def _joined(surge: Surge, wave: SurgeWave) -> list[events.Event]:
+    frame = {"type": "surge.joined", "surge_id": surge.id, "host_city": surge.host_city}
+    return [events.to_city_agents(c.city_code, frame) for c in wave.cities]
+
+
+def views(surges: Sequence[Surge]) -> tuple[SurgeView, ...]:
+    """The active surges as the routing policy sees them (quotas of active waves only)."""
+    return tuple(
+        SurgeView(
+            surge_id=surge.id,
+            host=surge.host_city,
+            overflow_after_s=surge.overflow_after_s,
+            quotas={
+                c.city_code: wave.seats_per_city
+                for wave in surge.waves
+                if wave.activated_at is not None
+                for c in wave.cities
+            },
+        )
+        for surge in surges
+        if surge.status == ACTIVE
+    )
+
+
+async def serving(*, session: AsyncSession, hosts: Sequence[str]) -> dict[str, dict[str, int]]:
+    """For each helper city, how many of its agents hold an offer or a call of each host."""
+    if not hosts:
+        return {}
+    rows = await session.execute(
+        select(Agent.city_code, Call.city_code, func.count())
+        .join(Agent, Agent.id == Call.agent_id)
+        .where(
+            Call.status.in_([CallStatus.OFFERED.value, CallStatus.CONNECTED.value]),
+            Call.city_code.in_(hosts),
+            Agent.city_code != Call.city_code,
+        )
+        .group_by(Agent.city_code, Call.city_code)
+    )
+    counts: defaultdict[str, dict[str, int]] = defaultdict(dict)
+    for helper, host, count in rows:
+        counts[helper][host] = count
+    return dict(counts)
+
+
+async def audit_log(
+    *, session: AsyncSession, limit: int, before_id: int | None
+) -> list[AuditEntry]:
+    """The newest audit entries first."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    return list((await session.execute(query)).scalars())

@@ -1,0 +1,242 @@
+"""Surge mode over the real service: helpers' agents take the host's overflow, within limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from surge.auth.models import Role
+from tests.api.test_bad_input import error_of
+from tests.helpers import Console, LiveService
+
+NANJING, XUZHOU, SUZHOU, WUXI = "320100", "320300", "320500", "320200"
+
+
+async def start_surge(service: LiveService, coordinator: str, **body: Any) -> dict[str, Any]:
+    """POST /surges and return the surge."""
+    payload = {"host_city": NANJING, "waves": [{"cities": [XUZHOU], "seats_per_city": 1}],
+               "overflow_after_s": 0, **body}  # fmt: skip
+    response = await service.http.post(
+        "/api/v1/surges", json=payload, headers=service.auth(coordinator)
+    )
+    assert response.status_code == 201, response.text
+    surge: dict[str, Any] = response.json()
+    return surge
+
+
+async def next_offer(console: Console) -> dict[str, Any]:
+    """Skip state and surge notices until the next offer."""
+    while (frame := await console.recv())["type"] != "offer":
+        assert frame["type"] in ("state", "surge.joined"), frame
+    return frame
+
+
+async def test_helper_agents_take_the_hosts_calls_with_masked_numbers(
+    service: LiveService,
+) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    helper = await service.add_user(Role.AGENT, XUZHOU)
+    async with service.console(helper) as console:
+        await console.available()
+        surge = await start_surge(service, coordinator, reason="Nanjing is swamped")
+        assert surge["status"] == "active"
+        assert [w["active"] for w in surge["waves"]] == [True]
+        joined = await console.expect("surge.joined")
+        assert joined == {"type": "surge.joined", "surge_id": surge["id"], "host_city": NANJING}
+
+        call = await service.post_call(cti, NANJING, caller="13812345678")
+        offer = await next_offer(console)
+        assert offer["surge_id"] == surge["id"]
+        assert offer["call"]["id"] == call["id"]
+        assert offer["call"]["caller"] == "138****5678"
+        await console.send(type="accept", offer_id=offer["offer_id"])
+        connected = await console.expect("call.connected")
+        assert connected["call"]["caller"] == "138****5678"
+        mine = await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(helper))
+        assert mine.json()["caller"] == "138****5678"
+        whole = await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(cti))
+        assert whole.json()["caller"] == "13812345678"
+        live = await service.http.get(
+            f"/api/v1/surges/{surge['id']}", headers=service.auth(coordinator)
+        )
+        assert live.json()["waves"][0]["helpers"] == [{"city": XUZHOU, "seats": 1, "in_use": 1}]
+
+
+async def test_quota_holds_and_own_calls_come_first(service: LiveService) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    first = await service.add_user(Role.AGENT, XUZHOU)
+    second = await service.add_user(Role.AGENT, XUZHOU)
+    await start_surge(service, coordinator)  # Xuzhou lends one seat
+    host_calls = [await service.post_call(cti, NANJING) for _ in range(3)]
+    own = await service.post_call(cti, XUZHOU)
+    async with service.console(first) as one, service.console(second) as two:
+        for console in (one, two):  # connecting during a surge, they are told at once
+            assert (await console.expect("surge.joined"))["host_city"] == NANJING
+        await one.available()
+        offer_one = await next_offer(one)
+        assert offer_one["call"]["id"] == own["id"]  # its own city's call first
+        assert offer_one["surge_id"] is None
+        await two.available()
+        offer_two = await next_offer(two)
+        assert offer_two["call"]["id"] == host_calls[0]["id"]
+        await one.send(type="accept", offer_id=offer_one["offer_id"])
+        await one.expect("call.connected")
+        await one.send(type="complete", call_id=own["id"], disposition="answered")
+        await one.expect("call.completed")
+        # Xuzhou's one seat for Nanjing is in use: its free agent gets nothing more.
+        assert (await one.expect("state"))["state"] == "available"
+        await one.silent(0.8)
+        await two.send(type="decline", offer_id=offer_two["offer_id"])
+        # The seat is free again: the declined call (back at its place) goes to the other agent.
+        assert (await next_offer(one))["call"]["id"] == host_calls[0]["id"]
+
+
+async def test_ending_a_surge_stops_new_offers_but_calls_in_hand_finish(
+    service: LiveService,
+) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    helper = await service.add_user(Role.AGENT, XUZHOU)
+    surge = await start_surge(service, coordinator)
+    async with service.console(helper) as console:
+        assert (await console.expect("surge.joined"))["surge_id"] == surge["id"]
+        await console.available()  # (joined at connect: the surge was already running)
+        call = await service.post_call(cti, NANJING)
+        offer = await next_offer(console)
+        await console.send(type="accept", offer_id=offer["offer_id"])
+        await console.expect("call.connected")
+        ended = await service.http.post(
+            f"/api/v1/surges/{surge['id']}/end",
+            json={"reason": "queue is back to normal"},
+            headers=service.auth(coordinator),
+        )
+        assert ended.json()["status"] == "ended"
+        assert (await console.expect("surge.left"))["surge_id"] == surge["id"]
+        await console.send(type="complete", call_id=call["id"], disposition="answered")
+        await console.expect("call.completed")
+        await service.post_call(cti, NANJING)
+        assert (await console.expect("state"))["state"] == "available"
+        await console.silent(0.8)
+
+
+async def test_later_waves_join_when_activated(service: LiveService) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    late = await service.add_user(Role.AGENT, SUZHOU)
+    waves = [{"cities": [XUZHOU], "seats_per_city": 1}, {"cities": [SUZHOU], "seats_per_city": 2}]
+    surge = await start_surge(service, coordinator, waves=waves)
+    await service.post_call(cti, NANJING)
+    async with service.console(late) as console:
+        await console.available()
+        await console.silent(0.8)  # wave 2 is not active yet
+        response = await service.http.post(
+            f"/api/v1/surges/{surge['id']}/waves/2/activate", headers=service.auth(coordinator)
+        )
+        assert [w["active"] for w in response.json()["waves"]] == [True, True]
+        assert (await console.expect("surge.joined"))["surge_id"] == surge["id"]
+        assert (await next_offer(console))["surge_id"] == surge["id"]
+    async with service.console(late) as console:  # a reconnecting helper is told again
+        assert (await console.expect("surge.joined"))["host_city"] == NANJING
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"host_city": "999999"}, 422, "unknown_city"),
+        ({"waves": [{"cities": ["999999"], "seats_per_city": 1}]}, 422, "unknown_city"),
+        ({"waves": [{"cities": [NANJING], "seats_per_city": 1}]}, 422, "invalid_request"),
+        (
+            {
+                "waves": [
+                    {"cities": [XUZHOU], "seats_per_city": 1},
+                    {"cities": [XUZHOU], "seats_per_city": 1},
+                ]
+            },
+            422,
+            "invalid_request",
+        ),
+        ({"waves": [{"cities": [], "seats_per_city": 1}]}, 422, "invalid_request"),
+        ({"waves": [{"cities": [XUZHOU], "seats_per_city": 0}]}, 422, "invalid_request"),
+        ({"waves": []}, 422, "invalid_request"),
+        ({"overflow_after_s": -1}, 422, "invalid_request"),
+        ({"host_city": "Nanjing"}, 422, "invalid_request"),
+    ],
+)
+async def test_bad_surge_requests_are_refused(
+    service: LiveService, body: dict[str, Any], status: int, code: str
+) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    payload = {"host_city": NANJING, "waves": [{"cities": [XUZHOU], "seats_per_city": 1}],
+               "overflow_after_s": 0, **body}  # fmt: skip
+    response = await service.http.post(
+        "/api/v1/surges", json=payload, headers=service.auth(coordinator)
+    )
+    error_of(response, status, code)
+
+
+async def test_conflicting_surges_and_states(service: LiveService) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    agent = await service.add_user(Role.AGENT, XUZHOU)
+    auth = service.auth(coordinator)
+    surge = await start_surge(service, coordinator)
+
+    def body(host: str, helper: str, **extra: Any) -> dict[str, Any]:
+        return {"host_city": host, "waves": [{"cities": [helper], "seats_per_city": 1}], **extra}
+
+    post = service.http.post
+    error_of(await post("/api/v1/surges", json=body(NANJING, SUZHOU), headers=auth), 409,
+             "host_in_surge")  # fmt: skip
+    error_of(await post("/api/v1/surges", json=body(XUZHOU, SUZHOU), headers=auth), 409,
+             "host_in_surge")  # fmt: skip
+    error_of(await post("/api/v1/surges", json=body(WUXI, NANJING), headers=auth), 409,
+             "helper_in_surge")  # fmt: skip
+    error_of(await post("/api/v1/surges", json=body(WUXI, XUZHOU), headers=auth), 409,
+             "helper_in_surge")  # fmt: skip
+    shared = await post(
+        "/api/v1/surges", json=body(WUXI, XUZHOU, allow_shared_helpers=True), headers=auth
+    )
+    assert shared.status_code == 201
+    sid = surge["id"]
+    error_of(await post(f"/api/v1/surges/{sid}/waves/7/activate", headers=auth), 404, "not_found")
+    error_of(await post("/api/v1/surges/4242/end", headers=auth), 404, "not_found")
+    error_of(await post(f"/api/v1/surges/{sid}/end", headers=service.auth(admin)), 403,
+             "forbidden")  # fmt: skip
+    error_of(await service.http.get("/api/v1/surges", headers=service.auth(agent)), 403,
+             "forbidden")  # fmt: skip
+    listed = await service.http.get("/api/v1/surges?active=true", headers=service.auth(admin))
+    assert {s["host_city"] for s in listed.json()} == {NANJING, WUXI}
+    assert (await post(f"/api/v1/surges/{sid}/end", headers=auth)).json()["status"] == "ended"
+    assert (await post(f"/api/v1/surges/{sid}/end", headers=auth)).status_code == 200
+    error_of(await post(f"/api/v1/surges/{sid}/waves/1/activate", headers=auth), 409,
+             "surge_ended")  # fmt: skip
+    again = await post("/api/v1/surges", json=body(NANJING, SUZHOU), headers=auth)
+    assert again.status_code == 201  # the host may be helped again once its surge ended
+
+
+async def test_audit_log_records_who_did_what_and_why(service: LiveService) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR, name="province-coordinator")
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    waves = [{"cities": [XUZHOU], "seats_per_city": 1}, {"cities": [SUZHOU], "seats_per_city": 1}]
+    surge = await start_surge(service, coordinator, reason="10x normal arrivals", waves=waves)
+    auth = service.auth(coordinator)
+    await service.http.post(
+        f"/api/v1/surges/{surge['id']}/waves/2/activate",
+        json={"reason": "still rising"},
+        headers=auth,
+    )
+    await service.http.post(f"/api/v1/surges/{surge['id']}/end", headers=auth)
+    log = (await service.http.get("/api/v1/audit", headers=auth)).json()
+    assert [(e["action"], e["actor"], e["reason"]) for e in log] == [
+        ("surge.ended", "province-coordinator", None),
+        ("wave.activated", "province-coordinator", "still rising"),
+        ("surge.created", "province-coordinator", "10x normal arrivals"),
+    ]
+    assert all(e["surge_id"] == surge["id"] for e in log)
+    assert log[1]["detail"] == {"wave": 2, "cities": [SUZHOU]}
+    page = await service.http.get(f"/api/v1/audit?before_id={log[0]['id']}&limit=1", headers=auth)
+    assert [e["action"] for e in page.json()] == ["wave.activated"]
+    error_of(await service.http.get("/api/v1/audit", headers=service.auth(admin)), 403, "forbidden")
