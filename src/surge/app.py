@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from surge.auth import api as auth_api
 from surge.calls import api as calls_api
 from surge.cities import api as cities_api
+from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.db import create_engine, create_sessionmaker, is_outage, outage
 from surge.errors import PayloadTooLarge, SurgeError
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             announce=gateway.announce,
         )
         gateway.on_surges_changed = dispatcher.surges_changed
+        monitor = PressureMonitor(settings=settings, state=state, sessions=sessions, cities=cities)
         tasks: list[asyncio.Task[None]] = []
         try:
             await cities.load()
@@ -145,16 +147,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 cities=cities,
                 gateway=gateway,
                 dispatcher=dispatcher,
+                pressure=monitor,
             )
             tasks = [
                 asyncio.create_task(dispatcher.run(), name="dispatch"),
                 asyncio.create_task(dispatcher.maintain(), name="offer-maintenance"),
+                asyncio.create_task(monitor.run(), name="pressure"),
             ]
             if settings.uses_redis:
                 tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
             yield
         finally:
             dispatcher.stop()
+            monitor.stop()
             for task in tasks:
                 task.cancel()
             if tasks:

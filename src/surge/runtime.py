@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.router.dispatcher import Dispatcher
 from surge.seats.gateway import Gateway
@@ -40,3 +41,4 @@ class Runtime:
     cities: CityRegistry
     gateway: Gateway
     dispatcher: Dispatcher
+    pressure: PressureMonitor

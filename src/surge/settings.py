@@ -10,6 +10,7 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from surge.cities.pressure import Thresholds
 from surge.router.policy import DEFAULT_PROTECTION_FLOOR
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
@@ -56,6 +57,16 @@ class Settings(BaseSettings):
     dispatch_batch: int = Field(default=256, gt=0, description="Calls per city per dispatch cycle")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     instance_timeout_s: float = Field(default=15.0, gt=0, description="Silence before reaping")
+    pressure_interval_s: float = Field(default=5.0, gt=0, description="How often cities are read")
+    pressure_arrival_ratio: float = Field(default=2.0, gt=0, description="Arrivals vs normal")
+    pressure_longest_wait_s: float = Field(default=60.0, gt=0)
+    pressure_predicted_wait_s: float = Field(default=30.0, gt=0, description="Erlang C ASA")
+    pressure_connection_rate: float = Field(default=0.8, gt=0, le=1, description="Last hour")
+    pressure_min_signals: int = Field(default=2, ge=1, le=4, description="Signals to be over")
+    pressure_hysteresis: float = Field(default=0.25, ge=0, lt=1)
+    default_aht_s: float = Field(default=300.0, gt=0, description="AHT before any call is done")
+    service_level_target: float = Field(default=0.8, gt=0, lt=1)
+    service_level_s: float = Field(default=20.0, gt=0)
     max_body_bytes: int = Field(
         default=64 * 1024, gt=0, description="Largest accepted request body"
     )
@@ -78,6 +89,20 @@ class Settings(BaseSettings):
             # Development only: tokens will not survive a restart, which is what we want there.
             self.secret_key = SecretStr(secrets.token_urlsafe(32))
         return self
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The pressure thresholds these settings give."""
+        return Thresholds(
+            arrival_ratio=self.pressure_arrival_ratio,
+            longest_wait_s=self.pressure_longest_wait_s,
+            predicted_wait_s=self.pressure_predicted_wait_s,
+            connection_rate=self.pressure_connection_rate,
+            min_signals=self.pressure_min_signals,
+            hysteresis=self.pressure_hysteresis,
+            service_level=self.service_level_target,
+            service_level_s=self.service_level_s,
+        )
 
     @property
     def uses_redis(self) -> bool:

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from surge.auth.models import Role
+from surge.auth.service import Principal
 from surge.cities import service as cities_service
-from surge.cities.schemas import CityRead
-from surge.deps import PrincipalDep, RuntimeDep
+from surge.cities.schemas import CityRead, PressureBoard, PressureRead
+from surge.deps import PrincipalDep, RuntimeDep, require_role
 
 router = APIRouter(tags=["cities"])
+Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
+
+
+@router.get("/pressure", response_model=PressureBoard)
+async def get_pressure(_: Coordinator, runtime: RuntimeDep) -> PressureBoard:
+    """Every city's pressure, ranked, with the reasons, and the city the service elects."""
+    survey = await runtime.pressure.current()
+    return PressureBoard(
+        at=survey.at,
+        cities=[
+            PressureRead(**{**asdict(reading), "reasons": list(reading.reasons)})
+            for reading in survey.readings
+        ],
+        elected=survey.elected,
+    )
 
 
 @router.get("/cities", response_model=list[CityRead])

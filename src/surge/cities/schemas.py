@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
+
+
+class PressureRead(BaseModel):
+    """A city's pressure reading (`over`, `longest_wait_s`, agents extend the contract)."""
+
+    code: str
+    score: float
+    over: bool
+    waiting: int
+    longest_wait_s: float
+    predicted_wait_s: float
+    arrival_ratio: float
+    connection_rate: float | None
+    agents_free: int
+    agents_busy: int
+    reasons: list[str]
+
+
+class PressureBoard(BaseModel):
+    """Every city's reading, highest pressure first, and the elected city."""
+
+    at: datetime
+    cities: list[PressureRead]
+    elected: str | None
 
 
 class CityRead(BaseModel):

@@ -24,6 +24,7 @@ from surge import events
 from surge.calls import service as calls_service
 from surge.cities.service import CityRegistry
 from surge.errors import SurgeError
+from surge.loops import run_forever
 from surge.router import policy
 from surge.settings import Settings
 from surge.state.base import HeldOffer, HotState, OfferClaim
@@ -93,7 +94,7 @@ class Dispatcher:
             while await self.dispatch_once():
                 pass
 
-        await self._forever("dispatch", cycle)
+        await run_forever("dispatch", cycle, stopping=lambda: self._stopping)
 
     async def dispatch_once(self) -> int:
         """Run one cycle; return how many offers were made."""
@@ -237,23 +238,4 @@ class Dispatcher:
                 ]
             )
 
-        await self._forever("offer maintenance", tick)
-
-    async def _forever(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
-        """Run `step` until stopped; a failed step is logged and the next one runs.
-
-        Stopping does not rely on cancellation alone: a client library may turn a cancelled read
-        into its own error (redis-py reports a connection error) and so swallow it.
-        """
-        while not self._stopping:
-            try:
-                await step()
-            except Exception as exc:
-                task = asyncio.current_task()
-                if self._stopping or (task is not None and task.cancelling()):
-                    return
-                if isinstance(exc, SurgeError | OSError):
-                    log.warning("%s failed: %s", name, exc)
-                else:
-                    log.exception("%s failed", name)
-                await asyncio.sleep(0.5)  # do not spin on a persistent failure
+        await run_forever("offer maintenance", tick, stopping=lambda: self._stopping)

@@ -9,12 +9,17 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal
+from surge.cities import pressure
 from surge.deps import RuntimeDep, SessionDep, require_role
 from surge.surges import service as surges_service
 from surge.surges.models import Surge
 from surge.surges.schemas import (
     AuditRead,
+    CityCode,
+    HelperOfferRead,
     HelperRead,
+    ProposalRead,
+    ProposedWave,
     SurgeAction,
     SurgeCreate,
     SurgeRead,
@@ -92,6 +97,46 @@ async def list_surges(
     """Surges, newest first, with their waves and live counts."""
     surges = await surges_service.listing(session=session, active_only=active)
     return [await _read(surge, session=session, runtime=runtime) for surge in surges]
+
+
+@router.get("/surges/proposal", response_model=ProposalRead)
+async def propose_helpers(
+    host: Annotated[CityCode, Query(description="the host city's code")],
+    _: Coordinator,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ProposalRead:
+    """Suggest helper waves for a host from the latest pressure survey."""
+    await runtime.cities.require(host)
+    survey = await runtime.pressure.current()
+    loads = {load.code: load for load in survey.loads}
+    unavailable = {
+        reading.code: "under pressure itself" for reading in survey.readings if reading.over
+    }
+    for surge in await surges_service.active_surges(session=session):
+        unavailable[surge.host_city] = f"host of surge {surge.id}"
+        for city in surges_service.helpers_of(surge, active_only=False):
+            unavailable.setdefault(city, f"helping surge {surge.id}")
+    unavailable.pop(host, None)
+    proposal = pressure.propose(
+        loads[host], list(loads.values()), runtime.settings.thresholds, unavailable=unavailable
+    )
+    return ProposalRead(
+        host_city=host,
+        agents_short=proposal.agents_short,
+        waves=[
+            ProposedWave(
+                cities=[offer.code for offer in wave],
+                seats_per_city=min(offer.suggested_seats for offer in wave),
+                helpers=[
+                    HelperOfferRead(city=o.code, spare=o.spare, suggested_seats=o.suggested_seats)
+                    for o in wave
+                ],
+            )
+            for wave in proposal.waves
+        ],
+        unavailable=unavailable,
+    )
 
 
 @router.get("/surges/{surge_id}", response_model=SurgeRead)

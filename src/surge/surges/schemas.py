@@ -76,6 +76,31 @@ class SurgeRead(BaseModel):
     waves: list[WaveRead]
 
 
+class HelperOfferRead(BaseModel):
+    """A city that could help and with how many agents."""
+
+    city: str
+    spare: int
+    suggested_seats: int
+
+
+class ProposedWave(BaseModel):
+    """A suggested wave, ready to send in `POST /surges` (edit it first as you see fit)."""
+
+    cities: list[str]
+    seats_per_city: int
+    helpers: list[HelperOfferRead]
+
+
+class ProposalRead(BaseModel):
+    """Helper cities for a host, most spare capacity first, grouped into waves."""
+
+    host_city: str
+    agents_short: int
+    waves: list[ProposedWave]
+    unavailable: dict[str, str]
+
+
 class AuditRead(BaseModel):
     """One entry of the audit log."""
 

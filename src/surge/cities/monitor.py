@@ -1,0 +1,146 @@
+"""The pressure monitor: every few seconds, each city's reading and the elected city.
+
+Figures come from the hot state (waiting, longest wait, free and busy agents) and from one grouped
+query over the last hour of calls (arrivals in the last 15 minutes, received and answered in the
+hour, average handling time of the calls completed in it). Each instance runs its own monitor;
+the election's hysteresis is kept per instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+
+from surge.calls.lifecycle import CallStatus
+from surge.calls.models import Call
+from surge.cities import pressure
+from surge.cities.service import CityRegistry
+from surge.loops import run_forever
+from surge.settings import Settings
+from surge.state.base import HotState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Survey:
+    """One round of readings: ranked, with the elected city and when it was taken."""
+
+    at: datetime
+    readings: tuple[pressure.Reading, ...]
+    loads: tuple[pressure.CityLoad, ...]
+    elected: str | None
+
+
+def _handling_seconds(dialect: str) -> ColumnElement[Any]:
+    """Seconds between connection and end, in the database's own date arithmetic."""
+    if dialect == "postgresql":
+        return func.extract("epoch", Call.ended_at - Call.connected_at)
+    return (func.julianday(Call.ended_at) - func.julianday(Call.connected_at)) * 86_400.0
+
+
+async def recent_figures(
+    *, session: AsyncSession, now: datetime
+) -> dict[str, tuple[int, int, int, float | None]]:
+    """Per city: arrivals in 15 minutes, received and answered in the hour, and the hour's AHT."""
+    hour_ago, quarter_ago = now - timedelta(hours=1), now - timedelta(minutes=15)
+    completed = Call.status == CallStatus.COMPLETED.value
+    dialect = session.get_bind().dialect.name
+    rows = await session.execute(
+        select(
+            Call.city_code,
+            func.sum(case((Call.received_at >= quarter_ago, 1), else_=0)),
+            func.count(),
+            func.count(Call.connected_at),
+            func.avg(case((completed, _handling_seconds(dialect)), else_=None)),
+        )
+        .where(Call.received_at >= hour_ago)
+        .group_by(Call.city_code)
+    )
+    return {
+        city: (int(quarter), int(received), int(answered), None if aht is None else float(aht))
+        for city, quarter, received, answered, aht in rows
+    }
+
+
+class PressureMonitor:
+    """Reads every city's pressure on a schedule and keeps the latest survey."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        state: HotState,
+        sessions: async_sessionmaker[AsyncSession],
+        cities: CityRegistry,
+    ) -> None:
+        self._settings = settings
+        self._state = state
+        self._sessions = sessions
+        self._cities = cities
+        self.latest: Survey | None = None
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask the loop to end after its current survey."""
+        self._stopping = True
+
+    async def survey(self) -> Survey:
+        """Read every city now and elect (the previous elected city is the incumbent)."""
+        now = datetime.now(UTC)
+        views = await self._state.snapshot(self._cities.codes, queue_depth=0)
+        async with self._sessions() as session:
+            recent = await recent_figures(session=session, now=now)
+        loads = []
+        for code in self._cities.codes:
+            city = await self._cities.require(code)
+            view = views[code]
+            quarter, received, answered, aht = recent.get(code, (0, 0, 0, None))
+            oldest = view.oldest_enqueued_at
+            loads.append(
+                pressure.CityLoad(
+                    code=code,
+                    waiting=view.waiting,
+                    longest_wait_s=max(0.0, now.timestamp() - oldest) if oldest else 0.0,
+                    arrivals_15min=quarter,
+                    normal_rate_per_hour=city.normal_rate_per_hour,
+                    agents_free=len(view.idle),
+                    agents_busy=view.offered + view.busy,
+                    received_1h=received,
+                    answered_1h=answered,
+                    aht_s=aht if aht and aht > 0 else self._settings.default_aht_s,
+                )
+            )
+        thresholds = self._settings.thresholds
+        readings = pressure.rank([pressure.read(load, thresholds) for load in loads])
+        incumbent = self.latest.elected if self.latest else None
+        elected = pressure.elect(readings, incumbent=incumbent, thresholds=thresholds)
+        if elected != incumbent:
+            log.info("elected city: %s (was %s)", elected, incumbent)
+        self.latest = Survey(at=now, readings=tuple(readings), loads=tuple(loads), elected=elected)
+        return self.latest
+
+    async def current(self) -> Survey:
+        """The latest survey, taken now if there is none yet or it is stale."""
+        latest = self.latest
+        stale = 2 * self._settings.pressure_interval_s
+        if latest is None or time.time() - latest.at.timestamp() > stale:
+            return await self.survey()
+        return latest
+
+    async def run(self) -> None:
+        """Survey every `pressure_interval_s` until stopped (a task)."""
+
+        async def step() -> None:
+            await self.survey()
+            await asyncio.sleep(self._settings.pressure_interval_s)
+
+        await run_forever("pressure survey", step, stopping=lambda: self._stopping)

@@ -1,0 +1,135 @@
+"""Pressure readings, the elected city and helper proposals, from live calls and agents."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from surge.auth.models import Role
+from surge.calls.models import Call
+from surge.cities.monitor import recent_figures
+from surge.db import create_engine, create_sessionmaker
+from tests.api.test_bad_input import error_of
+from tests.conftest import Backend
+from tests.helpers import LiveService, run_service, seed
+
+NANJING, XUZHOU, SUZHOU = "320100", "320300", "320500"
+
+
+@pytest.fixture
+async def quick(backend: Backend) -> AsyncIterator[LiveService]:
+    """A service that surveys pressure five times a second."""
+    async with run_service(backend.settings(pressure_interval_s=0.2)) as live:
+        yield live
+
+
+async def board(service: LiveService, coordinator: str) -> dict[str, Any]:
+    """A fresh GET /pressure (after the next survey)."""
+    await asyncio.sleep(0.5)
+    response = await service.http.get("/api/v1/pressure", headers=service.auth(coordinator))
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_a_quiet_province_elects_nobody(quick: LiveService) -> None:
+    coordinator = await quick.add_user(Role.COORDINATOR)
+    result = await board(quick, coordinator)
+    assert result["elected"] is None
+    assert len(result["cities"]) == 13
+    assert all(not city["over"] and city["reasons"] == [] for city in result["cities"])
+
+
+async def test_a_swamped_city_is_elected_and_helpers_are_proposed(quick: LiveService) -> None:
+    coordinator = await quick.add_user(Role.COORDINATOR)
+    cti = await quick.add_user(Role.CTI)
+    helpers = [await quick.add_user(Role.AGENT, XUZHOU) for _ in range(3)]
+    # 100 calls in minutes against a normal 150 an hour, and no agent to take them.
+    await asyncio.gather(*(quick.post_call(cti, NANJING) for _ in range(100)))
+    async with quick.console(helpers[0]) as a, quick.console(helpers[1]) as b:
+        await a.available()
+        await b.available()
+        result = await board(quick, coordinator)
+        top = result["cities"][0]
+        assert result["elected"] == NANJING
+        assert top["code"] == NANJING
+        assert top["over"] is True
+        assert top["waiting"] == 100
+        assert top["arrival_ratio"] > 2
+        assert top["connection_rate"] == 0.0
+        text = " ".join(top["reasons"])
+        assert "arrivals" in text
+        assert "connection rate 0%" in text
+        scores = [city["score"] for city in result["cities"]]
+        assert scores == sorted(scores, reverse=True)
+
+        response = await quick.http.get(
+            f"/api/v1/surges/proposal?host={NANJING}", headers=quick.auth(coordinator)
+        )
+        proposal = response.json()
+        assert response.status_code == 200, proposal
+        assert proposal["host_city"] == NANJING
+        offered = [h for wave in proposal["waves"] for h in wave["helpers"]]
+        assert offered[0] == {"city": XUZHOU, "spare": 2, "suggested_seats": 2}
+        assert SUZHOU not in {h["city"] for h in offered}  # nobody logged in there
+        # The proposal is ready to send as it is.
+        started = await quick.http.post(
+            "/api/v1/surges",
+            json={"host_city": NANJING, "waves": [
+                {"cities": w["cities"], "seats_per_city": w["seats_per_city"]}
+                for w in proposal["waves"]
+            ]},
+            headers=quick.auth(coordinator),
+        )  # fmt: skip
+        assert started.status_code == 201
+        again = await quick.http.get(
+            f"/api/v1/surges/proposal?host={SUZHOU}", headers=quick.auth(coordinator)
+        )
+        assert again.json()["unavailable"][XUZHOU].startswith("helping surge")
+
+
+async def test_pressure_and_proposals_are_for_the_coordinator(quick: LiveService) -> None:
+    admin = await quick.add_user(Role.CITY_ADMIN, NANJING)
+    coordinator = await quick.add_user(Role.COORDINATOR)
+    error_of(await quick.http.get("/api/v1/pressure", headers=quick.auth(admin)), 403, "forbidden")
+    get = quick.http.get
+    auth = quick.auth(coordinator)
+    error_of(await get("/api/v1/surges/proposal?host=999999", headers=auth), 422, "unknown_city")
+    error_of(await get("/api/v1/surges/proposal?host=nj", headers=auth), 422, "invalid_request")
+    error_of(await get("/api/v1/surges/proposal", headers=auth), 422, "invalid_request")
+
+
+async def test_recent_figures_are_aggregated_in_sql(backend: Backend) -> None:
+    settings = backend.settings()
+    await seed(settings)
+    engine = create_engine(settings.database_url)
+    now = datetime.now(UTC)
+    calls = [  # (received minutes ago, handled seconds or None, answered?)
+        (5, 240.0, True), (10, 360.0, True), (20, None, True), (40, None, False), (90, 60.0, True),
+    ]  # fmt: skip
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            for minutes, handled, was_answered in calls:
+                arrived = now - timedelta(minutes=minutes)
+                connected = arrived + timedelta(seconds=30) if was_answered else None
+                status = "completed" if handled else "connected" if was_answered else "queued"
+                session.add(
+                    Call(
+                        city_code=NANJING, caller="13812345678", channel="phone",
+                        status=status,
+                        received_at=arrived, connected_at=connected,
+                        ended_at=connected + timedelta(seconds=handled)
+                        if connected and handled else None,
+                    )
+                )  # fmt: skip
+        async with create_sessionmaker(engine)() as session:
+            figures = await recent_figures(session=session, now=now)
+    finally:
+        await engine.dispose()
+    quarter, received, answered, aht = figures[NANJING]
+    assert (quarter, received, answered) == (2, 4, 3)  # the 90-minute-old call is outside
+    assert aht == pytest.approx(300.0)  # (240 + 360) / 2: only completed calls in the hour
