@@ -28,6 +28,7 @@ from surge.seats import api as seats_api
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
 from surge.surges import api as surges_api
+from surge.surges.autopilot import Autopilot
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         gateway.on_surges_changed = dispatcher.surges_changed
         monitor = PressureMonitor(settings=settings, state=state, sessions=sessions, cities=cities)
+        monitor.after_survey = Autopilot(
+            settings=settings, sessions=sessions, cities=cities, announce=gateway.announce
+        )
         tasks: list[asyncio.Task[None]] = []
         try:
             await cities.load()

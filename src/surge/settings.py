@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     default_aht_s: float = Field(default=300.0, gt=0, description="AHT before any call is done")
     service_level_target: float = Field(default=0.8, gt=0, lt=1)
     service_level_s: float = Field(default=20.0, gt=0)
+    auto_surge: bool = Field(default=False, description="Start a surge for the elected city")
+    auto_next_wave_after_s: float | None = Field(
+        default=None, gt=0, description="Start the next wave after the host is over this long"
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, gt=0, description="Largest accepted request body"
     )

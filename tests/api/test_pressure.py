@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -133,3 +134,48 @@ async def test_recent_figures_are_aggregated_in_sql(backend: Backend) -> None:
     quarter, received, answered, aht = figures[NANJING]
     assert (quarter, received, answered) == (2, 4, 3)  # the 90-minute-old call is outside
     assert aht == pytest.approx(300.0)  # (240 + 360) / 2: only completed calls in the hour
+
+
+async def test_autopilot_starts_a_surge_and_its_next_wave_when_allowed(backend: Backend) -> None:
+    settings = backend.settings(
+        pressure_interval_s=0.2, auto_surge=True, auto_next_wave_after_s=0.6
+    )
+    async with run_service(settings) as service:
+        coordinator = await service.add_user(Role.COORDINATOR)
+        cti = await service.add_user(Role.CTI)
+        # Four cities with an agent each: the first wave takes three, the second the fourth.
+        cities = ("320200", XUZHOU, "320400", SUZHOU)
+        helpers = [await service.add_user(Role.AGENT, city) for city in cities]
+        async with contextlib.AsyncExitStack() as stack:
+            consoles = [await stack.enter_async_context(service.console(h)) for h in helpers]
+            for console in consoles:
+                await console.available()
+            await asyncio.gather(*(service.post_call(cti, NANJING) for _ in range(100)))
+            joined = await consoles[1].expect("surge.joined", within=5)
+            assert joined["host_city"] == NANJING
+            auth = service.auth(coordinator)
+            for _ in range(50):  # the second wave follows while Nanjing stays over
+                surges = (await service.http.get("/api/v1/surges", headers=auth)).json()
+                if all(wave["active"] for wave in surges[0]["waves"]):
+                    break
+                await asyncio.sleep(0.1)
+            (surge,) = surges
+            assert surge["created_by"] == "system"
+            assert [w["active"] for w in surge["waves"]] == [True, True]
+            log = (await service.http.get("/api/v1/audit", headers=auth)).json()
+            assert [(e["action"], e["actor"]) for e in log] == [
+                ("wave.activated", "system"),
+                ("surge.created", "system"),
+            ]
+            assert log[1]["reason"].startswith("elected automatically: ")
+            assert "over the thresholds for 0.6 s" in log[0]["reason"]
+
+
+async def test_autopilot_is_off_by_default(quick: LiveService) -> None:
+    coordinator = await quick.add_user(Role.COORDINATOR)
+    cti = await quick.add_user(Role.CTI)
+    await quick.add_user(Role.AGENT, XUZHOU)
+    await asyncio.gather(*(quick.post_call(cti, NANJING) for _ in range(100)))
+    assert (await board(quick, coordinator))["elected"] == NANJING
+    surges = await quick.http.get("/api/v1/surges", headers=quick.auth(coordinator))
+    assert surges.json() == []

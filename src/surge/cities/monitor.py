@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,6 +88,7 @@ class PressureMonitor:
         self._sessions = sessions
         self._cities = cities
         self.latest: Survey | None = None
+        self.after_survey: Callable[[Survey], Awaitable[None]] | None = None
         self._stopping = False
 
     def stop(self) -> None:
@@ -140,7 +142,9 @@ class PressureMonitor:
         """Survey every `pressure_interval_s` until stopped (a task)."""
 
         async def step() -> None:
-            await self.survey()
+            survey = await self.survey()
+            if self.after_survey is not None:
+                await self.after_survey(survey)
             await asyncio.sleep(self._settings.pressure_interval_s)
 
         await run_forever("pressure survey", step, stopping=lambda: self._stopping)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal
-from surge.cities import pressure
 from surge.deps import RuntimeDep, SessionDep, require_role
 from surge.surges import service as surges_service
 from surge.surges.models import Surge
@@ -109,17 +108,8 @@ async def propose_helpers(
     """Suggest helper waves for a host from the latest pressure survey."""
     await runtime.cities.require(host)
     survey = await runtime.pressure.current()
-    loads = {load.code: load for load in survey.loads}
-    unavailable = {
-        reading.code: "under pressure itself" for reading in survey.readings if reading.over
-    }
-    for surge in await surges_service.active_surges(session=session):
-        unavailable[surge.host_city] = f"host of surge {surge.id}"
-        for city in surges_service.helpers_of(surge, active_only=False):
-            unavailable.setdefault(city, f"helping surge {surge.id}")
-    unavailable.pop(host, None)
-    proposal = pressure.propose(
-        loads[host], list(loads.values()), runtime.settings.thresholds, unavailable=unavailable
+    proposal, unavailable = await surges_service.propose(
+        session=session, survey=survey, host=host, thresholds=runtime.settings.thresholds
     )
     return ProposalRead(
         host_city=host,

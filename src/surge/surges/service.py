@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from surge import events
 from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
+from surge.cities import pressure
+from surge.cities.monitor import Survey
 from surge.cities.service import CityRegistry
 from surge.db import utcnow
 from surge.errors import BadRequest, HelperInSurge, HostInSurge, NotFound, SurgeEnded
@@ -221,6 +223,23 @@ async def serving(*, session: AsyncSession, hosts: Sequence[str]) -> dict[str, d
     for helper, host, count in rows:
         counts[helper][host] = count
     return dict(counts)
+
+
+async def propose(
+    *, session: AsyncSession, survey: Survey, host: str, thresholds: pressure.Thresholds
+) -> tuple[pressure.Proposal, dict[str, str]]:
+    """Helper waves for `host` from a pressure survey, and the cities left out with why."""
+    unavailable = {r.code: "under pressure itself" for r in survey.readings if r.over}
+    for surge in await active_surges(session=session):
+        unavailable[surge.host_city] = f"host of surge {surge.id}"
+        for city in helpers_of(surge, active_only=False):
+            unavailable.setdefault(city, f"helping surge {surge.id}")
+    unavailable.pop(host, None)
+    loads = {load.code: load for load in survey.loads}
+    proposal = pressure.propose(
+        loads[host], list(loads.values()), thresholds, unavailable=unavailable
+    )
+    return proposal, unavailable
 
 
 async def audit_log(
