@@ -254,8 +254,8 @@ async def record_completion(
     script_key: str | None,
     at: datetime,
     instance: str,
-) -> Call:
-    """Close the ticket of a call the agent handles; explain precisely when it cannot."""
+) -> str:
+    """Close the ticket of a call the agent handles and return its city; explain any refusal."""
     moved = await move(
         session=session,
         call_id=call_id,
@@ -273,14 +273,13 @@ async def record_completion(
             "script_key": script_key,
         },
     )
-    call = await session.get(Call, call_id)
     if moved is None:
+        call = await session.get(Call, call_id)
         if call is None or call.agent_id != agent_id:
             raise NotFound(f"you are not handling a call with id {call_id}")
         raise CallNotOpen(f"call {call_id} is {call.status}, not connected")
-    assert call is not None
-    await session.refresh(call)
-    return call
+    city = select(_CALL_TABLE.c.city_code).where(_CALL_TABLE.c.id == call_id)
+    return str((await session.execute(city)).scalar_one())
 
 
 async def abandon(

@@ -43,10 +43,12 @@ async def load_seat(*, session: AsyncSession, agent_id: int) -> Seat:
     return Seat(agent.id, agent.name, agent.city_code, agent.endpoint)
 
 
-def call_brief(call: Call, *, seat: Seat) -> dict[str, object]:
+def call_brief(
+    *, call_id: int, city: str, caller: str, channel: str, seat: Seat
+) -> dict[str, object]:
     """The call as its agent sees it (helper agents get the caller's number masked)."""
-    caller = call.caller if call.city_code == seat.city else events.mask_caller(call.caller)
-    return {"id": call.id, "city": call.city_code, "caller": caller, "channel": call.channel}
+    shown = caller if city == seat.city else events.mask_caller(caller)
+    return {"id": call_id, "city": city, "caller": shown, "channel": channel}
 
 
 async def connect(
@@ -83,7 +85,15 @@ async def connect(
             "agent_id": seat.agent_id,
             "city": seat.city,
             "state": presence.state.value,
-            "call": call_brief(in_hand, seat=seat) if in_hand else None,
+            "call": call_brief(
+                call_id=in_hand.id,
+                city=in_hand.city_code,
+                caller=in_hand.caller,
+                channel=in_hand.channel,
+                seat=seat,
+            )
+            if in_hand
+            else None,
         }
     ]
     frames += [
@@ -125,17 +135,19 @@ async def accept(
     ):
         await state.finish_call(seat.agent_id, offer.call.call_id, at.timestamp())
         raise CallNotOpen("the caller hung up before the call was connected")
-    call = await calls_service.get(session=session, call_id=offer.call.call_id)
+    call = offer.call  # the hot state's copy: no need to read the row back
+    brief = call_brief(
+        call_id=call.call_id, city=call.city, caller=call.caller, channel=call.channel, seat=seat
+    )
     return [
         events.to_agent(
-            seat.agent_id,
-            {"type": "call.connected", "call_id": call.id, "call": call_brief(call, seat=seat)},
+            seat.agent_id, {"type": "call.connected", "call_id": call.call_id, "call": brief}
         ),
         events.to_cti(
-            call.city_code,
+            call.city,
             events.cti_frame(
                 "call.connected",
-                call_id=call.id,
+                call_id=call.call_id,
                 at=at.timestamp(),
                 agent=seat.name,
                 endpoint=seat.endpoint,
@@ -163,7 +175,7 @@ async def complete(
 ) -> list[events.Event]:
     """Close the ticket of the call in hand (the agent is released once this commits)."""
     at = utcnow()
-    call = await calls_service.record_completion(
+    city = await calls_service.record_completion(
         session=session,
         call_id=message.call_id,
         agent_id=seat.agent_id,
@@ -176,12 +188,12 @@ async def complete(
         instance=instance,
     )
     return [
-        events.to_agent(seat.agent_id, {"type": "call.completed", "call_id": call.id}),
+        events.to_agent(seat.agent_id, {"type": "call.completed", "call_id": message.call_id}),
         events.to_cti(
-            call.city_code,
+            city,
             events.cti_frame(
                 "call.completed",
-                call_id=call.id,
+                call_id=message.call_id,
                 at=at.timestamp(),
                 disposition=message.disposition.value,
             ),
