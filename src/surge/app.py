@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,8 @@ from surge.errors import PayloadTooLarge, SurgeError
 from surge.router import recovery
 from surge.router.dispatcher import Dispatcher
 from surge.runtime import Runtime, make_state
+from surge.scripts import api as scripts_api
+from surge.scripts.classification import Classification
 from surge.seats import api as seats_api
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
@@ -33,6 +36,7 @@ from surge.surges.autopilot import Autopilot
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+_SCRIPT_BOOK = re.compile(r"^/api/v1/cities/\d{6}/scripts(/rollback)?$")
 SHUTDOWN_WAIT_S = 5.0
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 
@@ -42,19 +46,25 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit with 413, whether or not they announce their size."""
+    """Refuse request bodies over the limit with 413, whether or not they announce their size.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Script books (`POST /cities/{code}/scripts`) may be larger than other bodies.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, max_script_book_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default = max_bytes
+        self.script_books = max_script_book_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(f"a request body may be at most {self.max_bytes} bytes")
+        books = _SCRIPT_BOOK.match(scope["path"])
+        limit = self.script_books if books else self.default
+        too_large = PayloadTooLarge(f"a request body here may be at most {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await _error(too_large.status, too_large.code, too_large.message)(scope, receive, send)
             return
         # Read the body first (it is small by definition), so the answer can be a clean 413.
@@ -64,7 +74,7 @@ class BodyLimit:
             if message["type"] != "http.request":
                 return  # the client went away
             body += message.get("body", b"")
-            if len(body) > self.max_bytes:
+            if len(body) > limit:
                 await _error(too_large.status, too_large.code, too_large.message)(
                     scope, receive, send
                 )
@@ -114,6 +124,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for `settings` (read from the environment when not given)."""
     settings = settings or Settings()
+    classification = Classification.load(settings.classification_file)  # fail fast if invalid
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 gateway=gateway,
                 dispatcher=dispatcher,
                 pressure=monitor,
+                classification=classification,
             )
             tasks = [
                 asyncio.create_task(dispatcher.run(), name="dispatch"),
@@ -179,9 +191,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Many-help-one overflow routing between a province's 12345 hotlines",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        max_script_book_bytes=settings.max_script_book_bytes,
+    )
     _install_error_handlers(app)
-    for module in (auth_api, cities_api, calls_api, surges_api):
+    for module in (auth_api, cities_api, calls_api, surges_api, scripts_api):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(seats_api.router)
 

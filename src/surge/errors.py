@@ -3,6 +3,7 @@
 SurgeError                      500 internal_error
 ├── BadRequest                  422 invalid_request
 │   ├── UnknownCity             422 unknown_city
+│   ├── UnknownCategory         422 unknown_category
 │   └── PayloadTooLarge         413 payload_too_large
 ├── Unauthorized                401 unauthorized
 │   └── InvalidCredentials      401 invalid_credentials
@@ -15,7 +16,8 @@ SurgeError                      500 internal_error
 │   ├── AgentEngaged            409 agent_engaged
 │   ├── HostInSurge             409 host_in_surge
 │   ├── HelperInSurge           409 helper_in_surge
-│   └── SurgeEnded              409 surge_ended
+│   ├── SurgeEnded              409 surge_ended
+│   └── StaleVersion            409 stale_version
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
@@ -50,6 +52,10 @@ class BadRequest(SurgeError):
 
 class UnknownCity(BadRequest):
     code = "unknown_city"
+
+
+class UnknownCategory(BadRequest):
+    code = "unknown_category"
 
 
 class PayloadTooLarge(BadRequest):
@@ -107,6 +113,10 @@ class HelperInSurge(Conflict):
 
 class SurgeEnded(Conflict):
     code = "surge_ended"
+
+
+class StaleVersion(Conflict):
+    code = "stale_version"
 
 
 class TooManyAttempts(SurgeError):

@@ -38,6 +38,11 @@ def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat()
 
 
+def epoch() -> datetime:
+    """The start of Unix time, for things that have not happened yet."""
+    return datetime.fromtimestamp(0, UTC)
+
+
 def cti_frame(kind: str, *, call_id: int, at: float, **extra: Any) -> Frame:
     """A telephony lifecycle frame (`call.offered`, `call.connected`, ...)."""
     return {"type": kind, "call_id": call_id, "at": iso(at), **extra}

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.router.dispatcher import Dispatcher
+from surge.scripts.classification import Classification
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
 from surge.state.base import HotState
@@ -42,3 +43,4 @@ class Runtime:
     gateway: Gateway
     dispatcher: Dispatcher
     pressure: PressureMonitor
+    classification: Classification

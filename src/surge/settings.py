@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import socket
 from enum import StrEnum
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
     auto_next_wave_after_s: float | None = Field(
         default=None, gt=0, description="Start the next wave after the host is over this long"
     )
+    classification_file: Path | None = Field(
+        default=None, description="A replacement for the shipped request classification"
+    )
+    max_script_book_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(
         default=64 * 1024, gt=0, description="Largest accepted request body"
     )

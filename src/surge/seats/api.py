@@ -96,7 +96,11 @@ async def _handle(
             )
         assert isinstance(message, CompleteMessage)
         completed = await seats_service.complete(
-            session=session, seat=seat, message=message, instance=instance
+            session=session,
+            seat=seat,
+            message=message,
+            instance=instance,
+            classification=runtime.classification,
         )
     # Only now, committed and acknowledged, may the agent be offered its next call.
     await runtime.gateway.announce(completed)

@@ -20,6 +20,8 @@ from surge.calls.models import Call
 from surge.db import utcnow
 from surge.errors import CallNotOpen, Forbidden, OfferUnavailable, Unauthorized
 from surge.router.policy import SurgeView
+from surge.scripts import service as scripts_service
+from surge.scripts.classification import Classification
 from surge.seats.models import Agent
 from surge.seats.schemas import CompleteMessage
 from surge.state.base import AgentPresence, AgentState, HotState, Outcome
@@ -171,9 +173,18 @@ async def decline(
 
 
 async def complete(
-    *, session: AsyncSession, seat: Seat, message: CompleteMessage, instance: str
+    *,
+    session: AsyncSession,
+    seat: Seat,
+    message: CompleteMessage,
+    instance: str,
+    classification: Classification,
 ) -> list[events.Event]:
-    """Close the ticket of the call in hand (the agent is released once this commits)."""
+    """Close the ticket of the call in hand (the agent is released once this commits).
+
+    The ticket's category, script version and entry are checked in the same transaction: a
+    ticket naming ones that do not exist is refused and the call stays open.
+    """
     at = utcnow()
     city = await calls_service.record_completion(
         session=session,
@@ -186,6 +197,14 @@ async def complete(
         script_key=message.script_key,
         at=at,
         instance=instance,
+    )
+    await scripts_service.check_ticket(
+        session=session,
+        city=city,
+        category_code=message.category_code,
+        script_version=message.script_version,
+        script_key=message.script_key,
+        classification=classification,
     )
     return [
         events.to_agent(seat.agent_id, {"type": "call.completed", "call_id": message.call_id}),

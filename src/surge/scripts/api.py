@@ -1,0 +1,192 @@
+"""Script book routes: GET/POST /cities/{code}/scripts, versions, diff, rollback."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from surge import events
+from surge.auth.service import Principal
+from surge.deps import PrincipalDep, RuntimeDep, SessionDep
+from surge.scripts import service as scripts_service
+from surge.scripts.models import ScriptVersion
+from surge.scripts.schemas import (
+    ChangedEntry,
+    RollbackRequest,
+    ScriptBookCreate,
+    ScriptBookRead,
+    ScriptDiff,
+    ScriptEntry,
+    VersionSummary,
+)
+
+router = APIRouter(tags=["scripts"])
+
+CityCode = Annotated[str, Path(pattern=r"^\d{6}$")]
+Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def _summary(found: ScriptVersion) -> VersionSummary:
+    return VersionSummary(
+        version=found.version,
+        author=found.author,
+        created_at=found.created_at,
+        note=found.note,
+        entry_count=found.entry_count,
+        rolled_back_from=found.rolled_back_from,
+    )
+
+
+def _book(city: str, found: ScriptVersion) -> ScriptBookRead:
+    return ScriptBookRead(
+        city=city,
+        **_summary(found).model_dump(),
+        entries=[ScriptEntry.model_validate(entry) for entry in found.entries],
+    )
+
+
+async def _reader(
+    city: str, principal: Principal, session: SessionDep, runtime: RuntimeDep
+) -> None:
+    await runtime.cities.require(city)
+    await scripts_service.check_reader(session=session, principal=principal, city=city)
+
+
+async def _publish(
+    city: str,
+    principal: Principal,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    *,
+    entries: list[ScriptEntry],
+    note: str | None,
+    base_version: int | None,
+    rolled_back_from: int | None = None,
+) -> ScriptBookRead:
+    await runtime.cities.require(city)
+    scripts_service.check_publisher(principal, city)
+    async with session.begin():
+        published, out = await scripts_service.publish(
+            session=session,
+            city=city,
+            entries=entries,
+            author=principal.username,
+            note=note,
+            base_version=base_version,
+            classification=runtime.classification,
+            rolled_back_from=rolled_back_from,
+        )
+    await runtime.gateway.announce(out)
+    return _book(city, published)
+
+
+@router.get("/cities/{city}/scripts", response_model=ScriptBookRead)
+async def get_scripts(
+    city: CityCode, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> ScriptBookRead:
+    """The newest version of the city's script book (version 0, empty, before any publish)."""
+    await _reader(city, principal, session, runtime)
+    found = await scripts_service.latest(session=session, city=city)
+    if found is None:
+        return ScriptBookRead(
+            city=city, version=0, author="", created_at=events.epoch(), note=None,
+            entry_count=0, rolled_back_from=None, entries=[],
+        )  # fmt: skip
+    return _book(city, found)
+
+
+@router.post(
+    "/cities/{city}/scripts", response_model=ScriptBookRead, status_code=status.HTTP_201_CREATED
+)
+async def publish_scripts(
+    city: CityCode,
+    body: ScriptBookCreate,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ScriptBookRead:
+    """Publish a whole new version (give `base_version` to be told if someone published since)."""
+    return await _publish(
+        city, principal, session, runtime,
+        entries=body.entries, note=body.note, base_version=body.base_version,
+    )  # fmt: skip
+
+
+@router.get("/cities/{city}/scripts/versions", response_model=list[VersionSummary])
+async def list_versions(
+    city: CityCode, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> list[VersionSummary]:
+    """Every version, newest first."""
+    await _reader(city, principal, session, runtime)
+    return [_summary(v) for v in await scripts_service.versions(session=session, city=city)]
+
+
+@router.get("/cities/{city}/scripts/versions/{number}", response_model=ScriptBookRead)
+async def get_version(
+    city: CityCode,
+    number: Number,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ScriptBookRead:
+    """One version with its entries."""
+    await _reader(city, principal, session, runtime)
+    return _book(city, await scripts_service.version(session=session, city=city, number=number))
+
+
+@router.get("/cities/{city}/scripts/diff", response_model=ScriptDiff)
+async def diff_versions(
+    city: CityCode,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    from_version: Annotated[int, Query(alias="from", ge=0)],
+    to_version: Annotated[int, Query(alias="to", ge=0)],
+) -> ScriptDiff:
+    """Entries added, removed and changed (with the changed fields) between two versions."""
+    await _reader(city, principal, session, runtime)
+
+    async def entries(number: int) -> list[dict[str, object]]:
+        if number == 0:
+            return []
+        found = await scripts_service.version(session=session, city=city, number=number)
+        return found.entries
+
+    added, removed, changed = scripts_service.diff_entries(
+        await entries(from_version), await entries(to_version)
+    )
+    return ScriptDiff(
+        city=city,
+        from_version=from_version,
+        to_version=to_version,
+        added=added,
+        removed=removed,
+        changed=[ChangedEntry(key=key, fields=fields) for key, fields in changed],
+    )
+
+
+@router.post(
+    "/cities/{city}/scripts/rollback",
+    response_model=ScriptBookRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def rollback(
+    city: CityCode,
+    body: RollbackRequest,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> ScriptBookRead:
+    """Publish an old version's content as a new version (history is never rewritten)."""
+    await runtime.cities.require(city)
+    scripts_service.check_publisher(principal, city)
+    old = await scripts_service.version(session=session, city=city, number=body.to_version)
+    entries = [ScriptEntry.model_validate(entry) for entry in old.entries]
+    await session.rollback()  # end the read's transaction; the publish opens its own
+    return await _publish(
+        city, principal, session, runtime,
+        entries=entries,
+        note=body.note or f"rollback to version {body.to_version}",
+        base_version=body.base_version, rolled_back_from=body.to_version,
+    )  # fmt: skip

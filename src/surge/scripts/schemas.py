@@ -1,0 +1,86 @@
+"""Script book payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_ENTRIES = 5000
+
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+
+
+class ScriptEntry(BaseModel):
+    """One unified answer to one hot question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: Key = Field(description="stable across versions: letters, digits, . _ -")
+    title: Text
+    question: LongText
+    answer: LongText
+    category_code: Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+
+
+class ScriptBookCreate(BaseModel):
+    """A whole new version of a city's script book."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entries: list[ScriptEntry] = Field(max_length=MAX_ENTRIES)
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    base_version: int | None = Field(
+        default=None, ge=0, description="the version this edit started from (409 if stale)"
+    )
+
+
+class RollbackRequest(BaseModel):
+    """Publish an old version's content again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_version: int = Field(ge=1)
+    note: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    base_version: int | None = Field(default=None, ge=0)
+
+
+class VersionSummary(BaseModel):
+    """A version in the history list."""
+
+    version: int
+    author: str
+    created_at: datetime
+    note: str | None
+    entry_count: int
+    rolled_back_from: int | None
+
+
+class ScriptBookRead(VersionSummary):
+    """A version with its entries (version 0: nothing published yet)."""
+
+    city: str
+    entries: list[ScriptEntry]
+
+
+class ChangedEntry(BaseModel):
+    """An entry present in both versions, and which of its fields differ."""
+
+    key: str
+    fields: list[str]
+
+
+class ScriptDiff(BaseModel):
+    """What changed between two versions, by entry key."""
+
+    city: str
+    from_version: int
+    to_version: int
+    added: list[str]
+    removed: list[str]
+    changed: list[ChangedEntry]

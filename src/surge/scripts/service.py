@@ -1,0 +1,186 @@
+"""Script books: publish immutable versions, list, fetch, diff and roll back; who may read them.
+
+A publish stores the whole book as a new version (never an edit), after validation: unique keys,
+known category codes. `base_version` makes publishing optimistic: two admins editing the same
+version cannot silently overwrite each other. Agents serving the city are told at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from surge import events
+from surge.auth.models import Role
+from surge.auth.service import Principal
+from surge.errors import BadRequest, Forbidden, NotFound, StaleVersion, UnknownCategory
+from surge.scripts.classification import Classification
+from surge.scripts.models import ScriptVersion
+from surge.scripts.schemas import ScriptEntry
+from surge.surges import service as surges_service
+
+ENTRY_FIELDS = ("title", "question", "answer", "category_code", "tags")
+
+
+async def latest(*, session: AsyncSession, city: str) -> ScriptVersion | None:
+    """The newest version of the city's book, if any."""
+    query = (
+        select(ScriptVersion)
+        .where(ScriptVersion.city_code == city)
+        .order_by(ScriptVersion.version.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def version(*, session: AsyncSession, city: str, number: int) -> ScriptVersion:
+    """One version, or `NotFound`."""
+    query = select(ScriptVersion).where(
+        ScriptVersion.city_code == city, ScriptVersion.version == number
+    )
+    found = (await session.execute(query)).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"city {city} has no script version {number}")
+    return found
+
+
+async def versions(*, session: AsyncSession, city: str) -> list[ScriptVersion]:
+    """Every version, newest first."""
+    query = (
+        select(ScriptVersion)
+        .where(ScriptVersion.city_code == city)
+        .order_by(ScriptVersion.version.desc())
+    )
+    return list((await session.execute(query)).scalars())
+
+
+def _validate(entries: list[ScriptEntry], classification: Classification) -> None:
+    keys = [entry.key for entry in entries]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise BadRequest(f"each entry key may appear once; repeated: {', '.join(repeated[:20])}")
+    unknown = classification.unknown({entry.category_code for entry in entries})
+    if unknown:
+        raise UnknownCategory(f"unknown category codes: {', '.join(unknown[:20])}")
+
+
+async def publish(
+    *,
+    session: AsyncSession,
+    city: str,
+    entries: list[ScriptEntry],
+    author: str,
+    note: str | None,
+    base_version: int | None,
+    classification: Classification,
+    rolled_back_from: int | None = None,
+) -> tuple[ScriptVersion, list[events.Event]]:
+    """Store the book as the next version and tell every agent serving the city."""
+    _validate(entries, classification)
+    current = await session.scalar(
+        select(func.max(ScriptVersion.version)).where(ScriptVersion.city_code == city)
+    )
+    current = current or 0
+    if base_version is not None and base_version != current:
+        raise StaleVersion(
+            f"you edited version {base_version}, but version {current} has been published since;"
+            " reload, merge and publish again"
+        )
+    previous = await latest(session=session, city=city) if current else None
+    published = ScriptVersion(
+        city_code=city,
+        version=current + 1,
+        author=author,
+        note=note,
+        rolled_back_from=rolled_back_from,
+        entry_count=len(entries),
+        entries=[entry.model_dump() for entry in entries],
+    )
+    session.add(published)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # another admin published the same next version just now
+        raise StaleVersion(f"version {current + 1} was published a moment ago; reload") from exc
+    changes = diff_entries(previous.entries if previous else [], published.entries)
+    frame = {"type": "scripts.updated", "city": city, "version": published.version,
+             "changes": {"added": changes[0], "removed": changes[1],
+                         "changed": [key for key, _ in changes[2]]}}  # fmt: skip
+    serving = [city, *await _helper_cities(session=session, host=city)]
+    return published, [events.to_city_agents(code, frame) for code in serving]
+
+
+async def _helper_cities(*, session: AsyncSession, host: str) -> list[str]:
+    return [
+        code
+        for surge in await surges_service.active_surges(session=session)
+        if surge.host_city == host
+        for code in surges_service.helpers_of(surge, active_only=True)
+    ]
+
+
+def diff_entries(
+    old: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> tuple[list[str], list[str], list[tuple[str, list[str]]]]:
+    """Added keys, removed keys, and changed keys with their changed fields."""
+    before = {entry["key"]: entry for entry in old}
+    after = {entry["key"]: entry for entry in new}
+    added = sorted(after.keys() - before.keys())
+    removed = sorted(before.keys() - after.keys())
+    changed = []
+    for key in sorted(before.keys() & after.keys()):
+        fields = [f for f in ENTRY_FIELDS if before[key].get(f) != after[key].get(f)]
+        if fields:
+            changed.append((key, fields))
+    return added, removed, changed
+
+
+async def check_reader(*, session: AsyncSession, principal: Principal, city: str) -> None:
+    """The city's admin, the coordinator, the city's agents and agents of cities now serving it
+    as helpers may read its scripts."""
+    if principal.role is Role.COORDINATOR:
+        return
+    if principal.role in (Role.CITY_ADMIN, Role.AGENT) and principal.city == city:
+        return
+    if principal.role is Role.AGENT and principal.city in await _helper_cities(
+        session=session, host=city
+    ):
+        return
+    raise Forbidden(f"you may not read the answer scripts of {city}")
+
+
+async def check_ticket(
+    *,
+    session: AsyncSession,
+    city: str,
+    category_code: str | None,
+    script_version: int | None,
+    script_key: str | None,
+    classification: Classification,
+) -> None:
+    """A ticket names a known category, and a script version and entry that exist."""
+    if category_code is not None and classification.unknown({category_code}):
+        raise UnknownCategory(f"unknown category code {category_code}")
+    if script_key is not None and script_version is None:
+        raise BadRequest("a script_key needs the script_version it comes from")
+    if script_version is None:
+        return
+    found = (
+        await session.execute(
+            select(ScriptVersion.entries).where(
+                ScriptVersion.city_code == city, ScriptVersion.version == script_version
+            )
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise BadRequest(f"city {city} has no script version {script_version}")
+    if script_key is not None and all(entry["key"] != script_key for entry in found):
+        raise BadRequest(f"script version {script_version} of {city} has no entry {script_key!r}")
+
+
+def check_publisher(principal: Principal, city: str) -> None:
+    """Only the city's own admin publishes its scripts."""
+    if principal.role is not Role.CITY_ADMIN or principal.city != city:
+        raise Forbidden(f"only the city admin of {city} publishes its answer scripts")

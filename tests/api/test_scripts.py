@@ -1,0 +1,236 @@
+"""Answer scripts: versioned publishing, concurrency, diff, rollback, who may read, live notice."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from surge.auth.models import Role
+from tests.api.test_bad_input import error_of
+from tests.helpers import LiveService
+
+NANJING, XUZHOU = "320100", "320300"
+BOOK = f"/api/v1/cities/{NANJING}/scripts"
+
+
+def entry(key: str, **change: Any) -> dict[str, Any]:
+    """A script entry about testing sites (Chinese text, as admins write it)."""
+    base = {
+        "key": key,
+        "title": "核酸检测点在哪里",
+        "question": "我想做核酸检测，最近的检测点在哪里？",
+        "answer": "请通过“我的南京”App查询最近的检测点，24小时点位见官方公告。",
+        "category_code": "0101",
+        "tags": ["核酸", "检测点"],
+    }
+    return {**base, **change}
+
+
+async def publish(
+    service: LiveService, admin: str, entries: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    """Publish and return the new version."""
+    response = await service.http.post(
+        BOOK, json={"entries": entries, **extra}, headers=service.auth(admin)
+    )
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_publish_versions_diff_and_rollback(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING, name="nj-admin")
+    auth = service.auth(admin)
+    empty = (await service.http.get(BOOK, headers=auth)).json()
+    assert (empty["version"], empty["entries"]) == (0, [])
+    first = await publish(service, admin, [entry("testing"), entry("codes", category_code="0102")],
+                          note="first answers")  # fmt: skip
+    assert (first["version"], first["author"], first["entry_count"]) == (1, "nj-admin", 2)
+    revised = entry("testing", answer="检测点已调整，请以今日公告为准。")
+    vaccine = entry("vaccine", category_code="0103")
+    second = await publish(service, admin, [revised, vaccine], base_version=1)
+    assert second["version"] == 2
+    latest = (await service.http.get(BOOK, headers=auth)).json()
+    assert latest["version"] == 2
+    assert {e["key"] for e in latest["entries"]} == {"testing", "vaccine"}
+    listed = (await service.http.get(f"{BOOK}/versions", headers=auth)).json()
+    assert [(v["version"], v["entry_count"], v["note"]) for v in listed] == [
+        (2, 2, None), (1, 2, "first answers"),
+    ]  # fmt: skip
+    one = (await service.http.get(f"{BOOK}/versions/1", headers=auth)).json()
+    assert {e["key"] for e in one["entries"]} == {"testing", "codes"}
+    diff = (await service.http.get(f"{BOOK}/diff?from=1&to=2", headers=auth)).json()
+    assert diff["added"] == ["vaccine"]
+    assert diff["removed"] == ["codes"]
+    assert diff["changed"] == [{"key": "testing", "fields": ["answer"]}]
+    rolled = await service.http.post(f"{BOOK}/rollback", json={"to_version": 1}, headers=auth)
+    assert rolled.status_code == 201
+    assert (rolled.json()["version"], rolled.json()["rolled_back_from"]) == (3, 1)
+    assert rolled.json()["note"] == "rollback to version 1"
+    back = (await service.http.get(f"{BOOK}/diff?from=1&to=3", headers=auth)).json()
+    assert (back["added"], back["removed"], back["changed"]) == ([], [], [])
+    # History is never rewritten: version 2 is still there as it was.
+    two = (await service.http.get(f"{BOOK}/versions/2", headers=auth)).json()
+    assert {e["key"] for e in two["entries"]} == {"testing", "vaccine"}
+
+
+async def test_two_publishes_on_one_base_one_wins(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    other = await service.add_user(Role.CITY_ADMIN, NANJING)
+    await publish(service, admin, [entry("testing")])
+    responses = await asyncio.gather(
+        *(
+            service.http.post(
+                BOOK,
+                json={"entries": [entry("testing", title=f"版本 {n}")], "base_version": 1},
+                headers=service.auth(name),
+            )
+            for n, name in enumerate((admin, other))
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409]
+    loser = next(r for r in responses if r.status_code == 409)
+    error_of(loser, 409, "stale_version")
+    stale = await service.http.post(
+        BOOK, json={"entries": [entry("testing")], "base_version": 1}, headers=service.auth(admin)
+    )
+    error_of(stale, 409, "stale_version")
+    listed = await service.http.get(f"{BOOK}/versions", headers=service.auth(admin))
+    assert [v["version"] for v in listed.json()] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("entries", "code", "words"),
+    [
+        ([entry("a"), entry("a")], "invalid_request", "repeated: a"),
+        ([entry("a", answer="   ")], "invalid_request", "answer"),
+        ([entry("a", category_code="7777")], "unknown_category", "7777"),
+        ([entry("a", category_code="01")], "invalid_request", "category_code"),
+        ([entry("a", title="长" * 201)], "invalid_request", "title"),
+        ([entry("has space")], "invalid_request", "key"),
+        ([entry("a", tags=["t"] * 21)], "invalid_request", "tags"),
+        ([entry(f"k{i}") for i in range(5001)], "invalid_request", "entries"),
+    ],
+)
+async def test_bad_books_are_refused(
+    service: LiveService, entries: list[dict[str, Any]], code: str, words: str
+) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    response = await service.http.post(BOOK, json={"entries": entries}, headers=service.auth(admin))
+    assert words in error_of(response, 422, code)["message"]
+
+
+async def test_a_large_book_is_accepted_and_a_huge_one_refused(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    book = await publish(service, admin, [entry(f"k{i}") for i in range(1000)])  # ~300 KB
+    assert book["entry_count"] == 1000
+    huge = b'{"entries": [' + b" " * (9 * 1024 * 1024) + b"]}"
+    response = await service.http.post(
+        BOOK, content=huge,
+        headers={**service.auth(admin), "Content-Type": "application/json"},
+    )  # fmt: skip
+    error_of(response, 413, "payload_too_large")
+
+
+async def test_who_may_publish_and_read(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    foreign_admin = await service.add_user(Role.CITY_ADMIN, XUZHOU)
+    own_agent = await service.add_user(Role.AGENT, NANJING)
+    helper = await service.add_user(Role.AGENT, XUZHOU)
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    await publish(service, admin, [entry("testing")])
+    for name in (foreign_admin, own_agent, coordinator, cti):
+        response = await service.http.post(
+            BOOK, json={"entries": [entry("x")]}, headers=service.auth(name)
+        )
+        error_of(response, 403, "forbidden")
+    for name in (own_agent, coordinator):
+        assert (await service.http.get(BOOK, headers=service.auth(name))).status_code == 200
+    for name in (foreign_admin, helper, cti):
+        error_of(await service.http.get(BOOK, headers=service.auth(name)), 403, "forbidden")
+    # A helper agent reads the host's scripts while its city serves the host's surge, and only then.
+    surge = await service.http.post(
+        "/api/v1/surges",
+        json={"host_city": NANJING, "waves": [{"cities": [XUZHOU], "seats_per_city": 1}]},
+        headers=service.auth(coordinator),
+    )
+    assert (await service.http.get(BOOK, headers=service.auth(helper))).status_code == 200
+    await service.http.post(
+        f"/api/v1/surges/{surge.json()['id']}/end", headers=service.auth(coordinator)
+    )
+    error_of(await service.http.get(BOOK, headers=service.auth(helper)), 403, "forbidden")
+    auth = service.auth(admin)
+    error_of(await service.http.get(f"{BOOK}/versions/9", headers=auth), 404, "not_found")
+    error_of(await service.http.get(f"{BOOK}/diff?from=1&to=9", headers=auth), 404, "not_found")
+    error_of(await service.http.get(f"{BOOK}/diff?from=1", headers=auth), 422, "invalid_request")
+    error_of(
+        await service.http.post(f"{BOOK}/rollback", json={"to_version": 9}, headers=auth),
+        404, "not_found",
+    )  # fmt: skip
+    error_of(
+        await service.http.get("/api/v1/cities/999999/scripts", headers=auth), 422, "unknown_city"
+    )
+
+
+async def test_agents_serving_the_city_hear_of_a_new_version(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    coordinator = await service.add_user(Role.COORDINATOR)
+    own = await service.add_user(Role.AGENT, NANJING)
+    helper = await service.add_user(Role.AGENT, XUZHOU)
+    await publish(service, admin, [entry("testing"), entry("codes", category_code="0102")])
+    await service.http.post(
+        "/api/v1/surges",
+        json={"host_city": NANJING, "waves": [{"cities": [XUZHOU], "seats_per_city": 1}]},
+        headers=service.auth(coordinator),
+    )
+    async with service.console(own) as mine, service.console(helper) as theirs:
+        await theirs.expect("surge.joined")
+        await publish(service, admin, [entry("testing", answer="新的答复口径。"), entry("new")])
+        for console in (mine, theirs):
+            update = await console.expect("scripts.updated")
+            assert update == {
+                "type": "scripts.updated",
+                "city": NANJING,
+                "version": 2,
+                "changes": {"added": ["new"], "removed": ["codes"], "changed": ["testing"]},
+            }
+
+
+async def test_tickets_name_a_real_script_version_and_entry(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    cti = await service.add_user(Role.CTI)
+    agent = await service.add_user(Role.AGENT, NANJING)
+    await publish(service, admin, [entry("testing")])
+    call = await service.post_call(cti, NANJING)
+    async with service.console(agent) as console:
+        await console.available()
+        offer = await console.expect("offer")
+        await console.send(type="accept", offer_id=offer["offer_id"])
+        await console.expect("call.connected")
+        ticket = {"type": "complete", "call_id": call["id"], "disposition": "answered"}
+        refusals: list[tuple[dict[str, Any], str]] = [
+            ({"script_version": 5, "script_key": "testing"}, "invalid_request"),
+            ({"script_version": 1, "script_key": "nonsense"}, "invalid_request"),
+            ({"script_key": "testing"}, "invalid_request"),
+            ({"category_code": "7777"}, "unknown_category"),
+        ]
+        for bad, code in refusals:
+            await console.send(**ticket, **bad)
+            assert (await console.expect("error"))["code"] == code
+        still = await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(cti))
+        assert still.json()["status"] == "connected"  # a refused ticket leaves the call open
+        await console.send(
+            **ticket, category_code="0101", script_version=1, script_key="testing",
+            summary="告知最近检测点",
+        )  # fmt: skip
+        await console.expect("call.completed")
+    done = (await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(cti))).json()
+    assert (done["status"], done["script_version"], done["script_key"]) == (
+        "completed",
+        1,
+        "testing",
+    )
+    assert done["category_code"] == "0101"
