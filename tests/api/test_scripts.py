@@ -187,7 +187,9 @@ async def test_agents_serving_the_city_hear_of_a_new_version(service: LiveServic
         headers=service.auth(coordinator),
     )
     async with service.console(own) as mine, service.console(helper) as theirs:
-        await theirs.expect("surge.joined")
+        # Connecting, each is told the current version of the scripts it serves.
+        assert mine.hello["scripts"] == {NANJING: 1}
+        assert (await theirs.expect("surge.joined"))["scripts_version"] == 1
         await publish(service, admin, [entry("testing", answer="新的答复口径。"), entry("new")])
         for console in (mine, theirs):
             update = await console.expect("scripts.updated")

@@ -44,7 +44,12 @@ async def test_helper_agents_take_the_hosts_calls_with_masked_numbers(
         assert surge["status"] == "active"
         assert [w["active"] for w in surge["waves"]] == [True]
         joined = await console.expect("surge.joined")
-        assert joined == {"type": "surge.joined", "surge_id": surge["id"], "host_city": NANJING}
+        assert joined == {
+            "type": "surge.joined",
+            "surge_id": surge["id"],
+            "host_city": NANJING,
+            "scripts_version": 0,  # the host has published no scripts yet
+        }
 
         call = await service.post_call(cti, NANJING, caller="13812345678")
         offer = await next_offer(console)

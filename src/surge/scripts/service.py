@@ -36,6 +36,17 @@ async def latest(*, session: AsyncSession, city: str) -> ScriptVersion | None:
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def current_versions(*, session: AsyncSession, cities: list[str]) -> dict[str, int]:
+    """The newest version number of each city's book (0 before any publish)."""
+    rows = await session.execute(
+        select(ScriptVersion.city_code, func.max(ScriptVersion.version))
+        .where(ScriptVersion.city_code.in_(cities))
+        .group_by(ScriptVersion.city_code)
+    )
+    found = dict(rows.all())
+    return {city: int(found.get(city) or 0) for city in cities}
+
+
 async def version(*, session: AsyncSession, city: str, number: int) -> ScriptVersion:
     """One version, or `NotFound`."""
     query = select(ScriptVersion).where(

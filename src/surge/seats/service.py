@@ -80,6 +80,9 @@ async def connect(
         now=time.time(),
         call_id=in_hand.id if in_hand else None,
     )
+    serving = [surge for surge in surges if seat.city in surge.quotas]
+    cities = [seat.city, *(surge.host for surge in serving)]
+    current = await scripts_service.current_versions(session=session, cities=cities)
     frames: list[events.Frame] = [
         {
             "type": "hello",
@@ -96,12 +99,17 @@ async def connect(
             )
             if in_hand
             else None,
+            "scripts": {seat.city: current[seat.city]},
         }
     ]
     frames += [
-        {"type": "surge.joined", "surge_id": surge.surge_id, "host_city": surge.host}
-        for surge in surges
-        if seat.city in surge.quotas
+        {
+            "type": "surge.joined",
+            "surge_id": surge.surge_id,
+            "host_city": surge.host,
+            "scripts_version": current[surge.host],
+        }
+        for surge in serving
     ]
     pending = await state.get_offer(presence.offer_id) if presence.offer_id else None
     if pending is not None:

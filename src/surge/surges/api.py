@@ -10,6 +10,7 @@ from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.deps import RuntimeDep, SessionDep, require_role
+from surge.scripts import service as scripts_service
 from surge.surges import service as surges_service
 from surge.surges.models import Surge
 from surge.surges.schemas import (
@@ -68,8 +69,15 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
     )
 
 
-async def _announce(runtime: RuntimeDep, out: list[events.Event]) -> None:
-    """Tell agents, and every instance's dispatcher, that the surges changed."""
+async def _announce(
+    runtime: RuntimeDep, session: SessionDep, surge: Surge, out: list[events.Event]
+) -> None:
+    """Tell agents (joining ones also the host's current script version) and every dispatcher."""
+    host = surge.host_city
+    current = await scripts_service.current_versions(session=session, cities=[host])
+    for event in out:
+        if event["frame"]["type"] == "surge.joined":
+            event["frame"]["scripts_version"] = current[host]
     await runtime.gateway.announce([*out, events.SURGES_CHANGED])
 
 
@@ -82,7 +90,7 @@ async def create_surge(
         surge, out = await surges_service.create(
             session=session, registry=runtime.cities, payload=body, actor=principal.username
         )
-    await _announce(runtime, out)
+    await _announce(runtime, session, surge, out)
     return await _read(surge, session=session, runtime=runtime)
 
 
@@ -156,7 +164,7 @@ async def activate_wave(
             actor=principal.username,
             reason=body.reason if body else None,
         )
-    await _announce(runtime, out)
+    await _announce(runtime, session, surge, out)
     return await _read(surge, session=session, runtime=runtime)
 
 
@@ -176,7 +184,7 @@ async def end_surge(
             actor=principal.username,
             reason=body.reason if body else None,
         )
-    await _announce(runtime, out)
+    await _announce(runtime, session, surge, out)
     return await _read(surge, session=session, runtime=runtime)
 
 
