@@ -44,6 +44,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench
 	$(BIN)/python -m loadtests.routing
+	$(BIN)/python -m loadtests.scripts
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

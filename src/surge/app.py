@@ -27,6 +27,7 @@ from surge.router.dispatcher import Dispatcher
 from surge.runtime import Runtime, make_state
 from surge.scripts import api as scripts_api
 from surge.scripts.classification import Classification
+from surge.scripts.search import BookIndex
 from surge.seats import api as seats_api
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 dispatcher=dispatcher,
                 pressure=monitor,
                 classification=classification,
+                script_index=BookIndex(),
             )
             tasks = [
                 asyncio.create_task(dispatcher.run(), name="dispatch"),

@@ -11,6 +11,7 @@ from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.router.dispatcher import Dispatcher
 from surge.scripts.classification import Classification
+from surge.scripts.search import BookIndex
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
 from surge.state.base import HotState
@@ -44,3 +45,4 @@ class Runtime:
     dispatcher: Dispatcher
     pressure: PressureMonitor
     classification: Classification
+    script_index: BookIndex

@@ -236,3 +236,28 @@ async def test_tickets_name_a_real_script_version_and_entry(service: LiveService
         "testing",
     )
     assert done["category_code"] == "0101"
+
+
+async def test_agents_search_the_current_scripts_in_chinese(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    agent = await service.add_user(Role.AGENT, NANJING)
+    stranger = await service.add_user(Role.AGENT, XUZHOU)
+    auth = service.auth(agent)
+    nothing = await service.http.get(f"{BOOK}/search", params={"q": "核酸"}, headers=auth)
+    assert (nothing.json()["version"], nothing.json()["hits"]) == (0, [])
+    await publish(service, admin, [
+        entry("vaccine", title="疫苗接种点", answer="接种不需要做核酸检测。", category_code="0103"),
+        entry("testing"),
+        entry("metro", title="地铁是否停运", question="地铁今天运营吗？",
+              answer="Metro lines run as usual.", category_code="0201", tags=["metro"]),
+    ])  # fmt: skip
+    found = await service.http.get(f"{BOOK}/search", params={"q": "核酸检测点"}, headers=auth)
+    keys = [hit["entry"]["key"] for hit in found.json()["hits"]]
+    assert keys[:2] == ["testing", "vaccine"]
+    assert "metro" not in keys
+    english = await service.http.get(f"{BOOK}/search", params={"q": "metro"}, headers=auth)
+    assert [h["entry"]["key"] for h in english.json()["hits"]] == ["metro"]
+    error_of(await service.http.get(f"{BOOK}/search", headers=auth), 422, "invalid_request")
+    outsider = service.auth(stranger)
+    response = await service.http.get(f"{BOOK}/search", params={"q": "核酸"}, headers=outsider)
+    error_of(response, 403, "forbidden")

@@ -18,6 +18,8 @@ from surge.scripts.schemas import (
     ScriptBookRead,
     ScriptDiff,
     ScriptEntry,
+    SearchHit,
+    SearchResult,
     VersionSummary,
 )
 
@@ -111,6 +113,31 @@ async def publish_scripts(
         city, principal, session, runtime,
         entries=body.entries, note=body.note, base_version=body.base_version,
     )  # fmt: skip
+
+
+@router.get("/cities/{city}/scripts/search", response_model=SearchResult)
+async def search_scripts(
+    city: CityCode,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="words or characters")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SearchResult:
+    """Search the current version's titles, questions, answers and tags (Chinese or English)."""
+    await _reader(city, principal, session, runtime)
+    current = (await scripts_service.current_versions(session=session, cities=[city]))[city]
+    index = runtime.script_index
+    if current and not index.has(city, current):
+        found = await scripts_service.version(session=session, city=city, number=current)
+        index.add(city, current, found.entries)
+    hits = index.search(city, current, q, limit=limit) if current else []
+    return SearchResult(
+        city=city,
+        version=current,
+        query=q,
+        hits=[SearchHit(score=h.score, entry=ScriptEntry.model_validate(h.entry)) for h in hits],
+    )
 
 
 @router.get("/cities/{city}/scripts/versions", response_model=list[VersionSummary])

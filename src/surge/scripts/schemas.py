@@ -68,6 +68,22 @@ class ScriptBookRead(VersionSummary):
     entries: list[ScriptEntry]
 
 
+class SearchHit(BaseModel):
+    """An entry matching a search, with its score (higher is better)."""
+
+    score: int
+    entry: ScriptEntry
+
+
+class SearchResult(BaseModel):
+    """The best entries for a query in the current version."""
+
+    city: str
+    version: int
+    query: str
+    hits: list[SearchHit]
+
+
 class ChangedEntry(BaseModel):
     """An entry present in both versions, and which of its fields differ."""
 
