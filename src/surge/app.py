@@ -37,7 +37,7 @@ from surge.surges.autopilot import Autopilot
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-_SCRIPT_BOOK = re.compile(r"^/api/v1/cities/\d{6}/scripts(/rollback)?$")
+_SCRIPT_BOOK = re.compile(r"^/api/v1/cities/\d{6}/scripts(/rollback|/import)?$")
 SHUTDOWN_WAIT_S = 5.0
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 

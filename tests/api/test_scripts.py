@@ -261,3 +261,93 @@ async def test_agents_search_the_current_scripts_in_chinese(service: LiveService
     outsider = service.auth(stranger)
     response = await service.http.get(f"{BOOK}/search", params={"q": "核酸"}, headers=outsider)
     error_of(response, 403, "forbidden")
+
+
+async def test_export_and_import_csv_and_json(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    agent = await service.add_user(Role.AGENT, NANJING)
+    await publish(service, admin, [entry("testing"), entry("codes", category_code="0102")])
+    exported = await service.http.get(f"{BOOK}/export?format=csv", headers=service.auth(agent))
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert 'filename="scripts-320100-v1.csv"' in exported.headers["content-disposition"]
+    raw = exported.content
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM that makes Excel read UTF-8
+    text = raw.decode("utf-8-sig")
+    assert text.splitlines()[0] == "key,title,question,answer,category_code,tags"
+    assert "核酸检测点在哪里" in text
+    assert "核酸;检测点" in text
+    # An admin edits the sheet (a new row) and imports it as the next version.
+    edited = (
+        text + 'masks,口罩要戴吗,"公共场所要戴口罩吗？","请在室内公共场所佩戴口罩。",0101,口罩\r\n'
+    )
+    imported = await service.http.post(
+        f"{BOOK}/import?format=csv&base_version=1", content=edited.encode("utf-8-sig"),
+        headers={**service.auth(admin), "Content-Type": "text/csv"},
+    )  # fmt: skip
+    assert imported.status_code == 201, imported.text
+    book = imported.json()
+    assert (book["version"], book["entry_count"], book["note"]) == (2, 3, "imported from CSV")
+    testing = next(e for e in book["entries"] if e["key"] == "testing")
+    assert testing["tags"] == ["核酸", "检测点"]
+    as_json = await service.http.get(
+        f"{BOOK}/export?format=json&version=2", headers=service.auth(admin)
+    )
+    again = await service.http.post(
+        f"{BOOK}/import?format=json", content=as_json.content,
+        headers={**service.auth(admin), "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert again.status_code == 201
+    diff = await service.http.get(f"{BOOK}/diff?from=2&to=3", headers=service.auth(admin))
+    assert (diff.json()["added"], diff.json()["changed"]) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("content", "fmt", "words"),
+    [
+        (b"key,title\r\na,b\r\n", "csv", "lacks the columns: question"),
+        (
+            "key,title,question,answer,category_code,tags\r\n测试,标题,问题,答复,0101,\r\n".encode(
+                "gbk"
+            ),
+            "csv",
+            "not UTF-8",
+        ),
+        (
+            b"key,title,question,answer,category_code,tags\r\nok,t,q,a,0101,\r\nbad,t,q,,0101,\r\n",
+            "csv",
+            "row 3, answer",
+        ),
+        (
+            b"key,title,question,answer,category_code,tags\r\na,t,q,a,0101,x,extra\r\n",
+            "csv",
+            "row 2: more cells",
+        ),
+        (b"{not json", "json", "not valid JSON"),
+        (b'{"entries": [{"key": "a"}]}', "json", "entry 1, title"),
+        (b'"text"', "json", "list of entries"),
+    ],
+)
+async def test_bad_import_files_say_where_the_problem_is(
+    service: LiveService, content: bytes, fmt: str, words: str
+) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    response = await service.http.post(
+        f"{BOOK}/import?format={fmt}", content=content, headers=service.auth(admin)
+    )
+    assert words in error_of(response, 422, "invalid_request")["message"]
+
+
+async def test_only_the_admin_imports(service: LiveService) -> None:
+    agent = await service.add_user(Role.AGENT, NANJING)
+    response = await service.http.post(
+        f"{BOOK}/import?format=json", content=b"[]", headers=service.auth(agent)
+    )
+    error_of(response, 403, "forbidden")
+    error_of(
+        await service.http.get(f"{BOOK}/export?format=xlsx", headers=service.auth(agent)),
+        422, "invalid_request",
+    )  # fmt: skip
+    error_of(
+        await service.http.get(f"{BOOK}/export", headers=service.auth(agent)), 404, "not_found"
+    )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from surge import events
 from surge.auth.service import Principal
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep
+from surge.errors import BadRequest
 from surge.scripts import service as scripts_service
+from surge.scripts import transfer
 from surge.scripts.models import ScriptVersion
 from surge.scripts.schemas import (
+    MAX_ENTRIES,
     ChangedEntry,
     RollbackRequest,
     ScriptBookCreate,
@@ -138,6 +141,67 @@ async def search_scripts(
         query=q,
         hits=[SearchHit(score=h.score, entry=ScriptEntry.model_validate(h.entry)) for h in hits],
     )
+
+
+_MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+FileFormat = Annotated[Literal["csv", "json"], Query(alias="format")]
+
+
+@router.get(
+    "/cities/{city}/scripts/export",
+    response_class=Response,
+    responses={200: {"content": {_MEDIA["csv"]: {}, _MEDIA["json"]: {}}}},
+)
+async def export_scripts(
+    city: CityCode,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    file_format: FileFormat = "csv",
+    version: Annotated[int | None, Query(ge=1, description="default: the current one")] = None,
+) -> Response:
+    """Download a version of the book as CSV (opens in Excel) or JSON."""
+    await _reader(city, principal, session, runtime)
+    if version is None:
+        version = (await scripts_service.current_versions(session=session, cities=[city]))[city]
+    found = await scripts_service.version(session=session, city=city, number=version)
+    write = transfer.to_csv if file_format == "csv" else transfer.to_json
+    name = f"scripts-{city}-v{found.version}.{file_format}"
+    return Response(
+        write(found.entries),
+        media_type=_MEDIA[file_format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post(
+    "/cities/{city}/scripts/import",
+    response_model=ScriptBookRead,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={"requestBody": {"content": {_MEDIA["csv"]: {}, _MEDIA["json"]: {}}}},
+)
+async def import_scripts(
+    city: CityCode,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    file_format: FileFormat = "csv",
+    note: Annotated[str | None, Query(max_length=1000)] = None,
+    base_version: Annotated[int | None, Query(ge=0)] = None,
+) -> ScriptBookRead:
+    """Publish a new version from a CSV or JSON file sent as the request body."""
+    await runtime.cities.require(city)
+    scripts_service.check_publisher(principal, city)
+    data = await request.body()
+    entries = transfer.from_csv(data) if file_format == "csv" else transfer.from_json(data)
+    if len(entries) > MAX_ENTRIES:
+        raise BadRequest(f"a script book has at most {MAX_ENTRIES} entries")
+    return await _publish(
+        city, principal, session, runtime,
+        entries=entries, note=note or f"imported from {file_format.upper()}",
+        base_version=base_version,
+    )  # fmt: skip
 
 
 @router.get("/cities/{city}/scripts/versions", response_model=list[VersionSummary])
