@@ -4,7 +4,7 @@ from surge.auth.models import User
 from surge.calls.models import Call, CallEvent
 from surge.cities.models import City
 from surge.db import Base
-from surge.scripts.models import ScriptVersion
+from surge.scripts.models import ScriptAck, ScriptVersion
 from surge.seats.models import Agent
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
 
@@ -15,6 +15,7 @@ __all__ = [
     "Call",
     "CallEvent",
     "City",
+    "ScriptAck",
     "ScriptVersion",
     "Surge",
     "SurgeWave",

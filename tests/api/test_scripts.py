@@ -351,3 +351,43 @@ async def test_only_the_admin_imports(service: LiveService) -> None:
     error_of(
         await service.http.get(f"{BOOK}/export", headers=service.auth(agent)), 404, "not_found"
     )
+
+
+async def test_adoption_shows_who_is_behind(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    coordinator = await service.add_user(Role.COORDINATOR)
+    prompt = await service.add_user(Role.AGENT, NANJING, name="prompt")
+    slow = await service.add_user(Role.AGENT, NANJING, name="slow")
+    helper = await service.add_user(Role.AGENT, XUZHOU, name="helper")
+    await publish(service, admin, [entry("testing")])
+    await service.http.post(
+        "/api/v1/surges",
+        json={"host_city": NANJING, "waves": [{"cities": [XUZHOU], "seats_per_city": 1}]},
+        headers=service.auth(coordinator),
+    )
+    adoption = f"{BOOK}/adoption"
+    async with (
+        service.console(prompt) as one,
+        service.console(slow) as two,
+        service.console(helper) as three,
+    ):
+        await three.expect("surge.joined")
+        await publish(service, admin, [entry("testing"), entry("new")])
+        for console in (one, two, three):
+            assert (await console.expect("scripts.updated"))["version"] == 2
+        await one.send(type="scripts.ack", city=NANJING, version=2)
+        await two.send(type="scripts.ack", city=NANJING, version=1)
+        await three.send(type="scripts.ack", city=NANJING, version=2)
+        await one.send(type="scripts.ack", city=NANJING, version=9)
+        assert (await one.expect("error"))["code"] == "invalid_request"
+        await one.send(type="scripts.ack", city="320500", version=1)
+        assert (await one.expect("error"))["code"] == "forbidden"
+        await asyncio.sleep(0.2)
+        view = (await service.http.get(adoption, headers=service.auth(admin))).json()
+        assert (view["version"], view["serving"]) == (2, 3)
+        assert view["by_version"] == [{"version": 2, "agents": 2}, {"version": 1, "agents": 1}]
+        assert [(a["name"], a["version"]) for a in view["behind"]] == [("slow", 1)]
+    # Disconnected agents no longer count as serving.
+    view = (await service.http.get(adoption, headers=service.auth(coordinator))).json()
+    assert (view["serving"], view["behind"]) == (0, [])
+    error_of(await service.http.get(adoption, headers=service.auth(prompt)), 403, "forbidden")

@@ -302,6 +302,22 @@ async def test_placeable_snapshot_reads_no_more_than_free_agents_can_take(
     assert len(full[CITY].queue) == 5
 
 
+async def test_present_agents_lists_every_state(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 12)
+    await make_available(state, 10)
+    await state.agent_connect(11, CITY, instance="i1", now=T0, call_id=None)  # on break
+    await state.agent_connect(20, OTHER, instance="i1", now=T0, call_id=7)  # busy
+    await offer(state, 1, 12)
+    assert await state.present_agents([CITY, OTHER, "nowhere"]) == {
+        CITY: [10, 11, 12],
+        OTHER: [20],
+        "nowhere": [],
+    }
+    await state.agent_disconnect(11, instance="i1")
+    assert (await state.present_agents([CITY]))[CITY] == [10, 12]
+
+
 async def test_get_offer_returns_a_live_offer_only(state: HotState) -> None:
     await state.enqueue([qc(1)])
     await make_available(state, 10)

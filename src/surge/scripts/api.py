@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from surge import events
+from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep
-from surge.errors import BadRequest
+from surge.errors import BadRequest, Forbidden
 from surge.scripts import service as scripts_service
 from surge.scripts import transfer
 from surge.scripts.models import ScriptVersion
 from surge.scripts.schemas import (
     MAX_ENTRIES,
+    AdoptionRead,
+    AgentVersion,
     ChangedEntry,
     RollbackRequest,
     ScriptBookCreate,
@@ -23,6 +27,7 @@ from surge.scripts.schemas import (
     ScriptEntry,
     SearchHit,
     SearchResult,
+    VersionCount,
     VersionSummary,
 )
 
@@ -140,6 +145,34 @@ async def search_scripts(
         version=current,
         query=q,
         hits=[SearchHit(score=h.score, entry=ScriptEntry.model_validate(h.entry)) for h in hits],
+    )
+
+
+@router.get("/cities/{city}/scripts/adoption", response_model=AdoptionRead)
+async def script_adoption(
+    city: CityCode, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
+) -> AdoptionRead:
+    """How many connected agents serving the city are on each version, and who is behind."""
+    await runtime.cities.require(city)
+    if principal.role is not Role.COORDINATOR and (
+        principal.role is not Role.CITY_ADMIN or principal.city != city
+    ):
+        raise Forbidden(f"only the coordinator and the city admin of {city} see adoption")
+    cities = await scripts_service.serving_cities(session=session, city=city)
+    present = await runtime.state.present_agents(cities)
+    current, agents = await scripts_service.adoption(session=session, city=city, present=present)
+    counts = Counter(version for *_, version in agents)
+    newest_first = sorted(counts.items(), key=lambda kv: -1 if kv[0] is None else kv[0])[::-1]
+    return AdoptionRead(
+        city=city,
+        version=current,
+        serving=len(agents),
+        by_version=[VersionCount(version=v, agents=n) for v, n in newest_first],
+        behind=[
+            AgentVersion(agent_id=a, name=name, city=home, version=v)
+            for a, name, home, v in agents
+            if v is None or v < current
+        ],
     )
 
 

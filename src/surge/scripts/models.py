@@ -11,6 +11,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 from surge.db import Base, UTCDateTime, utcnow
 
 
+class ScriptAck(Base):
+    """The newest script version of a city an agent's console confirmed it has loaded."""
+
+    __tablename__ = "script_ack"
+
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id"), primary_key=True)
+    city_code: Mapped[str] = mapped_column(ForeignKey("city.code"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ScriptVersion(Base):
     """One published version of a city's script book (never edited, never deleted)."""
 

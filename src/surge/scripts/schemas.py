@@ -84,6 +84,32 @@ class SearchResult(BaseModel):
     hits: list[SearchHit]
 
 
+class VersionCount(BaseModel):
+    """How many serving agents have loaded a version (None: none acknowledged yet)."""
+
+    version: int | None
+    agents: int
+
+
+class AgentVersion(BaseModel):
+    """A serving agent and the version its console has loaded."""
+
+    agent_id: int
+    name: str
+    city: str
+    version: int | None
+
+
+class AdoptionRead(BaseModel):
+    """Who among the agents serving a city is on which script version."""
+
+    city: str
+    version: int
+    serving: int
+    by_version: list[VersionCount]
+    behind: list[AgentVersion]
+
+
 class ChangedEntry(BaseModel):
     """An entry present in both versions, and which of its fields differ."""
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal
+from surge.db import utcnow
 from surge.errors import BadRequest, Forbidden, NotFound, StaleVersion, UnknownCategory
 from surge.scripts.classification import Classification
-from surge.scripts.models import ScriptVersion
+from surge.scripts.models import ScriptAck, ScriptVersion
 from surge.scripts.schemas import ScriptEntry
+from surge.seats.models import Agent
 from surge.surges import service as surges_service
 
 ENTRY_FIELDS = ("title", "question", "answer", "category_code", "tags")
@@ -189,6 +192,56 @@ async def check_ticket(
         raise BadRequest(f"city {city} has no script version {script_version}")
     if script_key is not None and all(entry["key"] != script_key for entry in found):
         raise BadRequest(f"script version {script_version} of {city} has no entry {script_key!r}")
+
+
+async def acknowledge(
+    *, session: AsyncSession, agent_id: int, city: str, number: int, serves: bool
+) -> None:
+    """Remember the newest version of `city` the agent's console has loaded."""
+    if not serves:
+        raise Forbidden(f"you do not serve {city}")
+    current = (await current_versions(session=session, cities=[city]))[city]
+    if number > current:
+        raise BadRequest(f"city {city} has no script version {number} (current: {current})")
+    dialect = session.get_bind().dialect.name
+    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = builder(ScriptAck).values(
+        agent_id=agent_id, city_code=city, version=number, at=utcnow()
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ScriptAck.agent_id, ScriptAck.city_code],
+            set_={"version": statement.excluded.version, "at": statement.excluded.at},
+        )
+    )
+
+
+async def serving_cities(*, session: AsyncSession, city: str) -> list[str]:
+    """The city and the helper cities serving it now."""
+    return [city, *await _helper_cities(session=session, host=city)]
+
+
+async def adoption(
+    *, session: AsyncSession, city: str, present: dict[str, list[int]]
+) -> tuple[int, list[tuple[int, str, str, int | None]]]:
+    """The current version, and each present serving agent (id, name, city, version loaded)."""
+    current = (await current_versions(session=session, cities=[city]))[city]
+    ids = [agent_id for agents in present.values() for agent_id in agents]
+    if not ids:
+        return current, []
+    acks = dict(
+        (
+            await session.execute(
+                select(ScriptAck.agent_id, ScriptAck.version).where(
+                    ScriptAck.city_code == city, ScriptAck.agent_id.in_(ids)
+                )
+            )
+        ).all()
+    )
+    agents = await session.execute(
+        select(Agent.id, Agent.name, Agent.city_code).where(Agent.id.in_(ids)).order_by(Agent.id)
+    )
+    return current, [(a, name, home, acks.get(a)) for a, name, home in agents]
 
 
 def check_publisher(principal: Principal, city: str) -> None:

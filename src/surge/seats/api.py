@@ -23,6 +23,7 @@ from surge.seats.schemas import (
     AgentMessage,
     CompleteMessage,
     DeclineMessage,
+    ScriptsAckMessage,
     StatusMessage,
     agent_message,
 )
@@ -86,6 +87,14 @@ async def _handle(
                 offer_id=message.offer_id,
                 instance=instance,
             )
+        if isinstance(message, ScriptsAckMessage):
+            await seats_service.acknowledge_scripts(
+                session=session,
+                seat=seat,
+                message=message,
+                surges=await runtime.dispatcher.surges(),
+            )
+            return []
         if isinstance(message, DeclineMessage):
             return await seats_service.decline(
                 session=session,

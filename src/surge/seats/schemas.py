@@ -48,8 +48,16 @@ class CompleteMessage(_Message):
     script_key: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
+class ScriptsAckMessage(_Message):
+    """The console has loaded this version of a city's scripts."""
+
+    type: Literal["scripts.ack"]
+    city: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+    version: int = Field(ge=0)
+
+
 AgentMessage = Annotated[
-    StatusMessage | AcceptMessage | DeclineMessage | CompleteMessage,
+    StatusMessage | AcceptMessage | DeclineMessage | CompleteMessage | ScriptsAckMessage,
     Field(discriminator="type"),
 ]
 agent_message = TypeAdapter[AgentMessage](AgentMessage)

@@ -23,7 +23,7 @@ from surge.router.policy import SurgeView
 from surge.scripts import service as scripts_service
 from surge.scripts.classification import Classification
 from surge.seats.models import Agent
-from surge.seats.schemas import CompleteMessage
+from surge.seats.schemas import CompleteMessage, ScriptsAckMessage
 from surge.state.base import AgentPresence, AgentState, HotState, Outcome
 
 
@@ -226,6 +226,19 @@ async def complete(
             ),
         ),
     ]
+
+
+async def acknowledge_scripts(
+    *, session: AsyncSession, seat: Seat, message: ScriptsAckMessage, surges: Sequence[SurgeView]
+) -> None:
+    """The console has loaded a script version of its own city or of a host it serves."""
+    serves = message.city == seat.city or any(
+        surge.host == message.city and seat.city in surge.quotas for surge in surges
+    )
+    await scripts_service.acknowledge(
+        session=session, agent_id=seat.agent_id, city=message.city, number=message.version,
+        serves=serves,
+    )  # fmt: skip
 
 
 async def release(*, state: HotState, seat: Seat, call_id: int) -> list[events.Event]:

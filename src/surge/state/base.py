@@ -231,6 +231,9 @@ class HotState(Protocol):
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence, or None when it is offline."""
 
+    async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
+        """The ids of every present agent of each named city (in any state), ascending."""
+
     async def get_offer(self, offer_id: str) -> HeldOffer | None:
         """Return the live offer (to show it again to a console that reconnected), or None."""
 

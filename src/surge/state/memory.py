@@ -293,6 +293,14 @@ class InMemoryState:
         agent = self._agents.get(agent_id)
         return None if agent is None else agent.presence(agent_id)
 
+    async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
+        """The ids of every present agent of each named city (in any state), ascending."""
+        present: dict[str, list[int]] = {city: [] for city in cities}
+        for agent_id, agent in self._agents.items():
+            if agent.city in present:
+                present[agent.city].append(agent_id)
+        return {city: sorted(ids) for city, ids in present.items()}
+
     async def get_offer(self, offer_id: str) -> HeldOffer | None:
         """Return the live offer, or None."""
         return self._offers.get(offer_id)

@@ -50,6 +50,8 @@ from surge.state.base import (
     Withdrawn,
 )
 
+_ENGAGED = ("offered", "busy", "break")  # the per-city sets of present agents not available
+
 # Helpers shared by the scripts. Floats travel as the strings Python wrote (repr round-trips),
 # never as Lua numbers, which Lua would print with only 14 significant digits.
 _LUA_PRELUDE = """
@@ -653,6 +655,19 @@ class RedisState:
         with _mapped():
             row = await self._client.hmget(f"{self._prefix}agent:{agent_id}", fields)
         return None if row[0] is None else _presence(agent_id, row)
+
+    async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
+        """The ids of every present agent of each named city (in any state), ascending."""
+        with _mapped():
+            async with self._client.pipeline(transaction=True) as pipe:
+                for city in cities:
+                    pipe.zrange(f"{self._prefix}idle:{city}", 0, -1)
+                    pipe.sunion([f"{self._prefix}{state}:{city}" for state in _ENGAGED])
+                replies = await pipe.execute()
+        return {
+            city: sorted(int(a) for a in (*replies[2 * i], *replies[2 * i + 1]))
+            for i, city in enumerate(cities)
+        }
 
     async def get_offer(self, offer_id: str) -> HeldOffer | None:
         """Return the live offer, or None."""
