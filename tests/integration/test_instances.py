@@ -170,3 +170,33 @@ async def _restart_and_drain(backend: Backend, tmp_path: Path, *, flush_redis: b
     ordinary = [call_id for call_id in order if call_id != urgent["id"]]
     assert order[0] in (urgent["id"], held["id"])
     assert ordinary == sorted(ordinary)
+
+
+async def test_a_publish_reaches_agents_on_every_instance(shared: Backend, tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    async with (
+        surge_process(shared, instance="a", log_path=log) as (a, _),
+        surge_process(shared, instance="b", log_path=log) as (b, _),
+    ):
+        admin = await a.add_user(Role.CITY_ADMIN, NANJING)
+        coordinator = await a.add_user(Role.COORDINATOR)
+        local = await b.add_user(Role.AGENT, NANJING)
+        helper = await b.add_user(Role.AGENT, "320300")
+        await a.http.post(
+            "/api/v1/surges",
+            json={"host_city": NANJING, "waves": [{"cities": ["320300"], "seats_per_city": 1}]},
+            headers=a.auth(coordinator),
+        )
+        async with b.console(local) as mine, b.console(helper) as theirs:
+            await theirs.expect("surge.joined")
+            entry = {"key": "testing", "title": "核酸检测点", "question": "在哪里做核酸？",
+                     "answer": "见官方公告。", "category_code": "0101", "tags": []}  # fmt: skip
+            published = await a.http.post(
+                f"/api/v1/cities/{NANJING}/scripts", json={"entries": [entry]},
+                headers=a.auth(admin),
+            )  # fmt: skip
+            assert published.status_code == 201
+            for console in (mine, theirs):
+                update = await console.expect("scripts.updated")
+                assert (update["city"], update["version"]) == (NANJING, 1)
+                assert update["changes"]["added"] == ["testing"]
