@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench
 	$(BIN)/python -m loadtests.routing
 	$(BIN)/python -m loadtests.scripts
+	$(BIN)/python -m loadtests.publish
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from tests.conftest import Backend
+
 
 async def test_routing_bench_short_prints_its_figures() -> None:
     process = await asyncio.create_subprocess_exec(
@@ -20,3 +22,14 @@ async def test_routing_bench_short_prints_its_figures() -> None:
     lines = out.decode().splitlines()
     assert any(line.startswith("decision [steady state") and "median" in line for line in lines)
     assert any(line.startswith("simulator:") and "arrivals" in line for line in lines)
+
+
+async def test_publish_bench_short_prints_its_figure(shared_backend: Backend) -> None:
+    # shared_backend: this run needs (and checks for) the local Postgres + Redis.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadtests.publish", "--short",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "script publish to 100 agents on two instances" in out.decode()
