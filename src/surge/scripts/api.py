@@ -74,8 +74,7 @@ async def _publish(
     base_version: int | None,
     rolled_back_from: int | None = None,
 ) -> ScriptBookRead:
-    await runtime.cities.require(city)
-    scripts_service.check_publisher(principal, city)
+    """Publish a checked book (the caller has checked the city and the publisher)."""
     async with session.begin():
         published, out = await scripts_service.publish(
             session=session,
@@ -117,6 +116,8 @@ async def publish_scripts(
     runtime: RuntimeDep,
 ) -> ScriptBookRead:
     """Publish a whole new version (give `base_version` to be told if someone published since)."""
+    await runtime.cities.require(city)
+    scripts_service.check_publisher(principal, city)
     return await _publish(
         city, principal, session, runtime,
         entries=body.entries, note=body.note, base_version=body.base_version,

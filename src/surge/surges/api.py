@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -81,17 +82,31 @@ async def _announce(
     await runtime.gateway.announce([*out, events.SURGES_CHANGED])
 
 
+async def _apply(
+    change: Callable[[], Awaitable[tuple[Surge, list[events.Event]]]],
+    *,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> SurgeRead:
+    """Run a coordinator's change in one transaction, announce it, and read the surge back."""
+    async with session.begin():
+        surge, out = await change()
+    await _announce(runtime, session, surge, out)
+    return await _read(surge, session=session, runtime=runtime)
+
+
 @router.post("/surges", response_model=SurgeRead, status_code=status.HTTP_201_CREATED)
 async def create_surge(
     body: SurgeCreate, principal: Coordinator, session: SessionDep, runtime: RuntimeDep
 ) -> SurgeRead:
     """Start many-help-one for a host city; its first wave is active at once."""
-    async with session.begin():
-        surge, out = await surges_service.create(
+    return await _apply(
+        lambda: surges_service.create(
             session=session, registry=runtime.cities, payload=body, actor=principal.username
-        )
-    await _announce(runtime, session, surge, out)
-    return await _read(surge, session=session, runtime=runtime)
+        ),
+        session=session,
+        runtime=runtime,
+    )
 
 
 @router.get("/surges", response_model=list[SurgeRead])
@@ -156,16 +171,17 @@ async def activate_wave(
     body: SurgeAction | None = None,
 ) -> SurgeRead:
     """Bring the next wave of helper cities in."""
-    async with session.begin():
-        surge, out = await surges_service.activate_wave(
+    return await _apply(
+        lambda: surges_service.activate_wave(
             session=session,
             surge_id=surge_id,
             number=number,
             actor=principal.username,
             reason=body.reason if body else None,
-        )
-    await _announce(runtime, session, surge, out)
-    return await _read(surge, session=session, runtime=runtime)
+        ),
+        session=session,
+        runtime=runtime,
+    )
 
 
 @router.post("/surges/{surge_id}/end", response_model=SurgeRead)
@@ -177,15 +193,16 @@ async def end_surge(
     body: SurgeAction | None = None,
 ) -> SurgeRead:
     """Stop offering the host's calls to helpers; calls in hand finish normally."""
-    async with session.begin():
-        surge, out = await surges_service.end(
+    return await _apply(
+        lambda: surges_service.end(
             session=session,
             surge_id=surge_id,
             actor=principal.username,
             reason=body.reason if body else None,
-        )
-    await _announce(runtime, session, surge, out)
-    return await _read(surge, session=session, runtime=runtime)
+        ),
+        session=session,
+        runtime=runtime,
+    )
 
 
 @router.get("/audit", response_model=list[AuditRead])
