@@ -81,6 +81,23 @@ class LiveService:
         result: dict[str, Any] = response.json()
         return result
 
+    async def answer_call(
+        self, cti: str, agent: str, city: str, *, complete: bool = True, **ticket: Any
+    ) -> dict[str, Any]:
+        """Post a call and have `agent` (not yet connected) take it, and complete it unless told."""
+        async with self.console(agent) as console:
+            await console.available()
+            call = await self.post_call(cti, city)
+            offer = await console.expect("offer")
+            assert offer["call"]["id"] == call["id"]
+            await console.send(type="accept", offer_id=offer["offer_id"])
+            await console.expect("call.connected")
+            if complete:
+                ticket = {"disposition": "answered", "category_code": "0101", **ticket}
+                await console.send(type="complete", call_id=call["id"], **ticket)
+                await console.expect("call.completed")
+        return call
+
     @asynccontextmanager
     async def console(self, agent: str) -> AsyncIterator[Console]:
         """Open an agent's console websocket (after its `hello`)."""

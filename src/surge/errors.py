@@ -17,7 +17,9 @@ SurgeError                      500 internal_error
 │   ├── HostInSurge             409 host_in_surge
 │   ├── HelperInSurge           409 helper_in_surge
 │   ├── SurgeEnded              409 surge_ended
-│   └── StaleVersion            409 stale_version
+│   ├── StaleVersion            409 stale_version
+│   ├── CallNotConnected        409 call_not_connected
+│   └── FeedbackRecorded        409 feedback_recorded
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
@@ -117,6 +119,14 @@ class SurgeEnded(Conflict):
 
 class StaleVersion(Conflict):
     code = "stale_version"
+
+
+class CallNotConnected(Conflict):
+    code = "call_not_connected"
+
+
+class FeedbackRecorded(Conflict):
+    code = "feedback_recorded"
 
 
 class TooManyAttempts(SurgeError):

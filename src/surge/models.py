@@ -4,6 +4,7 @@ from surge.auth.models import User
 from surge.calls.models import Call, CallEvent
 from surge.cities.models import City
 from surge.db import Base
+from surge.reports.models import ReportExport
 from surge.scripts.models import ScriptAck, ScriptVersion
 from surge.seats.models import Agent
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
@@ -15,6 +16,7 @@ __all__ = [
     "Call",
     "CallEvent",
     "City",
+    "ReportExport",
     "ScriptAck",
     "ScriptVersion",
     "Surge",

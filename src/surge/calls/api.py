@@ -1,4 +1,4 @@
-"""CTI ingest and call reads: POST /calls, POST /calls/{id}/abandon, GET /calls/{id}."""
+"""CTI ingest and call reads: POST /calls, abandon, the satisfaction follow-up, GET /calls/{id}."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from surge.auth.service import Principal
 from surge.calls import service as calls_service
 from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
-from surge.calls.schemas import CallCreate, CallEventRead, CallRead
+from surge.calls.schemas import (
+    CallCreate,
+    CallEventRead,
+    CallRead,
+    FeedbackCreate,
+    FeedbackRead,
+)
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep, require_city_access, require_role
 from surge.errors import NotFound
 from surge.events import mask_caller
@@ -46,6 +52,8 @@ def _as_read(call: Call, history: list[CallEventRead], *, viewer: Principal) -> 
         summary=call.summary,
         script_version=call.script_version,
         script_key=call.script_key,
+        satisfied=call.satisfied,
+        feedback_score=call.feedback_score,
         history=history,
     )
 
@@ -104,6 +112,21 @@ async def abandon_call(
     await runtime.gateway.announce(out)
     runtime.dispatcher.poke()
     return await _read(call, session=session, viewer=principal)
+
+
+@router.post(
+    "/calls/{call_id}/feedback",
+    response_model=FeedbackRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def post_feedback(
+    call_id: CallId, body: FeedbackCreate, principal: CtiDep, session: SessionDep
+) -> FeedbackRead:
+    """The satisfaction follow-up (回访) from an IVR or SMS callback: once per connected call."""
+    async with session.begin():
+        call = await calls_service.get(session=session, call_id=call_id)
+        require_city_access(principal, call.city_code)
+        return await calls_service.record_feedback(session=session, call=call, answer=body)
 
 
 @router.get("/calls/{call_id}", response_model=CallRead)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from surge.db import Base, UTCDateTime, utcnow
@@ -17,7 +27,12 @@ class Call(Base):
     """A citizen's call (or app, WeChat, web or SMS request) and, once handled, its ticket."""
 
     __tablename__ = "call"
-    __table_args__ = (Index("ix_call_city_code_received_at", "city_code", "received_at"),)
+    __table_args__ = (
+        Index("ix_call_city_code_received_at", "city_code", "received_at"),
+        # The province-wide daily report reads one day of every city's calls.
+        Index("ix_call_received_at", "received_at"),
+        CheckConstraint("feedback_score BETWEEN 1 AND 5", name="feedback_score_range"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True, default=None)
@@ -36,6 +51,11 @@ class Call(Base):
     summary: Mapped[str | None] = mapped_column(Text, default=None)
     script_version: Mapped[int | None] = mapped_column(Integer, default=None)
     script_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The satisfaction follow-up (回访), once per connected call: satisfied or not, and the 1-5
+    # score when the citizen gave one (4 and 5 count as satisfied).
+    satisfied: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    feedback_score: Mapped[int | None] = mapped_column(SmallInteger, default=None)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class CallEvent(Base):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from surge.calls.lifecycle import CallStatus, Channel
 from surge.state.base import MAX_PRIORITY
@@ -59,4 +59,50 @@ class CallRead(BaseModel):
     summary: str | None
     script_version: int | None
     script_key: str | None
+    satisfied: bool | None = Field(description="The follow-up answer, once given")
+    feedback_score: int | None = Field(description="The follow-up's 1-5 score, when given")
     history: list[CallEventRead]
+
+
+SATISFIED_FROM_SCORE = 4
+"""A 1-5 score counts as satisfied from this score up."""
+
+
+class FeedbackCreate(BaseModel):
+    """The citizen's answer to the satisfaction follow-up: satisfied or not, or a 1-5 score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    satisfied: bool | None = Field(default=None, description="The yes/no answer")
+    score: int | None = Field(
+        default=None,
+        ge=1,
+        le=5,
+        description=f"A 1-5 score; {SATISFIED_FROM_SCORE} and 5 count as satisfied",
+    )
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> Self:
+        if self.satisfied is None and self.score is None:
+            raise ValueError("give `satisfied` (true/false) or `score` (1-5)")
+        if self.score is not None and self.satisfied not in (None, self.is_satisfied):
+            raise ValueError(
+                f"`satisfied` contradicts `score` ({SATISFIED_FROM_SCORE}-5 is satisfied)"
+            )
+        return self
+
+    @property
+    def is_satisfied(self) -> bool:
+        """The answer as satisfied or not."""
+        if self.score is not None:
+            return self.score >= SATISFIED_FROM_SCORE
+        return bool(self.satisfied)
+
+
+class FeedbackRead(BaseModel):
+    """A call's recorded satisfaction follow-up."""
+
+    call_id: int
+    satisfied: bool
+    score: int | None
+    at: datetime

@@ -25,9 +25,9 @@ from surge.calls.lifecycle import (
     sources_of,
 )
 from surge.calls.models import Call, CallEvent
-from surge.calls.schemas import CallCreate
+from surge.calls.schemas import CallCreate, FeedbackCreate, FeedbackRead
 from surge.db import utcnow
-from surge.errors import CallNotOpen, NotFound
+from surge.errors import CallNotConnected, CallNotOpen, FeedbackRecorded, NotFound
 from surge.state.base import CallLocation, HeldOffer, HotState, QueuedCall
 
 # Status changes go through Core tables, not the ORM classes: SQLAlchemy's ORM DML path costs
@@ -324,6 +324,27 @@ async def abandon(
             )
         )
     return call, out
+
+
+async def record_feedback(
+    *, session: AsyncSession, call: Call, answer: FeedbackCreate
+) -> FeedbackRead:
+    """Record the satisfaction follow-up of a connected call, once."""
+    if call.connected_at is None:
+        raise CallNotConnected(
+            f"call {call.id} was never connected ({call.status}); there is nothing to rate"
+        )
+    # Compare-and-set: of two follow-ups racing, exactly one is recorded.
+    recorded = await session.execute(
+        update(_CALL_TABLE)
+        .where(_CALL_TABLE.c.id == call.id, _CALL_TABLE.c.feedback_at.is_(None))
+        .values(satisfied=answer.is_satisfied, feedback_score=answer.score, feedback_at=utcnow())
+        .returning(_CALL_TABLE.c.feedback_at)
+    )
+    at = recorded.scalar_one_or_none()
+    if at is None:
+        raise FeedbackRecorded(f"call {call.id} already has its follow-up answer")
+    return FeedbackRead(call_id=call.id, satisfied=answer.is_satisfied, score=answer.score, at=at)
 
 
 async def open_calls(*, session: AsyncSession) -> Sequence[Call]:
