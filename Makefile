@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtests.routing
 	$(BIN)/python -m loadtests.scripts
 	$(BIN)/python -m loadtests.publish
+	$(BIN)/python -m loadtests.report
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -22,6 +22,8 @@ from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.db import create_engine, create_sessionmaker, is_outage, outage
 from surge.errors import PayloadTooLarge, SurgeError
+from surge.reports import api as reports_api
+from surge.reports.schedule import ScheduledExport
 from surge.router import recovery
 from surge.router.dispatcher import Dispatcher
 from surge.runtime import Runtime, make_state
@@ -150,6 +152,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitor.after_survey = Autopilot(
             settings=settings, sessions=sessions, cities=cities, announce=gateway.announce
         )
+        exporter = (
+            ScheduledExport(settings=settings, sessions=sessions, classification=classification)
+            if settings.report_export_dir is not None
+            else None
+        )
         tasks: list[asyncio.Task[None]] = []
         try:
             await cities.load()
@@ -174,10 +181,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ]
             if settings.uses_redis:
                 tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
+            if exporter is not None:
+                tasks.append(asyncio.create_task(exporter.run(), name="report-export"))
             yield
         finally:
             dispatcher.stop()
             monitor.stop()
+            if exporter is not None:
+                exporter.stop()
             for task in tasks:
                 task.cancel()
             if tasks:
@@ -199,7 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_script_book_bytes=settings.max_script_book_bytes,
     )
     _install_error_handlers(app)
-    for module in (auth_api, cities_api, calls_api, surges_api, scripts_api):
+    for module in (auth_api, cities_api, calls_api, surges_api, scripts_api, reports_api):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(seats_api.router)
 

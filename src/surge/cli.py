@@ -1,4 +1,7 @@
-"""The `surge` command: serve, migrate, seed, users add."""
+"""The `surge` command: serve, migrate, seed, users add, report daily, simulate.
+
+Each command imports what it needs when it runs, so that a command starts quickly.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,8 +23,6 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from surge import migrate
-from surge.auth import service as auth_service
 from surge.auth.models import Role, User
 from surge.cities import service as cities_service
 from surge.db import create_engine, create_sessionmaker
@@ -76,6 +78,7 @@ class _RedactTokens(logging.Filter):
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from surge import migrate
     from surge.app import create_app
 
     migrate.upgrade(settings.database_url)
@@ -96,12 +99,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from surge import migrate
+
     migrate.upgrade(settings.database_url)
     print("database is at the newest revision")
     return 0
 
 
 def _seed(settings: Settings, args: argparse.Namespace) -> int:
+    from surge.auth import service as auth_service
+
     async def work(session: AsyncSession) -> list[tuple[str, Role, str | None, str]]:
         added = await cities_service.seed(session=session)
         print(f"cities: {added} added, {len(cities_service.seed_data()) - added} already there")
@@ -140,6 +147,8 @@ def _read_password() -> str:
 
 def _users_add(settings: Settings, args: argparse.Namespace) -> int:
     password = _read_password()
+
+    from surge.auth import service as auth_service
 
     async def work(session: AsyncSession) -> User:
         return await auth_service.create_user(
@@ -183,6 +192,42 @@ def _simulate(_: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_daily(settings: Settings, args: argparse.Namespace) -> int:
+    from surge.reports import export
+    from surge.reports import service as reports_service
+    from surge.reports.api import check_day
+    from surge.reports.schedule import write_atomically
+    from surge.reports.schemas import Lang, Part, ReportFormat
+    from surge.scripts.classification import Classification
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError as exc:
+        raise SurgeError(f"--date {args.date!r} is not a date like 2021-07-25") from exc
+    check_day(day, settings.report_timezone)
+    classification = Classification.load(settings.classification_file)
+
+    async def work(session: AsyncSession) -> bytes:
+        report = await reports_service.daily(
+            session=session,
+            day=day,
+            city=args.city,
+            settings=settings,
+            classification=classification,
+        )
+        return export.render(
+            report, ReportFormat(args.format), part=Part(args.part), lang=Lang(args.lang)
+        )
+
+    content = _in_transaction(settings, work)
+    if args.out == "-":
+        sys.stdout.buffer.write(content)
+    else:
+        write_atomically(Path(args.out), content)
+        print(f"wrote {args.out} ({len(content)} bytes)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, as API.md lists it."""
     parser = argparse.ArgumentParser(prog="surge", description=__doc__)
@@ -211,6 +256,23 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--city", help="6-digit city code (city_admin, agent; optional for cti)")
     add.add_argument("--endpoint", help="an agent's SIP URI or extension")
     add.set_defaults(run=_users_add)
+
+    report = commands.add_parser("report", help="the daily data report").add_subparsers(
+        dest="report_command", required=True
+    )
+    daily = report.add_parser("daily", help="write the daily report of a day (and city)")
+    daily.add_argument("--date", required=True, help="the local day, YYYY-MM-DD")
+    daily.add_argument("--city", help="a 6-digit city code (default: the whole province)")
+    daily.add_argument("--format", required=True, choices=["json", "csv", "xlsx"])
+    daily.add_argument(
+        "--part",
+        default="summary",
+        choices=["summary", "helpers", "hourly", "staffing"],
+        help="the table a CSV holds (JSON and XLSX hold every part)",
+    )
+    daily.add_argument("--lang", default="zh", choices=["zh", "en"], help="CSV/XLSX headers")
+    daily.add_argument("--out", required=True, help="the file to write, or - for standard output")
+    daily.set_defaults(run=_report_daily)
 
     simulate = commands.add_parser(
         "simulate", help="run a scenario on virtual time through the routing policy"

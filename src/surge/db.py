@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, Float, Integer, MetaData, cast, event, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 from surge.errors import ServiceUnavailable
@@ -54,6 +55,30 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Column = ColumnElement[Any] | QueryableAttribute[Any]
+"""A column or a column expression, as SQL functions take them."""
+
+
+def epoch_seconds(dialect: str, moment: Column) -> ColumnElement[float]:
+    """A UTC timestamp column as seconds since 1970, in the database's own date arithmetic.
+
+    SQLite: whole seconds from strftime('%s') plus the milliseconds of strftime('%f'), exact to
+    the millisecond (julianday() would be off by up to ~0.1 ms, enough to move a call received
+    on the hour into the hour before).
+    """
+    if dialect == "postgresql":
+        # date_part gives a double precision; EXTRACT gives a slower numeric since PostgreSQL 14.
+        return cast(func.date_part("epoch", moment), Float)
+    whole = cast(func.strftime("%s", moment), Float)
+    fraction = cast(func.strftime("%f", moment), Float) - cast(func.strftime("%S", moment), Integer)
+    return whole + fraction
+
+
+def seconds_between(dialect: str, later: Column, earlier: Column) -> ColumnElement[float]:
+    """Seconds from `earlier` to `later`, computed in the database."""
+    return epoch_seconds(dialect, later) - epoch_seconds(dialect, earlier)
 
 
 def utcnow() -> datetime:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
+from datetime import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from surge.cities.pressure import Thresholds
+from surge.reports.schemas import ReportFormat
 from surge.router.policy import DEFAULT_PROTECTION_FLOOR
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
@@ -76,10 +80,50 @@ class Settings(BaseSettings):
         default=None, description="A replacement for the shipped request classification"
     )
     max_script_book_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    report_timezone: str = Field(
+        default="Asia/Shanghai", description="Where the daily report's day begins and ends"
+    )
+    report_short_abandon_s: float = Field(
+        default=5.0, ge=0, description="Abandoned sooner than this is reported apart"
+    )
+    report_export_dir: Path | None = Field(
+        default=None, description="Write each day's report here (unset: no scheduled export)"
+    )
+    report_export_at: time = Field(
+        default=time(7, 0), description="Local time of day when the previous day is exported"
+    )
+    report_export_formats: Annotated[list[ReportFormat], NoDecode] = Field(
+        default=[ReportFormat.JSON, ReportFormat.CSV, ReportFormat.XLSX], min_length=1
+    )
+    report_export_check_s: float = Field(
+        default=60.0, gt=0, description="How often instances look for a report to export"
+    )
+    report_export_lease_s: float = Field(
+        default=1800.0, gt=0, description="An unfinished export is retried after this long"
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, gt=0, description="Largest accepted request body"
     )
     ws_max_message_bytes: int = Field(default=32 * 1024, gt=0)
+
+    @field_validator("report_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
+        return value
+
+    @field_validator("report_export_formats", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """`SURGE_REPORT_EXPORT_FORMATS=json,csv` as well as a JSON list."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from surge.auth.models import Role
 from tests.api.test_bad_input import error_of
 from tests.helpers import LiveService
@@ -39,27 +37,27 @@ async def test_a_connected_call_takes_one_answer_and_shows_it(service: LiveServi
     assert (read["satisfied"], read["feedback_score"]) == (False, 2)
 
 
-@pytest.mark.parametrize(
-    ("body", "satisfied", "score"),
-    [
-        ({"satisfied": True}, True, None),
-        ({"satisfied": False}, False, None),
-        ({"score": 4}, True, 4),
-        ({"score": 3}, False, 3),
-        ({"score": 5, "satisfied": True}, True, 5),
-    ],
-)
-async def test_answers_as_yes_no_or_score(
-    service: LiveService, body: dict[str, Any], satisfied: bool, score: int | None
-) -> None:
+ANSWERS: list[tuple[dict[str, Any], bool, int | None]] = [
+    ({"satisfied": True}, True, None),
+    ({"satisfied": False}, False, None),
+    ({"score": 4}, True, 4),
+    ({"score": 3}, False, 3),
+    ({"score": 5, "satisfied": True}, True, 5),
+]
+
+
+async def test_answers_as_yes_no_or_score(service: LiveService) -> None:
     cti = await service.add_user(Role.CTI, NANJING)
     agent = await service.add_user(Role.AGENT, NANJING)
-    call = await service.answer_call(cti, agent, NANJING, complete=False)  # still in hand: fine
 
-    response = await feedback(service, cti, call["id"], **body)
-
-    assert response.status_code == 201, response.text
-    assert (response.json()["satisfied"], response.json()["score"]) == (satisfied, score)
+    for body, satisfied, score in ANSWERS:
+        call = await service.answer_call(cti, agent, NANJING, complete=False)  # in hand: fine
+        response = await feedback(service, cti, call["id"], **body)
+        assert response.status_code == 201, (body, response.text)
+        assert (response.json()["satisfied"], response.json()["score"]) == (satisfied, score)
+        async with service.console(agent) as console:  # finish it before the next one
+            await console.send(type="complete", call_id=call["id"], disposition="answered")
+            await console.expect("call.completed")
 
 
 async def test_a_call_never_connected_has_nothing_to_rate(service: LiveService) -> None:
@@ -77,24 +75,24 @@ async def test_a_call_never_connected_has_nothing_to_rate(service: LiveService) 
     error_of(await feedback(service, cti, 987654, satisfied=True), 404, "not_found")
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {},
-        {"score": 0},
-        {"score": 6},
-        {"score": "five"},
-        {"satisfied": "maybe"},
-        {"satisfied": False, "score": 5},
-        {"satisfied": True, "comment": "extra fields are refused"},
-    ],
-)
-async def test_bad_answers_are_refused(service: LiveService, body: dict[str, Any]) -> None:
+BAD_ANSWERS: list[dict[str, Any]] = [
+    {},
+    {"score": 0},
+    {"score": 6},
+    {"score": "five"},
+    {"satisfied": "maybe"},
+    {"satisfied": False, "score": 5},
+    {"satisfied": True, "comment": "extra fields are refused"},
+]
+
+
+async def test_bad_answers_are_refused(service: LiveService) -> None:
     cti = await service.add_user(Role.CTI)
     agent = await service.add_user(Role.AGENT, NANJING)
     call = await service.answer_call(cti, agent, NANJING)
 
-    error_of(await feedback(service, cti, call["id"], **body), 422, "invalid_request")
+    for body in BAD_ANSWERS:
+        error_of(await feedback(service, cti, call["id"], **body), 422, "invalid_request")
 
     read = (await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(cti))).json()
     assert read["satisfied"] is None

@@ -9,9 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
+from surge.auth.models import Role
+from tests.api.test_reports import load_the_day
 from tests.conftest import Backend
-from tests.helpers import run_service
+from tests.helpers import run_service, seed
 from tests.integration.conftest import SURGE
 
 
@@ -180,3 +183,72 @@ async def test_simulate_explains_a_bad_scenario(tmp_path: Path) -> None:
     bad.write_text("{not json", encoding="utf-8")
     code, _, err = await run_cli("simulate", str(bad))
     assert (code, "not a valid scenario" in err) == (1, True)
+
+
+def read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+async def test_report_daily_writes_what_the_api_serves(backend: Backend, tmp_path: Path) -> None:
+    await seed(backend.settings())
+    await load_the_day(backend.settings())
+    out = tmp_path / "nanjing.json"
+
+    code, output = await surge(
+        backend, "report", "daily", "--date", "2021-07-25", "--city", "320100",
+        "--format", "json", "--out", str(out),
+    )  # fmt: skip
+
+    assert code == 0, output
+    written = json.loads(read_bytes(out))
+    async with run_service(backend.settings()) as service:
+        coordinator = await service.add_user(Role.COORDINATOR)
+        served = await service.http.get(
+            "/api/v1/reports/daily",
+            params={"date": "2021-07-25", "city": "320100"},
+            headers=service.auth(coordinator),
+        )
+    from_api = served.json()
+    for report in (written, from_api):
+        del report["generated_at"]
+    assert written == from_api
+    assert written["cities"][0]["received"] == 8
+
+    code, output = await surge(
+        backend, "report", "daily", "--date", "2021-07-25", "--format", "csv",
+        "--part", "hourly", "--lang", "en", "--out", "-",
+    )  # fmt: skip
+    assert code == 0
+    lines = output.lstrip("\ufeff").splitlines()
+    assert lines[0].startswith("code,hour,received,answered")
+    assert len(lines) == 1 + 24 * 14
+
+    book = tmp_path / "province.xlsx"
+    code, _ = await surge(
+        backend, "report", "daily", "--date", "2021-07-25", "--format", "xlsx", "--out", str(book)
+    )
+    assert code == 0
+    assert "概要" in load_workbook(book).sheetnames
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--date", "2021-02-30", "--format", "json"], "is not a date like 2021-07-25"),
+        (["--date", "2999-01-01", "--format", "json"], "has not happened yet"),
+        (["--date", "2021-07-25", "--city", "999999", "--format", "json"], "no city with code"),
+        (["--date", "2021-07-25", "--format", "pdf"], "invalid choice: 'pdf'"),
+    ],
+)
+async def test_report_daily_explains_bad_input(
+    backend: Backend, tmp_path: Path, args: list[str], message: str
+) -> None:
+    await seed(backend.settings())
+    out = tmp_path / "report"
+
+    code, output = await surge(backend, "report", "daily", *args, "--out", str(out))
+
+    assert code != 0
+    assert message in output
+    assert "Traceback" not in output
+    assert not out.exists()

@@ -14,16 +14,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
 
 from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
 from surge.cities import pressure
 from surge.cities.service import CityRegistry
+from surge.db import seconds_between
 from surge.loops import run_forever
 from surge.settings import Settings
 from surge.state.base import HotState
@@ -41,13 +40,6 @@ class Survey:
     elected: str | None
 
 
-def _handling_seconds(dialect: str) -> ColumnElement[Any]:
-    """Seconds between connection and end, in the database's own date arithmetic."""
-    if dialect == "postgresql":
-        return func.extract("epoch", Call.ended_at - Call.connected_at)
-    return (func.julianday(Call.ended_at) - func.julianday(Call.connected_at)) * 86_400.0
-
-
 async def recent_figures(
     *, session: AsyncSession, now: datetime
 ) -> dict[str, tuple[int, int, int, float | None]]:
@@ -55,13 +47,14 @@ async def recent_figures(
     hour_ago, quarter_ago = now - timedelta(hours=1), now - timedelta(minutes=15)
     completed = Call.status == CallStatus.COMPLETED.value
     dialect = session.get_bind().dialect.name
+    handling = seconds_between(dialect, Call.ended_at, Call.connected_at)
     rows = await session.execute(
         select(
             Call.city_code,
             func.sum(case((Call.received_at >= quarter_ago, 1), else_=0)),
             func.count(),
             func.count(Call.connected_at),
-            func.avg(case((completed, _handling_seconds(dialect)), else_=None)),
+            func.avg(case((completed, handling), else_=None)),
         )
         .where(Call.received_at >= hour_ago)
         .group_by(Call.city_code)

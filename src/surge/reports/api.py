@@ -1,0 +1,97 @@
+"""GET /reports/daily (the report in JSON, CSV or XLSX) and GET /reports/exports."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import select
+
+from surge.auth.models import Role
+from surge.auth.service import Principal
+from surge.deps import RuntimeDep, SessionDep, require_city_access, require_role
+from surge.errors import BadRequest
+from surge.reports import export
+from surge.reports import service as reports_service
+from surge.reports.models import ReportExport
+from surge.reports.schemas import DailyReport, ExportRead, Lang, Part, ReportFormat
+
+router = APIRouter(tags=["reports"])
+
+Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
+Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
+
+
+def check_day(day: date, timezone: str) -> None:
+    """A report may be asked for any day up to today (today's is the day so far)."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    if day > today:
+        raise BadRequest(f"{day.isoformat()} has not happened yet (today is {today.isoformat()})")
+
+
+@router.get(
+    "/reports/daily",
+    response_model=DailyReport,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                export.MEDIA_TYPES[ReportFormat.XLSX]: {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+            "description": "The report: JSON, one part as CSV, or the whole as XLSX",
+        }
+    },
+)
+async def daily_report(
+    principal: Reader,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    day: Annotated[date, Query(alias="date", description="The local day, YYYY-MM-DD")],
+    city: Annotated[
+        str | None,
+        Query(pattern=r"^\d{6}$", description="One city (default: the province, or your city)"),
+    ] = None,
+    fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.JSON,
+    part: Annotated[Part, Query(description="The table a CSV holds")] = Part.SUMMARY,
+    lang: Annotated[Lang, Query(description="CSV and XLSX headers")] = Lang.ZH,
+    *,
+    response: Response,
+) -> Response | DailyReport:
+    """The daily data report: the coordinator any city or the province, a city admin its own."""
+    city = city or principal.city
+    if city is not None:
+        require_city_access(principal, city)
+    check_day(day, runtime.settings.report_timezone)
+    report = await reports_service.daily(
+        session=session,
+        day=day,
+        city=city,
+        settings=runtime.settings,
+        classification=runtime.classification,
+    )
+    name = export.file_name(report, fmt, part)
+    if fmt is ReportFormat.JSON:
+        response.headers["Content-Disposition"] = f'inline; filename="{name}"'
+        return report
+    return Response(
+        export.render(report, fmt, part=part, lang=lang),
+        media_type=export.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/reports/exports", response_model=list[ExportRead])
+async def list_exports(
+    _: Coordinator,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> list[ExportRead]:
+    """The scheduled exports, newest day first: which instance wrote which files, and when."""
+    rows = await session.execute(
+        select(ReportExport).order_by(ReportExport.day.desc()).limit(limit)
+    )
+    return [ExportRead.model_validate(row, from_attributes=True) for row in rows.scalars()]

@@ -1,0 +1,383 @@
+"""What every figure of the daily report means: its labels, its unit and how it is counted.
+
+One catalogue feeds the JSON report's metadata, the CSV and XLSX column headers, and
+docs/REPORT.md (a test keeps the document and the catalogue in step).
+
+Every figure counts the calls *received* in the report's day (local midnight to midnight): a call
+that arrives at 23:59:50 and is answered at 00:00:10 belongs to the day it arrived, hour 23.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Unit(StrEnum):
+    """How a figure is measured."""
+
+    CALLS = "calls"
+    SHARE = "share"
+    SECONDS = "seconds"
+    HOURS = "hours"
+    AGENTS = "agents"
+    TEXT = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One figure of the report."""
+
+    key: str
+    zh: str
+    en: str
+    unit: Unit
+    definition: str
+
+
+def _catalogue(*metrics: Metric) -> dict[str, Metric]:
+    return {metric.key: metric for metric in metrics}
+
+
+CITY = _catalogue(
+    Metric(
+        "code",
+        "城市代码",
+        "City code",
+        Unit.TEXT,
+        "6-digit administrative code; empty for the province total.",
+    ),
+    Metric("name", "城市", "City", Unit.TEXT, "The city's name."),
+    Metric("received", "呼入量", "Received", Unit.CALLS, "Calls received in the day."),
+    Metric(
+        "answered",
+        "接通量",
+        "Answered",
+        Unit.CALLS,
+        "Received calls connected to an agent (own city's or a helper's).",
+    ),
+    Metric(
+        "abandoned",
+        "放弃量",
+        "Abandoned",
+        Unit.CALLS,
+        "Received calls whose caller hung up while queued or offered.",
+    ),
+    Metric(
+        "abandoned_short",
+        "短时放弃量",
+        "Abandoned within threshold",
+        Unit.CALLS,
+        "Abandoned calls that waited less than the short-abandon threshold (5 s by default).",
+    ),
+    Metric(
+        "abandoned_long",
+        "超时放弃量",
+        "Abandoned after threshold",
+        Unit.CALLS,
+        "Abandoned calls that waited the short-abandon threshold or longer.",
+    ),
+    Metric(
+        "open",
+        "未结束量",
+        "Still waiting",
+        Unit.CALLS,
+        "Received calls still queued or offered when the report was made (received = answered + abandoned + still waiting).",
+    ),
+    Metric(
+        "connection_rate",
+        "接通率",
+        "Connection rate",
+        Unit.SHARE,
+        "answered ÷ received; empty when nothing was received.",
+    ),
+    Metric("abandonment_rate", "放弃率", "Abandonment rate", Unit.SHARE, "abandoned ÷ received."),
+    Metric(
+        "asa_s",
+        "平均等待时长",
+        "Average speed of answer",
+        Unit.SECONDS,
+        "Mean queue wait (received to connected) of the answered calls.",
+    ),
+    Metric(
+        "wait_p90_s",
+        "90%等待时长",
+        "90th-percentile wait",
+        Unit.SECONDS,
+        "Nearest-rank 90th percentile of the answered calls' waits: the smallest wait that at least 90% of answered calls did not exceed.",
+    ),
+    Metric(
+        "service_level",
+        "服务水平",
+        "Service level",
+        Unit.SHARE,
+        "Answered within T s (20 s by default) ÷ (answered + abandoned after the short threshold).",
+    ),
+    Metric(
+        "aht_s",
+        "平均处理时长",
+        "Average handling time",
+        Unit.SECONDS,
+        "Mean of connected to completed (talk plus after-call work) over the completed calls.",
+    ),
+    Metric(
+        "answered_by_helpers",
+        "援助城市接通量",
+        "Answered by helper cities",
+        Unit.CALLS,
+        "Answered calls taken by an agent whose home city is not the call's city (cloud seats).",
+    ),
+    Metric(
+        "helper_share",
+        "援助接通占比",
+        "Helper share",
+        Unit.SHARE,
+        "answered_by_helpers ÷ answered.",
+    ),
+    Metric(
+        "answered_for_others",
+        "支援他市接通量",
+        "Answered for other cities",
+        Unit.CALLS,
+        "Calls of other cities, received in the day, answered by this city's agents.",
+    ),
+    Metric(
+        "answered_online",
+        "直接答复量",
+        "Answered online",
+        Unit.CALLS,
+        "Completed calls with the disposition answered (resolved on the call).",
+    ),
+    Metric(
+        "transferred",
+        "转办量",
+        "Transferred",
+        Unit.CALLS,
+        "Completed calls with the disposition transferred (handed to the responsible office).",
+    ),
+    Metric(
+        "online_rate",
+        "直接答复率",
+        "Online answer rate",
+        Unit.SHARE,
+        "answered_online ÷ completed calls.",
+    ),
+    Metric(
+        "consultation",
+        "咨询类",
+        "Consultations",
+        Unit.CALLS,
+        "Completed calls whose category is a consultation (by the classification's level-2 code).",
+    ),
+    Metric(
+        "consultation_aht_s",
+        "咨询类平均处理时长",
+        "Consultation AHT",
+        Unit.SECONDS,
+        "Average handling time of the consultations.",
+    ),
+    Metric(
+        "other",
+        "非咨询类",
+        "Other requests",
+        Unit.CALLS,
+        "Completed calls whose category is not a consultation (complaints, help requests, suggestions...).",
+    ),
+    Metric(
+        "other_aht_s",
+        "非咨询类平均处理时长",
+        "Other AHT",
+        Unit.SECONDS,
+        "Average handling time of the other requests.",
+    ),
+    Metric(
+        "unclassified",
+        "未分类",
+        "Unclassified",
+        Unit.CALLS,
+        "Completed calls with no category code, or one the classification does not know.",
+    ),
+    Metric(
+        "feedback",
+        "回访量",
+        "Follow-ups answered",
+        Unit.CALLS,
+        "Answered calls whose satisfaction follow-up (回访) got an answer.",
+    ),
+    Metric(
+        "satisfied",
+        "满意量",
+        "Satisfied",
+        Unit.CALLS,
+        "Follow-ups answered satisfied (yes, or a score of 4 or 5).",
+    ),
+    Metric(
+        "satisfaction_rate",
+        "满意率",
+        "Satisfaction rate",
+        Unit.SHARE,
+        "satisfied ÷ follow-ups answered.",
+    ),
+    Metric(
+        "agents_active",
+        "在岗坐席数",
+        "Agents active",
+        Unit.AGENTS,
+        "This city's agents who answered at least one call received in the day (their own city's or another's).",
+    ),
+    Metric(
+        "seats_active",
+        "服务坐席数",
+        "Seats serving",
+        Unit.AGENTS,
+        "Agents of any city (local agents and cloud seats) who answered at least one of this city's calls.",
+    ),
+    Metric(
+        "seats",
+        "编制坐席数",
+        "Staffed seats",
+        Unit.AGENTS,
+        "The city's own staffing as configured (cities.json).",
+    ),
+)
+
+HELPER = _catalogue(
+    Metric(
+        "host", "求助城市代码", "Host city code", Unit.TEXT, "The city whose calls were answered."
+    ),
+    Metric("host_name", "求助城市", "Host city", Unit.TEXT, "The host city's name."),
+    Metric("code", "援助城市代码", "Helper city code", Unit.TEXT, "The helper city."),
+    Metric("name", "援助城市", "Helper city", Unit.TEXT, "The helper city's name."),
+    Metric(
+        "answered",
+        "接通量",
+        "Answered",
+        Unit.CALLS,
+        "The host's calls answered by the helper's agents.",
+    ),
+    Metric(
+        "share",
+        "占求助城市接通比例",
+        "Share of host's answered",
+        Unit.SHARE,
+        "answered ÷ the host's answered calls.",
+    ),
+    Metric(
+        "asa_s",
+        "平均等待时长",
+        "Average speed of answer",
+        Unit.SECONDS,
+        "Mean wait of the calls the helper answered.",
+    ),
+    Metric(
+        "aht_s",
+        "平均处理时长",
+        "Average handling time",
+        Unit.SECONDS,
+        "Mean handling time of the calls the helper completed.",
+    ),
+    Metric(
+        "handling_hours",
+        "处理时长(小时)",
+        "Handling hours",
+        Unit.HOURS,
+        "Total handling time the helper gave, in hours.",
+    ),
+    Metric(
+        "agents",
+        "援助坐席数",
+        "Agents",
+        Unit.AGENTS,
+        "The helper's agents who answered at least one of the host's calls.",
+    ),
+    Metric(
+        "surges",
+        "参与的多援一",
+        "Surges",
+        Unit.TEXT,
+        "Surges for this host, active in the day, with the helper in an activated wave.",
+    ),
+)
+
+HOURLY = _catalogue(
+    Metric("code", "城市代码", "City code", Unit.TEXT, "The city; empty for the province total."),
+    Metric(
+        "hour", "时段", "Hour", Unit.TEXT, "Local start of the hour the calls were received in."
+    ),
+    Metric(
+        "received",
+        "呼入量",
+        "Received",
+        Unit.CALLS,
+        "As the day's figure, for calls received in the hour.",
+    ),
+    Metric("answered", "接通量", "Answered", Unit.CALLS, "As the day's figure."),
+    Metric("abandoned", "放弃量", "Abandoned", Unit.CALLS, "As the day's figure."),
+    Metric(
+        "answered_by_helpers",
+        "援助城市接通量",
+        "Answered by helpers",
+        Unit.CALLS,
+        "As the day's figure.",
+    ),
+    Metric("connection_rate", "接通率", "Connection rate", Unit.SHARE, "As the day's figure."),
+    Metric(
+        "asa_s", "平均等待时长", "Average speed of answer", Unit.SECONDS, "As the day's figure."
+    ),
+    Metric("service_level", "服务水平", "Service level", Unit.SHARE, "As the day's figure."),
+    Metric("aht_s", "平均处理时长", "Average handling time", Unit.SECONDS, "As the day's figure."),
+)
+
+STAFFING = _catalogue(
+    Metric("code", "城市代码", "City code", Unit.TEXT, "The city."),
+    Metric("hour", "时段", "Hour", Unit.TEXT, "Local start of the hour of the next day."),
+    Metric(
+        "forecast_calls",
+        "预测呼入量",
+        "Forecast calls",
+        Unit.CALLS,
+        "Calls expected in the hour: the same hour's received calls of the report's day.",
+    ),
+    Metric(
+        "agents_needed",
+        "所需坐席数",
+        "Agents needed",
+        Unit.AGENTS,
+        "Fewest agents that answer the target share (80% by default) of callers within T s: Erlang C, or Erlang A when the day measured abandonment (see the method).",
+    ),
+    Metric(
+        "own_agents",
+        "本市坐席数",
+        "Own agents",
+        Unit.AGENTS,
+        "The city's own staffing (staffed seats).",
+    ),
+    Metric(
+        "helper_seats",
+        "需申请援助坐席",
+        "Helper seats to request",
+        Unit.AGENTS,
+        "agents_needed − own_agents, when positive: the cloud seats to ask helper cities for.",
+    ),
+)
+
+SECTIONS: dict[str, dict[str, Metric]] = {
+    "summary": CITY,
+    "helpers": HELPER,
+    "hourly": HOURLY,
+    "staffing": STAFFING,
+}
+"""The report's parts: each is a table in CSV and a sheet in XLSX."""
+
+NOTES = (
+    "A call belongs to the local day and hour it was received in, whatever time it ended.",
+    "Waits run from receipt to connection (answered) or to hang-up (abandoned); handling runs "
+    "from connection to completion.",
+    "A helper city's call is one answered by an agent whose home city differs from the call's.",
+    "Shares and averages are empty (null) when their denominator is zero.",
+    "Staffing advice assumes tomorrow's hourly arrivals equal today's, with today's AHT (the "
+    "default AHT when nothing was completed). With abandonments measured, callers' mean patience "
+    "is estimated as the total waiting time of all callers ÷ abandonments (exponential patience, "
+    "censored maximum likelihood) and Erlang A is used, whose service level counts abandoning "
+    "callers as not answered; otherwise Erlang C.",
+)

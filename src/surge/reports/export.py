@@ -1,0 +1,197 @@
+"""The daily report written out: JSON, CSV (UTF-8 with BOM, for Excel) and XLSX with a chart.
+
+Every part of the report (summary, helpers, hourly, staffing) is one table: a CSV file holds one
+part, an XLSX workbook one sheet per part plus the definitions. Headers are Chinese by default
+(the catalogue's labels) or the figures' keys in English.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from surge.reports.definitions import SECTIONS, Metric, Unit
+from surge.reports.schemas import CityDay, DailyReport, Lang, Part, ReportFormat
+
+MEDIA_TYPES = {
+    ReportFormat.JSON: "application/json",
+    ReportFormat.CSV: "text/csv; charset=utf-8",
+    ReportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+SHEET_TITLES = {
+    Part.SUMMARY: ("概要", "Summary"),
+    Part.HELPERS: ("援助城市", "Helpers"),
+    Part.HOURLY: ("分时", "Hourly"),
+    Part.STAFFING: ("明日排班建议", "Staffing"),
+}
+DEFINITIONS_TITLE = ("指标说明", "Definitions")
+
+
+def file_name(report: DailyReport, fmt: ReportFormat, part: Part | None = None) -> str:
+    """`surge-daily-2021-07-25-province.json`, `...-320100-hourly.csv`."""
+    suffix = f"-{part.value}" if fmt is ReportFormat.CSV and part is not None else ""
+    return f"surge-daily-{report.date.isoformat()}-{report.scope}{suffix}.{fmt.value}"
+
+
+def render(
+    report: DailyReport, fmt: ReportFormat, *, part: Part = Part.SUMMARY, lang: Lang = Lang.ZH
+) -> bytes:
+    """The report as a file's bytes: all of it (JSON, XLSX) or one part (CSV)."""
+    if fmt is ReportFormat.JSON:
+        return orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2)
+    if fmt is ReportFormat.CSV:
+        return to_csv(report, part, lang)
+    return to_xlsx(report, lang)
+
+
+def _label(metric: Metric, lang: Lang) -> str:
+    return metric.zh if lang is Lang.ZH else metric.key
+
+
+def _places(report: DailyReport) -> list[CityDay]:
+    """The rows of a part: the province's first (when there is one), then each city's."""
+    return ([report.province] if report.province else []) + report.cities
+
+
+def _name(row: CityDay, lang: Lang) -> str:
+    return row.name if lang is Lang.ZH else row.name_en
+
+
+def records(report: DailyReport, part: Part, lang: Lang) -> Iterator[dict[str, Any]]:
+    """The part's rows as plain values (keyed like the part's catalogue)."""
+    for place in _places(report):
+        if part is Part.SUMMARY:
+            row = place.model_dump(include=set(SECTIONS["summary"]))
+            yield row | {"name": _name(place, lang)}
+        elif part is Part.HELPERS and place.code is not None:
+            for helper in place.helpers:
+                yield helper.model_dump()
+        elif part is Part.HOURLY:
+            for hour in place.hourly:
+                yield hour.model_dump() | {"code": place.code}
+        elif part is Part.STAFFING and place.staffing is not None:
+            for advice in place.staffing.hours:
+                yield advice.model_dump() | {"code": place.code}
+
+
+def _cell(value: Any, metric: Metric) -> Any:
+    """A value as a table cell: hours as local times, lists joined, empty for none."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, list):
+        return ";".join(str(item) for item in value)
+    if metric.unit is Unit.SHARE:
+        return round(value, 4)
+    if metric.unit in (Unit.SECONDS, Unit.HOURS):
+        return round(value, 1)
+    return value
+
+
+def rows(report: DailyReport, part: Part, lang: Lang) -> tuple[list[str], list[list[Any]]]:
+    """The part as a header and rows of cells."""
+    catalogue = SECTIONS[part.value]
+    header = [_label(metric, lang) for metric in catalogue.values()]
+    body = [
+        [_cell(record.get(key), metric) for key, metric in catalogue.items()]
+        for record in records(report, part, lang)
+    ]
+    return header, body
+
+
+def to_csv(report: DailyReport, part: Part, lang: Lang) -> bytes:
+    """One part as CSV, UTF-8 with a byte-order mark so that Excel reads the Chinese right."""
+    header, body = rows(report, part, lang)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(["" if cell is None else cell for cell in line] for line in body)
+    return text.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx(report: DailyReport, lang: Lang) -> bytes:
+    """The whole report as a workbook: a sheet per part, an hourly chart, the definitions."""
+    pick = 0 if lang is Lang.ZH else 1
+    book = Workbook()
+    empty = book.active  # a new workbook comes with one empty sheet; the parts replace it
+    if empty is not None:
+        book.remove(empty)
+    for part in Part:
+        sheet = book.create_sheet(SHEET_TITLES[part][pick])
+        header, body = rows(report, part, lang)
+        sheet.append(header)
+        for line in body:
+            sheet.append(line)
+        catalogue = list(SECTIONS[part.value].values())
+        for column, metric in enumerate(catalogue, start=1):
+            letter = get_column_letter(column)
+            sheet.column_dimensions[letter].width = max(10, min(28, len(header[column - 1]) * 2))
+            if metric.unit is Unit.SHARE:
+                for (cell,) in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
+                    cell.number_format = "0.0%"
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        sheet.freeze_panes = "A2"
+        if part is Part.HOURLY and body:
+            _hourly_chart(sheet, report, catalogue, lang)
+        if part is Part.STAFFING and body:
+            _staffing_chart(sheet, catalogue, lang, hours=len(report.cities[0].hourly))
+    definitions = book.create_sheet(DEFINITIONS_TITLE[pick])
+    definitions.append(["部分 part", "指标 key", "名称", "name", "单位 unit", "定义 definition"])
+    for section, metrics in SECTIONS.items():
+        for metric in metrics.values():
+            definitions.append(
+                [section, metric.key, metric.zh, metric.en, metric.unit.value, metric.definition]
+            )
+    for note in report.metadata.notes:
+        definitions.append(["notes", "", "", "", "", note])
+    definitions.column_dimensions["F"].width = 100
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _column(catalogue: list[Metric], key: str) -> int:
+    return next(i for i, metric in enumerate(catalogue, start=1) if metric.key == key)
+
+
+def _hourly_chart(sheet: Any, report: DailyReport, catalogue: list[Metric], lang: Lang) -> None:
+    """Received and answered by hour for the report's first place (the province or the city)."""
+    hours = len(_places(report)[0].hourly)
+    chart = LineChart()
+    chart.title = "分时呼入与接通" if lang is Lang.ZH else "Calls by hour"
+    chart.y_axis.title = "呼入量" if lang is Lang.ZH else "calls"
+    chart.height, chart.width = 9, 22
+    for key in ("received", "answered", "abandoned", "answered_by_helpers"):
+        column = _column(catalogue, key)
+        chart.add_data(
+            Reference(sheet, min_col=column, min_row=1, max_row=hours + 1), titles_from_data=True
+        )
+    hour = _column(catalogue, "hour")
+    chart.set_categories(Reference(sheet, min_col=hour, min_row=2, max_row=hours + 1))
+    sheet.add_chart(chart, f"{get_column_letter(len(catalogue) + 2)}2")
+
+
+def _staffing_chart(sheet: Any, catalogue: list[Metric], lang: Lang, *, hours: int) -> None:
+    """Agents needed against own agents, by hour, for the first city of the sheet."""
+    chart = BarChart()
+    chart.title = "明日所需坐席" if lang is Lang.ZH else "Agents needed tomorrow"
+    chart.height, chart.width = 9, 22
+    for key in ("agents_needed", "own_agents", "helper_seats"):
+        column = _column(catalogue, key)
+        chart.add_data(
+            Reference(sheet, min_col=column, min_row=1, max_row=hours + 1), titles_from_data=True
+        )
+    hour = _column(catalogue, "hour")
+    chart.set_categories(Reference(sheet, min_col=hour, min_row=2, max_row=hours + 1))
+    sheet.add_chart(chart, f"{get_column_letter(len(catalogue) + 2)}2")

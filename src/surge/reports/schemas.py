@@ -1,0 +1,182 @@
+"""The daily report as the API and the CLI give it (JSON), and the query that asks for it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ReportFormat(StrEnum):
+    """The formats the report is written in."""
+
+    JSON = "json"
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+class Part(StrEnum):
+    """A part of the report: one CSV table, one XLSX sheet."""
+
+    SUMMARY = "summary"
+    HELPERS = "helpers"
+    HOURLY = "hourly"
+    STAFFING = "staffing"
+
+
+class Lang(StrEnum):
+    """The language of CSV and XLSX headers."""
+
+    ZH = "zh"
+    EN = "en"
+
+
+class HourFigures(BaseModel):
+    """One local hour of a city's (or the province's) calls, by the hour they were received."""
+
+    hour: datetime = Field(description="Local start of the hour")
+    received: int
+    answered: int
+    abandoned: int
+    answered_by_helpers: int
+    connection_rate: float | None
+    asa_s: float | None
+    service_level: float | None
+    aht_s: float | None
+
+
+class HelperContribution(BaseModel):
+    """What one helper city did for one host city in the day."""
+
+    host: str
+    host_name: str
+    code: str
+    name: str
+    answered: int
+    share: float | None
+    asa_s: float | None
+    aht_s: float | None
+    handling_hours: float
+    agents: int
+    surges: list[int]
+
+
+class StaffingHour(BaseModel):
+    """The advice for one hour of the next day."""
+
+    hour: datetime = Field(description="Local start of the hour (next day)")
+    forecast_calls: int
+    agents_needed: int
+    own_agents: int
+    helper_seats: int
+
+
+class Staffing(BaseModel):
+    """Next-day staffing advice for a city (Erlang C, or Erlang A with measured patience)."""
+
+    for_date: date
+    method: str = Field(description="erlang_c, or erlang_a when abandonment was measured")
+    aht_s: float
+    patience_s: float | None = Field(description="Estimated mean caller patience (Erlang A)")
+    target: float
+    within_s: float
+    own_agents: int
+    peak_agents_needed: int
+    peak_helper_seats: int
+    agent_hours_needed: int
+    helper_seat_hours: int
+    hours: list[StaffingHour]
+
+
+class CityDay(BaseModel):
+    """One city's day (or, with `code` null, the province's)."""
+
+    code: str | None
+    name: str
+    name_en: str
+    received: int
+    answered: int
+    abandoned: int
+    abandoned_short: int
+    abandoned_long: int
+    open: int
+    connection_rate: float | None
+    abandonment_rate: float | None
+    asa_s: float | None
+    wait_p90_s: float | None
+    service_level: float | None
+    aht_s: float | None
+    answered_by_helpers: int
+    helper_share: float | None
+    answered_for_others: int
+    answered_online: int
+    transferred: int
+    online_rate: float | None
+    consultation: int
+    consultation_aht_s: float | None
+    other: int
+    other_aht_s: float | None
+    unclassified: int
+    feedback: int
+    satisfied: int
+    satisfaction_rate: float | None
+    agents_active: int
+    seats_active: int
+    seats: int
+    helpers: list[HelperContribution]
+    hourly: list[HourFigures]
+    staffing: Staffing | None
+
+
+class Definition(BaseModel):
+    """How one figure is counted."""
+
+    zh: str
+    en: str
+    unit: str
+    definition: str
+
+
+class ReportMetadata(BaseModel):
+    """The report's parameters and the definition of every figure."""
+
+    service_level_s: float
+    short_abandon_s: float
+    service_level_target: float
+    satisfied_from_score: int
+    notes: list[str]
+    definitions: dict[str, dict[str, Definition]] = Field(
+        description="Per part (summary, helpers, hourly, staffing): each figure's definition"
+    )
+
+
+class DailyReport(BaseModel):
+    """The daily data report (数据日报) for the province or one city."""
+
+    date: date
+    scope: str = Field(description="province, or the city's code")
+    timezone: str
+    start: datetime = Field(description="Local midnight opening the day")
+    end: datetime = Field(description="Local midnight closing the day")
+    generated_at: datetime
+    cities: list[CityDay]
+    province: CityDay | None = Field(description="The province's totals (province scope only)")
+    metadata: ReportMetadata
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return self.model_dump(mode="json")
+
+
+class ExportRead(BaseModel):
+    """A scheduled export: the day, who wrote it, when, and the files."""
+
+    day: date
+    status: str
+    instance: str
+    started_at: datetime
+    finished_at: datetime | None
+    files: list[str]
+    error: str | None

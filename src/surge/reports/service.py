@@ -1,0 +1,593 @@
+"""The daily report, aggregated in the database.
+
+Six grouped queries read the day's calls; none returns a row per call:
+
+1. per city and local hour: counts and sums (received, answered, abandoned, waits, handling...);
+2. per host and helper city: the calls helpers answered, with their waits and handling;
+3. per city and category code: completed calls and their handling, for consultation vs other;
+4. distinct agents: per call city (seats serving), per agent city (agents active), in all;
+5. the nearest-rank 90th-percentile wait per city and province-wide (window functions);
+6. the surges active in the day, with their activated helper cities.
+
+Python then adds up at most cities x hours rows and derives the rates. Every figure is defined in
+`surge.reports.definitions`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Self
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Integer, and_, case, cast, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from surge.calls.lifecycle import CallStatus, Disposition
+from surge.calls.models import Call
+from surge.calls.schemas import SATISFIED_FROM_SCORE
+from surge.cities.models import City
+from surge.db import Column, epoch_seconds, utcnow
+from surge.errors import UnknownCity
+from surge.reports import definitions, staffing
+from surge.reports.schemas import (
+    CityDay,
+    DailyReport,
+    Definition,
+    HelperContribution,
+    HourFigures,
+    ReportMetadata,
+)
+from surge.scripts.classification import Classification, Kind
+from surge.seats.models import Agent
+from surge.settings import Settings
+from surge.surges.models import Surge, SurgeWave, SurgeWaveCity
+
+PROVINCE_NAME = ("全省", "Province")
+_TOLERANCE_S = 0.001
+"""Thresholds hold to the millisecond: SQLite's date arithmetic is exact only to ~0.1 ms."""
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """A local calendar day: its bounds and its hours (23 or 25 where clocks change)."""
+
+    day: date
+    zone: ZoneInfo
+
+    @classmethod
+    def of(cls, day: date, timezone: str) -> Self:
+        """The day `day` in the IANA time zone `timezone`."""
+        return cls(day=day, zone=ZoneInfo(timezone))
+
+    @property
+    def start(self) -> datetime:
+        """Local midnight opening the day."""
+        return datetime.combine(self.day, time(0), tzinfo=self.zone)
+
+    @property
+    def end(self) -> datetime:
+        """Local midnight closing the day."""
+        return datetime.combine(self.day + timedelta(days=1), time(0), tzinfo=self.zone)
+
+    @property
+    def hours(self) -> list[datetime]:
+        """The local start of each real hour of the day."""
+        start, end = self.start.astimezone(UTC), self.end.astimezone(UTC)
+        count = round((end - start).total_seconds() / 3600)
+        return [(start + timedelta(hours=i)).astimezone(self.zone) for i in range(count)]
+
+    def next(self) -> Day:
+        """The following day."""
+        return Day(day=self.day + timedelta(days=1), zone=self.zone)
+
+
+@dataclass(slots=True)
+class Tally:
+    """The additive figures of a set of calls (a city's hour, a city's day, the province)."""
+
+    received: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    abandoned_short: int = 0
+    answered_in_time: int = 0
+    wait_s: float = 0.0
+    abandoned_wait_s: float = 0.0
+    completed: int = 0
+    handling_s: float = 0.0
+    answered_by_helpers: int = 0
+    answered_online: int = 0
+    transferred: int = 0
+    feedback: int = 0
+    satisfied: int = 0
+
+    @classmethod
+    def of_row(cls, values: Sequence[Any]) -> Tally:
+        """A tally from a query row's figures, in field order (SQL sums of nothing are NULL)."""
+        kinds = [float if field.type == "float" else int for field in fields(cls)]
+        converted: list[Any] = [kind(v or 0) for kind, v in zip(kinds, values, strict=True)]
+        return cls(*converted)
+
+    def add(self, other: Tally) -> None:
+        """Add `other`'s figures to these."""
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+    @classmethod
+    def total(cls, tallies: Iterable[Tally]) -> Tally:
+        """The sum of `tallies`."""
+        total = cls()
+        for tally in tallies:
+            total.add(tally)
+        return total
+
+    @property
+    def abandoned_long(self) -> int:
+        """Abandoned at or after the short-abandon threshold."""
+        return self.abandoned - self.abandoned_short
+
+    @property
+    def connection_rate(self) -> float | None:
+        """answered / received."""
+        return ratio(self.answered, self.received)
+
+    @property
+    def asa_s(self) -> float | None:
+        """Mean wait of the answered calls."""
+        return ratio(self.wait_s, self.answered)
+
+    @property
+    def service_level(self) -> float | None:
+        """Answered in time / (answered + abandoned after the threshold)."""
+        return ratio(self.answered_in_time, self.answered + self.abandoned_long)
+
+    @property
+    def aht_s(self) -> float | None:
+        """Mean handling time of the completed calls."""
+        return ratio(self.handling_s, self.completed)
+
+
+def ratio(part: float, whole: float) -> float | None:
+    """`part / whole`, or None when there is nothing to divide by."""
+    return part / whole if whole else None
+
+
+@dataclass(slots=True)
+class _Helped:
+    """One helper city's work for one host: answered calls, waits, handling, agents."""
+
+    answered: int = 0
+    wait_s: float = 0.0
+    completed: int = 0
+    handling_s: float = 0.0
+    agents: int = 0
+
+
+@dataclass(slots=True)
+class _Figures:
+    """Everything the queries return, keyed by city."""
+
+    hours: dict[str, dict[int, Tally]]
+    helped: dict[tuple[str, str], _Helped]
+    kinds: dict[str, dict[str, _Kind]]
+    seats_active: dict[str, int]
+    agents_active: dict[str, int]
+    agents_in_all: int
+    wait_p90_s: dict[str | None, float]
+    surges: dict[tuple[str, str], list[int]]
+
+
+def _hour_index(dialect: str, since_start: ColumnElement[float]) -> ColumnElement[int]:
+    """Which hour of the day (0-based) a number of seconds since its start falls in."""
+    if dialect == "postgresql":
+        return cast(func.floor(since_start / 3600.0), Integer)
+    return cast(since_start / 3600.0, Integer)  # SQLite truncates; the seconds are never negative
+
+
+_Kind = tuple[int, float]
+"""Completed calls of a kind (consultation, other, unclassified) and their handling seconds."""
+
+
+class _Query:
+    """The day's window, the city filter and the expressions the queries share."""
+
+    def __init__(self, *, session: AsyncSession, day: Day, city: str | None, settings: Settings):
+        self.session = session
+        dialect = session.get_bind().dialect.name
+        self.received_s = epoch_seconds(dialect, Call.received_at)
+        self.wait = epoch_seconds(dialect, Call.connected_at) - self.received_s
+        self.abandoned_wait = epoch_seconds(dialect, Call.ended_at) - self.received_s
+        self.handling = epoch_seconds(dialect, Call.ended_at) - epoch_seconds(
+            dialect, Call.connected_at
+        )
+        self.hour = _hour_index(dialect, self.received_s - day.start.timestamp())
+        self.in_day = and_(Call.received_at >= day.start, Call.received_at < day.end)
+        self.city = city
+        self.day = day
+        self.settings = settings
+
+    def own(self, column: Column) -> ColumnElement[bool]:
+        """The day's calls, of the report's city when it has one."""
+        return self.in_day if self.city is None else and_(self.in_day, column == self.city)
+
+    async def hours(self) -> dict[str, dict[int, Tally]]:
+        answered = Call.connected_at.is_not(None)
+        abandoned = Call.status == CallStatus.ABANDONED.value
+        completed = Call.status == CallStatus.COMPLETED.value
+        short_abandon = self.settings.report_short_abandon_s
+
+        def count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+            return func.sum(case((condition, 1), else_=0))
+
+        def total(condition: ColumnElement[bool], value: ColumnElement[float]) -> Any:
+            return func.sum(case((condition, value), else_=None))
+
+        rows = await self.session.execute(
+            select(
+                Call.city_code,
+                self.hour,
+                func.count(),
+                func.count(Call.connected_at),
+                count(abandoned),
+                count(and_(abandoned, self.abandoned_wait < short_abandon - _TOLERANCE_S)),
+                count(and_(answered, self.wait <= self.settings.service_level_s + _TOLERANCE_S)),
+                total(answered, self.wait),
+                total(abandoned, self.abandoned_wait),
+                count(completed),
+                total(completed, self.handling),
+                count(and_(answered, Agent.city_code != Call.city_code)),
+                count(and_(completed, Call.disposition == Disposition.ANSWERED.value)),
+                count(and_(completed, Call.disposition == Disposition.TRANSFERRED.value)),
+                func.count(Call.feedback_at),
+                count(Call.satisfied.is_(True)),
+            )
+            .select_from(Call)
+            .outerjoin(Agent, Agent.id == Call.agent_id)
+            .where(self.own(Call.city_code))
+            .group_by(Call.city_code, self.hour)
+        )
+        hours: dict[str, dict[int, Tally]] = defaultdict(dict)
+        for city, hour, *figures in rows:
+            hours[city][int(hour)] = Tally.of_row(figures)
+        return hours
+
+    async def helped(self) -> dict[tuple[str, str], _Helped]:
+        completed = Call.status == CallStatus.COMPLETED.value
+        where = [self.in_day, Call.connected_at.is_not(None), Agent.city_code != Call.city_code]
+        if self.city is not None:
+            where.append(or_(Call.city_code == self.city, Agent.city_code == self.city))
+        rows = await self.session.execute(
+            select(
+                Call.city_code,
+                Agent.city_code,
+                func.count(),
+                func.sum(self.wait),
+                func.sum(case((completed, 1), else_=0)),
+                func.sum(case((completed, self.handling), else_=None)),
+                func.count(func.distinct(Call.agent_id)),
+            )
+            .select_from(Call)
+            .join(Agent, Agent.id == Call.agent_id)
+            .where(*where)
+            .group_by(Call.city_code, Agent.city_code)
+        )
+        return {
+            (host, helper): _Helped(
+                answered=int(answered),
+                wait_s=float(wait or 0),
+                completed=int(done),
+                handling_s=float(handling or 0),
+                agents=int(agents),
+            )
+            for host, helper, answered, wait, done, handling, agents in rows
+        }
+
+    async def kinds(self, classification: Classification) -> dict[str, dict[str, _Kind]]:
+        rows = await self.session.execute(
+            select(Call.city_code, Call.category_code, func.count(), func.sum(self.handling))
+            .where(self.own(Call.city_code), Call.status == CallStatus.COMPLETED.value)
+            .group_by(Call.city_code, Call.category_code)
+        )
+        kinds: dict[str, dict[str, _Kind]] = defaultdict(dict)
+        for city, code, calls, handling in rows:
+            category = classification.categories.get(code) if code else None
+            kind = category.kind.value if category else "unclassified"
+            before = kinds[city].get(kind, (0, 0.0))
+            kinds[city][kind] = (before[0] + int(calls), before[1] + float(handling or 0))
+        return kinds
+
+    async def agents(self) -> tuple[dict[str, int], dict[str, int], int]:
+        answered = and_(self.in_day, Call.connected_at.is_not(None))
+        distinct = func.count(func.distinct(Call.agent_id))
+        serving = await self.session.execute(
+            select(Call.city_code, distinct)
+            .where(answered, self.own(Call.city_code))
+            .group_by(Call.city_code)
+        )
+        agent_city = select(Agent.city_code, distinct).join(Agent, Agent.id == Call.agent_id)
+        if self.city is not None:
+            agent_city = agent_city.where(Agent.city_code == self.city)
+        active = await self.session.execute(agent_city.where(answered).group_by(Agent.city_code))
+        in_all = await self.session.scalar(select(distinct).where(answered))
+        return (
+            {city: int(n) for city, n in serving},
+            {city: int(n) for city, n in active},
+            int(in_all or 0),
+        )
+
+    async def wait_p90(self) -> dict[str | None, float]:
+        """Nearest rank: the wait at rank ceil(0.9 n) of the answered calls, per city and in all."""
+        p90: dict[str | None, float] = {}
+        answered = and_(self.own(Call.city_code), Call.connected_at.is_not(None))
+        for by_city in (True, False):
+            partition = Call.city_code if by_city else None
+            ranked = (
+                select(
+                    Call.city_code.label("city"),
+                    self.wait.label("wait"),
+                    func.row_number()
+                    .over(partition_by=partition, order_by=self.wait)
+                    .label("rank"),
+                    func.count().over(partition_by=partition).label("n"),
+                )
+                .where(answered)
+                .subquery()
+            )
+            rows = await self.session.execute(
+                select(ranked.c.city, ranked.c.wait).where(
+                    ranked.c.rank == (ranked.c.n * 9 + 9) // 10
+                )
+            )
+            for city, wait in rows:
+                p90[city if by_city else None] = float(wait)
+        return p90
+
+    async def surges(self) -> dict[tuple[str, str], list[int]]:
+        rows = await self.session.execute(
+            select(Surge.host_city, SurgeWaveCity.city_code, Surge.id)
+            .join(SurgeWave, SurgeWave.surge_id == Surge.id)
+            .join(SurgeWaveCity, SurgeWaveCity.wave_id == SurgeWave.id)
+            .where(
+                Surge.created_at < self.day.end,
+                or_(Surge.ended_at.is_(None), Surge.ended_at >= self.day.start),
+                SurgeWave.activated_at.is_not(None),
+                SurgeWave.activated_at < self.day.end,
+            )
+            .order_by(Surge.id)
+        )
+        surges: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for host, helper, surge_id in rows:
+            wanted = self.city is None or self.city in (host, helper)
+            if wanted and surge_id not in surges[(host, helper)]:
+                surges[(host, helper)].append(surge_id)
+        return surges
+
+
+async def _figures(
+    *,
+    session: AsyncSession,
+    day: Day,
+    city: str | None,
+    settings: Settings,
+    classification: Classification,
+) -> _Figures:
+    query = _Query(session=session, day=day, city=city, settings=settings)
+    seats_active, agents_active, agents_in_all = await query.agents()
+    return _Figures(
+        hours=await query.hours(),
+        helped=await query.helped(),
+        kinds=await query.kinds(classification),
+        seats_active=seats_active,
+        agents_active=agents_active,
+        agents_in_all=agents_in_all,
+        wait_p90_s=await query.wait_p90(),
+        surges=await query.surges(),
+    )
+
+
+def _metadata(settings: Settings) -> ReportMetadata:
+    return ReportMetadata(
+        service_level_s=settings.service_level_s,
+        short_abandon_s=settings.report_short_abandon_s,
+        service_level_target=settings.service_level_target,
+        satisfied_from_score=SATISFIED_FROM_SCORE,
+        notes=list(definitions.NOTES),
+        definitions={
+            part: {
+                key: Definition(
+                    zh=metric.zh, en=metric.en, unit=metric.unit.value, definition=metric.definition
+                )
+                for key, metric in catalogue.items()
+            }
+            for part, catalogue in definitions.SECTIONS.items()
+        },
+    )
+
+
+def _hourly(day: Day, hours: dict[int, Tally]) -> list[HourFigures]:
+    rows = []
+    for index, start in enumerate(day.hours):
+        tally = hours.get(index, Tally())
+        rows.append(
+            HourFigures(
+                hour=start,
+                received=tally.received,
+                answered=tally.answered,
+                abandoned=tally.abandoned,
+                answered_by_helpers=tally.answered_by_helpers,
+                connection_rate=tally.connection_rate,
+                asa_s=tally.asa_s,
+                service_level=tally.service_level,
+                aht_s=tally.aht_s,
+            )
+        )
+    return rows
+
+
+def _helpers(
+    host: City, answered: int, figures: _Figures, names: dict[str, City]
+) -> list[HelperContribution]:
+    helpers = {helper for (h, helper) in figures.helped if h == host.code}
+    helpers |= {helper for (h, helper) in figures.surges if h == host.code}
+    rows = []
+    for code in helpers:
+        helped = figures.helped.get((host.code, code), _Helped())
+        rows.append(
+            HelperContribution(
+                host=host.code,
+                host_name=host.name,
+                code=code,
+                name=names[code].name,
+                answered=helped.answered,
+                share=ratio(helped.answered, answered),
+                asa_s=ratio(helped.wait_s, helped.answered),
+                aht_s=ratio(helped.handling_s, helped.completed),
+                handling_hours=helped.handling_s / 3600,
+                agents=helped.agents,
+                surges=figures.surges.get((host.code, code), []),
+            )
+        )
+    return sorted(rows, key=lambda row: (-row.answered, row.code))
+
+
+def _city_day(
+    *,
+    code: str | None,
+    names: tuple[str, str],
+    tally: Tally,
+    kinds: dict[str, _Kind],
+    p90: float | None,
+    answered_for_others: int,
+    agents_active: int,
+    seats_active: int,
+    seats: int,
+) -> CityDay:
+    consultation = kinds.get(Kind.CONSULTATION.value, (0, 0.0))
+    other = kinds.get(Kind.OTHER.value, (0, 0.0))
+    return CityDay(
+        code=code,
+        name=names[0],
+        name_en=names[1],
+        received=tally.received,
+        answered=tally.answered,
+        abandoned=tally.abandoned,
+        abandoned_short=tally.abandoned_short,
+        abandoned_long=tally.abandoned_long,
+        open=tally.received - tally.answered - tally.abandoned,
+        connection_rate=tally.connection_rate,
+        abandonment_rate=ratio(tally.abandoned, tally.received),
+        asa_s=tally.asa_s,
+        wait_p90_s=p90,
+        service_level=tally.service_level,
+        aht_s=tally.aht_s,
+        answered_by_helpers=tally.answered_by_helpers,
+        helper_share=ratio(tally.answered_by_helpers, tally.answered),
+        answered_for_others=answered_for_others,
+        answered_online=tally.answered_online,
+        transferred=tally.transferred,
+        online_rate=ratio(tally.answered_online, tally.completed),
+        consultation=consultation[0],
+        consultation_aht_s=ratio(consultation[1], consultation[0]),
+        other=other[0],
+        other_aht_s=ratio(other[1], other[0]),
+        unclassified=kinds.get("unclassified", (0, 0.0))[0],
+        feedback=tally.feedback,
+        satisfied=tally.satisfied,
+        satisfaction_rate=ratio(tally.satisfied, tally.feedback),
+        agents_active=agents_active,
+        seats_active=seats_active,
+        seats=seats,
+        helpers=[],
+        hourly=[],
+        staffing=None,
+    )
+
+
+async def daily(
+    *,
+    session: AsyncSession,
+    day: date,
+    city: str | None,
+    settings: Settings,
+    classification: Classification,
+) -> DailyReport:
+    """The daily report for `day` (local to the report time zone): one city's, or the province's."""
+    when = Day.of(day, settings.report_timezone)
+    listed = await session.execute(select(City).order_by(City.code))
+    cities = {info.code: info for info in listed.scalars()}
+    if city is not None and city not in cities:
+        raise UnknownCity(f"no city with code {city!r}")
+    figures = await _figures(
+        session=session, day=when, city=city, settings=settings, classification=classification
+    )
+    rows = []
+    for code in [city] if city is not None else list(cities):
+        info = cities[code]
+        tally = Tally.total(figures.hours.get(code, {}).values())
+        row = _city_day(
+            code=code,
+            names=(info.name, info.name_en),
+            tally=tally,
+            kinds=figures.kinds.get(code, {}),
+            p90=figures.wait_p90_s.get(code),
+            answered_for_others=sum(
+                helped.answered for (_, helper), helped in figures.helped.items() if helper == code
+            ),
+            agents_active=figures.agents_active.get(code, 0),
+            seats_active=figures.seats_active.get(code, 0),
+            seats=info.seats,
+        )
+        row.helpers = _helpers(info, tally.answered, figures, cities)
+        row.hourly = _hourly(when, figures.hours.get(code, {}))
+        tomorrow = when.next()
+        row.staffing = staffing.advise(
+            for_date=tomorrow.day,
+            hours=tomorrow.hours,
+            forecast=[hour.received for hour in row.hourly],
+            aht_s=tally.aht_s or settings.default_aht_s,
+            patience_s=staffing.patience_estimate(
+                abandoned=tally.abandoned, total_wait_s=tally.wait_s + tally.abandoned_wait_s
+            ),
+            own_agents=info.seats,
+            target=settings.service_level_target,
+            within_s=settings.service_level_s,
+        )
+        rows.append(row)
+    province = None
+    if city is None:
+        hours: dict[int, Tally] = defaultdict(Tally)
+        for by_hour in figures.hours.values():
+            for index, tally in by_hour.items():
+                hours[index].add(tally)
+        kinds: dict[str, _Kind] = {}
+        for by_kind in figures.kinds.values():
+            for kind, (calls, handling) in by_kind.items():
+                before = kinds.get(kind, (0, 0.0))
+                kinds[kind] = (before[0] + calls, before[1] + handling)
+        province = _city_day(
+            code=None,
+            names=PROVINCE_NAME,
+            tally=Tally.total(hours.values()),
+            kinds=kinds,
+            p90=figures.wait_p90_s.get(None),
+            answered_for_others=sum(helped.answered for helped in figures.helped.values()),
+            agents_active=figures.agents_in_all,
+            seats_active=figures.agents_in_all,
+            seats=sum(info.seats for info in cities.values()),
+        )
+        province.helpers = [helper for row in rows for helper in row.helpers]
+        province.hourly = _hourly(when, hours)
+    return DailyReport(
+        date=day,
+        scope=city or "province",
+        timezone=settings.report_timezone,
+        start=when.start,
+        end=when.end,
+        generated_at=utcnow().astimezone(when.zone),
+        cities=rows,
+        province=province,
+        metadata=_metadata(settings),
+    )

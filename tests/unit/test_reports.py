@@ -1,0 +1,147 @@
+"""The report's pure parts: days and hours, the tally's rates, staffing advice, the catalogue."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from surge import erlang
+from surge.reports import definitions, staffing
+from surge.reports.schemas import CityDay, HourFigures
+from surge.reports.service import Day, Tally, ratio
+
+DOCS = Path(__file__).parents[2] / "docs" / "REPORT.md"
+
+
+def test_a_shanghai_day_has_24_hours_from_local_midnight() -> None:
+    day = Day.of(date(2021, 7, 25), "Asia/Shanghai")
+
+    assert day.start.isoformat() == "2021-07-25T00:00:00+08:00"
+    assert day.end.isoformat() == "2021-07-26T00:00:00+08:00"
+    assert len(day.hours) == 24
+    assert day.hours[23].isoformat() == "2021-07-25T23:00:00+08:00"
+    assert day.next().day == date(2021, 7, 26)
+
+
+def test_days_where_clocks_change_have_23_or_25_hours() -> None:
+    spring = Day.of(date(2021, 3, 28), "Europe/Berlin")
+    autumn = Day.of(date(2021, 10, 31), "Europe/Berlin")
+
+    assert len(spring.hours) == 23
+    assert [h.hour for h in spring.hours[:4]] == [0, 1, 3, 4]
+    assert len(autumn.hours) == 25
+    assert [h.hour for h in autumn.hours[:5]] == [0, 1, 2, 2, 3]
+
+
+def test_a_tally_adds_up_and_divides_only_by_something() -> None:
+    morning = Tally(received=4, answered=3, abandoned=1, abandoned_short=1, answered_in_time=2)
+    morning.wait_s, morning.completed, morning.handling_s = 30.0, 2, 500.0
+    evening = Tally(received=2, answered=1, abandoned=1, answered_in_time=0, wait_s=50.0)
+
+    total = Tally.total([morning, evening])
+
+    assert (total.received, total.answered, total.abandoned) == (6, 4, 2)
+    assert total.abandoned_long == 1
+    assert total.connection_rate == pytest.approx(4 / 6)
+    assert total.asa_s == pytest.approx(80 / 4)
+    assert total.service_level == pytest.approx(2 / (4 + 1))
+    assert total.aht_s == pytest.approx(250)
+    empty = Tally()
+    assert (empty.connection_rate, empty.asa_s, empty.service_level, empty.aht_s) == (None,) * 4
+    assert ratio(0, 0) is None
+    assert ratio(0, 5) == 0.0
+
+
+def test_a_tally_reads_a_query_row_in_field_order() -> None:
+    row = [3, 2, 1, 0, 1, 12.5, None, 1, None, 0, 1, 0, 0, 0]
+
+    tally = Tally.of_row(row)
+
+    assert (tally.received, tally.wait_s, tally.abandoned_wait_s, tally.handling_s) == (
+        3,
+        12.5,
+        0.0,
+        0.0,
+    )
+    assert isinstance(tally.completed, int)
+    with pytest.raises(ValueError, match="zip"):
+        Tally.of_row(row[:-1])
+
+
+def test_patience_is_the_total_wait_over_the_abandonments() -> None:
+    assert staffing.patience_estimate(abandoned=4, total_wait_s=1000) == 250
+    assert staffing.patience_estimate(abandoned=0, total_wait_s=1000) is None
+    assert staffing.patience_estimate(abandoned=3, total_wait_s=0) is None
+
+
+def test_staffing_advice_per_hour_against_own_agents() -> None:
+    tomorrow = Day.of(date(2021, 7, 26), "Asia/Shanghai")
+    forecast = [0] * 9 + [360, 3600] + [0] * 13
+
+    advice = staffing.advise(
+        for_date=tomorrow.day,
+        hours=tomorrow.hours,
+        forecast=forecast,
+        aht_s=240,
+        patience_s=None,
+        own_agents=30,
+        target=0.8,
+        within_s=20,
+    )
+
+    # 360 calls an hour of 4 minutes is 24 Erlangs; 3,600 is 240.
+    light = erlang.agents_for_service_level(erlang.Load(0.1, 240), target=0.8, within_s=20)
+    heavy = erlang.agents_for_service_level(erlang.Load(1.0, 240), target=0.8, within_s=20)
+    assert 24 < light < 40
+    assert 240 < heavy < 270
+    assert advice.method == "erlang_c"
+    assert [h.agents_needed for h in advice.hours[8:12]] == [0, light, heavy, 0]
+    assert [h.helper_seats for h in advice.hours[8:12]] == [0, max(0, light - 30), heavy - 30, 0]
+    assert advice.peak_agents_needed == heavy
+    assert advice.peak_helper_seats == heavy - 30
+    assert advice.agent_hours_needed == light + heavy
+    assert advice.hours[9].hour == datetime(2021, 7, 26, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def test_staffing_with_measured_patience_uses_erlang_a() -> None:
+    tomorrow = Day.of(date(2021, 7, 26), "Asia/Shanghai")
+    forecast = [3600] * 24
+
+    patient = staffing.advise(
+        for_date=tomorrow.day, hours=tomorrow.hours, forecast=forecast, aht_s=240,
+        patience_s=None, own_agents=0, target=0.8, within_s=20,
+    )  # fmt: skip
+    impatient = staffing.advise(
+        for_date=tomorrow.day, hours=tomorrow.hours, forecast=forecast, aht_s=240,
+        patience_s=60, own_agents=0, target=0.8, within_s=20,
+    )  # fmt: skip
+
+    assert impatient.method == "erlang_a"
+    assert impatient.patience_s == 60
+    load = erlang.Load(1.0, 240)
+    expected = erlang.agents_for_service_level(load, target=0.8, within_s=20, patience_s=60)
+    assert impatient.peak_agents_needed == expected
+    assert patient.peak_agents_needed == erlang.agents_for_service_level(
+        load, target=0.8, within_s=20
+    )
+
+
+def test_every_figure_of_the_report_is_defined() -> None:
+    summary = set(definitions.CITY)
+    assert summary <= set(CityDay.model_fields)
+    undefined = set(CityDay.model_fields) - summary - {"name_en", "helpers", "hourly", "staffing"}
+    assert undefined == set()
+    assert set(definitions.HOURLY) - {"code"} == set(HourFigures.model_fields)
+
+
+def test_the_docs_define_every_figure_as_the_catalogue_does() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for part, catalogue in definitions.SECTIONS.items():
+        for metric in catalogue.values():
+            row = f"| `{metric.key}` | {metric.zh} | {metric.en} | {metric.unit.value} | "
+            assert row + metric.definition + " |" in text, f"{part}.{metric.key} in docs/REPORT.md"
+    for note in definitions.NOTES:
+        assert note in text
