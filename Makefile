@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench migrate seed install clean
+.PHONY: run test lint bench migrate seed install clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests loadtests
 	$(BIN)/mypy
 
+## browser: Debian's Chromium (and CJK fonts for the screenshots) for the browser tests;
+## Playwright drives the system browser, nothing is downloaded
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BROWSER_PACKAGES := chromium fonts-noto-cjk
+browser:
+	@{ command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto; } || { \
+		echo "installing Debian's $(BROWSER_PACKAGES) for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES) \
+		|| { $(SUDO) apt-get update -q \
+		     && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES); }; }
+
 ## test: lint, then the whole suite on both backends (SQLite + in-process, Postgres + Redis)
-test: lint
+test: lint browser
 	$(BIN)/pytest -m "not slow" -q
 
 ## bench: the load tests with their full figures (needs Postgres + Redis)

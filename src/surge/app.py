@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -213,6 +214,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (auth_api, cities_api, calls_api, surges_api, scripts_api, reports_api):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(seats_api.router)
+    app.mount("/console", StaticFiles(packages=[("surge", "web")], html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """The browser consoles."""
+        return RedirectResponse("/console/")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -66,7 +66,8 @@ async def test_helper_agents_take_the_hosts_calls_with_masked_numbers(
         live = await service.http.get(
             f"/api/v1/surges/{surge['id']}", headers=service.auth(coordinator)
         )
-        assert live.json()["waves"][0]["helpers"] == [{"city": XUZHOU, "seats": 1, "in_use": 1}]
+        helpers = live.json()["waves"][0]["helpers"]
+        assert helpers == [{"city": XUZHOU, "seats": 1, "in_use": 1, "answered": 1}]
 
 
 async def test_quota_holds_and_own_calls_come_first(service: LiveService) -> None:

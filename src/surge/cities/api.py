@@ -1,17 +1,24 @@
-"""GET /api/v1/cities."""
+"""GET /api/v1/cities, the pressure board and a city's pressure history."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities import service as cities_service
-from surge.cities.schemas import CityRead, PressureBoard, PressureRead
+from surge.cities.schemas import (
+    CityRead,
+    PressureBoard,
+    PressureHistory,
+    PressureRead,
+    PressureSample,
+)
 from surge.deps import PrincipalDep, RuntimeDep, require_role
 
 router = APIRouter(tags=["cities"])
@@ -29,6 +36,27 @@ async def get_pressure(_: Coordinator, runtime: RuntimeDep) -> PressureBoard:
             for reading in survey.readings
         ],
         elected=survey.elected,
+    )
+
+
+@router.get("/pressure/history", response_model=PressureHistory)
+async def get_pressure_history(
+    city: Annotated[str, Query(pattern=r"^\d{6}$", description="the city's code")],
+    _: Coordinator,
+    runtime: RuntimeDep,
+    minutes: Annotated[int, Query(ge=1, le=60, description="how far back")] = 60,
+) -> PressureHistory:
+    """A city's queue and staffing at each survey of the last minutes (this instance's samples)."""
+    await runtime.cities.require(city)
+    await runtime.pressure.current()  # at least one sample, and a fresh one
+    since = datetime.now(UTC) - timedelta(minutes=minutes)
+    return PressureHistory(
+        city=city,
+        minutes=minutes,
+        samples=[
+            PressureSample(at=at, **asdict(sample))
+            for at, sample in runtime.pressure.history(city=city, since=since)
+        ],
     )
 
 

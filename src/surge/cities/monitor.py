@@ -3,15 +3,18 @@
 Figures come from the hot state (waiting, longest wait, free and busy agents) and from one grouped
 query over the last hour of calls (arrivals in the last 15 minutes, received and answered in the
 hour, average handling time of the calls completed in it). Each instance runs its own monitor;
-the election's hysteresis is kept per instance.
+the election's hysteresis is kept per instance, and so is the last hour of samples (a bounded
+ring) that the coordinator's charts read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +32,9 @@ from surge.state.base import HotState
 
 log = logging.getLogger(__name__)
 
+HISTORY_S = 3600.0  # how far back the samples go
+MAX_SAMPLES = 7200  # the ring's bound, whatever the survey interval
+
 
 @dataclass(frozen=True, slots=True)
 class Survey:
@@ -38,6 +44,43 @@ class Survey:
     readings: tuple[pressure.Reading, ...]
     loads: tuple[pressure.CityLoad, ...]
     elected: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CitySample:
+    """One city's figures in one survey, as the history keeps them."""
+
+    waiting: int
+    longest_wait_s: float
+    agents_free: int
+    agents_busy: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One survey, reduced to what the history charts need."""
+
+    at: datetime
+    cities: Mapping[str, CitySample]
+
+    @classmethod
+    def of(cls, survey: Survey) -> Sample:
+        """The sample of a survey."""
+        scores = {reading.code: reading.score for reading in survey.readings}
+        return cls(
+            at=survey.at,
+            cities={
+                load.code: CitySample(
+                    waiting=load.waiting,
+                    longest_wait_s=round(load.longest_wait_s, 1),
+                    agents_free=load.agents_free,
+                    agents_busy=load.agents_busy,
+                    score=scores.get(load.code, 0.0),
+                )
+                for load in survey.loads
+            },
+        )
 
 
 async def recent_figures(
@@ -83,6 +126,9 @@ class PressureMonitor:
         self.latest: Survey | None = None
         self.after_survey: Callable[[Survey], Awaitable[None]] | None = None
         self._stopping = False
+        # Room for an hour at the survey interval, twice over (on-demand surveys add some).
+        size = 2 * math.ceil(HISTORY_S / settings.pressure_interval_s) + 8
+        self._history: deque[Sample] = deque(maxlen=min(MAX_SAMPLES, size))
 
     def stop(self) -> None:
         """Ask the loop to end after its current survey."""
@@ -121,7 +167,24 @@ class PressureMonitor:
         if elected != incumbent:
             log.info("elected city: %s (was %s)", elected, incumbent)
         self.latest = Survey(at=now, readings=tuple(readings), loads=tuple(loads), elected=elected)
+        self._remember(self.latest)
         return self.latest
+
+    def _remember(self, survey: Survey) -> None:
+        """Add the survey to the history ring and drop samples older than the hour."""
+        self._history.append(Sample.of(survey))
+        horizon = survey.at - timedelta(seconds=HISTORY_S)
+        while self._history and self._history[0].at < horizon:
+            self._history.popleft()
+
+    def history(self, *, city: str, since: datetime) -> list[tuple[datetime, CitySample]]:
+        """This instance's samples of one city taken since `since`, oldest first."""
+        found = [
+            (sample.at, sample.cities[city])
+            for sample in self._history
+            if sample.at >= since and city in sample.cities
+        ]
+        return sorted(found, key=lambda item: item[0])
 
     async def current(self) -> Survey:
         """The latest survey, taken now if there is none yet or it is stale."""

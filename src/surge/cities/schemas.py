@@ -31,6 +31,25 @@ class PressureBoard(BaseModel):
     elected: str | None
 
 
+class PressureSample(BaseModel):
+    """A city's figures at one survey."""
+
+    at: datetime
+    waiting: int
+    longest_wait_s: float
+    agents_free: int
+    agents_busy: int
+    score: float
+
+
+class PressureHistory(BaseModel):
+    """A city's samples over the last minutes, oldest first (kept by the answering instance)."""
+
+    city: str
+    minutes: int
+    samples: list[PressureSample]
+
+
 class CityRead(BaseModel):
     """A city with its live queue figures (`name_en`, `agents_on_break` extend the contract)."""
 

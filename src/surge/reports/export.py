@@ -165,14 +165,12 @@ def _column(catalogue: list[Metric], key: str) -> int:
     return next(i for i, metric in enumerate(catalogue, start=1) if metric.key == key)
 
 
-def _hourly_chart(sheet: Any, report: DailyReport, catalogue: list[Metric], lang: Lang) -> None:
-    """Received and answered by hour for the report's first place (the province or the city)."""
-    hours = len(_places(report)[0].hourly)
-    chart = LineChart()
-    chart.title = "分时呼入与接通" if lang is Lang.ZH else "Calls by hour"
-    chart.y_axis.title = "呼入量" if lang is Lang.ZH else "calls"
+def _chart(
+    sheet: Any, chart: LineChart | BarChart, catalogue: list[Metric], keys: list[str], hours: int
+) -> None:
+    """Plot the `keys` columns of the sheet's first `hours` rows by hour, right of the table."""
     chart.height, chart.width = 9, 22
-    for key in ("received", "answered", "abandoned", "answered_by_helpers"):
+    for key in keys:
         column = _column(catalogue, key)
         chart.add_data(
             Reference(sheet, min_col=column, min_row=1, max_row=hours + 1), titles_from_data=True
@@ -180,18 +178,19 @@ def _hourly_chart(sheet: Any, report: DailyReport, catalogue: list[Metric], lang
     hour = _column(catalogue, "hour")
     chart.set_categories(Reference(sheet, min_col=hour, min_row=2, max_row=hours + 1))
     sheet.add_chart(chart, f"{get_column_letter(len(catalogue) + 2)}2")
+
+
+def _hourly_chart(sheet: Any, report: DailyReport, catalogue: list[Metric], lang: Lang) -> None:
+    """Received and answered by hour for the report's first place (the province or the city)."""
+    chart = LineChart()
+    chart.title = "分时呼入与接通" if lang is Lang.ZH else "Calls by hour"
+    chart.y_axis.title = "呼入量" if lang is Lang.ZH else "calls"
+    keys = ["received", "answered", "abandoned", "answered_by_helpers"]
+    _chart(sheet, chart, catalogue, keys, hours=len(_places(report)[0].hourly))
 
 
 def _staffing_chart(sheet: Any, catalogue: list[Metric], lang: Lang, *, hours: int) -> None:
     """Agents needed against own agents, by hour, for the first city of the sheet."""
     chart = BarChart()
     chart.title = "明日所需坐席" if lang is Lang.ZH else "Agents needed tomorrow"
-    chart.height, chart.width = 9, 22
-    for key in ("agents_needed", "own_agents", "helper_seats"):
-        column = _column(catalogue, key)
-        chart.add_data(
-            Reference(sheet, min_col=column, min_row=1, max_row=hours + 1), titles_from_data=True
-        )
-    hour = _column(catalogue, "hour")
-    chart.set_categories(Reference(sheet, min_col=hour, min_row=2, max_row=hours + 1))
-    sheet.add_chart(chart, f"{get_column_letter(len(catalogue) + 2)}2")
+    _chart(sheet, chart, catalogue, ["agents_needed", "own_agents", "helper_seats"], hours)

@@ -19,6 +19,7 @@ from surge.scripts.schemas import (
     MAX_ENTRIES,
     AdoptionRead,
     AgentVersion,
+    CategoryRead,
     ChangedEntry,
     RollbackRequest,
     ScriptBookCreate,
@@ -88,6 +89,22 @@ async def _publish(
         )
     await runtime.gateway.announce(out)
     return _book(city, published)
+
+
+@router.get("/categories", response_model=list[CategoryRead])
+async def list_categories(_: PrincipalDep, runtime: RuntimeDep) -> list[CategoryRead]:
+    """The province's request classification: every level-2 code with its kind."""
+    return [
+        CategoryRead(
+            code=c.code,
+            name=c.name,
+            name_en=c.name_en,
+            kind=c.kind.value,
+            parent=c.parent,
+            parent_name=c.parent_name,
+        )
+        for c in runtime.classification.categories.values()
+    ]
 
 
 @router.get("/cities/{city}/scripts", response_model=ScriptBookRead)

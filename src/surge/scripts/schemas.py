@@ -126,3 +126,14 @@ class ScriptDiff(BaseModel):
     added: list[str]
     removed: list[str]
     changed: list[ChangedEntry]
+
+
+class CategoryRead(BaseModel):
+    """A level-2 request category, as ticket forms offer it."""
+
+    code: str
+    name: str
+    name_en: str
+    kind: str
+    parent: str
+    parent_name: str

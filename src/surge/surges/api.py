@@ -37,6 +37,7 @@ WaveNumber = Annotated[int, Path(ge=1, le=100)]
 
 async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> SurgeRead:
     serving = await surges_service.serving(session=session, hosts=[surge.host_city])
+    answered = await surges_service.answered_by_helpers(session=session, surge=surge)
     views = await runtime.state.snapshot([surge.host_city], queue_depth=0)
     return SurgeRead(
         id=surge.id,
@@ -61,6 +62,7 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
                         city=c.city_code,
                         seats=wave.seats_per_city,
                         in_use=serving.get(c.city_code, {}).get(surge.host_city, 0),
+                        answered=answered.get(c.city_code, 0),
                     )
                     for c in wave.cities
                 ],

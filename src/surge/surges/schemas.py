@@ -42,11 +42,14 @@ class SurgeAction(BaseModel):
 
 
 class HelperRead(BaseModel):
-    """A helper city of a wave and how many of its agents serve the host right now."""
+    """A helper city of a wave, how many of its agents serve the host now and have answered."""
 
     city: str
     seats: int
     in_use: int
+    answered: int = Field(
+        description="calls of the host its agents answered since the surge began (until it ended)"
+    )
 
 
 class WaveRead(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -223,6 +224,27 @@ async def serving(*, session: AsyncSession, hosts: Sequence[str]) -> dict[str, d
     for helper, host, count in rows:
         counts[helper][host] = count
     return dict(counts)
+
+
+async def answered_by_helpers(*, session: AsyncSession, surge: Surge) -> dict[str, int]:
+    """Per helper city, the host's calls its agents answered during the surge (so far)."""
+    query = (
+        select(Agent.city_code, func.count())
+        .select_from(Call)
+        .join(Agent, Agent.id == Call.agent_id)
+        .where(
+            Call.city_code == surge.host_city,
+            # A bound the (city, received_at) index can use: no caller waits a day.
+            Call.received_at >= surge.created_at - timedelta(days=1),
+            Call.connected_at >= surge.created_at,
+            Agent.city_code != surge.host_city,
+        )
+        .group_by(Agent.city_code)
+    )
+    if surge.ended_at is not None:
+        query = query.where(Call.connected_at <= surge.ended_at)
+    rows = await session.execute(query)
+    return {city: int(count) for city, count in rows}
 
 
 async def propose(

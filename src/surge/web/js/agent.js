@@ -1,0 +1,353 @@
+// The agent console (cloud seat): presence, offers, the call in hand, the host's answer scripts.
+import { cityName, el, get, socketUrl } from "./api.js";
+import { add, language, onLanguage, t, translate } from "./i18n.js";
+
+add({
+  zh: {
+    "agent.connection": "连接", "agent.online": "已连接", "agent.reconnecting": "网络中断，正在重新连接…",
+    "agent.reconnected": "已重新连接", "agent.state": "状态", "agent.available": "空闲", "agent.break": "小休",
+    "agent.go_available": "置闲", "agent.go_break": "小休", "agent.offered": "振铃中", "agent.busy": "通话中",
+    "agent.offer": "来电", "agent.host": "来电城市", "agent.caller": "来电号码", "agent.waited": "已等待",
+    "agent.expires": "剩余", "agent.seconds": "{n} 秒", "agent.accept": "接听 (A)", "agent.decline": "拒接 (D)",
+    "agent.no_offer": "暂无来电", "agent.call": "当前通话", "agent.category": "诉求分类", "agent.pick": "请选择",
+    "agent.disposition": "办理方式", "agent.answered": "直接答复", "agent.transferred": "转办",
+    "agent.summary": "工单摘要", "agent.script_used": "引用口径", "agent.none": "无", "agent.complete": "完成工单",
+    "agent.scripts": "答复口径", "agent.search": "搜索口径", "agent.version": "版本 {v}", "agent.use": "引用",
+    "agent.updated": "{city}答复口径已更新至第 {v} 版", "agent.joined": "您已加入{city}多援一，正在援助{city}热线",
+    "agent.left": "{city}多援一已结束，您已回到本市话务", "agent.missed": "来电超时未接，已转为小休",
+    "agent.revoked": "来电已撤回", "agent.completed": "工单已完成", "agent.no_entries": "暂无口径",
+    "agent.surge": "多援一",
+  },
+  en: {
+    "agent.connection": "Connection", "agent.online": "Connected", "agent.reconnecting": "Network lost, reconnecting…",
+    "agent.reconnected": "Reconnected", "agent.state": "State", "agent.available": "Available", "agent.break": "On break",
+    "agent.go_available": "Go available", "agent.go_break": "Take a break", "agent.offered": "Ringing", "agent.busy": "On a call",
+    "agent.offer": "Incoming call", "agent.host": "City", "agent.caller": "Caller", "agent.waited": "Waited",
+    "agent.expires": "Expires in", "agent.seconds": "{n} s", "agent.accept": "Accept (A)", "agent.decline": "Decline (D)",
+    "agent.no_offer": "No incoming call", "agent.call": "Call in hand", "agent.category": "Category", "agent.pick": "Choose",
+    "agent.disposition": "Disposition", "agent.answered": "Answered online", "agent.transferred": "Transferred",
+    "agent.summary": "Summary", "agent.script_used": "Script used", "agent.none": "none", "agent.complete": "Complete",
+    "agent.scripts": "Answer scripts", "agent.search": "Search scripts", "agent.version": "version {v}", "agent.use": "Use",
+    "agent.updated": "{city}'s answer scripts are now version {v}", "agent.joined": "You joined the surge for {city}: you now help its hotline",
+    "agent.left": "The surge for {city} has ended; you are back on your own city's calls", "agent.missed": "The offer expired; you are on break",
+    "agent.revoked": "The offer was withdrawn", "agent.completed": "Ticket completed", "agent.no_entries": "No entries",
+    "agent.surge": "Surge",
+  },
+});
+
+export function mount(view, { who, banner }) {
+  const state = {
+    socket: null, closed: false, retry: 0, offer: null, call: null, presence: "break",
+    surges: new Map(), scriptsCity: who.city, book: null, changed: new Set(), usedScript: null, categories: [],
+  };
+  const lang = () => language();
+  const ui = {
+    connection: el("span", { id: "connection", class: "pill" }),
+    presence: el("span", { id: "presence", class: "pill" }),
+    available: el("button", { type: "button", id: "go-available", "data-i18n": "agent.go_available" }),
+    pause: el("button", { type: "button", id: "go-break", "data-i18n": "agent.go_break" }),
+    offer: el("section", { id: "offer", class: "card", "aria-live": "assertive", "aria-labelledby": "offer-title" }),
+    call: el("section", { id: "call", class: "card", "aria-labelledby": "call-title" }),
+    scripts: el("section", { id: "scripts", class: "card", "aria-labelledby": "scripts-title" }),
+    surge: el("div", { id: "surge-banner", role: "status", "aria-live": "polite", hidden: true }),
+  };
+  view.append(
+    el("div", { class: "toolbar" },
+      el("span", { "data-i18n": "agent.connection" }), ui.connection,
+      el("span", { "data-i18n": "agent.state" }), ui.presence, ui.available, ui.pause),
+    ui.surge,
+    el("div", { class: "agent-grid" }, el("div", {}, ui.offer, ui.call), ui.scripts),
+  );
+
+  const send = (message) => state.socket && state.socket.readyState === WebSocket.OPEN && state.socket.send(JSON.stringify(message));
+  ui.available.addEventListener("click", () => send({ type: "status", state: "available" }));
+  ui.pause.addEventListener("click", () => send({ type: "status", state: "break" }));
+
+  // --- connection, with reconnection after a drop -------------------------------------------
+  function connect() {
+    const socket = new WebSocket(socketUrl("/ws/agent"));
+    state.socket = socket;
+    socket.addEventListener("open", () => {
+      if (state.retry > 0) banner(t("agent.reconnected"), "ok");
+      state.retry = 0;
+      renderConnection(true);
+    });
+    socket.addEventListener("message", (event) => receive(JSON.parse(event.data)));
+    socket.addEventListener("close", (event) => {
+      renderConnection(false);
+      if (state.closed) return;
+      if (event.code === 4401) {
+        window.dispatchEvent(new Event("surge:logged-out"));
+        return;
+      }
+      if (event.code === 4409) return; // another console of this agent took over
+      banner(t("agent.reconnecting"), "warn");
+      const delay = Math.min(10000, 500 * 2 ** state.retry++);
+      setTimeout(() => state.closed || connect(), delay);
+    });
+  }
+
+  function renderConnection(open) {
+    ui.connection.textContent = open ? t("agent.online") : t("agent.reconnecting");
+    ui.connection.className = `pill ${open ? "ok" : "warn"}`;
+    ui.connection.dataset.state = open ? "online" : "offline";
+  }
+
+  // --- frames from the server -------------------------------------------------------------------
+  function receive(frame) {
+    switch (frame.type) {
+      case "hello":
+        state.presence = frame.state;
+        state.call = frame.call ? { ...frame.call } : null;
+        state.offer = null;
+        for (const [city, version] of Object.entries(frame.scripts || {})) acknowledge(city, version);
+        break;
+      case "state":
+        state.presence = frame.state;
+        if (frame.reason === "missed_offer") {
+          state.offer = null;
+          banner(t("agent.missed"), "warn");
+        }
+        break;
+      case "offer":
+        state.offer = { ...frame, receivedAt: performance.now() };
+        state.presence = "offered";
+        break;
+      case "offer.revoked":
+        if (state.offer && state.offer.offer_id === frame.offer_id) state.offer = null;
+        banner(t("agent.revoked"), "info");
+        break;
+      case "call.connected":
+        state.offer = null;
+        state.call = frame.call ? { ...frame.call } : { id: frame.call_id };
+        state.usedScript = null;
+        state.presence = "busy";
+        break;
+      case "call.completed":
+        state.call = null;
+        banner(t("agent.completed"), "ok");
+        break;
+      case "surge.joined":
+        state.surges.set(frame.surge_id, frame.host_city);
+        showSurge(t("agent.joined", { city: cityName(frame.host_city, lang()) }), "joined");
+        if (frame.scripts_version !== undefined) acknowledge(frame.host_city, frame.scripts_version);
+        break;
+      case "surge.left":
+        state.surges.delete(frame.surge_id);
+        showSurge(t("agent.left", { city: cityName(frame.host_city, lang()) }), "left");
+        break;
+      case "scripts.updated":
+        acknowledge(frame.city, frame.version);
+        if (frame.city === state.scriptsCity) {
+          const changes = frame.changes || {};
+          state.changed = new Set([...(changes.added || []), ...(changes.changed || [])]);
+          banner(t("agent.updated", { city: cityName(frame.city, lang()), v: frame.version }), "info");
+          loadScripts(true);
+        }
+        break;
+      case "error":
+        banner(`${frame.code}: ${frame.message}`, "error");
+        break;
+      default:
+        break;
+    }
+    chooseScriptsCity();
+    render();
+  }
+
+  function acknowledge(city, version) {
+    send({ type: "scripts.ack", city, version });
+  }
+
+  function showSurge(text, kind) {
+    ui.surge.textContent = text;
+    ui.surge.className = `surge-banner ${kind}`;
+    ui.surge.dataset.kind = kind;
+    ui.surge.hidden = false;
+  }
+
+  // --- rendering ------------------------------------------------------------------------------
+  let ticker = null;
+  function render() {
+    const labels = { available: "agent.available", break: "agent.break", offered: "agent.offered", busy: "agent.busy" };
+    ui.presence.textContent = t(labels[state.presence] || state.presence);
+    ui.presence.dataset.state = state.presence;
+    ui.available.disabled = state.presence === "available" || !!state.call;
+    ui.pause.disabled = state.presence === "break" || !!state.call;
+    renderOffer();
+    renderCall();
+  }
+
+  function renderOffer() {
+    clearInterval(ticker);
+    ui.offer.replaceChildren(el("h2", { id: "offer-title", "data-i18n": "agent.offer" }));
+    const offer = state.offer;
+    if (!offer) {
+      ui.offer.append(el("p", { class: "muted", "data-i18n": "agent.no_offer" }));
+      ui.offer.classList.remove("ringing");
+      translate(ui.offer);
+      return;
+    }
+    ui.offer.classList.add("ringing");
+    const waited = el("dd", { id: "offer-waited" });
+    const countdown = el("dd", { id: "offer-countdown" });
+    const accept = el("button", { type: "button", id: "accept", class: "primary", "data-i18n": "agent.accept" });
+    const decline = el("button", { type: "button", id: "decline", "data-i18n": "agent.decline" });
+    accept.addEventListener("click", () => send({ type: "accept", offer_id: offer.offer_id }));
+    decline.addEventListener("click", () => send({ type: "decline", offer_id: offer.offer_id }));
+    ui.offer.append(
+      el("dl", {},
+        el("dt", { "data-i18n": "agent.host" }), el("dd", { id: "offer-city" }, cityName(offer.call.city, lang()),
+          offer.surge_id ? el("span", { class: "pill warn" }, ` ${t("agent.surge")} #${offer.surge_id}`) : null),
+        el("dt", { "data-i18n": "agent.caller" }), el("dd", { id: "offer-caller" }, offer.call.caller),
+        el("dt", { "data-i18n": "agent.waited" }), waited,
+        el("dt", { "data-i18n": "agent.expires" }), countdown),
+      el("div", { class: "actions" }, accept, decline),
+    );
+    const tick = () => {
+      const elapsed = (performance.now() - offer.receivedAt) / 1000;
+      waited.textContent = t("agent.seconds", { n: Math.round(offer.call.waited_s + elapsed) });
+      countdown.textContent = t("agent.seconds", { n: Math.max(0, Math.ceil(offer.expires_in_s - elapsed)) });
+    };
+    tick();
+    ticker = setInterval(tick, 250);
+    translate(ui.offer);
+    accept.focus();
+  }
+
+  function renderCall() {
+    ui.call.replaceChildren(el("h2", { id: "call-title", "data-i18n": "agent.call" }));
+    const call = state.call;
+    if (!call) {
+      ui.call.hidden = true;
+      return;
+    }
+    ui.call.hidden = false;
+    const category = el("select", { id: "category", name: "category" },
+      el("option", { value: "" }, t("agent.pick")),
+      state.categories.map((c) => el("option", { value: c.code }, `${c.code} ${lang() === "en" && c.name_en ? c.name_en : c.name}`)));
+    const disposition = el("fieldset", { id: "disposition" }, el("legend", { "data-i18n": "agent.disposition" }),
+      ["answered", "transferred"].map((value) => el("label", {},
+        el("input", { type: "radio", name: "disposition", value, checked: value === "answered" }),
+        el("span", { "data-i18n": `agent.${value}` }))));
+    const summary = el("textarea", { id: "summary", name: "summary", rows: 3, maxlength: 4000 });
+    const used = el("output", { id: "script-used" }, state.usedScript ? state.usedScript.key : t("agent.none"));
+    const complete = el("button", { type: "submit", id: "complete", class: "primary", "data-i18n": "agent.complete" });
+    const form = el("form", { class: "ticket" },
+      el("p", {}, `#${call.id} · ${cityName(call.city, lang())} · `, el("span", { id: "call-caller" }, call.caller || "")),
+      el("label", { for: "category", "data-i18n": "agent.category" }), category,
+      disposition,
+      el("label", { for: "summary", "data-i18n": "agent.summary" }), summary,
+      el("p", {}, el("span", { "data-i18n": "agent.script_used" }), ": ", used),
+      complete);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const message = {
+        type: "complete", call_id: call.id,
+        disposition: form.querySelector("input[name=disposition]:checked").value,
+        summary: summary.value || undefined, category_code: category.value || undefined,
+      };
+      if (state.usedScript) {
+        message.script_version = state.usedScript.version;
+        message.script_key = state.usedScript.key;
+      }
+      send(message);
+    });
+    ui.call.append(form);
+    translate(ui.call);
+  }
+
+  // --- scripts ----------------------------------------------------------------------------------
+  function chooseScriptsCity() {
+    const host = [...state.surges.values()][0];
+    const city = state.call?.city || state.offer?.call.city || host || who.city;
+    if (city !== state.scriptsCity) {
+      state.scriptsCity = city;
+      state.changed = new Set();
+      loadScripts(false);
+    }
+  }
+
+  const search = el("input", { id: "script-search", type: "search", "data-i18n-label": "agent.search" });
+  const badge = el("span", { id: "script-version", class: "pill" });
+  const list = el("ol", { id: "script-entries", class: "entries" });
+  ui.scripts.append(
+    el("h2", { id: "scripts-title" }, el("span", { "data-i18n": "agent.scripts" }), " ", el("span", { id: "scripts-city" }), " ", badge),
+    search, list);
+  let searchTimer = null;
+  search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(renderEntries, 200);
+  });
+
+  async function loadScripts(highlight) {
+    const city = state.scriptsCity;
+    try {
+      state.book = await get(`/cities/${city}/scripts`);
+    } catch (error) {
+      state.book = { city, version: 0, entries: [], error: error.message };
+    }
+    if (!highlight) state.changed = new Set();
+    renderEntries();
+  }
+
+  async function renderEntries() {
+    const book = state.book;
+    if (!book) return;
+    document.getElementById("scripts-city").textContent = cityName(book.city, lang());
+    badge.textContent = t("agent.version", { v: book.version });
+    badge.dataset.version = book.version;
+    let entries = book.entries;
+    const query = search.value.trim();
+    if (query) {
+      try {
+        const found = await get(`/cities/${book.city}/scripts/search?q=${encodeURIComponent(query)}`);
+        entries = found.hits.map((hit) => hit.entry);
+      } catch (_) { entries = []; }
+    }
+    list.replaceChildren(...entries.map((entry) => {
+      const use = el("button", { type: "button", class: "small" }, t("agent.use"));
+      use.addEventListener("click", () => {
+        state.usedScript = { key: entry.key, version: book.version };
+        const output = document.getElementById("script-used");
+        if (output) output.textContent = entry.key;
+      });
+      return el("li", { class: state.changed.has(entry.key) ? "entry changed" : "entry", dataset: { key: entry.key } },
+        el("h3", {}, entry.title, " ", el("small", {}, entry.category_code || "")),
+        el("p", { class: "question" }, entry.question),
+        el("p", { class: "answer" }, entry.answer),
+        state.call ? use : null);
+    }));
+    if (!entries.length) list.append(el("li", { class: "muted" }, t("agent.no_entries")));
+  }
+
+  // --- keyboard: A accepts, D declines ------------------------------------------------------------
+  function onKey(event) {
+    if (!state.offer || event.target.matches("input, textarea, select")) return;
+    const key = event.key.toLowerCase();
+    if (key === "a") send({ type: "accept", offer_id: state.offer.offer_id });
+    if (key === "d") send({ type: "decline", offer_id: state.offer.offer_id });
+  }
+  document.addEventListener("keydown", onKey);
+  const stopTranslating = onLanguage(() => {
+    render();
+    renderEntries();
+  });
+
+  get("/categories").then((categories) => {
+    state.categories = categories;
+    render();
+  }).catch(() => {});
+  renderConnection(false);
+  render();
+  loadScripts(false);
+  connect();
+
+  return () => {
+    state.closed = true;
+    clearInterval(ticker);
+    document.removeEventListener("keydown", onKey);
+    stopTranslating();
+    if (state.socket) state.socket.close();
+  };
+}

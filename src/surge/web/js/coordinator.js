@@ -1,0 +1,640 @@
+// The coordinator's dashboard: every city's pressure, starting a surge from the proposed waves,
+// the live surges (waves, helpers, the host's queue, script adoption), and ending them.
+import { CITY_NAMES, cityName, el, get, post } from "./api.js";
+import { chart } from "./chart.js";
+import { add, language, onLanguage, t, translate } from "./i18n.js";
+
+const POLL_MS = 3000;
+const CODES = Object.keys(CITY_NAMES);
+const SEVERE_SCORE = 6; // an over city scoring this much is shown as severe (p3)
+
+add({
+  zh: {
+    "coord.title": "省级统筹", "coord.updated": "更新于 {time}", "coord.refresh_failed": "刷新失败：{message}",
+    "coord.board": "全省话务压力", "coord.elected": "当选求援城市", "coord.none_elected": "目前没有城市超过压力阈值",
+    "coord.elected_badge": "当选", "coord.over": "超阈值", "coord.waiting": "排队", "coord.longest": "最长等待",
+    "coord.agents": "坐席 空闲/忙", "coord.connection": "接通率", "coord.score": "压力值 {score}",
+    "coord.level0": "平稳", "coord.level1": "关注", "coord.level2": "承压", "coord.level3": "严重",
+    "coord.start_for": "为{city}发起多援一",
+    "coord.launch": "发起多援一", "coord.host": "求援城市", "coord.pick": "请选择", "coord.propose": "重新获取建议方案",
+    "coord.loading": "正在获取建议方案…", "coord.proposed": "建议方案已载入，可按需调整",
+    "coord.short": "求援城市约缺 {n} 名坐席", "coord.wave": "第 {n} 波", "coord.seats": "每市席位",
+    "coord.helpers": "援助城市", "coord.spare": "可抽调 {n}", "coord.add_wave": "添加一波", "coord.remove_wave": "删除第 {n} 波",
+    "coord.overflow": "溢出等待（秒）", "coord.overflow_hint": "来电排队超过此时长后才分配给援助坐席",
+    "coord.shared": "允许援助城市同时支援其他多援一", "coord.reason": "启动原因（记入审计日志）",
+    "coord.submit": "启动多援一", "coord.no_helpers": "请至少选择一个援助城市", "coord.pick_host": "请先选择求援城市",
+    "coord.started": "已为{city}启动多援一（#{id}）", "coord.left_out": "未纳入建议的城市",
+    "coord.live": "进行中的多援一", "coord.no_surges": "目前没有进行中的多援一",
+    "coord.surge_title": "{city}多援一 #{id}", "coord.host_waiting": "求援城市排队 {n}",
+    "coord.since": "{time} 由 {who} 启动", "coord.overflow_is": "溢出等待 {n} 秒",
+    "coord.col_wave": "波次", "coord.col_city": "援助城市", "coord.col_seats": "席位", "coord.col_in_use": "在用",
+    "coord.col_answered": "已接听", "coord.col_state": "状态", "coord.active_at": "已启动 {time}", "coord.pending": "待启动",
+    "coord.total": "合计", "coord.activate": "启动第 {n} 波", "coord.activated": "{city}多援一第 {n} 波已启动",
+    "coord.end": "结束多援一", "coord.confirm_end": "确认结束{city}多援一？援助坐席手中的来电将正常完成，不再分配新来电。",
+    "coord.end_reason": "结束原因（可选）", "coord.confirm": "确认结束", "coord.cancel": "取消",
+    "coord.ended": "{city}多援一已结束", "coord.queue_chart": "{city}近一小时排队情况",
+    "coord.series_waiting": "排队来电", "coord.series_agents": "在线坐席", "coord.no_history": "暂无采样数据",
+    "coord.adoption": "{city}答复口径版本", "coord.adoption_summary": "当前第 {v} 版 · {n} 名坐席在线服务",
+    "coord.version": "第 {v} 版", "coord.unacked": "未确认", "coord.agents_n": "{n} 人",
+    "coord.behind": "版本落后的坐席", "coord.all_current": "所有在线坐席均已使用最新版本",
+    "coord.col_agent": "坐席", "coord.col_home": "所属城市", "coord.col_version": "当前版本", "coord.more": "另有 {n} 人",
+    "coord.seconds": "{s} 秒", "coord.minutes": "{m} 分 {s} 秒", "coord.failed": "操作失败：{message}",
+  },
+  en: {
+    "coord.title": "Coordinator", "coord.updated": "Updated {time}", "coord.refresh_failed": "Refresh failed: {message}",
+    "coord.board": "Pressure across the province", "coord.elected": "Elected city", "coord.none_elected": "No city is over its pressure thresholds",
+    "coord.elected_badge": "Elected", "coord.over": "Over", "coord.waiting": "Waiting", "coord.longest": "Longest wait",
+    "coord.agents": "Free / busy", "coord.connection": "Conn. rate", "coord.score": "Score {score}",
+    "coord.level0": "Calm", "coord.level1": "Watch", "coord.level2": "Under pressure", "coord.level3": "Severe",
+    "coord.start_for": "Start a surge for {city}",
+    "coord.launch": "Start a surge", "coord.host": "Host city", "coord.pick": "Choose", "coord.propose": "Propose again",
+    "coord.loading": "Loading the proposal…", "coord.proposed": "Proposal loaded; adjust it as needed",
+    "coord.short": "The host is about {n} agents short", "coord.wave": "Wave {n}", "coord.seats": "Seats per city",
+    "coord.helpers": "Helper cities", "coord.spare": "{n} spare", "coord.add_wave": "Add a wave", "coord.remove_wave": "Remove wave {n}",
+    "coord.overflow": "Overflow after (s)", "coord.overflow_hint": "Calls wait this long before helpers are offered them",
+    "coord.shared": "Let helpers also serve another surge", "coord.reason": "Reason (kept in the audit log)",
+    "coord.submit": "Start the surge", "coord.no_helpers": "Choose at least one helper city", "coord.pick_host": "Choose the host city first",
+    "coord.started": "Surge #{id} for {city} started", "coord.left_out": "Cities left out of the proposal",
+    "coord.live": "Active surges", "coord.no_surges": "No surge is active",
+    "coord.surge_title": "Surge #{id} for {city}", "coord.host_waiting": "{n} waiting at the host",
+    "coord.since": "started {time} by {who}", "coord.overflow_is": "overflow after {n} s",
+    "coord.col_wave": "Wave", "coord.col_city": "Helper city", "coord.col_seats": "Seats", "coord.col_in_use": "In use",
+    "coord.col_answered": "Answered", "coord.col_state": "State", "coord.active_at": "active since {time}", "coord.pending": "not yet active",
+    "coord.total": "Total", "coord.activate": "Activate wave {n}", "coord.activated": "Wave {n} of the surge for {city} is active",
+    "coord.end": "End the surge", "coord.confirm_end": "End the surge for {city}? Helpers finish the calls in hand and get no new ones.",
+    "coord.end_reason": "Reason for ending (optional)", "coord.confirm": "Yes, end it", "coord.cancel": "Cancel",
+    "coord.ended": "The surge for {city} has ended", "coord.queue_chart": "{city}: the queue over the last hour",
+    "coord.series_waiting": "Calls waiting", "coord.series_agents": "Agents logged in", "coord.no_history": "No samples yet",
+    "coord.adoption": "{city}: answer script versions", "coord.adoption_summary": "Version {v} is current · {n} agents serving",
+    "coord.version": "v{v}", "coord.unacked": "not acknowledged", "coord.agents_n": "{n}",
+    "coord.behind": "Agents behind", "coord.all_current": "Every connected agent has the current version",
+    "coord.col_agent": "Agent", "coord.col_home": "Home city", "coord.col_version": "Version", "coord.more": "and {n} more",
+    "coord.seconds": "{s} s", "coord.minutes": "{m} min {s} s", "coord.failed": "Failed: {message}",
+  },
+});
+
+function loadStyles() {
+  if (document.querySelector('link[data-page="coordinator"]')) return;
+  const href = new URL("../css/coordinator.css", import.meta.url).href;
+  document.head.append(el("link", { rel: "stylesheet", href, dataset: { page: "coordinator" } }));
+}
+
+// --- formatting -----------------------------------------------------------------------------------
+const lang = () => language();
+const city = (code) => cityName(code, lang());
+const locale = () => (lang() === "en" ? "en-GB" : "zh-CN");
+const clock = (at) => new Date(at).toLocaleTimeString(locale(), { hour12: false });
+const hhmm = (at) => new Date(at).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", hour12: false });
+
+function duration(seconds) {
+  const whole = Math.round(seconds || 0);
+  if (whole < 60) return t("coord.seconds", { s: whole });
+  return t("coord.minutes", { m: Math.floor(whole / 60), s: String(whole % 60).padStart(2, "0") });
+}
+
+// Replace a node's children, skipping the absent ones (replaceChildren would print "null").
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false));
+}
+
+const percent = (rate) => (rate === null || rate === undefined ? "—" : `${Math.round(rate * 100)}%`);
+const describe = (error) => (error.code && error.code !== "network" ? `${error.message} (${error.code})` : error.message);
+
+// Pressure level for the tile colour: calm, a signal at threshold, over, over and strong.
+function level(reading, elected) {
+  if (reading.over) return reading.score >= SEVERE_SCORE || reading.code === elected ? 3 : 2;
+  return reading.score >= 1 ? 1 : 0;
+}
+
+export function mount(view, { banner }) {
+  loadStyles();
+  const state = {
+    closed: false, polling: false, board: null, surges: [], cards: new Map(),
+    hostTouched: false, proposalSeq: 0, surgesSeq: 0, draft: null, submitting: false,
+  };
+
+  // --- the page's frame -------------------------------------------------------------------------
+  const updated = el("span", { id: "board-updated", class: "pill" });
+  const refreshError = el("p", { id: "refresh-error", class: "error", role: "alert" });
+  const grid = el("div", { id: "board", class: "grid13" });
+  const electedText = el("div", { id: "elected" });
+  const startFor = el("button", { type: "button", id: "start-for-elected", class: "primary", hidden: true });
+  const host = el("select", { id: "surge-host", name: "host" });
+  const propose = el("button", { type: "button", id: "surge-propose", "data-i18n": "coord.propose" });
+  const proposalStatus = el("span", { id: "proposal-status", role: "status", class: "muted" });
+  const editor = el("div", { id: "wave-editor" });
+  const addWave = el("button", { type: "button", id: "add-wave", "data-i18n": "coord.add_wave" });
+  const overflow = el("input", { id: "surge-overflow", type: "number", min: 0, max: 3600, step: 1, value: 0, "aria-describedby": "overflow-hint" });
+  const shared = el("input", { id: "surge-shared", type: "checkbox" });
+  const reason = el("input", { id: "surge-reason", type: "text", maxlength: 1000 });
+  const leftOut = el("div", { id: "left-out" });
+  const formError = el("p", { id: "surge-error", class: "error", role: "alert" });
+  const submit = el("button", { type: "submit", id: "surge-submit", class: "primary", "data-i18n": "coord.submit" });
+  const form = el("form", { id: "surge-form", class: "surge-form", dataset: { state: "idle", host: "" }, novalidate: true },
+    el("div", { class: "toolbar" },
+      el("label", { for: "surge-host", "data-i18n": "coord.host" }), host, propose, proposalStatus),
+    editor,
+    el("div", { class: "toolbar" }, addWave),
+    el("div", { class: "launch-options" },
+      el("label", { for: "surge-overflow", "data-i18n": "coord.overflow" }), overflow,
+      el("small", { id: "overflow-hint", class: "muted", "data-i18n": "coord.overflow_hint" }),
+      el("label", { for: "surge-reason", "data-i18n": "coord.reason" }), reason,
+      el("span", {}), el("label", { class: "check" }, shared, " ", el("span", { "data-i18n": "coord.shared" }))),
+    leftOut, formError, submit);
+  const surgesList = el("div", { id: "surges" });
+
+  view.append(
+    el("div", { class: "toolbar" }, el("h1", { "data-i18n": "coord.title" }), updated),
+    refreshError,
+    el("section", { class: "card", "aria-labelledby": "board-title" },
+      el("h2", { id: "board-title", "data-i18n": "coord.board" }),
+      el("div", { class: "elected-panel" }, electedText, startFor),
+      grid),
+    el("section", { class: "card", "aria-labelledby": "launch-title" },
+      el("h2", { id: "launch-title", "data-i18n": "coord.launch" }), form),
+    el("section", { class: "card", "aria-labelledby": "live-title" },
+      el("h2", { id: "live-title", "data-i18n": "coord.live" }), surgesList),
+  );
+
+  // --- 1. the pressure board -------------------------------------------------------------------
+  async function refreshBoard() {
+    state.board = await get("/pressure");
+    renderBoard();
+    // Until the coordinator picks a host, propose for the elected city (unless it already hosts).
+    const elected = state.board.elected;
+    if (elected && !hosting(elected) && !state.hostTouched && host.value !== elected && !state.submitting) {
+      chooseHost(elected, false);
+    }
+  }
+
+  function renderBoard() {
+    const board = state.board;
+    if (!board) return;
+    updated.textContent = t("coord.updated", { time: clock(board.at) });
+    const readings = new Map(board.cities.map((reading) => [reading.code, reading]));
+    fill(grid, ...CODES.filter((code) => readings.has(code)).map((code) => tile(readings.get(code), board.elected)));
+    const elected = board.elected ? readings.get(board.elected) : null;
+    if (elected) {
+      fill(electedText,
+        el("h3", {}, t("coord.elected"), " ", el("strong", { id: "elected-city", dataset: { code: elected.code } }, city(elected.code)),
+          " ", el("span", { class: "pill bad" }, t("coord.score", { score: elected.score.toFixed(1) }))),
+        el("ul", { class: "reasons", lang: "en" }, elected.reasons.map((text) => el("li", {}, text))));
+      startFor.textContent = t("coord.start_for", { city: city(elected.code) });
+      startFor.dataset.code = elected.code;
+      startFor.hidden = hosting(elected.code);
+    } else {
+      fill(electedText, el("p", { class: "muted" }, t("coord.none_elected")));
+      startFor.hidden = true;
+    }
+  }
+
+  const hosting = (code) => state.surges.some((surge) => surge.host_city === code);
+
+  function tile(reading, elected) {
+    const tier = level(reading, elected);
+    const isElected = reading.code === elected;
+    const name = `tile-${reading.code}-name`;
+    return el("article", {
+      id: `tile-${reading.code}`, class: `tile p${tier}${isElected ? " elected" : ""}`, "aria-labelledby": name,
+      dataset: { code: reading.code, level: tier, elected: isElected ? "true" : "false" },
+    },
+    el("h3", { id: name }, city(reading.code),
+      isElected ? el("span", { class: "pill bad" }, t("coord.elected_badge")) : null,
+      reading.over && !isElected ? el("span", { class: "pill warn" }, t("coord.over")) : null),
+    el("p", { class: "tile-level" }, `${t(`coord.level${tier}`)} · ${t("coord.score", { score: reading.score.toFixed(1) })}`),
+    el("dl", { class: "figures" },
+      el("dt", {}, t("coord.waiting")), el("dd", { dataset: { field: "waiting" } }, reading.waiting),
+      el("dt", {}, t("coord.longest")), el("dd", { dataset: { field: "longest" } }, duration(reading.longest_wait_s)),
+      el("dt", {}, t("coord.agents")), el("dd", { dataset: { field: "agents" } }, `${reading.agents_free} / ${reading.agents_busy}`),
+      el("dt", {}, t("coord.connection")), el("dd", { dataset: { field: "connection" } }, percent(reading.connection_rate))),
+    reading.reasons.length
+      ? el("ul", { class: "reasons", lang: "en" }, reading.reasons.map((text) => el("li", {}, text)))
+      : null);
+  }
+
+  startFor.addEventListener("click", () => {
+    chooseHost(startFor.dataset.code, true);
+    host.focus();
+  });
+
+  // --- 2. starting a surge from the proposed waves -----------------------------------------------
+  function renderHostOptions() {
+    const value = host.value;
+    fill(host, el("option", { value: "" }, t("coord.pick")), CODES.map((code) => el("option", { value: code }, city(code))));
+    host.value = value;
+  }
+
+  function chooseHost(code, byHand) {
+    if (byHand) state.hostTouched = true;
+    host.value = code;
+    loadProposal(code);
+  }
+
+  host.addEventListener("change", () => {
+    state.hostTouched = true;
+    if (host.value) loadProposal(host.value);
+    else {
+      state.proposalSeq++; // a proposal still loading is no longer wanted
+      state.draft = null;
+      setStatus("");
+      form.dataset.host = "";
+      form.dataset.state = "idle";
+      renderEditor();
+    }
+  });
+  // Once the coordinator edits the draft, the elected city no longer replaces it.
+  editor.addEventListener("change", () => { state.hostTouched = true; });
+  propose.addEventListener("click", () => {
+    if (!host.value) return showFormError(t("coord.pick_host"));
+    state.hostTouched = true;
+    return loadProposal(host.value);
+  });
+
+  async function loadProposal(code) {
+    const seq = ++state.proposalSeq;
+    form.dataset.state = "loading";
+    form.dataset.host = code;
+    setStatus("coord.loading");
+    showFormError("");
+    let draft = { host: code, waves: [], offers: {}, unavailable: {}, short: null };
+    try {
+      const proposal = await get(`/surges/proposal?host=${encodeURIComponent(code)}`);
+      draft = {
+        host: code,
+        waves: proposal.waves.map((wave) => ({ cities: new Set(wave.cities), seats: wave.seats_per_city })),
+        offers: Object.fromEntries(proposal.waves.flatMap((wave) => wave.helpers).map((h) => [h.city, h])),
+        unavailable: proposal.unavailable || {},
+        short: proposal.agents_short,
+      };
+      if (seq === state.proposalSeq) setStatus("coord.proposed");
+    } catch (error) {
+      if (seq === state.proposalSeq) {
+        setStatus("");
+        showFormError(describe(error), error.code);
+      }
+    }
+    if (seq !== state.proposalSeq || state.closed) return; // a newer choice took over
+    if (!draft.waves.length) draft.waves.push({ cities: new Set(), seats: 1 });
+    state.draft = draft;
+    renderEditor();
+    form.dataset.state = "ready";
+  }
+
+  function renderEditor() {
+    const draft = state.draft;
+    addWave.disabled = !draft;
+    if (!draft) {
+      fill(editor);
+      fill(leftOut);
+      return;
+    }
+    fill(editor,
+      draft.short !== null ? el("p", { id: "agents-short" }, t("coord.short", { n: draft.short })) : null,
+      draft.waves.map((wave, index) => waveFieldset(draft, wave, index + 1)));
+    const out = Object.entries(draft.unavailable);
+    fill(leftOut, out.length
+      ? el("details", { class: "left-out" }, el("summary", {}, `${t("coord.left_out")} (${out.length})`),
+        el("ul", {}, out.map(([code, why]) => el("li", {}, `${city(code)}: `, el("span", { lang: "en" }, why)))))
+      : null);
+  }
+
+  function waveFieldset(draft, wave, number) {
+    const id = `wave-${number}`;
+    const seats = el("input", { id: `${id}-seats`, type: "number", min: 1, max: 10000, step: 1, value: wave.seats, required: true });
+    seats.addEventListener("input", () => { wave.seats = seats.valueAsNumber; });
+    const remove = el("button", { type: "button", class: "small", id: `${id}-remove` }, t("coord.remove_wave", { n: number }));
+    remove.disabled = draft.waves.length === 1;
+    remove.addEventListener("click", () => {
+      draft.waves.splice(number - 1, 1);
+      renderEditor();
+      addWave.focus();
+    });
+    const boxes = CODES.filter((code) => code !== draft.host).map((code) => {
+      const box = el("input", { type: "checkbox", id: `${id}-${code}`, value: code, checked: wave.cities.has(code) });
+      box.addEventListener("change", () => {
+        if (box.checked) {
+          wave.cities.add(code);
+          draft.waves.forEach((other, at) => { // a city helps in one wave only: move it here
+            if (other === wave || !other.cities.delete(code)) return;
+            const elsewhere = document.getElementById(`wave-${at + 1}-${code}`);
+            if (elsewhere) elsewhere.checked = false;
+          });
+        } else {
+          wave.cities.delete(code);
+        }
+      });
+      const offer = draft.offers[code];
+      const why = draft.unavailable[code];
+      return el("label", { class: `city-check${offer ? " proposed" : ""}${why ? " unavailable" : ""}`, for: box.id },
+        box, " ", city(code),
+        offer ? el("small", {}, ` ${t("coord.spare", { n: offer.spare })}`) : null,
+        why ? el("small", { lang: "en" }, ` ${why}`) : null);
+    });
+    return el("fieldset", { class: "wave", id, dataset: { wave: number } },
+      el("legend", {}, t("coord.wave", { n: number })),
+      el("div", { class: "wave-head" }, el("label", { for: seats.id }, t("coord.seats")), seats, remove),
+      el("div", { class: "wave-cities", role: "group", "aria-label": `${t("coord.wave", { n: number })} ${t("coord.helpers")}` }, boxes));
+  }
+
+  addWave.addEventListener("click", () => {
+    if (!state.draft) return;
+    state.draft.waves.push({ cities: new Set(), seats: 1 });
+    renderEditor();
+    document.getElementById(`wave-${state.draft.waves.length}-seats`)?.focus();
+  });
+
+  function setStatus(key) { // kept as a key, so the language switch translates it
+    if (key) proposalStatus.dataset.i18n = key;
+    else delete proposalStatus.dataset.i18n;
+    proposalStatus.textContent = key ? t(key) : "";
+  }
+
+  function showFormError(text, code = "") {
+    formError.textContent = text;
+    formError.dataset.code = code || "";
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const draft = state.draft;
+    if (!draft || !host.value) return showFormError(t("coord.pick_host"));
+    const waves = draft.waves.filter((wave) => wave.cities.size)
+      .map((wave) => ({ cities: [...wave.cities].sort(), seats_per_city: Number.isFinite(wave.seats) ? wave.seats : 0 }));
+    if (!waves.length) return showFormError(t("coord.no_helpers"));
+    const body = { host_city: draft.host, waves, overflow_after_s: overflow.value === "" ? 0 : Number(overflow.value) };
+    if (shared.checked) body.allow_shared_helpers = true;
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    showFormError("");
+    state.submitting = true;
+    submit.disabled = true;
+    try {
+      const surge = await post("/surges", body);
+      banner(t("coord.started", { city: city(surge.host_city), id: surge.id }), "ok");
+      resetForm();
+      await refreshSurges();
+      document.getElementById(`surge-${surge.id}`)?.focus();
+    } catch (error) {
+      showFormError(describe(error), error.code);
+    } finally {
+      state.submitting = false;
+      submit.disabled = false;
+    }
+    return undefined;
+  });
+
+  function resetForm() {
+    state.proposalSeq++;
+    state.draft = null;
+    state.hostTouched = false;
+    host.value = "";
+    reason.value = "";
+    shared.checked = false;
+    setStatus("");
+    form.dataset.state = "idle";
+    form.dataset.host = "";
+    renderEditor();
+  }
+
+  // --- 3 and 4. the live surges ------------------------------------------------------------------
+  async function refreshSurges() {
+    const seq = ++state.surgesSeq;
+    const surges = await get("/surges?active=true");
+    if (seq !== state.surgesSeq || state.closed) return; // a newer read (after an action) won
+    state.surges = surges;
+    const live = new Set(surges.map((surge) => surge.id));
+    for (const [id, card] of state.cards) {
+      if (!live.has(id)) {
+        card.root.remove();
+        state.cards.delete(id);
+      }
+    }
+    surges.forEach((surge) => {
+      const card = state.cards.get(surge.id) || makeCard(surge);
+      card.surge = surge;
+      updateCard(card);
+      surgesList.append(card.root); // keeps the server's order (newest first)
+    });
+    renderNoSurges();
+    renderBoard(); // the elected city's "start" button depends on who hosts
+    await Promise.all(surges.map((surge) => refreshExtras(state.cards.get(surge.id))));
+  }
+
+  function renderNoSurges() {
+    const empty = surgesList.querySelector(".no-surges");
+    if (state.cards.size && empty) empty.remove();
+    if (!state.cards.size && !empty) surgesList.append(el("p", { class: "muted no-surges" }, t("coord.no_surges")));
+    else if (empty) empty.textContent = t("coord.no_surges");
+  }
+
+  function makeCard(surge) {
+    const id = surge.id;
+    const card = {
+      surge, history: null, adoptionData: null, historyError: "", adoptionError: "",
+      title: el("h3", { id: `surge-${id}-title` }),
+      meta: el("p", { class: "surge-meta" }),
+      table: el("div", { class: "table-wrap" }),
+      chart: el("figure", { class: "surge-chart", id: `surge-${id}-chart` }),
+      adoptionBox: el("div", { class: "adoption", id: `surge-${id}-adoption` }),
+      activate: el("button", { type: "button", class: "primary", id: `surge-${id}-activate` }),
+      end: el("button", { type: "button", class: "danger", id: `surge-${id}-end`, "aria-expanded": "false", "aria-controls": `surge-${id}-confirm` }),
+      confirmText: el("p", { id: `surge-${id}-confirm-text` }),
+      endReason: el("input", { type: "text", id: `surge-${id}-end-reason`, maxlength: 1000 }),
+      confirm: el("button", { type: "button", class: "danger", id: `surge-${id}-confirm-end` }),
+      cancel: el("button", { type: "button", id: `surge-${id}-cancel` }),
+      error: el("p", { class: "error", role: "alert", id: `surge-${id}-error` }),
+    };
+    card.reasonLabel = el("label", { for: card.endReason.id });
+    card.confirmBox = el("div", { class: "confirm", id: `surge-${id}-confirm`, role: "group", "aria-labelledby": card.confirmText.id, hidden: true },
+      card.confirmText, card.reasonLabel, card.endReason, el("div", { class: "actions" }, card.confirm, card.cancel));
+    card.root = el("article", { class: "surge-card", id: `surge-${id}`, tabindex: -1, "aria-labelledby": card.title.id, dataset: { host: surge.host_city, id } },
+      el("div", { class: "surge-head" }, card.title, el("div", { class: "actions" }, card.activate, card.end)),
+      card.meta, card.confirmBox, card.error,
+      el("div", { class: "surge-body" }, card.table, el("div", { class: "surge-side" }, card.chart, card.adoptionBox)));
+
+    const closeConfirm = () => {
+      card.confirmBox.hidden = true;
+      card.end.setAttribute("aria-expanded", "false");
+      card.end.focus();
+    };
+    card.end.addEventListener("click", () => {
+      card.confirmBox.hidden = false;
+      card.end.setAttribute("aria-expanded", "true");
+      card.confirm.focus();
+    });
+    card.cancel.addEventListener("click", closeConfirm);
+    card.confirmBox.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") closeConfirm();
+    });
+    card.confirm.addEventListener("click", () => act(card, `/surges/${id}/end`, card.endReason.value, (read) => t("coord.ended", { city: city(read.host_city) })));
+    card.activate.addEventListener("click", () => {
+      const number = Number(card.activate.dataset.wave);
+      act(card, `/surges/${id}/waves/${number}/activate`, "", (read) => t("coord.activated", { city: city(read.host_city), n: number }));
+    });
+    state.cards.set(id, card);
+    return card;
+  }
+
+  async function act(card, path, why, message) {
+    card.error.textContent = "";
+    for (const button of [card.activate, card.end, card.confirm]) button.disabled = true;
+    try {
+      const read = await post(path, why.trim() ? { reason: why.trim() } : {});
+      banner(message(read), "ok");
+      await refreshSurges();
+    } catch (error) {
+      card.error.textContent = t("coord.failed", { message: describe(error) });
+      card.error.dataset.code = error.code || "";
+    } finally {
+      for (const button of [card.activate, card.end, card.confirm]) button.disabled = false;
+    }
+  }
+
+  function updateCard(card) {
+    const surge = card.surge;
+    card.title.textContent = t("coord.surge_title", { city: city(surge.host_city), id: surge.id });
+    fill(card.meta,
+      el("span", { class: `pill ${surge.host_waiting ? "warn" : "ok"}`, id: `surge-${surge.id}-waiting` },
+        t("coord.host_waiting", { n: surge.host_waiting })), " ",
+      el("span", { class: "pill" }, t("coord.overflow_is", { n: surge.overflow_after_s })), " ",
+      el("span", { class: "muted" }, t("coord.since", { time: clock(surge.created_at), who: surge.created_by })));
+    const next = surge.waves.find((wave) => !wave.active);
+    card.activate.hidden = !next;
+    if (next) {
+      card.activate.dataset.wave = next.number;
+      card.activate.textContent = t("coord.activate", { n: next.number });
+    }
+    card.end.textContent = t("coord.end");
+    card.confirmText.textContent = t("coord.confirm_end", { city: city(surge.host_city) });
+    card.reasonLabel.textContent = t("coord.end_reason");
+    card.confirm.textContent = t("coord.confirm");
+    card.cancel.textContent = t("coord.cancel");
+    fill(card.table, wavesTable(surge));
+    renderChart(card);
+    renderAdoption(card);
+  }
+
+  function wavesTable(surge) {
+    const rows = [];
+    const totals = { seats: 0, in_use: 0, answered: 0 };
+    for (const wave of surge.waves) {
+      wave.helpers.forEach((helper, index) => {
+        if (wave.active) {
+          totals.seats += helper.seats;
+          totals.in_use += helper.in_use;
+        }
+        totals.answered += helper.answered ?? 0;
+        const first = index === 0;
+        const span = wave.helpers.length;
+        rows.push(el("tr", { class: wave.active ? "active" : "pending", dataset: { wave: wave.number, city: helper.city } },
+          first ? el("th", { scope: "rowgroup", rowspan: span }, t("coord.wave", { n: wave.number })) : null,
+          el("td", {}, city(helper.city)),
+          el("td", { class: "num", dataset: { field: "seats" } }, helper.seats),
+          el("td", { class: "num", dataset: { field: "in_use" } }, helper.in_use),
+          el("td", { class: "num", dataset: { field: "answered" } }, helper.answered ?? "—"),
+          first ? el("td", { rowspan: span }, wave.active
+            ? el("span", { class: "pill ok" }, t("coord.active_at", { time: hhmm(wave.activated_at) }))
+            : el("span", { class: "pill" }, t("coord.pending"))) : null));
+      });
+    }
+    return el("table", { class: "waves-table" },
+      el("caption", { class: "visually-hidden" }, t("coord.surge_title", { city: city(surge.host_city), id: surge.id })),
+      el("thead", {}, el("tr", {}, ["col_wave", "col_city", "col_seats", "col_in_use", "col_answered", "col_state"]
+        .map((key) => el("th", { scope: "col" }, t(`coord.${key}`))))),
+      el("tbody", {}, rows),
+      el("tfoot", {}, el("tr", {}, el("th", { scope: "row", colspan: 2 }, t("coord.total")),
+        el("td", { class: "num" }, totals.seats), el("td", { class: "num" }, totals.in_use),
+        el("td", { class: "num", dataset: { field: "answered-total" } }, totals.answered), el("td", {}))));
+  }
+
+  async function refreshExtras(card) {
+    if (!card) return;
+    const code = card.surge.host_city;
+    const [history, adoption] = await Promise.allSettled([
+      get(`/pressure/history?city=${code}&minutes=60`),
+      get(`/cities/${code}/scripts/adoption`),
+    ]);
+    if (history.status === "fulfilled") [card.history, card.historyError] = [history.value, ""];
+    else card.historyError = describe(history.reason);
+    if (adoption.status === "fulfilled") [card.adoptionData, card.adoptionError] = [adoption.value, ""];
+    else card.adoptionError = describe(adoption.reason);
+    renderChart(card);
+    renderAdoption(card);
+  }
+
+  function renderChart(card) {
+    const code = card.surge.host_city;
+    const title = t("coord.queue_chart", { city: city(code) });
+    const caption = el("figcaption", {}, title);
+    const samples = card.history?.samples || [];
+    if (card.historyError) fill(card.chart, caption, el("p", { class: "error" }, card.historyError));
+    else if (!samples.length) fill(card.chart, caption, el("p", { class: "muted" }, t("coord.no_history")));
+    else {
+      fill(card.chart, caption, chart({
+        title,
+        labels: samples.map((sample) => hhmm(sample.at)),
+        series: [
+          { name: t("coord.series_waiting"), values: samples.map((sample) => sample.waiting) },
+          { name: t("coord.series_agents"), values: samples.map((sample) => sample.agents_free + sample.agents_busy) },
+        ],
+      }));
+    }
+  }
+
+  function renderAdoption(card) {
+    const code = card.surge.host_city;
+    const data = card.adoptionData;
+    const heading = el("h4", {}, t("coord.adoption", { city: city(code) }));
+    if (card.adoptionError || !data) {
+      fill(card.adoptionBox, heading, card.adoptionError ? el("p", { class: "error" }, card.adoptionError) : null);
+      return;
+    }
+    const behind = data.behind.slice(0, 20);
+    fill(card.adoptionBox,
+      heading,
+      el("p", { dataset: { version: data.version } }, t("coord.adoption_summary", { v: data.version, n: data.serving })),
+      el("ul", { class: "by-version" }, data.by_version.map((entry) => el("li", {
+        class: `pill ${entry.version === data.version ? "ok" : "warn"}`, dataset: { version: entry.version ?? "none" },
+      }, `${entry.version === null ? t("coord.unacked") : t("coord.version", { v: entry.version })}: ${t("coord.agents_n", { n: entry.agents })}`))),
+      behind.length
+        ? el("table", { class: "behind" },
+          el("caption", {}, t("coord.behind")),
+          el("thead", {}, el("tr", {}, ["col_agent", "col_home", "col_version"].map((key) => el("th", { scope: "col" }, t(`coord.${key}`))))),
+          el("tbody", {}, behind.map((agent) => el("tr", {},
+            el("td", {}, agent.name), el("td", {}, city(agent.city)),
+            el("td", {}, agent.version === null ? t("coord.unacked") : t("coord.version", { v: agent.version }))))))
+        : el("p", { class: "muted" }, t("coord.all_current")),
+      data.behind.length > behind.length ? el("p", { class: "muted" }, t("coord.more", { n: data.behind.length - behind.length })) : null);
+  }
+
+  // --- polling ----------------------------------------------------------------------------------
+  async function poll() {
+    if (state.polling || state.closed) return;
+    state.polling = true;
+    try {
+      const results = await Promise.allSettled([refreshBoard(), refreshSurges()]);
+      const failed = results.find((result) => result.status === "rejected");
+      refreshError.textContent = failed ? t("coord.refresh_failed", { message: describe(failed.reason) }) : "";
+    } finally {
+      state.polling = false;
+    }
+  }
+
+  onLanguage(() => {
+    if (state.closed) return;
+    renderBoard();
+    renderHostOptions();
+    renderEditor();
+    for (const card of state.cards.values()) updateCard(card);
+    renderNoSurges();
+  });
+
+  renderHostOptions();
+  renderEditor();
+  translate(view);
+  poll();
+  const timer = setInterval(poll, POLL_MS);
+  return () => {
+    state.closed = true;
+    clearInterval(timer);
+  };
+}

@@ -1,0 +1,96 @@
+"""The agent console in a real browser: log in, go available, take a call, complete the ticket."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser, WebSocketRoute, expect
+
+from surge.auth.models import Role
+from tests.browser.conftest import screenshot, signed_in
+from tests.helpers import PASSWORD, LiveService
+
+NANJING = "320100"
+
+
+async def test_an_agent_logs_in_takes_a_call_and_completes_it(
+    browser: Browser, site: LiveService
+) -> None:
+    cti = await site.add_user(Role.CTI)
+    page = await signed_in(browser, site, Role.AGENT, NANJING)
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    await expect(page.locator("#presence")).to_have_attribute("data-state", "break")
+
+    await page.get_by_role("button", name="置闲").click()
+    await expect(page.locator("#presence")).to_have_attribute("data-state", "available")
+    call = await site.post_call(cti, NANJING, caller="13912345678")
+
+    offer = page.locator("#offer")
+    await expect(offer.locator("#offer-caller")).to_have_text("13912345678")  # own city: whole
+    await expect(offer.locator("#offer-city")).to_contain_text("南京")
+    await expect(offer.locator("#offer-countdown")).to_contain_text("秒")
+    await screenshot(page, "agent-offer")
+    await page.keyboard.press("a")  # the keyboard accepts
+
+    await expect(page.locator("#call")).to_be_visible()
+    await expect(page.locator("#presence")).to_have_attribute("data-state", "busy")
+    await page.get_by_label("诉求分类").select_option("0101")
+    await page.get_by_label("转办").check()
+    await page.get_by_label("工单摘要").fill("询问核酸检测点")
+    await screenshot(page, "agent-call")
+    await page.get_by_role("button", name="完成工单").click()
+
+    await expect(page.locator("#call")).to_be_hidden()
+    await expect(page.locator("#presence")).to_have_attribute("data-state", "available")
+    ticket = await site.http.get(f"/api/v1/calls/{call['id']}", headers=site.auth(cti))
+    body = ticket.json()
+    assert (body["status"], body["disposition"]) == ("completed", "transferred")
+    assert (body["category_code"], body["summary"]) == ("0101", "询问核酸检测点")
+
+
+async def test_the_console_switches_to_english(browser: Browser, site: LiveService) -> None:
+    page = await signed_in(browser, site, Role.AGENT, NANJING)
+
+    await page.get_by_role("button", name="English").click()
+
+    await expect(page.get_by_role("button", name="Go available")).to_be_visible()
+    await expect(page.locator("#presence")).to_have_text("On break")
+    await page.get_by_role("button", name="中文").click()
+    await expect(page.get_by_role("button", name="置闲")).to_be_visible()
+
+
+async def test_the_console_reconnects_after_a_network_drop_and_says_so(
+    browser: Browser, site: LiveService
+) -> None:
+    """The socket is cut under the page; the console says so, reconnects, keeps the call."""
+    cti = await site.add_user(Role.CTI)
+    name = await site.add_user(Role.AGENT, NANJING)
+    page = await browser.new_page(viewport={"width": 1280, "height": 860})
+    routes: list[WebSocketRoute] = []
+
+    async def through(route: WebSocketRoute) -> None:
+        route.connect_to_server()
+        routes.append(route)
+
+    await page.route_web_socket("**/ws/agent*", through)
+    await page.goto(f"{site.base_url}/console/")
+    await page.get_by_label("用户名").fill(name)
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    await page.get_by_role("button", name="置闲").click()
+    call = await site.post_call(cti, NANJING)
+    await page.get_by_role("button", name="接听 (A)").click()
+    await expect(page.locator("#call")).to_be_visible()
+
+    await routes[-1].close(code=1011, reason="network lost")  # the line drops
+
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
+    await expect(page.locator("#banner")).to_contain_text("正在重新连接")
+    await screenshot(page, "agent-reconnecting")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    await expect(page.locator("#banner")).to_contain_text("已重新连接")
+    assert len(routes) == 2  # a second socket, opened by the console itself
+    await expect(page.locator("#call")).to_contain_text(f"#{call['id']}")  # still in hand
+    await page.get_by_role("button", name="完成工单").click()
+    await expect(page.locator("#call")).to_be_hidden()
+    ticket = await site.http.get(f"/api/v1/calls/{call['id']}", headers=site.auth(cti))
+    assert ticket.json()["status"] == "completed"
