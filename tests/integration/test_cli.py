@@ -79,28 +79,26 @@ async def test_users_add_reads_the_password_from_stdin(backend: Backend) -> None
         assert response.json()["agent_id"] is not None
 
 
-@pytest.mark.parametrize(
-    ("args", "stdin", "message"),
-    [
-        (("users", "add", "x1", "--role", "agent", "--city", "320100"), "short\n", "8 characters"),
-        (("users", "add", "x2", "--role", "agent", "--city", "999999"), "long-enough\n", "999999"),
-        (("users", "add", "x3", "--role", "agent"), "long-enough\n", "--city"),
-        (
-            ("users", "add", "x4", "--role", "coordinator", "--city", "320100"),
-            "long-enough\n",
-            "province-wide",
-        ),
-        (("users", "add", "bad name", "--role", "cti"), "long-enough\n", "username"),
-    ],
-)
-async def test_users_add_refuses_bad_input_clearly(
-    backend: Backend, args: tuple[str, ...], stdin: str, message: str
-) -> None:
-    await surge(backend, "seed")
-    code, output = await surge(backend, *args, stdin=stdin)
-    assert code == 1
-    assert message in output
-    assert "Traceback" not in output
+USERS_ADD_MISTAKES: list[tuple[tuple[str, ...], str, str]] = [
+    (("users", "add", "x1", "--role", "agent", "--city", "320100"), "short\n", "8 characters"),
+    (("users", "add", "x2", "--role", "agent", "--city", "999999"), "long-enough\n", "999999"),
+    (("users", "add", "x3", "--role", "agent"), "long-enough\n", "--city"),
+    (
+        ("users", "add", "x4", "--role", "coordinator", "--city", "320100"),
+        "long-enough\n",
+        "province-wide",
+    ),
+    (("users", "add", "bad name", "--role", "cti"), "long-enough\n", "username"),
+]
+
+
+async def test_users_add_refuses_bad_input_clearly(backend: Backend) -> None:
+    await seed(backend.settings())
+    for args, stdin, message in USERS_ADD_MISTAKES:
+        code, output = await surge(backend, *args, stdin=stdin)
+        assert code == 1, args
+        assert message in output, (args, output)
+        assert "Traceback" not in output
 
 
 async def test_users_add_refuses_a_duplicate_and_a_bad_role(backend: Backend) -> None:

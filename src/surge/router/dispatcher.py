@@ -57,6 +57,7 @@ class Dispatcher:
         self._stopping = False
         self._surges: tuple[policy.SurgeView, ...] = ()
         self._surges_read_at = -math.inf
+        self._surges_lock = asyncio.Lock()
 
     def surges_changed(self) -> None:
         """A surge started, gained a wave or ended: re-read them before the next cycle."""
@@ -64,13 +65,19 @@ class Dispatcher:
         self.poke()
 
     async def surges(self) -> tuple[policy.SurgeView, ...]:
-        """The active surges, re-read from the database at most every `SURGES_TTL_S`."""
+        """The active surges, re-read from the database at most every `SURGES_TTL_S`.
+
+        One read at a time: many consoles connecting at once share it rather than each taking
+        a database connection (which could drain the pool).
+        """
         if time.monotonic() - self._surges_read_at > SURGES_TTL_S:
-            async with self._sessions() as session:
-                self._surges = surges_service.views(
-                    await surges_service.active_surges(session=session)
-                )
-            self._surges_read_at = time.monotonic()
+            async with self._surges_lock:
+                if time.monotonic() - self._surges_read_at > SURGES_TTL_S:
+                    async with self._sessions() as session:
+                        self._surges = surges_service.views(
+                            await surges_service.active_surges(session=session)
+                        )
+                    self._surges_read_at = time.monotonic()
         return self._surges
 
     def stop(self) -> None:

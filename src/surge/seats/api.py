@@ -128,15 +128,18 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     writer = asyncio.create_task(connection.write())
     seat: seats_service.Seat | None = None
     try:
-        async with database_errors(), runtime.sessions() as session:
-            seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)
-            greeting = await seats_service.connect(
-                session=session,
-                state=runtime.state,
-                seat=seat,
-                instance=instance,
-                surges=await runtime.dispatcher.surges(),
-            )
+        async with database_errors():
+            # Read before taking a connection: never hold one while waiting for another.
+            surges = await runtime.dispatcher.surges()
+            async with runtime.sessions() as session:
+                seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)
+                greeting = await seats_service.connect(
+                    session=session,
+                    state=runtime.state,
+                    seat=seat,
+                    instance=instance,
+                    surges=surges,
+                )
         await runtime.gateway.attach_agent(seat.agent_id, connection)
         for frame in greeting:
             connection.send(frame)
