@@ -15,15 +15,16 @@ Python then adds up at most cities x hours rows and derives the rates. Every fig
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, and_, case, cast, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from surge.calls.lifecycle import CallStatus, Disposition
@@ -46,6 +47,7 @@ from surge.seats.models import Agent
 from surge.settings import Settings
 from surge.surges.models import Surge, SurgeWave, SurgeWaveCity
 
+T = TypeVar("T")
 PROVINCE_NAME = ("全省", "Province")
 _TOLERANCE_S = 0.001
 """Thresholds hold to the millisecond: SQLite's date arithmetic is exact only to ~0.1 ms."""
@@ -374,17 +376,37 @@ async def _figures(
     settings: Settings,
     classification: Classification,
 ) -> _Figures:
-    query = _Query(session=session, day=day, city=city, settings=settings)
-    seats_active, agents_active, agents_in_all = await query.agents()
+    """Run the queries side by side, each on a connection of its own from the session's engine.
+
+    On Postgres this roughly halves the report's time on two cores. The queries read a day
+    that is over (or today's so far), so separate snapshots agree on everything that matters.
+    """
+    bind = session.bind
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("the report needs a session bound to an engine")
+
+    async def run(work: Callable[[_Query], Awaitable[T]]) -> T:
+        async with AsyncSession(bind) as own:
+            return await work(_Query(session=own, day=day, city=city, settings=settings))
+
+    agents, hours, helped, kinds, p90, surges = await asyncio.gather(
+        run(lambda q: q.agents()),
+        run(lambda q: q.hours()),
+        run(lambda q: q.helped()),
+        run(lambda q: q.kinds(classification)),
+        run(lambda q: q.wait_p90()),
+        run(lambda q: q.surges()),
+    )
+    seats_active, agents_active, agents_in_all = agents
     return _Figures(
-        hours=await query.hours(),
-        helped=await query.helped(),
-        kinds=await query.kinds(classification),
+        hours=hours,
+        helped=helped,
+        kinds=kinds,
         seats_active=seats_active,
         agents_active=agents_active,
         agents_in_all=agents_in_all,
-        wait_p90_s=await query.wait_p90(),
-        surges=await query.surges(),
+        wait_p90_s=p90,
+        surges=surges,
     )
 
 
