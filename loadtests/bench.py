@@ -52,7 +52,6 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -75,6 +74,7 @@ from loadtests.stack import (
     create_database,
     drop_database,
     drop_prefix,
+    exit_code,
     ping_redis,
     run_cli,
     service_env,
@@ -741,17 +741,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 when it ran (PASS or MISS), 1 when it broke."""
     config, service_log = parse_args(argv)
-    try:
+
+    def bench() -> Report:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            report = runner.run(run(config, service_log=service_log))
-    except BenchError as exc:
-        print(f"benchmark broke: {exc}", file=sys.stderr)
-        return 1
-    except Exception:  # anything else breaking the run is as bad: say where
-        traceback.print_exc()
-        print("benchmark broke (see the traceback above)", file=sys.stderr)
-        return 1
-    return 1 if report.broken else 0
+            return runner.run(run(config, service_log=service_log))
+
+    return exit_code(bench)
 
 
 if __name__ == "__main__":

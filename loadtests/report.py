@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -63,6 +62,7 @@ from loadtests.stack import (
     create_database,
     database_url,
     drop_database,
+    exit_code,
     service_env,
 )
 from surge import migrate
@@ -1151,16 +1151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.nanjing_calls <= 0:
             parser.error("--nanjing-calls must be positive")
         config = replace(config, host_calls=args.nanjing_calls)
-    try:
-        result = asyncio.run(run(config, reuse=args.reuse))
-    except BenchError as exc:
-        print(f"benchmark broke: {exc}", file=sys.stderr)
-        return 1
-    except Exception:  # anything else breaking the run is as bad: say where
-        traceback.print_exc()
-        print("benchmark broke (see the traceback above)", file=sys.stderr)
-        return 1
-    return 1 if result.broken else 0
+    return exit_code(lambda: asyncio.run(run(config, reuse=args.reuse)))
 
 
 if __name__ == "__main__":

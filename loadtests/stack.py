@@ -12,9 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import redis.asyncio as aioredis
@@ -37,6 +39,25 @@ SURGE = Path(sys.executable).with_name("surge")  # the console script of this vi
 
 class BenchError(RuntimeError):
     """The benchmark itself broke (the service crashed, a call was lost, set-up failed)."""
+
+
+class Outcome(Protocol):
+    @property
+    def broken(self) -> bool: ...
+
+
+def exit_code(run: Callable[[], Outcome]) -> int:
+    """Run a benchmark; 0 when it ran (PASS or MISS), 1 when it broke, saying how."""
+    try:
+        outcome = run()
+    except BenchError as exc:
+        print(f"benchmark broke: {exc}", file=sys.stderr)
+        return 1
+    except Exception:  # anything else breaking the run is as bad: say where
+        traceback.print_exc()
+        print("benchmark broke (see the traceback above)", file=sys.stderr)
+        return 1
+    return 1 if outcome.broken else 0
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
