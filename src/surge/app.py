@@ -22,7 +22,7 @@ from surge.cities import api as cities_api
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.db import create_engine, create_sessionmaker, is_outage, outage
-from surge.errors import PayloadTooLarge, SurgeError
+from surge.errors import PayloadTooLarge, SurgeError, describe
 from surge.reports import api as reports_api
 from surge.reports.schedule import ScheduledExport
 from surge.router import recovery
@@ -40,7 +40,7 @@ from surge.surges.autopilot import Autopilot
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-_SCRIPT_BOOK = re.compile(r"^/api/v1/cities/\d{6}/scripts(/rollback|/import)?$")
+_SCRIPT_BOOK = re.compile(r"^/api/v1/cities/[0-9]{6}/scripts(/rollback|/import)?$")
 SHUTDOWN_WAIT_S = 5.0
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 
@@ -104,10 +104,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for error in exc.errors()[:5]:
-            where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        problems = [describe(problem, whole="body") for problem in exc.errors()[:5]]
         return _error(422, "invalid_request", "; ".join(problems) or "the request is not valid")
 
     @app.exception_handler(StarletteHTTPException)

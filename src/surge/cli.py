@@ -15,18 +15,17 @@ import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge.auth.models import Role, User
 from surge.cities import service as cities_service
 from surge.db import create_engine, create_sessionmaker
-from surge.errors import SurgeError
+from surge.errors import SurgeError, describe
 from surge.settings import Settings
 
 T = TypeVar("T")
@@ -165,46 +164,70 @@ def _users_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_file(out: str) -> Path:
+    """The file `--out` names, refused before any work when it cannot be written there."""
+    path = Path(out)
+    if not out or path.is_dir():
+        raise SurgeError(f"--out {out!r} is not a file name")
+    if not path.parent.is_dir():
+        raise SurgeError(f"--out {out}: there is no folder {path.parent}")
+    return path
+
+
+def _write_output(path: Path, content: bytes) -> None:
+    """Write the whole file or none of it; a device or a pipe (/dev/null) is written into, kept."""
+    from surge.reports.schedule import write_atomically
+
+    try:
+        if path.exists() and not path.is_file():
+            with path.open("wb") as file:
+                file.write(content)
+        else:
+            write_atomically(path, content)
+    except OSError as exc:
+        raise SurgeError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    print(f"wrote {path} ({len(content)} bytes)", file=sys.stderr)
+
+
 def _simulate(_: Settings, args: argparse.Namespace) -> int:
     from surge.sim.engine import simulate
     from surge.sim.scenario import Scenario
 
+    out = None if args.out is None else _output_file(args.out)
     try:
         scenario = Scenario.model_validate_json(Path(args.scenario).read_bytes())
     except OSError as exc:
         raise SurgeError(f"cannot read {args.scenario}: {exc.strerror}") from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'scenario'}: {e['msg']}"
-            for e in exc.errors()[:10]
-        )
+        problems = "; ".join(describe(e, whole="scenario") for e in exc.errors()[:10])
         raise SurgeError(f"{args.scenario} is not a valid scenario: {problems}") from exc
     started = time.perf_counter()
     result = simulate(scenario)
     elapsed = time.perf_counter() - started
     text = json.dumps(result, ensure_ascii=False, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    else:
+    if out is None:
         print(text)
+    else:
+        _write_output(out, (text + "\n").encode())
     arrivals = sum(city["offered"] for city in result["cities"])
     print(f"simulated {arrivals} arrivals in {elapsed:.2f} s", file=sys.stderr)
     return 0
 
 
 def _report_daily(settings: Settings, args: argparse.Namespace) -> int:
-    from surge.reports import export
-    from surge.reports import service as reports_service
-    from surge.reports.api import check_day
-    from surge.reports.schedule import write_atomically
-    from surge.reports.schemas import Lang, Part, ReportFormat
-    from surge.scripts.classification import Classification
+    from surge.reports.schemas import Lang, Part, ReportDay, ReportFormat, check_day
 
     try:
-        day = date.fromisoformat(args.date)
-    except ValueError as exc:
-        raise SurgeError(f"--date {args.date!r} is not a date like 2021-07-25") from exc
+        day = TypeAdapter(ReportDay).validate_python(args.date)
+    except ValidationError as exc:
+        raise SurgeError(describe(exc.errors()[0], whole=f"--date {args.date}")) from exc
     check_day(day, settings.report_timezone)
+    out = None if args.out == "-" else _output_file(args.out)
+
+    from surge.reports import export  # the heavier part, once the arguments are known good
+    from surge.reports import service as reports_service
+    from surge.scripts.classification import Classification
+
     classification = Classification.load(settings.classification_file)
 
     async def work(session: AsyncSession) -> bytes:
@@ -220,11 +243,10 @@ def _report_daily(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     content = _in_transaction(settings, work)
-    if args.out == "-":
+    if out is None:
         sys.stdout.buffer.write(content)
     else:
-        write_atomically(Path(args.out), content)
-        print(f"wrote {args.out} ({len(content)} bytes)", file=sys.stderr)
+        _write_output(out, content)
     return 0
 
 

@@ -25,11 +25,27 @@ SurgeError                      500 internal_error
     └── StateUnavailable        503 state_unavailable
 
 HTTP responses and websocket `error` frames render the same body: {"code", "message"}.
+Validation problems are put in words by `describe`, wherever they are found.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+from pydantic_core import ErrorDetails
+
+
+def describe(problem: ErrorDetails, *, whole: str) -> str:
+    """One validation problem as "where: what"; `whole` names the thing when it is at fault."""
+    where = ".".join(str(part) for part in problem["loc"] if part != "body") or whole
+    context = problem.get("ctx", {})
+    if problem["type"] == "json_invalid" and "error" in context:
+        at = problem["loc"][-1] if problem["loc"] else None
+        place = f" at character {at}" if isinstance(at, int) else ""
+        return f"{whole}: not valid JSON{place} ({context['error']})"
+    if problem["type"] == "value_error" and "error" in context:
+        return f"{where}: {context['error']}"  # the validator's own words, without "Value error, "
+    return f"{where}: {problem['msg']}"
 
 
 class SurgeError(Exception):

@@ -58,7 +58,8 @@ async def test_malformed_and_huge_bodies(service: LiveService) -> None:
     cti = await service.add_user(Role.CTI)
     headers = {**service.auth(cti), "Content-Type": "application/json"}
     response = await service.http.post("/api/v1/calls", content=b"{not json", headers=headers)
-    error_of(response, 422, "invalid_request")
+    message = error_of(response, 422, "invalid_request")["message"]
+    assert message.startswith("body: not valid JSON at character 1 ("), message
     huge = b'{"city": "320100", "caller": "' + b"1" * 200_000 + b'", "channel": "phone"}'
     error_of(
         await service.http.post("/api/v1/calls", content=huge, headers=headers),

@@ -60,6 +60,7 @@ async def test_pressure_history_follows_a_citys_queue(service: LiveService) -> N
     [
         ("", "invalid_request"),
         ("city=Nanjing", "invalid_request"),
+        ("city=３２０１００", "invalid_request"),  # full-width digits are not a code
         ("city=999999", "unknown_city"),
         (f"city={NANJING}&minutes=0", "invalid_request"),
         (f"city={NANJING}&minutes=61", "invalid_request"),

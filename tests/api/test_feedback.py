@@ -81,6 +81,11 @@ BAD_ANSWERS: list[dict[str, Any]] = [
     {"score": 6},
     {"score": "five"},
     {"satisfied": "maybe"},
+    {"score": True},  # a boolean is not a score (lax parsing would store 1, "not satisfied")
+    {"score": "4"},
+    {"score": 4.0},
+    {"satisfied": "yes"},
+    {"satisfied": 1},
     {"satisfied": False, "score": 5},
     {"satisfied": True, "comment": "extra fields are refused"},
 ]

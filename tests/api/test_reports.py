@@ -508,8 +508,17 @@ BAD_REQUESTS: list[tuple[dict[str, str], int, str]] = [
     ({"date": "2021-02-30"}, 422, "invalid_request"),
     ({"date": "yesterday"}, 422, "invalid_request"),
     ({"date": "2999-01-01"}, 422, "invalid_request"),
+    # Only YYYY-MM-DD: a date type alone would also take these as some day.
+    ({"date": "20210725"}, 422, "invalid_request"),
+    ({"date": "2021-W29-7"}, 422, "invalid_request"),
+    ({"date": "1627142400"}, 422, "invalid_request"),
+    ({"date": f"{DAY}T00:00:00"}, 422, "invalid_request"),
+    # Before 1901 Shanghai was +08:05: year 1 would start before the calendar does.
+    ({"date": "0001-01-01"}, 422, "invalid_request"),
+    ({"date": "1969-12-31"}, 422, "invalid_request"),
     ({"date": DAY, "city": "999999"}, 422, "unknown_city"),
     ({"date": DAY, "city": "3201"}, 422, "invalid_request"),
+    ({"date": DAY, "city": "３２０１００"}, 422, "invalid_request"),  # full-width digits
     ({"date": DAY, "format": "pdf"}, 422, "invalid_request"),
     ({"date": DAY, "format": "csv", "part": "everything"}, 422, "invalid_request"),
     ({"date": DAY, "format": "csv", "lang": "fr"}, 422, "invalid_request"),
@@ -524,6 +533,19 @@ async def test_bad_report_requests(service: LiveService) -> None:
             "/api/v1/reports/daily", params=params, headers=service.auth(coordinator)
         )
         error_of(response, status, code)
+
+    refused = await service.http.get(
+        "/api/v1/reports/daily", params={"date": "20210725"}, headers=service.auth(coordinator)
+    )
+    assert error_of(refused, 422, "invalid_request")["message"] == (
+        "query.date: expected a day written YYYY-MM-DD, like 2021-07-25"
+    )
+    early = await service.http.get(
+        "/api/v1/reports/daily", params={"date": "1969-12-31"}, headers=service.auth(coordinator)
+    )
+    assert error_of(early, 422, "invalid_request")["message"] == (
+        "query.date: reports begin on 1970-01-01"
+    )
 
 
 async def test_todays_report_counts_calls_taken_through_the_service(service: LiveService) -> None:

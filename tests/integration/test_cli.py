@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -169,18 +170,19 @@ async def test_simulate_runs_the_shipped_scenarios(name: str, tmp_path: Path) ->
 
 
 async def test_simulate_explains_a_bad_scenario(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"seed": 1, "duration_s": -5, "cities": []}', encoding="utf-8")
-    code, _, err = await run_cli("simulate", str(bad))
-    assert code == 1
-    assert "duration_s" in err
-    assert "Traceback" not in err
-    code, _, err = await run_cli("simulate", str(tmp_path / "missing.json"))
-    assert code == 1
-    assert "cannot read" in err
-    bad.write_text("{not json", encoding="utf-8")
-    code, _, err = await run_cli("simulate", str(bad))
-    assert (code, "not a valid scenario" in err) == (1, True)
+    invalid, broken = tmp_path / "invalid.json", tmp_path / "broken.json"
+    invalid.write_text('{"seed": 1, "duration_s": -5, "cities": []}', encoding="utf-8")
+    broken.write_text("{not json", encoding="utf-8")
+    scenario = str(SCENARIOS / "quiet_day.json")
+    mistakes = [
+        ([str(invalid)], "duration_s"),
+        ([str(tmp_path / "missing.json")], "cannot read"),
+        ([str(broken)], "is not a valid scenario: scenario: not valid JSON"),
+        ([scenario, "--out", str(tmp_path / "no" / "r.json")], "there is no folder"),
+    ]
+    answers = await asyncio.gather(*(run_cli("simulate", *args) for args, _ in mistakes))
+    for (args, message), (code, _, err) in zip(mistakes, answers, strict=True):
+        assert (code, message in err, "Traceback" in err) == (1, True, False), (args, err)
 
 
 def read_bytes(path: Path) -> bytes:
@@ -230,23 +232,46 @@ async def test_report_daily_writes_what_the_api_serves(backend: Backend, tmp_pat
 
 
 REPORT_MISTAKES: list[tuple[list[str], str]] = [
-    (["--date", "2021-02-30", "--format", "json"], "is not a date like 2021-07-25"),
+    (["--date", "2021-02-30", "--format", "json"], "day value is outside expected range"),
+    (["--date", "20210725", "--format", "json"], "expected a day written YYYY-MM-DD"),
+    (["--date", "2021-W29-7", "--format", "json"], "expected a day written YYYY-MM-DD"),
+    (["--date", "0001-01-01", "--format", "json"], "reports begin on 1970-01-01"),
     (["--date", "2999-01-01", "--format", "json"], "has not happened yet"),
     (["--date", "2021-07-25", "--city", "999999", "--format", "json"], "no city with code"),
     (["--date", "2021-07-25", "--format", "pdf"], "invalid choice: 'pdf'"),
 ]
 
 
-async def test_report_daily_explains_bad_input(
+async def test_report_daily_explains_bad_input_and_writes_into_a_pipe(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Argument checks do not depend on the database: the embedded one is enough."""
+    """Argument checks do not depend on the database: the embedded one is enough.
+
+    `--out` a pipe or a device (/dev/stdout, /dev/null) writes into it; it stays what it is.
+    """
     async with make_backend("embedded", request, tmp_path) as backend:
         await seed(backend.settings())
         out = tmp_path / "report"
-        for args, message in REPORT_MISTAKES:
-            code, output = await surge(backend, "report", "daily", *args, "--out", str(out))
-            assert code != 0, args
-            assert message in output, (args, output)
-            assert "Traceback" not in output
-            assert not out.exists()
+        day = ["--date", "2021-07-25", "--format", "csv"]
+        mistakes = [(args, "--out", str(out), message) for args, message in REPORT_MISTAKES] + [
+            (day, "--out", str(tmp_path / "missing" / "r.csv"), "there is no folder"),
+            (day, "--out", str(tmp_path), "is not a file name"),
+            (day, "--out", "", "is not a file name"),
+        ]
+        answers = await asyncio.gather(  # separate processes: side by side
+            *(surge(backend, "report", "daily", *args, flag, to) for args, flag, to, _ in mistakes)
+        )
+        for (args, _, to, message), (code, output) in zip(mistakes, answers, strict=True):
+            assert code != 0, (args, to)
+            assert (message in output, "Traceback" in output) == (True, False), (args, to, output)
+        assert not out.exists()
+
+        pipe = tmp_path / "pipe"
+        os.mkfifo(pipe)
+        reader = asyncio.create_task(asyncio.to_thread(pipe.read_bytes))
+        code, output = await surge(backend, "report", "daily", *day, "--out", str(pipe))
+        assert code == 0, output
+        received = await asyncio.wait_for(reader, timeout=10)
+        assert received.startswith("\ufeff".encode())  # the whole CSV came through the pipe
+        assert stat.S_ISFIFO(pipe.stat().st_mode)
+        assert not [n for n in os.listdir(tmp_path) if n.startswith(".pipe.")]  # no temporary

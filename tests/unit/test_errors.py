@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from surge import errors
-from surge.errors import SurgeError
+from surge.errors import SurgeError, describe
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 TREE_LINE = re.compile(
@@ -100,3 +102,43 @@ def test_docstring_tree_parser_sees_the_whole_tree() -> None:
     assert tree["UnknownCity"] == (422, "unknown_city", "BadRequest")
     assert tree["StateUnavailable"] == (503, "state_unavailable", "ServiceUnavailable")
     assert len(tree) >= 16
+
+
+class _Answer(BaseModel):
+    score: int = Field(ge=1, le=5)
+
+    @field_validator("score")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("the score must be odd")
+        return value
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        _Answer.model_validate_json(text)
+    return [describe(problem, whole="answer") for problem in caught.value.errors()]
+
+
+def test_validation_problems_say_where_and_what() -> None:
+    assert problems('{"score": 9}') == ["score: Input should be less than or equal to 5"]
+    assert problems("{}") == ["score: Field required"]
+    # A validator's own words come without pydantic's "Value error, " in front.
+    assert problems('{"score": 2}') == ["score: the score must be odd"]
+    # Broken JSON names the thing and the reason, not a bare "JSON decode error".
+    [broken] = problems('{"score": ')
+    assert broken.startswith("answer: not valid JSON ("), broken
+
+
+def test_a_request_body_problem_names_its_place() -> None:
+    details: ErrorDetails = {
+        "type": "json_invalid",
+        "loc": ("body", 9),
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": "Expecting value"},
+    }
+    assert describe(details, whole="body") == (
+        "body: not valid JSON at character 9 (Expecting value)"
+    )

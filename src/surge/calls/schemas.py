@@ -5,12 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from surge.calls.lifecycle import CallStatus, Channel
+from surge.cities.schemas import CityCode
 from surge.state.base import MAX_PRIORITY
-
-CityCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 
 
 class CallCreate(BaseModel):
@@ -73,8 +80,9 @@ class FeedbackCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    satisfied: bool | None = Field(default=None, description="The yes/no answer")
-    score: int | None = Field(
+    # Strict: a score of `true` or a satisfied of "off" is a client's bug, not an answer to store.
+    satisfied: StrictBool | None = Field(default=None, description="The yes/no answer")
+    score: StrictInt | None = Field(
         default=None,
         ge=1,
         le=5,

@@ -13,6 +13,7 @@ from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities import service as cities_service
 from surge.cities.schemas import (
+    CITY_CODE,
     CityRead,
     PressureBoard,
     PressureHistory,
@@ -41,7 +42,7 @@ async def get_pressure(_: Coordinator, runtime: RuntimeDep) -> PressureBoard:
 
 @router.get("/pressure/history", response_model=PressureHistory)
 async def get_pressure_history(
-    city: Annotated[str, Query(pattern=r"^\d{6}$", description="the city's code")],
+    city: Annotated[str, Query(pattern=CITY_CODE, description="the city's code")],
     _: Coordinator,
     runtime: RuntimeDep,
     minutes: Annotated[int, Query(ge=1, le=60, description="how far back")] = 60,

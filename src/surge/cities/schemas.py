@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
+
+CITY_CODE = r"^[0-9]{6}$"
+r"""A city's six-digit code, ASCII digits only (`\d` would let full-width digits through)."""
+
+CityCode = Annotated[str, StringConstraints(pattern=CITY_CODE)]
 
 
 class PressureRead(BaseModel):

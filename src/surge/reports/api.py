@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import select
 
 from surge.auth.models import Role
 from surge.auth.service import Principal
+from surge.cities.schemas import CITY_CODE
 from surge.deps import RuntimeDep, SessionDep, require_city_access, require_role
-from surge.errors import BadRequest
 from surge.reports import export
 from surge.reports import service as reports_service
 from surge.reports.models import ReportExport
-from surge.reports.schemas import DailyReport, ExportRead, Lang, Part, ReportFormat
+from surge.reports.schemas import (
+    DailyReport,
+    ExportRead,
+    Lang,
+    Part,
+    ReportDay,
+    ReportFormat,
+    check_day,
+)
 
 router = APIRouter(tags=["reports"])
 
 Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
-
-
-def check_day(day: date, timezone: str) -> None:
-    """A report may be asked for any day up to today (today's is the day so far)."""
-    today = datetime.now(ZoneInfo(timezone)).date()
-    if day > today:
-        raise BadRequest(f"{day.isoformat()} has not happened yet (today is {today.isoformat()})")
 
 
 @router.get(
@@ -50,10 +49,10 @@ async def daily_report(
     principal: Reader,
     session: SessionDep,
     runtime: RuntimeDep,
-    day: Annotated[date, Query(alias="date", description="The local day, YYYY-MM-DD")],
+    day: Annotated[ReportDay, Query(alias="date", description="The local day, YYYY-MM-DD")],
     city: Annotated[
         str | None,
-        Query(pattern=r"^\d{6}$", description="One city (default: the province, or your city)"),
+        Query(pattern=CITY_CODE, description="One city (default: the province, or your city)"),
     ] = None,
     fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.JSON,
     part: Annotated[Part, Query(description="The table a CSV holds")] = Part.SUMMARY,

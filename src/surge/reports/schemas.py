@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+
+from surge.errors import BadRequest
+
+FIRST_DAY = date(1970, 1, 1)
+"""The earliest day a report covers: before it, old local offsets (+08:05) break the arithmetic."""
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _written_as_iso_day(value: object) -> object:
+    """Only YYYY-MM-DD: not a timestamp, a datetime or an ISO week, which a date would accept."""
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise ValueError("expected a day written YYYY-MM-DD, like 2021-07-25")
+    return value
+
+
+def _not_before_the_first_day(value: date) -> date:
+    if value < FIRST_DAY:
+        raise ValueError(f"reports begin on {FIRST_DAY.isoformat()}")
+    return value
+
+
+ReportDay = Annotated[
+    date, BeforeValidator(_written_as_iso_day), AfterValidator(_not_before_the_first_day)
+]
+"""The day of a report, as the API and the CLI take it."""
+
+
+def check_day(day: date, timezone: str) -> None:
+    """A report may be asked for any day up to today (today's is the day so far)."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    if day > today:
+        raise BadRequest(f"{day.isoformat()} has not happened yet (today is {today.isoformat()})")
 
 
 class ReportFormat(StrEnum):

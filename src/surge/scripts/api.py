@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal
+from surge.cities.schemas import CITY_CODE
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep
 from surge.errors import BadRequest, Forbidden
 from surge.scripts import service as scripts_service
@@ -34,7 +35,7 @@ from surge.scripts.schemas import (
 
 router = APIRouter(tags=["scripts"])
 
-CityCode = Annotated[str, Path(pattern=r"^\d{6}$")]
+CityCode = Annotated[str, Path(pattern=CITY_CODE)]
 Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

@@ -19,14 +19,14 @@ class Kind(StrEnum):
 
 
 class _Leaf(BaseModel):
-    code: str = Field(pattern=r"^\d{4}$")
+    code: str = Field(pattern=r"^[0-9]{4}$")
     name: str = Field(min_length=1)
     name_en: str = ""
     kind: Kind
 
 
 class _Branch(BaseModel):
-    code: str = Field(pattern=r"^\d{2}$")
+    code: str = Field(pattern=r"^[0-9]{2}$")
     name: str = Field(min_length=1)
     name_en: str = ""
     children: list[_Leaf] = Field(min_length=1)

@@ -24,7 +24,7 @@ class ScriptEntry(BaseModel):
     title: Text
     question: LongText
     answer: LongText
-    category_code: Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
+    category_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
     tags: list[Tag] = Field(default_factory=list, max_length=20)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from surge.errors import BadRequest
+from surge.errors import BadRequest, describe
 from surge.scripts.schemas import ScriptEntry
 
 COLUMNS = ("key", "title", "question", "answer", "category_code", "tags")
@@ -51,9 +51,7 @@ def _entry(row: dict[str, Any], where: str) -> ScriptEntry:
     try:
         return ScriptEntry.model_validate(row)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "entry"
-        raise BadRequest(f"{where}, {field}: {first['msg']}") from exc
+        raise BadRequest(f"{where}, {describe(exc.errors()[0], whole='entry')}") from exc
 
 
 def from_csv(data: bytes) -> list[ScriptEntry]:

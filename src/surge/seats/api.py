@@ -14,7 +14,14 @@ from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
 from surge.db import database_errors
-from surge.errors import BadRequest, Forbidden, PayloadTooLarge, SurgeError, Unauthorized
+from surge.errors import (
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    SurgeError,
+    Unauthorized,
+    describe,
+)
 from surge.runtime import Runtime
 from surge.seats import service as seats_service
 from surge.seats.gateway import Connection
@@ -63,9 +70,7 @@ def _parse(runtime: Runtime, text: str) -> AgentMessage:
     try:
         return agent_message.validate_json(text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "message"
-        raise BadRequest(f"{where}: {first['msg']}") from exc
+        raise BadRequest(describe(exc.errors()[0], whole="message")) from exc
 
 
 async def _handle(

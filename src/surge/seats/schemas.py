@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from surge.calls.lifecycle import Disposition
+from surge.cities.schemas import CityCode
 
 OfferId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -52,7 +53,7 @@ class ScriptsAckMessage(_Message):
     """The console has loaded this version of a city's scripts."""
 
     type: Literal["scripts.ack"]
-    city: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+    city: CityCode
     version: int = Field(ge=0)
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from surge.cities.schemas import CityCode
 from surge.router.policy import DEFAULT_PROTECTION_FLOOR
-
-CityCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 
 
 class _Strict(BaseModel):

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal
+from surge.cities.schemas import CityCode
 from surge.deps import RuntimeDep, SessionDep, require_role
 from surge.scripts import service as scripts_service
 from surge.surges import service as surges_service
 from surge.surges.models import Surge
 from surge.surges.schemas import (
     AuditRead,
-    CityCode,
     HelperOfferRead,
     HelperRead,
     ProposalRead,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-CityCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+from surge.cities.schemas import CityCode
 
 
 class WaveCreate(BaseModel):
