@@ -26,6 +26,7 @@ from surge.auth.models import Role, User
 from surge.cities import service as cities_service
 from surge.db import create_engine, create_sessionmaker
 from surge.errors import SurgeError, describe
+from surge.files import write_atomically
 from surge.settings import Settings
 
 T = TypeVar("T")
@@ -176,8 +177,6 @@ def _output_file(out: str) -> Path:
 
 def _write_output(path: Path, content: bytes) -> None:
     """Write the whole file or none of it; a device or a pipe (/dev/null) is written into, kept."""
-    from surge.reports.schedule import write_atomically
-
     try:
         if path.exists() and not path.is_file():
             with path.open("wb") as file:

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from surge.auth.models import Role
 from surge.db import create_engine, create_sessionmaker
+from surge.files import write_atomically
 from surge.reports.models import ReportExport
-from surge.reports.schedule import ScheduledExport, write_atomically
+from surge.reports.schedule import ScheduledExport
 from surge.scripts.classification import Classification
 from surge.settings import Settings
 from tests.conftest import Backend

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -23,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from surge.db import utcnow
+from surge.files import write_atomically
 from surge.loops import run_forever
 from surge.reports import export
 from surge.reports import service as reports_service
@@ -40,25 +38,6 @@ class ExportStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-
-
-def write_atomically(path: Path, content: bytes) -> None:
-    """Write `content` to `path` so that no reader ever sees half of it."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
 
 
 class ScheduledExport:

@@ -31,7 +31,7 @@ from surge.calls.lifecycle import CallStatus, Disposition
 from surge.calls.models import Call
 from surge.calls.schemas import SATISFIED_FROM_SCORE
 from surge.cities.models import City
-from surge.db import Column, epoch_seconds, utcnow
+from surge.db import Column, epoch_seconds, seconds_between, utcnow
 from surge.errors import UnknownCity
 from surge.reports import definitions, staffing
 from surge.reports.schemas import (
@@ -193,6 +193,11 @@ _Kind = tuple[int, float]
 """Completed calls of a kind (consultation, other, unclassified) and their handling seconds."""
 
 
+def _add_kind(kinds: dict[str, _Kind], kind: str, calls: int, handling_s: float) -> None:
+    before = kinds.get(kind, (0, 0.0))
+    kinds[kind] = (before[0] + calls, before[1] + handling_s)
+
+
 class _Query:
     """The day's window, the city filter and the expressions the queries share."""
 
@@ -202,9 +207,7 @@ class _Query:
         self.received_s = epoch_seconds(dialect, Call.received_at)
         self.wait = epoch_seconds(dialect, Call.connected_at) - self.received_s
         self.abandoned_wait = epoch_seconds(dialect, Call.ended_at) - self.received_s
-        self.handling = epoch_seconds(dialect, Call.ended_at) - epoch_seconds(
-            dialect, Call.connected_at
-        )
+        self.handling = seconds_between(dialect, Call.ended_at, Call.connected_at)
         self.hour = _hour_index(dialect, self.received_s - day.start.timestamp())
         self.in_day = and_(Call.received_at >= day.start, Call.received_at < day.end)
         self.city = city
@@ -297,8 +300,7 @@ class _Query:
         for city, code, calls, handling in rows:
             category = classification.categories.get(code) if code else None
             kind = category.kind.value if category else "unclassified"
-            before = kinds[city].get(kind, (0, 0.0))
-            kinds[city][kind] = (before[0] + int(calls), before[1] + float(handling or 0))
+            _add_kind(kinds[city], kind, int(calls), float(handling or 0))
         return kinds
 
     async def agents(self) -> tuple[dict[str, int], dict[str, int], int]:
@@ -545,6 +547,7 @@ async def daily(
     figures = await _figures(
         session=session, day=when, city=city, settings=settings, classification=classification
     )
+    tomorrow = when.next()
     rows = []
     for code in [city] if city is not None else list(cities):
         info = cities[code]
@@ -564,7 +567,6 @@ async def daily(
         )
         row.helpers = _helpers(info, tally.answered, figures, cities)
         row.hourly = _hourly(when, figures.hours.get(code, {}))
-        tomorrow = when.next()
         row.staffing = staffing.advise(
             for_date=tomorrow.day,
             hours=tomorrow.hours,
@@ -587,8 +589,7 @@ async def daily(
         kinds: dict[str, _Kind] = {}
         for by_kind in figures.kinds.values():
             for kind, (calls, handling) in by_kind.items():
-                before = kinds.get(kind, (0, 0.0))
-                kinds[kind] = (before[0] + calls, before[1] + handling)
+                _add_kind(kinds, kind, calls, handling)
         province = _city_day(
             code=None,
             names=PROVINCE_NAME,
