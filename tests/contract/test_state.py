@@ -23,6 +23,7 @@ from surge.state.base import (
     HeldOffer,
     HotState,
     IdleAgent,
+    Lend,
     OfferClaim,
     Outcome,
     QueuedCall,
@@ -263,6 +264,141 @@ async def test_concurrent_claims_never_double_book(backend: Backend) -> None:
     for held in held_offers:
         assert (await present(backend.state, held.agent_id)).offer_id == held.offer_id
     assert set((await backend.state.locate(list(calls))).values()) == {CallLocation.OFFERED}
+
+
+# --- lending: helpers' agents serving a host, within its seat quota -----------------------------
+
+HOST, HELPER = CITY, OTHER  # OTHER's agents take CITY's calls in these tests
+
+
+def lent(call_id: int, agent_id: int, *, surge_id: int = 1, quota: int = 1) -> OfferClaim:
+    """A claim for a surge: a helper's agent takes a host's call within the helper's quota."""
+    return OfferClaim(uuid.uuid4().hex, call_id, agent_id, T0 + 100, Lend(surge_id, quota))
+
+
+async def lent_counts(state: HotState, city: str = HELPER) -> dict[str, int]:
+    """How many of the city's agents serve each host."""
+    return dict((await view(state, city)).lent)
+
+
+async def test_an_agent_is_lent_while_it_holds_another_citys_offer_or_call(
+    state: HotState,
+) -> None:
+    await state.enqueue([qc(c) for c in range(1, 6)])
+    for agent_id in (20, 21, 22, 23):
+        await make_available(state, agent_id, HELPER, since=T0 + agent_id)
+    await make_available(state, 10, HOST)
+    held = [await offer(state, call, agent) for call, agent in [(1, 20), (2, 21), (3, 22), (4, 23)]]
+    await offer(state, 5, 10)  # a host agent on its own city's call is lent to nobody
+
+    assert await lent_counts(state) == {HOST: 4}
+    assert await lent_counts(state, HOST) == {}
+    assert (await present(state, 20)).lent_to == HOST
+    assert (await present(state, 10)).lent_to is None
+    await state.accept(held[0].offer_id, 20, T0 + 1)
+    assert (await present(state, 20)).lent_to == HOST  # a call in hand still counts
+    assert await lent_counts(state) == {HOST: 4}
+    await state.decline(held[1].offer_id, 21, T0 + 2)
+    await state.withdraw(3)
+    await state.agent_disconnect(23, instance="i1")
+    assert await lent_counts(state) == {HOST: 1}
+    assert (await present(state, 21)).lent_to is None
+    await state.finish_call(20, 1, T0 + 3)
+    assert await lent_counts(state) == {}
+    assert (await present(state, 20)).lent_to is None
+
+
+async def test_expiry_and_reaping_end_the_lending(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 20, HELPER)
+    await make_available(state, 21, HELPER, instance="dying")
+    await offer(state, 1, 20, expires_at=T0 + 5)
+    await offer(state, 2, 21)
+    await state.heartbeat("i1", T0 + 100)
+
+    await state.expire_offers(T0 + 10)
+    await state.reap_instances(T0 + 100, max_silence_s=30)
+
+    assert await lent_counts(state) == {}
+
+
+async def test_reconnecting_with_another_citys_call_counts_it_again(state: HotState) -> None:
+    back = await state.agent_connect(20, HELPER, instance="i2", now=T0, call_id=77, call_city=HOST)
+    own = await state.agent_connect(21, HELPER, instance="i2", now=T0, call_id=78, call_city=HELPER)
+
+    assert back == AgentPresence(20, HELPER, AgentState.BUSY, "i2", T0, call_id=77, lent_to=HOST)
+    assert own.lent_to is None
+    assert await lent_counts(state) == {HOST: 1}
+    again = await state.agent_connect(20, HELPER, instance="i1", now=T0, call_id=77, call_city=HOST)
+    assert again.lent_to == HOST
+    assert await lent_counts(state) == {HOST: 1}  # already present: not counted twice
+
+
+async def test_a_lent_claim_holds_the_helpers_quota(state: HotState) -> None:
+    await state.enqueue([qc(c) for c in range(1, 5)] + [qc(9, HELPER)])
+    for agent_id in (20, 21, 22, 23):
+        await make_available(state, agent_id, HELPER, since=T0 + agent_id)
+
+    made = await state.claim([lent(1, 20, quota=2), lent(2, 21, quota=2), lent(3, 22, quota=2)])
+
+    assert [held is not None for held in made] == [True, True, False]
+    assert await queue_ids(state, HOST) == [3, 4]
+    assert await lent_counts(state) == {HOST: 2}
+    assert await idle_ids(state, HELPER) == [22, 23]
+    # The helper's own call is no loan; a wider quota (the next wave) lets one more serve.
+    assert await state.claim([claim(9, 22)]) != [None]
+    assert await state.claim([lent(3, 23, quota=3)]) != [None]
+    assert await lent_counts(state) == {HOST: 3}
+
+
+async def test_concurrent_lent_claims_never_exceed_the_quota(backend: Backend) -> None:
+    instances = [backend.state, backend.peer()]
+    calls, agents, quota = range(1, 31), range(201, 221), 3
+    await backend.state.enqueue([qc(c) for c in calls])
+    for agent_id in agents:
+        await make_available(backend.state, agent_id, HELPER)
+    attempts = [lent(c, a, quota=quota) for c in calls for a in agents]
+    random.Random(11).shuffle(attempts)
+
+    async def claimant(worker: int) -> list[HeldOffer | None]:
+        mine = attempts[worker::40]
+        made: list[HeldOffer | None] = []
+        for start in range(0, len(mine), 2):
+            made += await instances[worker % 2].claim(mine[start : start + 2])
+        return made
+
+    made = [held for batch in await asyncio.gather(*map(claimant, range(40))) for held in batch]
+
+    assert len([held for held in made if held is not None]) == quota
+    assert await lent_counts(backend.state) == {HOST: quota}
+    assert (await view(backend.state, HELPER)).offered == quota
+
+
+async def test_end_lending_revokes_the_hosts_helper_offers_only(state: HotState) -> None:
+    await state.enqueue([qc(c) for c in range(1, 7)] + [qc(8, HELPER)])
+    await make_available(state, 20, HELPER, since=T0 + 2)
+    await make_available(state, 21, HELPER, since=T0 + 1)
+    await make_available(state, 22, HELPER)
+    await make_available(state, 10, HOST)
+    revoked = await offer(state, 2, 20)
+    [accepted] = await state.claim([lent(1, 21, surge_id=7, quota=5)])
+    assert accepted is not None
+    await state.accept(accepted.offer_id, 21, T0 + 3)
+    await offer(state, 3, 10)  # the host's own agent
+    await offer(state, 8, 22)  # the helper's own call
+
+    assert await state.end_lending(7, HOST) == [revoked]
+
+    assert await queue_ids(state, HOST) == [2, 4, 5, 6]  # back at its place
+    assert await present(state, 20) == AgentPresence(20, HELPER, AgentState.AVAILABLE, "i1", T0 + 2)
+    assert (await present(state, 21)).state is AgentState.BUSY  # the call in hand goes on
+    assert (await present(state, 10)).state is AgentState.OFFERED
+    assert (await present(state, 22)).state is AgentState.OFFERED
+    assert await lent_counts(state) == {HOST: 1}
+    # No instance can lend for the ended surge any more; a later surge for the host can.
+    assert await state.claim([lent(4, 20, surge_id=7, quota=5)]) == [None]
+    assert await state.claim([lent(4, 20, surge_id=8, quota=5)]) != [None]
+    assert await state.end_lending(9, "nowhere") == []
 
 
 # --- answers ----------------------------------------------------------------------------------
@@ -788,7 +924,13 @@ async def random_step(state: HotState, rng: random.Random, trial: Trial) -> None
             heads = [c.call_id for v in views.values() for c in v.queue] or [1]
             free = [a.agent_id for v in views.values() for a in v.idle] or [agent_id]
             batch = [
-                claim(rng.choice(heads), rng.choice(free), now + rng.uniform(1, 30))
+                OfferClaim(
+                    uuid.uuid4().hex,
+                    rng.choice(heads),
+                    rng.choice(free),
+                    now + rng.uniform(1, 30),
+                    rng.choice([None, Lend(1, 2)]),
+                )
                 for _ in range(rng.randint(1, 4))
             ]
             for made in await state.claim(batch):
@@ -823,6 +965,7 @@ async def random_step(state: HotState, rng: random.Random, trial: Trial) -> None
                 instance=rng.choice(["i1", "i2"]),
                 now=now,
                 call_id=rng.choice([None, None, rng.randrange(500, 600)]),
+                call_city=rng.choice(CITIES),
             )
 
 
@@ -850,6 +993,9 @@ async def check_invariants(
         counts = [sum(a.state is s for a in mine) for s in (AgentState.OFFERED, AgentState.BUSY)]
         assert [city_view.offered, city_view.busy] == counts
         assert city_view.on_break == sum(a.state is AgentState.BREAK for a in mine)
+        hosts = [a.lent_to for a in mine if a.lent_to is not None]
+        assert dict(city_view.lent) == {host: hosts.count(host) for host in set(hosts)}
+        assert city not in hosts
 
     held = [a.offer_id for a in present_agents if a.state is AgentState.OFFERED]
     assert None not in held
@@ -863,6 +1009,11 @@ async def check_invariants(
         assert (agent.call_id is not None) == (agent.state is AgentState.BUSY)
         if agent.call_id is not None and agent.call_id in where:
             assert where[agent.call_id] is CallLocation.ABSENT
+        if agent.offer_id is not None:
+            host = offers[agent.offer_id].call.city
+            assert agent.lent_to == (None if host == agent.city else host)
+        if agent.state not in (AgentState.OFFERED, AgentState.BUSY):
+            assert agent.lent_to is None
     return live
 
 

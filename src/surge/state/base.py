@@ -10,13 +10,18 @@ Vocabulary:
 - a *queued* call sits in its city's queue, ordered by `queue_score` (priority first, then arrival);
 - an *offered* call is held for one agent until the offer is accepted, declined, expires or is
   withdrawn; declined, expired and withdrawn offers put the call back at its original place;
-- an agent is *present* while its console is connected; an absent agent is offline.
+- an agent is *present* while its console is connected; an absent agent is offline;
+- an agent is *lent* to a host while it holds an offer or a call of a city other than its own:
+  from the claim (or from reconnecting with such a call in hand) until it is available, on break
+  or absent again. Each city's lent agents are counted per host, and a claim made for a surge
+  (`Lend`) succeeds only while that count is below the helper's seat quota, so the quota holds
+  however many instances dispatch at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -83,6 +88,15 @@ class IdleAgent:
 
 
 @dataclass(frozen=True, slots=True)
+class Lend:
+    """A claim made for a surge: the call's city is the host, the agent's city a helper lending
+    at most `quota` agents to it at once."""
+
+    surge_id: int
+    quota: int
+
+
+@dataclass(frozen=True, slots=True)
 class OfferClaim:
     """A routing decision the dispatcher wants to make real: hold `call_id` for `agent_id`."""
 
@@ -90,6 +104,7 @@ class OfferClaim:
     call_id: int
     agent_id: int
     expires_at: float
+    lend: Lend | None = None  # a helper's agent taking a host's call: within the quota
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +128,7 @@ class AgentPresence:
     idle_since: float
     offer_id: str | None = None
     call_id: int | None = None
+    lent_to: str | None = None  # the host whose offer or call it holds, if not its own city's
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +143,7 @@ class CityView:
     offered: int  # agents holding an offer
     busy: int  # agents on a connected call
     on_break: int
+    lent: Mapping[str, int] = field(default_factory=dict)  # host -> this city's agents lent to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +195,17 @@ class HotState(Protocol):
 
         A made claim removes the call from its queue and the agent from the free agents, marks
         the agent `offered` and records the offer with its expiry. Claims are applied in order;
-        a later claim for the same call or agent fails (None).
+        a later claim for the same call or agent fails (None). A claim with a `lend` also fails
+        when the agent's city already lends `quota` agents to the call's city, or when its surge
+        stopped lending (`end_lending`).
+        """
+
+    async def end_lending(self, surge_id: int, host: str) -> list[HeldOffer]:
+        """A surge is ending: refuse every later claim lent for it, and end the live offers of
+        `host`'s calls held by other cities' agents.
+
+        Each call goes back to its place; each agent is available again with the idle-since it
+        had before the offer (it did nothing wrong). Calls in hand are not touched.
         """
 
     async def accept(
@@ -203,12 +230,21 @@ class HotState(Protocol):
 
     # --- agents -----------------------------------------------------------------------------
     async def agent_connect(
-        self, agent_id: int, city: str, *, instance: str, now: float, call_id: int | None
+        self,
+        agent_id: int,
+        city: str,
+        *,
+        instance: str,
+        now: float,
+        call_id: int | None,
+        call_city: str | None = None,
     ) -> AgentPresence:
         """Make the agent present on `instance`.
 
         An agent already present keeps its state and moves to `instance`. A new presence is `busy`
         with `call_id` if given (a connected call survived a disconnect), else on `break`.
+        `call_city` is the city of `call_id`: a call of another city makes the agent lent to it
+        (counted against that host's quota again).
         """
 
     async def agent_disconnect(self, agent_id: int, *, instance: str) -> HeldOffer | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -21,6 +21,7 @@ from surge.state.base import (
     CityView,
     HeldOffer,
     IdleAgent,
+    Lend,
     OfferClaim,
     Outcome,
     QueuedCall,
@@ -38,6 +39,7 @@ class _Agent:
     idle_since: float
     offer_id: str | None = None
     call_id: int | None = None
+    lent_to: str | None = None
 
     def presence(self, agent_id: int) -> AgentPresence:
         """Freeze the record for callers."""
@@ -49,6 +51,7 @@ class _Agent:
             idle_since=self.idle_since,
             offer_id=self.offer_id,
             call_id=self.call_id,
+            lent_to=self.lent_to,
         )
 
 
@@ -89,6 +92,8 @@ class InMemoryState:
             lambda: SortedKeyList(key=_by_idle)
         )
         self._engaged: defaultdict[tuple[str, AgentState], set[int]] = defaultdict(set)
+        self._lending: defaultdict[str, Counter[str]] = defaultdict(Counter)  # helper -> host -> n
+        self._ended_surges: set[int] = set()  # surges no claim may lend for any more
         self._heartbeats: dict[str, float] = {}
         self._members: defaultdict[str, set[int]] = defaultdict(set)
         self._hits: dict[str, tuple[float, int]] = {}  # key -> (window end, monotonic clock; hits)
@@ -116,6 +121,8 @@ class InMemoryState:
             self._agents,
             self._idle,
             self._engaged,
+            self._lending,
+            self._ended_surges,
             self._heartbeats,
             self._members,
             self._hits,
@@ -172,6 +179,7 @@ class InMemoryState:
                 offered=len(self._engaged.get((city, AgentState.OFFERED), ())),
                 busy=len(self._engaged.get((city, AgentState.BUSY), ())),
                 on_break=len(self._engaged.get((city, AgentState.BREAK), ())),
+                lent=dict(self._lending[city]) if city in self._lending else {},
             )
         return views
 
@@ -188,6 +196,7 @@ class InMemoryState:
                 or agent is None
                 or agent.state is not AgentState.AVAILABLE
                 or claim.offer_id in self._offers
+                or not self._may_lend(claim.lend, agent.city, call.city)
             ):
                 made.append(None)
                 continue
@@ -198,8 +207,22 @@ class InMemoryState:
             self._expiry.add((claim.expires_at, claim.offer_id))
             self._move(claim.agent_id, agent, AgentState.OFFERED, agent.idle_since)
             agent.offer_id = claim.offer_id
+            self._lend(agent, call.city)
             made.append(held)
         return made
+
+    async def end_lending(self, surge_id: int, host: str) -> list[HeldOffer]:
+        """Refuse later claims lent for the surge; end the host's offers to other cities' agents."""
+        self._ended_surges.add(surge_id)
+        ended: list[HeldOffer] = []
+        for offer_id, held in list(self._offers.items()):
+            agent = self._agents[held.agent_id]
+            if held.call.city == host and agent.city != host:
+                self._end_offer(offer_id)
+                self._queue(held.call)
+                self._move(held.agent_id, agent, AgentState.AVAILABLE, agent.idle_since)
+                ended.append(held)
+        return ended
 
     async def accept(
         self, offer_id: str, agent_id: int, now: float
@@ -242,7 +265,14 @@ class InMemoryState:
 
     # --- agents -----------------------------------------------------------------------------
     async def agent_connect(
-        self, agent_id: int, city: str, *, instance: str, now: float, call_id: int | None
+        self,
+        agent_id: int,
+        city: str,
+        *,
+        instance: str,
+        now: float,
+        call_id: int | None,
+        call_city: str | None = None,
     ) -> AgentPresence:
         """Make the agent present on `instance`; a known agent keeps its city and state."""
         agent = self._agents.get(agent_id)
@@ -251,6 +281,8 @@ class InMemoryState:
             agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)
             self._agents[agent_id] = agent
             self._engaged[(city, state)].add(agent_id)
+            if call_id is not None and call_city is not None:
+                self._lend(agent, call_city)
         else:
             self._members[agent.instance].discard(agent_id)
             agent.instance = instance
@@ -395,9 +427,41 @@ class InMemoryState:
         else:
             self._engaged[(agent.city, agent.state)].discard(agent_id)
 
+    def _may_lend(self, lend: Lend | None, helper: str, host: str) -> bool:
+        """A claim for a surge needs the surge still lending and the helper below its quota."""
+        if lend is None:
+            return True
+        lending = self._lending.get(helper)
+        lent = lending[host] if lending is not None else 0
+        return lend.surge_id not in self._ended_surges and lent < lend.quota
+
+    def _lend(self, agent: _Agent, host: str) -> None:
+        """The agent now holds an offer or a call of `host`: count it if that is another city."""
+        if host != agent.city:
+            agent.lent_to = host
+            self._lending[agent.city][host] += 1
+
+    def _unlend(self, agent: _Agent) -> None:
+        """The agent holds no offer or call any more: it no longer counts against a quota."""
+        if agent.lent_to is None:
+            return
+        counts = self._lending[agent.city]
+        counts[agent.lent_to] -= 1
+        if counts[agent.lent_to] <= 0:
+            del counts[agent.lent_to]
+        if not counts:
+            del self._lending[agent.city]
+        agent.lent_to = None
+
     def _move(self, agent_id: int, agent: _Agent, state: AgentState, idle_since: float) -> None:
-        """Move an agent to `state`, filing it accordingly; it no longer has an offer or call."""
+        """Move an agent to `state`, filing it accordingly; it no longer has an offer or call.
+
+        An agent lent to a host stays lent while offered or busy (an accepted offer), and no
+        longer once it is available or on break.
+        """
         self._leave(agent_id, agent)
+        if state in (AgentState.AVAILABLE, AgentState.BREAK):
+            self._unlend(agent)
         agent.state, agent.idle_since = state, idle_since
         agent.offer_id = agent.call_id = None
         if state is AgentState.AVAILABLE:
@@ -412,6 +476,7 @@ class InMemoryState:
             held = self._end_offer(agent.offer_id)
             self._queue(held.call)
         self._leave(agent_id, agent)
+        self._unlend(agent)
         del self._agents[agent_id]
         self._members[agent.instance].discard(agent_id)
         return held

@@ -7,8 +7,11 @@ Key layout, under the prefix P (default ``surge:``):
 - ``P q:{city}`` zset call data -> queue score (queued calls only): the member is the data so that
   reading the head of a queue needs no lookup per call; ``P qt:{city}`` zset call id ->
   enqueued_at (the same calls, for the oldest one);
-- ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, and ``offer`` or
-  ``call`` while it holds one;
+- ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, ``offer`` or
+  ``call`` while it holds one, and ``lent`` (the host) while that offer or call is another city's;
+- ``P lending:{city}`` hash host -> how many of the city's agents are lent to it (kept in step
+  with the ``lent`` fields by the same scripts); ``P ended_surges`` set of surge ids no claim may
+  lend for any more;
 - ``P idle:{city}`` zset agent id -> idle_since (available agents), ``P offered:{city}``,
   ``P busy:{city}``, ``P break:{city}`` sets of agent ids: every present agent is in exactly one;
 - ``P offer:{offer_id}`` hash: call, agent, expires_at; ``P offers`` zset offer id -> expires_at;
@@ -73,12 +76,36 @@ local function enter(agent, city, state, idle_since)
   end
 end
 
+-- An agent holding an offer or a call of another city is lent to that host: counted per host in
+-- its city's ``lending`` hash, which seat quotas are checked against.
+local function lend(agent, city, host)
+  if host ~= city then
+    redis.call('HSET', P .. 'agent:' .. agent, 'lent', host)
+    redis.call('HINCRBY', P .. 'lending:' .. city, host, 1)
+  end
+end
+
+local function unlend(agent)
+  local key = P .. 'agent:' .. agent
+  local a = redis.call('HMGET', key, 'city', 'lent')
+  if a[2] then
+    redis.call('HDEL', key, 'lent')
+    if redis.call('HINCRBY', P .. 'lending:' .. a[1], a[2], -1) <= 0 then
+      redis.call('HDEL', P .. 'lending:' .. a[1], a[2])
+    end
+  end
+end
+
 -- Move a present agent to `state` (idle_since kept unless given); it loses its offer and call,
--- then holds `field` = `value` if given.
+-- then holds `field` = `value` if given. A lent agent stays lent while offered or busy (an
+-- accepted offer) and no longer once it is available or on break.
 local function move(agent, state, idle_since, field, value)
   local key = P .. 'agent:' .. agent
   local a = redis.call('HMGET', key, 'city', 'state', 'idle_since')
   idle_since = idle_since or a[3]
+  if state == 'available' or state == 'break' then
+    unlend(agent)
+  end
   leave(agent, a[1], a[2])
   enter(agent, a[1], state, idle_since)
   redis.call('HDEL', key, 'offer', 'call')
@@ -90,7 +117,7 @@ end
 
 local function presence(agent)
   return redis.call('HMGET', P .. 'agent:' .. agent,
-    'city', 'state', 'instance', 'idle_since', 'offer', 'call')
+    'city', 'state', 'instance', 'idle_since', 'offer', 'call', 'lent')
 end
 
 -- Put a held call (back) at its place: its score alone decides where.
@@ -127,6 +154,7 @@ local function drop(agent)
     held, call = end_offer(a[4])
     queue(call)
   end
+  unlend(agent)
   leave(agent, a[1], a[2])
   redis.call('DEL', key)
   redis.call('SREM', P .. 'members:' .. a[3], agent)
@@ -169,19 +197,32 @@ return table.concat(places)
 """
 _PLACES = {"q": CallLocation.QUEUED, "o": CallLocation.OFFERED, "a": CallLocation.ABSENT}
 
-# ARGV: P, then (offer id, call id, agent id, expires_at) per claim.
+# ARGV: P, then (offer id, call id, agent id, expires_at, surge id or '', quota or '') per claim.
 # Returns per claim false or the call's data.
 _CLAIM = """
+-- A claim lent for a surge needs the surge still lending and the helper below its quota.
+local function may_lend(surge, quota, helper, host)
+  if surge == '' then
+    return true
+  end
+  local lent = tonumber(redis.call('HGET', P .. 'lending:' .. helper, host) or '0')
+  return lent < tonumber(quota)
+    and redis.call('SISMEMBER', P .. 'ended_surges', surge) == 0
+end
+
 local made = {}
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 6 do
   local offer, call, agent, expires_at = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local c = redis.call('HMGET', P .. 'call:' .. call, 'offer', 'data')
+  local c = redis.call('HMGET', P .. 'call:' .. call, 'offer', 'data', 'city')
+  local a = redis.call('HMGET', P .. 'agent:' .. agent, 'state', 'city')
   if c[2] and not c[1]
-      and redis.call('HGET', P .. 'agent:' .. agent, 'state') == 'available'
-      and redis.call('EXISTS', P .. 'offer:' .. offer) == 0 then
+      and a[1] == 'available'
+      and redis.call('EXISTS', P .. 'offer:' .. offer) == 0
+      and may_lend(ARGV[i + 4], ARGV[i + 5], a[2], c[3]) then
     unqueue(call)
     redis.call('HSET', P .. 'call:' .. call, 'offer', offer)
     move(agent, 'offered', nil, 'offer', offer)
+    lend(agent, a[2], c[3])
     redis.call('HSET', P .. 'offer:' .. offer, 'call', call, 'agent', agent,
       'expires_at', expires_at)
     redis.call('ZADD', P .. 'offers', expires_at, offer)
@@ -228,6 +269,22 @@ end
 return ended
 """
 
+# ARGV: P, surge id, host. Returns the ended offers.
+_END_LENDING = """
+redis.call('SADD', P .. 'ended_surges', ARGV[2])
+local ended = {}
+for _, offer in ipairs(redis.call('ZRANGE', P .. 'offers', 0, -1)) do
+  local agent = redis.call('HGET', P .. 'offer:' .. offer, 'agent')
+  if redis.call('HGET', P .. 'agent:' .. agent, 'lent') == ARGV[3] then
+    local held, call = end_offer(offer)
+    queue(call)
+    move(agent, 'available')
+    table.insert(ended, held)
+  end
+end
+return ended
+"""
+
 # ARGV: P, call id. Returns {'absent'}, {'queued'} or {'offered', held offer}.
 _WITHDRAW = """
 local call = ARGV[2]
@@ -247,7 +304,8 @@ move(held[2], 'available')
 return {'offered', held}
 """
 
-# ARGV: P, agent id, city, instance, now, call id or ''. Returns the presence.
+# ARGV: P, agent id, city, instance, now, call id or '', the call's city or ''.
+# Returns the presence.
 _CONNECT = """
 local agent, city, instance, now, call = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = P .. 'agent:' .. agent
@@ -263,6 +321,9 @@ else
   end
   redis.call('HSET', key, 'city', city, 'state', state, 'instance', instance, 'idle_since', now)
   enter(agent, city, state, now)
+  if call ~= '' and ARGV[7] ~= '' then
+    lend(agent, city, ARGV[7])
+  end
 end
 redis.call('SADD', P .. 'members:' .. instance, agent)
 -- An instance that dies before its first heartbeat must still be reapable.
@@ -326,7 +387,8 @@ return reaped
 """
 
 # ARGV: P, queue depth, city... Returns per city {waiting, oldest enqueued_at or false,
-# head calls as one JSON array, "agent idle_since agent idle_since ...", offered, busy, on break}:
+# head calls as one JSON array, "agent idle_since agent idle_since ...", offered, busy, on break,
+# "host lent host lent ..."}:
 # two strings per city instead of thousands of reply elements keep the client's parsing cheap.
 _SNAPSHOT = """
 local depth = tonumber(ARGV[2])
@@ -354,6 +416,7 @@ for i = 4, #ARGV do
     redis.call('SCARD', P .. 'offered:' .. city),
     redis.call('SCARD', P .. 'busy:' .. city),
     redis.call('SCARD', P .. 'break:' .. city),
+    table.concat(redis.call('HGETALL', P .. 'lending:' .. city), ' '),
   })
 end
 return views
@@ -436,8 +499,8 @@ def _held(row: Sequence[Any]) -> HeldOffer:
 
 
 def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
-    """Read (city, state, instance, idle_since, offer or None, call or None)."""
-    city, state, instance, idle_since, offer_id, call_id = row
+    """Read (city, state, instance, idle_since, offer, call, lent), the last three maybe None."""
+    city, state, instance, idle_since, offer_id, call_id, lent_to = row
     return AgentPresence(
         agent_id=agent_id,
         city=_text(city),
@@ -446,12 +509,14 @@ def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
         idle_since=_float(idle_since),
         offer_id=None if offer_id is None else _text(offer_id),
         call_id=None if call_id is None else int(call_id),
+        lent_to=None if lent_to is None else _text(lent_to),
     )
 
 
 def _city_view(city: str, row: Sequence[Any]) -> CityView:
-    waiting, oldest, head, idle, offered, busy, on_break = row
+    waiting, oldest, head, idle, offered, busy, on_break, lent = row
     pairs = _text(idle).split()
+    loans = _text(lent).split()
     return CityView(
         city=city,
         waiting=int(waiting),
@@ -464,6 +529,7 @@ def _city_view(city: str, row: Sequence[Any]) -> CityView:
         offered=int(offered),
         busy=int(busy),
         on_break=int(on_break),
+        lent={host: int(n) for host, n in zip(loans[::2], loans[1::2], strict=True)},
     )
 
 
@@ -496,6 +562,7 @@ class RedisState:
         self._answer = script(_ANSWER)
         self._expire = script(_EXPIRE)
         self._withdraw = script(_WITHDRAW)
+        self._end_lending = script(_END_LENDING)
         self._connect = script(_CONNECT)
         self._disconnect = script(_DISCONNECT)
         self._set_state = script(_SET_STATE)
@@ -585,6 +652,7 @@ class RedisState:
         args: list[str | int] = []
         for c in claims:
             args += [c.offer_id, c.call_id, c.agent_id, _arg(c.expires_at)]
+            args += ["", ""] if c.lend is None else [c.lend.surge_id, c.lend.quota]
         rows = await self._run(self._claim, *args)
         return [
             None
@@ -592,6 +660,10 @@ class RedisState:
             else HeldOffer(c.offer_id, _call(orjson.loads(row)), c.agent_id, c.expires_at)
             for c, row in zip(claims, rows, strict=True)
         ]
+
+    async def end_lending(self, surge_id: int, host: str) -> list[HeldOffer]:
+        """Refuse later claims lent for the surge; end the host's offers to other cities' agents."""
+        return [_held(row) for row in await self._run(self._end_lending, surge_id, host)]
 
     async def accept(
         self, offer_id: str, agent_id: int, now: float
@@ -619,11 +691,19 @@ class RedisState:
 
     # --- agents -----------------------------------------------------------------------------
     async def agent_connect(
-        self, agent_id: int, city: str, *, instance: str, now: float, call_id: int | None
+        self,
+        agent_id: int,
+        city: str,
+        *,
+        instance: str,
+        now: float,
+        call_id: int | None,
+        call_city: str | None = None,
     ) -> AgentPresence:
         """Make the agent present on `instance`; a known agent keeps its city and state."""
+        call = "" if call_id is None else call_id
         row = await self._run(
-            self._connect, agent_id, city, instance, _arg(now), "" if call_id is None else call_id
+            self._connect, agent_id, city, instance, _arg(now), call, call_city or ""
         )
         return _presence(agent_id, row)
 
@@ -651,7 +731,7 @@ class RedisState:
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence, or None when it is offline."""
-        fields = ["city", "state", "instance", "idle_since", "offer", "call"]
+        fields = ["city", "state", "instance", "idle_since", "offer", "call", "lent"]
         with _mapped():
             row = await self._client.hmget(f"{self._prefix}agent:{agent_id}", fields)
         return None if row[0] is None else _presence(agent_id, row)
