@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from surge.auth.models import Role
@@ -25,9 +27,36 @@ async def start_surge(service: LiveService, coordinator: str, **body: Any) -> di
 
 async def next_offer(console: Console) -> dict[str, Any]:
     """Skip state and surge notices until the next offer."""
-    while (frame := await console.recv())["type"] != "offer":
-        assert frame["type"] in ("state", "surge.joined"), frame
+    return await next_frame(console, "offer")
+
+
+async def next_frame(console: Console, kind: str, within: float = 5.0) -> dict[str, Any]:
+    """Skip state and surge notices until the next frame of `kind`."""
+    while (frame := await console.recv(within))["type"] != kind:
+        assert frame["type"] in ("state", "surge.joined", "surge.left"), frame
     return frame
+
+
+async def read_surge(service: LiveService, coordinator: str, surge_id: int) -> dict[str, Any]:
+    """GET /surges/{id}."""
+    response = await service.http.get(
+        f"/api/v1/surges/{surge_id}", headers=service.auth(coordinator)
+    )
+    assert response.status_code == 200, response.text
+    surge: dict[str, Any] = response.json()
+    return surge
+
+
+async def wait_until_ended(
+    service: LiveService, coordinator: str, surge_id: int, within: float = 5.0
+) -> dict[str, Any]:
+    """Poll the surge until its last helper call is done and it reads `ended`."""
+    deadline = time.monotonic() + within
+    while (surge := await read_surge(service, coordinator, surge_id))["status"] != "ended":
+        assert surge["status"] == "draining", surge
+        assert time.monotonic() < deadline, f"surge {surge_id} still draining after {within} s"
+        await asyncio.sleep(0.1)
+    return surge
 
 
 async def test_helper_agents_take_the_hosts_calls_with_masked_numbers(
@@ -117,13 +146,106 @@ async def test_ending_a_surge_stops_new_offers_but_calls_in_hand_finish(
             json={"reason": "queue is back to normal"},
             headers=service.auth(coordinator),
         )
-        assert ended.json()["status"] == "ended"
+        assert ended.json()["status"] == "draining"  # a helper still has a call in hand
+        assert ended.json()["ended_at"] is None
         assert (await console.expect("surge.left"))["surge_id"] == surge["id"]
         await console.send(type="complete", call_id=call["id"], disposition="answered")
         await console.expect("call.completed")
         await service.post_call(cti, NANJING)
         assert (await console.expect("state"))["state"] == "available"
         await console.silent(0.8)
+    done = await wait_until_ended(service, coordinator, surge["id"])
+    assert done["ended_at"] is not None
+    assert done["ended_by"] == coordinator
+
+
+async def test_ending_a_surge_revokes_helper_offers_at_once_and_drains(
+    service: LiveService,
+) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    holder = await service.add_user(Role.AGENT, XUZHOU)
+    worker = await service.add_user(Role.AGENT, XUZHOU)
+    local = await service.add_user(Role.AGENT, NANJING)
+    waves = [{"cities": [XUZHOU], "seats_per_city": 2}]
+    surge = await start_surge(service, coordinator, waves=waves)
+    async with service.console(worker) as busy, service.console(holder) as pending:
+        for console in (busy, pending):
+            assert (await console.expect("surge.joined"))["surge_id"] == surge["id"]
+        await busy.available()
+        in_hand = await service.post_call(cti, NANJING)
+        taken = await next_offer(busy)
+        await busy.send(type="accept", offer_id=taken["offer_id"])
+        await next_frame(busy, "call.connected")
+        await pending.available()
+        waiting = await service.post_call(cti, NANJING)
+        held = await next_offer(pending)
+        assert held["call"]["id"] == waiting["id"]
+
+        started = time.monotonic()
+        ended = await service.http.post(
+            f"/api/v1/surges/{surge['id']}/end", headers=service.auth(coordinator)
+        )
+        assert ended.status_code == 200, ended.text
+        assert ended.json()["status"] == "draining"
+        revoked = await next_frame(pending, "offer.revoked", within=1.0)
+        assert revoked == {
+            "type": "offer.revoked",
+            "offer_id": held["offer_id"],
+            "reason": "surge_ended",
+        }
+        assert time.monotonic() - started < 1.0
+        await pending.send(type="accept", offer_id=held["offer_id"])  # too late: refused
+        refused = await next_frame(pending, "error")
+        assert refused["code"] == "offer_unavailable"
+        # A draining surge still holds its host: no second surge for it meanwhile.
+        again = await service.http.post(
+            "/api/v1/surges",
+            json={"host_city": NANJING, "waves": [{"cities": [SUZHOU], "seats_per_city": 1}]},
+            headers=service.auth(coordinator),
+        )
+        error_of(again, 409, "host_in_surge")
+        # The call went back to its place and goes to the host's own agent, not to a helper.
+        async with service.console(local) as host_agent:
+            await host_agent.available()
+            offer = await next_offer(host_agent)
+            assert offer["call"]["id"] == waiting["id"]
+            assert offer["surge_id"] is None
+        while True:  # the helper with no call gets nothing more of the host's
+            try:
+                frame = await pending.recv(0.5)
+            except TimeoutError:
+                break
+            assert frame["type"] in ("state", "surge.left"), frame
+        assert (await read_surge(service, coordinator, surge["id"]))["status"] == "draining"
+        await busy.send(type="complete", call_id=in_hand["id"], disposition="answered")
+        await next_frame(busy, "call.completed")
+    done = await wait_until_ended(service, coordinator, surge["id"])
+    assert done["ended_at"] is not None
+    history = (
+        await service.http.get(f"/api/v1/calls/{waiting['id']}", headers=service.auth(cti))
+    ).json()["history"]
+    assert ("offered", "queued", "surge_ended") in [
+        (e["from_status"], e["to_status"], e["reason"]) for e in history
+    ]
+    log = (await service.http.get("/api/v1/audit", headers=service.auth(coordinator))).json()
+    assert [(e["action"], e["actor"]) for e in log[:2]] == [
+        ("surge.drained", "system"),
+        ("surge.ended", coordinator),
+    ]
+
+
+async def test_a_surge_with_no_helper_call_in_hand_ends_at_once(service: LiveService) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    surge = await start_surge(service, coordinator)
+    ended = await service.http.post(
+        f"/api/v1/surges/{surge['id']}/end", headers=service.auth(coordinator)
+    )
+    assert ended.json()["status"] == "draining"
+    done = await wait_until_ended(service, coordinator, surge["id"], within=2.0)
+    assert done["ended_at"] is not None
+    listed = await service.http.get("/api/v1/surges?active=true", headers=service.auth(coordinator))
+    assert listed.json() == []
 
 
 async def test_later_waves_join_when_activated(service: LiveService) -> None:
@@ -215,8 +337,14 @@ async def test_conflicting_surges_and_states(service: LiveService) -> None:
              "forbidden")  # fmt: skip
     listed = await service.http.get("/api/v1/surges?active=true", headers=service.auth(admin))
     assert {s["host_city"] for s in listed.json()} == {NANJING, WUXI}
-    assert (await post(f"/api/v1/surges/{sid}/end", headers=auth)).json()["status"] == "ended"
+    assert (await post(f"/api/v1/surges/{sid}/end", headers=auth)).json()["status"] in (
+        "draining",
+        "ended",
+    )
     assert (await post(f"/api/v1/surges/{sid}/end", headers=auth)).status_code == 200
+    error_of(await post(f"/api/v1/surges/{sid}/waves/1/activate", headers=auth), 409,
+             "surge_ended")  # fmt: skip
+    await wait_until_ended(service, coordinator, sid)
     error_of(await post(f"/api/v1/surges/{sid}/waves/1/activate", headers=auth), 409,
              "surge_ended")  # fmt: skip
     again = await post("/api/v1/surges", json=body(NANJING, SUZHOU), headers=auth)
@@ -235,14 +363,16 @@ async def test_audit_log_records_who_did_what_and_why(service: LiveService) -> N
         headers=auth,
     )
     await service.http.post(f"/api/v1/surges/{surge['id']}/end", headers=auth)
+    await wait_until_ended(service, coordinator, surge["id"])
     log = (await service.http.get("/api/v1/audit", headers=auth)).json()
     assert [(e["action"], e["actor"], e["reason"]) for e in log] == [
+        ("surge.drained", "system", None),
         ("surge.ended", "province-coordinator", None),
         ("wave.activated", "province-coordinator", "still rising"),
         ("surge.created", "province-coordinator", "10x normal arrivals"),
     ]
     assert all(e["surge_id"] == surge["id"] for e in log)
-    assert log[1]["detail"] == {"wave": 2, "cities": [SUZHOU]}
-    page = await service.http.get(f"/api/v1/audit?before_id={log[0]['id']}&limit=1", headers=auth)
+    assert log[2]["detail"] == {"wave": 2, "cities": [SUZHOU]}
+    page = await service.http.get(f"/api/v1/audit?before_id={log[1]['id']}&limit=1", headers=auth)
     assert [e["action"] for e in page.json()] == ["wave.activated"]
     error_of(await service.http.get("/api/v1/audit", headers=service.auth(admin)), 403, "forbidden")

@@ -4,7 +4,9 @@ One dispatcher runs per service instance. A cycle reads a snapshot, asks the pol
 assignments, claims them atomically in the hot state (a claim another instance beat us to simply
 fails), records the made offers in the database, then tells agents and the telephony side. Cycles
 run when something changes here (`poke`) and on a short tick, which also catches changes made by
-other instances. A maintenance loop ends expired offers and reaps agents of dead instances.
+other instances. A surge's offers to helpers are claimed with the helper's seat quota, which the
+hot state checks in the same atomic step. A maintenance loop ends expired offers, reaps agents of
+dead instances, and ends draining surges once their helpers' calls in hand are done.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from surge.errors import SurgeError
 from surge.loops import run_forever
 from surge.router import policy
 from surge.settings import Settings
-from surge.state.base import HeldOffer, HotState, OfferClaim
+from surge.state.base import HeldOffer, HotState, Lend, OfferClaim
 from surge.surges import service as surges_service
 
 log = logging.getLogger(__name__)
@@ -56,16 +58,18 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._surges: tuple[policy.SurgeView, ...] = ()
+        self._draining: tuple[tuple[int, str], ...] = ()  # (surge id, host) of draining surges
         self._surges_read_at = -math.inf
         self._surges_lock = asyncio.Lock()
 
     def surges_changed(self) -> None:
-        """A surge started, gained a wave or ended: re-read them before the next cycle."""
+        """A surge started, gained a wave, ended or drained: re-read them before the next cycle."""
         self._surges_read_at = -math.inf
         self.poke()
 
     async def surges(self) -> tuple[policy.SurgeView, ...]:
-        """The active surges, re-read from the database at most every `SURGES_TTL_S`.
+        """The active surges, re-read from the database at most every `SURGES_TTL_S` (with the
+        draining ones, which get no new helper offers).
 
         One read at a time: many consoles connecting at once share it rather than each taking
         a database connection (which could drain the pool).
@@ -74,9 +78,11 @@ class Dispatcher:
             async with self._surges_lock:
                 if time.monotonic() - self._surges_read_at > SURGES_TTL_S:
                     async with self._sessions() as session:
-                        self._surges = surges_service.views(
-                            await surges_service.active_surges(session=session)
-                        )
+                        live = await surges_service.live_surges(session=session)
+                    self._surges = surges_service.views(live)
+                    self._draining = tuple(
+                        (s.id, s.host_city) for s in live if s.status == surges_service.DRAINING
+                    )
                     self._surges_read_at = time.monotonic()
         return self._surges
 
@@ -110,12 +116,6 @@ class Dispatcher:
             self._cities.codes, queue_depth=self._settings.dispatch_batch, placeable_only=True
         )
         surges = await self.surges()
-        serving: dict[str, dict[str, int]] = {}
-        if surges and any(view.idle for view in views.values()):
-            async with self._sessions() as session:
-                serving = await surges_service.serving(
-                    session=session, hosts=[s.host for s in surges]
-                )
         snapshot = policy.Snapshot(
             now=now,
             cities={
@@ -124,7 +124,7 @@ class Dispatcher:
                     queue=view.queue,
                     free_agents=view.idle,
                     waiting=view.waiting,
-                    serving=serving.get(code, {}),
+                    serving=view.lent,
                     protection_floor=self._settings.helper_protection_floor,
                 )
                 for code, view in views.items()
@@ -136,14 +136,25 @@ class Dispatcher:
         if not assignments:
             return 0
         expires_at = now + self._settings.offer_timeout_s
+        agent_city = {agent.agent_id: code for code, view in views.items() for agent in view.idle}
+        quotas = {surge.surge_id: surge.quotas for surge in surges}
         claims = [
-            OfferClaim(secrets.token_hex(8), a.call_id, a.agent_id, expires_at) for a in assignments
+            OfferClaim(
+                secrets.token_hex(8),
+                a.call_id,
+                a.agent_id,
+                expires_at,
+                # The quota is checked again where it cannot race: in the atomic claim.
+                None
+                if a.surge_id is None
+                else Lend(a.surge_id, quotas[a.surge_id][agent_city[a.agent_id]]),
+            )
+            for a in assignments
         ]
         held = await self._state.claim(claims)
         made = [(o, a) for o, a in zip(held, assignments, strict=True) if o is not None]
         if not made:
             return 0
-        agent_city = {agent.agent_id: code for code, view in views.items() for agent in view.idle}
         at = datetime.fromtimestamp(now, UTC)
         try:
             async with self._sessions() as session, session.begin():
@@ -192,6 +203,35 @@ class Dispatcher:
         await self._announce(out)
         return len(made)
 
+    async def end_lending(self, surge_id: int, host: str) -> None:
+        """Revoke the helpers' pending offers of an ending surge and refuse it any new ones.
+
+        The calls go back to their places (recorded as requeued, `surge_ended`); the agents are
+        available again.
+        """
+        revoked = await self._state.end_lending(surge_id, host)
+        await self.requeue(revoked, reason="surge_ended")
+        await self._announce(
+            [
+                events.to_agent(offer.agent_id, {"type": "state", "state": "available"})
+                for offer in revoked
+            ]
+        )
+
+    async def drain(self) -> None:
+        """End each draining surge whose helpers hold none of its host's calls any more.
+
+        Revoking again first catches an offer a dispatcher made from a stale view of the surge.
+        """
+        await self.surges()
+        for surge_id, host in self._draining:
+            await self.end_lending(surge_id, host)
+            async with self._sessions() as session, session.begin():
+                drained = await surges_service.finish_draining(session=session, surge_id=surge_id)
+            if drained:
+                log.info("surge %s for %s has drained and ended", surge_id, host)
+                await self._announce([events.SURGES_CHANGED])
+
     async def requeue(self, offers: Sequence[HeldOffer], *, reason: str) -> None:
         """Record ended offers (their calls are queued again) and tell everyone concerned."""
         if not offers:
@@ -218,7 +258,8 @@ class Dispatcher:
         self.poke()
 
     async def maintain(self) -> None:
-        """End expired offers, keep this instance's heartbeat, reap dead instances (a task)."""
+        """End expired offers, keep this instance's heartbeat, reap dead instances, end drained
+        surges (a task)."""
         settings = self._settings
         last_heartbeat = 0.0
 
@@ -244,5 +285,6 @@ class Dispatcher:
                     for offer in expired
                 ]
             )
+            await self.drain()
 
         await run_forever("offer maintenance", tick, stopping=lambda: self._stopping)

@@ -116,10 +116,16 @@ async def list_surges(
     _: Reader,
     session: SessionDep,
     runtime: RuntimeDep,
-    active: Annotated[bool, Query(description="only the active surges")] = False,
+    active: Annotated[
+        bool,
+        Query(
+            description="only the live surges: active, and draining (ended, helpers "
+            "still finishing calls in hand)"
+        ),
+    ] = False,
 ) -> list[SurgeRead]:
     """Surges, newest first, with their waves and live counts."""
-    surges = await surges_service.listing(session=session, active_only=active)
+    surges = await surges_service.listing(session=session, live_only=active)
     return [await _read(surge, session=session, runtime=runtime) for surge in surges]
 
 
@@ -194,17 +200,20 @@ async def end_surge(
     runtime: RuntimeDep,
     body: SurgeAction | None = None,
 ) -> SurgeRead:
-    """Stop offering the host's calls to helpers; calls in hand finish normally."""
-    return await _apply(
-        lambda: surges_service.end(
+    """Stop offering the host's calls to helpers: their pending offers are revoked at once, the
+    calls in hand finish normally (`draining`), then the surge is `ended`."""
+    async with session.begin():
+        surge, out = await surges_service.end(
             session=session,
             surge_id=surge_id,
             actor=principal.username,
             reason=body.reason if body else None,
-        ),
-        session=session,
-        runtime=runtime,
-    )
+        )
+    if surge.status == surges_service.DRAINING:
+        # Once committed: a dispatcher reading the surge as active again can no longer lend.
+        await runtime.dispatcher.end_lending(surge.id, surge.host_city)
+    await _announce(runtime, session, surge, out)
+    return await _read(surge, session=session, runtime=runtime)
 
 
 @router.get("/audit", response_model=list[AuditRead])

@@ -21,19 +21,23 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from surge.db import Base, UTCDateTime, utcnow
 
+LIVE_SURGE = text("status IN ('active', 'draining')")
+
 
 class Surge(Base):
-    """Many-help-one for one host city: active until the coordinator ends it."""
+    """Many-help-one for one host city: `active` until the coordinator ends it, then `draining`
+    while helpers finish the calls in hand, then `ended`."""
 
     __tablename__ = "surge"
     __table_args__ = (
-        # One active surge per host, even when two coordinators click at once.
+        # One live surge per host, even when two coordinators click at once. A draining surge
+        # still holds its host: the helpers' calls in hand count against its quotas.
         Index(
-            "uq_surge_active_host",
+            "uq_surge_live_host",
             "host_city",
             unique=True,
-            postgresql_where=text("status = 'active'"),
-            sqlite_where=text("status = 'active'"),
+            postgresql_where=LIVE_SURGE,
+            sqlite_where=LIVE_SURGE,
         ),
     )
 

@@ -1,5 +1,9 @@
 """Surges: create with waves, activate waves, end; what the dispatcher needs of them; the audit log.
 
+A surge is `active`, then `draining` from the moment it is ended (helpers get no new offers of the
+host and finish the calls in hand), then `ended` once no helper agent holds a call of the host.
+Active and draining surges are *live*: a host has at most one live surge.
+
 Every coordinator action writes an audit entry in the same transaction. The caller owns the
 transaction and announces the returned events once it commits.
 """
@@ -11,7 +15,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +33,10 @@ from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
 from surge.surges.schemas import SurgeCreate
 
 ACTIVE = "active"
+DRAINING = "draining"
 ENDED = "ended"
+LIVE = (ACTIVE, DRAINING)
+SYSTEM = "system"  # the actor of automatic changes
 
 
 def audit(
@@ -50,6 +57,12 @@ def audit(
 async def active_surges(*, session: AsyncSession) -> list[Surge]:
     """Every active surge, oldest first, with its waves and their cities."""
     rows = await session.execute(select(Surge).where(Surge.status == ACTIVE).order_by(Surge.id))
+    return list(rows.scalars())
+
+
+async def live_surges(*, session: AsyncSession) -> list[Surge]:
+    """Every active or draining surge, oldest first, with its waves and their cities."""
+    rows = await session.execute(select(Surge).where(Surge.status.in_(LIVE)).order_by(Surge.id))
     return list(rows.scalars())
 
 
@@ -77,9 +90,12 @@ async def create(
     repeated = sorted({code for code in helpers if helpers.count(code) > 1})
     if repeated:
         raise BadRequest(f"helper cities appear in more than one wave: {', '.join(repeated)}")
-    for other in await active_surges(session=session):
+    for other in await live_surges(session=session):
         if other.host_city == host:
-            raise HostInSurge(f"{host} already has an active surge ({other.id})")
+            state = "an active" if other.status == ACTIVE else "a draining"
+            raise HostInSurge(f"{host} already has {state} surge ({other.id})")
+        if other.status != ACTIVE:
+            continue  # its helpers get no new offers: they are free to help elsewhere
         if host in helpers_of(other, active_only=False):
             raise HostInSurge(f"{host} is helping the surge for {other.host_city} ({other.id})")
         if other.host_city in helpers:
@@ -112,7 +128,7 @@ async def create(
     try:
         await session.flush()
     except IntegrityError as exc:  # another coordinator started one a moment ago
-        raise HostInSurge(f"{host} already has an active surge") from exc
+        raise HostInSurge(f"{host} already has a live surge") from exc
     audit(
         session=session,
         actor=actor,
@@ -124,11 +140,11 @@ async def create(
     return surge, _joined(surge, surge.waves[0])
 
 
-async def listing(*, session: AsyncSession, active_only: bool) -> list[Surge]:
-    """Surges, newest first."""
+async def listing(*, session: AsyncSession, live_only: bool) -> list[Surge]:
+    """Surges, newest first (only the active and draining ones, if asked)."""
     query = select(Surge).order_by(Surge.id.desc())
-    if active_only:
-        query = query.where(Surge.status == ACTIVE)
+    if live_only:
+        query = query.where(Surge.status.in_(LIVE))
     return list((await session.execute(query)).scalars())
 
 
@@ -146,7 +162,7 @@ async def activate_wave(
     """Bring the next helper cities in (activating an active wave again changes nothing)."""
     surge = await get(session=session, surge_id=surge_id)
     if surge.status != ACTIVE:
-        raise SurgeEnded(f"surge {surge_id} has ended")
+        raise SurgeEnded(f"surge {surge_id} has ended ({surge.status})")
     wave = next((w for w in surge.waves if w.number == number), None)
     if wave is None:
         raise NotFound(f"surge {surge_id} has no wave {number}")
@@ -168,18 +184,58 @@ async def activate_wave(
 async def end(
     *, session: AsyncSession, surge_id: int, actor: str, reason: str | None
 ) -> tuple[Surge, list[events.Event]]:
-    """Stop new offers to helpers; calls in hand finish normally (ending again changes nothing)."""
+    """Start draining: no new helper offers, calls in hand finish (ending again changes nothing).
+
+    The caller then revokes the helpers' pending offers in the hot state (`HotState.end_lending`);
+    `finish_draining` ends the surge once the helpers' calls in hand are done.
+    """
     surge = await get(session=session, surge_id=surge_id)
-    if surge.status == ENDED:
+    if surge.status != ACTIVE:
         return surge, []
-    surge.status = ENDED
-    surge.ended_at = utcnow()
+    surge.status = DRAINING
     surge.ended_by = actor
     audit(session=session, actor=actor, action="surge.ended", surge_id=surge.id, detail={},
           reason=reason)  # fmt: skip
     await session.flush()
     frame = {"type": "surge.left", "surge_id": surge.id, "host_city": surge.host_city}
     return surge, [events.to_city_agents(c, frame) for c in helpers_of(surge, active_only=True)]
+
+
+async def finish_draining(*, session: AsyncSession, surge_id: int) -> bool:
+    """End a draining surge if no helper agent holds a call of its host any more; say if it did.
+
+    A compare-and-set on the status: of several instances checking at once, one ends it.
+    """
+    surge = await get(session=session, surge_id=surge_id)
+    if surge.status != DRAINING or await helper_calls_in_hand(session=session, surge=surge):
+        return False
+    changed = await session.execute(
+        update(Surge)
+        .where(Surge.id == surge_id, Surge.status == DRAINING)
+        .values(status=ENDED, ended_at=utcnow())
+        .returning(Surge.id)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.scalar_one_or_none() is None:
+        return False
+    audit(session=session, actor=SYSTEM, action="surge.drained", surge_id=surge_id,
+          detail={}, reason=None)  # fmt: skip
+    return True
+
+
+async def helper_calls_in_hand(*, session: AsyncSession, surge: Surge) -> int:
+    """How many of the host's calls other cities' agents have connected now."""
+    count = await session.execute(
+        select(func.count())
+        .select_from(Call)
+        .join(Agent, Agent.id == Call.agent_id)
+        .where(
+            Call.city_code == surge.host_city,
+            Call.status == CallStatus.CONNECTED.value,
+            Agent.city_code != surge.host_city,
+        )
+    )
+    return int(count.scalar_one())
 
 
 def _joined(surge: Surge, wave: SurgeWave) -> list[events.Event]:
