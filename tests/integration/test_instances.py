@@ -12,10 +12,11 @@ import websockets
 
 from surge.auth.models import Role
 from tests.conftest import REDIS_URL, Backend, make_backend
-from tests.helpers import Console, seed
+from tests.helpers import Console, LiveService, seed
 from tests.integration.conftest import surge_process
 
 NANJING = "320100"
+XUZHOU = "320300"
 
 
 @pytest.fixture
@@ -200,3 +201,61 @@ async def test_a_publish_reaches_agents_on_every_instance(shared: Backend, tmp_p
                 update = await console.expect("scripts.updated")
                 assert (update["city"], update["version"]) == (NANJING, 1)
                 assert update["changes"]["added"] == ["testing"]
+
+
+async def test_two_instances_never_put_a_helper_over_its_quota(
+    shared: Backend, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    quota, calls = 2, 12
+    async with (
+        surge_process(shared, instance="a", log_path=log) as (a, _),
+        surge_process(shared, instance="b", log_path=log) as (b, _),
+    ):
+        coordinator = await a.add_user(Role.COORDINATOR)
+        cti = await a.add_user(Role.CTI)
+        helpers = [await a.add_user(Role.AGENT, XUZHOU) for _ in range(6)]
+        b.tokens.update(a.tokens)
+        started = await a.http.post(
+            "/api/v1/surges",
+            json={"host_city": NANJING, "waves": [{"cities": [XUZHOU], "seats_per_city": quota}]},
+            headers=a.auth(coordinator),
+        )
+        assert started.status_code == 201, started.text
+        posted = [await a.post_call(cti, NANJING) for _ in range(calls)]
+        everyone_connected = asyncio.Event()
+        connected: list[str] = []
+        holding: set[str] = set()  # helpers between receiving an offer and completing its call
+        peak = 0
+        answered: list[int] = []
+
+        async def work(name: str, service: LiveService) -> None:
+            nonlocal peak
+            async with service.console(name) as console:
+                connected.append(name)
+                if len(connected) == len(helpers):
+                    everyone_connected.set()
+                await everyone_connected.wait()
+                await console.send(type="status", state="available")  # all at once
+                while True:
+                    try:
+                        frame = await console.recv(within=3)
+                    except TimeoutError:
+                        return
+                    if frame["type"] != "offer":
+                        continue
+                    holding.add(name)
+                    peak = max(peak, len(holding))
+                    await console.send(type="accept", offer_id=frame["offer_id"])
+                    while (await console.recv())["type"] != "call.connected":
+                        pass
+                    await asyncio.sleep(0.3)  # on the phone
+                    holding.discard(name)
+                    answered.append(frame["call"]["id"])
+                    await console.send(
+                        type="complete", call_id=frame["call"]["id"], disposition="answered"
+                    )
+
+        await asyncio.gather(*(work(name, (a, b)[i % 2]) for i, name in enumerate(helpers)))
+        assert peak <= quota
+        assert sorted(answered) == [call["id"] for call in posted]

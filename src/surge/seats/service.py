@@ -79,6 +79,7 @@ async def connect(
         instance=instance,
         now=time.time(),
         call_id=in_hand.id if in_hand else None,
+        call_city=in_hand.city_code if in_hand else None,  # a host's call counts on its quota
     )
     serving = [surge for surge in surges if seat.city in surge.quotas]
     cities = [seat.city, *(surge.host for surge in serving)]
