@@ -218,6 +218,10 @@ async def test_ending_a_surge_revokes_helper_offers_at_once_and_drains(
                 break
             assert frame["type"] in ("state", "surge.left"), frame
         assert (await read_surge(service, coordinator, surge["id"]))["status"] == "draining"
+        scripts = await service.http.get(
+            f"/api/v1/cities/{NANJING}/scripts", headers=service.auth(worker)
+        )
+        assert scripts.status_code == 200  # the call in hand is answered with the host's scripts
         await busy.send(type="complete", call_id=in_hand["id"], disposition="answered")
         await next_frame(busy, "call.completed")
     done = await wait_until_ended(service, coordinator, surge["id"])

@@ -129,7 +129,8 @@ async def publish(
 async def _helper_cities(*, session: AsyncSession, host: str) -> list[str]:
     return [
         code
-        for surge in await surges_service.active_surges(session=session)
+        # A draining surge's helpers still finish calls in hand: they keep the host's scripts.
+        for surge in await surges_service.live_surges(session=session)
         if surge.host_city == host
         for code in surges_service.helpers_of(surge, active_only=True)
     ]

@@ -93,12 +93,7 @@ async def _handle(
                 instance=instance,
             )
         if isinstance(message, ScriptsAckMessage):
-            await seats_service.acknowledge_scripts(
-                session=session,
-                seat=seat,
-                message=message,
-                surges=await runtime.dispatcher.surges(),
-            )
+            await seats_service.acknowledge_scripts(session=session, seat=seat, message=message)
             return []
         if isinstance(message, DeclineMessage):
             return await seats_service.decline(

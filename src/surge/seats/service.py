@@ -230,12 +230,10 @@ async def complete(
 
 
 async def acknowledge_scripts(
-    *, session: AsyncSession, seat: Seat, message: ScriptsAckMessage, surges: Sequence[SurgeView]
+    *, session: AsyncSession, seat: Seat, message: ScriptsAckMessage
 ) -> None:
     """The console has loaded a script version of its own city or of a host it serves."""
-    serves = message.city == seat.city or any(
-        surge.host == message.city and seat.city in surge.quotas for surge in surges
-    )
+    serves = seat.city in await scripts_service.serving_cities(session=session, city=message.city)
     await scripts_service.acknowledge(
         session=session, agent_id=seat.agent_id, city=message.city, number=message.version,
         serves=serves,

@@ -26,7 +26,7 @@ from surge.surges.schemas import SurgeCreate, WaveCreate
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "system"
+SYSTEM = surges_service.SYSTEM
 
 
 class Autopilot:
@@ -64,9 +64,10 @@ class Autopilot:
         out: list[events.Event] = []
         try:
             async with self._sessions() as session, session.begin():
-                active = await surges_service.active_surges(session=session)
+                live = await surges_service.live_surges(session=session)
+                active = [surge for surge in live if surge.status == surges_service.ACTIVE]
                 elected = survey.elected
-                hosts = {surge.host_city for surge in active}
+                hosts = {surge.host_city for surge in live}  # a draining surge holds its host
                 if self._settings.auto_surge and elected is not None and elected not in hosts:
                     out += await self._start(session, survey, elected)
                 if self._settings.auto_next_wave_after_s is not None:
