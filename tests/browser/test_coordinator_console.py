@@ -46,6 +46,8 @@ async def test_a_coordinator_starts_watches_and_ends_a_surge(
     card = coordinator.locator(f"#surges .surge-card[data-host='{NANJING}']")
     await expect(card).to_be_visible()
     await expect(card.locator("h3")).to_contain_text("南京多援一")
+    card_id = await card.get_attribute("data-id")
+    await expect(card.locator(f"#surge-{card_id}-status")).to_have_text("进行中")
     await expect(coordinator.locator("#surge-error")).to_have_text("")
 
     # The Suzhou agent is told, and offered a Nanjing call with the caller masked.
@@ -80,9 +82,18 @@ async def test_a_coordinator_starts_watches_and_ends_a_surge(
     await screenshot(coordinator, "coordinator-end-confirm")
     await card.get_by_role("button", name="确认结束").click()
 
+    # Draining: the helper still has the call in hand, so the card stays and says why.
+    await expect(card.locator(f"#surge-{card_id}-status")).to_have_text("收尾中")
+    await expect(card).to_contain_text("援助坐席手中还有 1 通来电")
+    await expect(card.get_by_role("button", name="结束多援一")).to_be_hidden()
+    await expect(helper.locator("#surge-banner")).to_have_attribute("data-kind", "left")
+    await screenshot(coordinator, "coordinator-surge-draining")
+    await helper.get_by_label("诉求分类").select_option("0101")
+    await helper.get_by_role("button", name="完成工单").click()
+    await expect(helper.locator("#call")).to_be_hidden()
+
     await expect(card).to_have_count(0)
     await expect(coordinator.locator("#surges")).to_contain_text("目前没有进行中的多援一")
-    await expect(helper.locator("#surge-banner")).to_have_attribute("data-kind", "left")
     reader = await site.add_user(Role.COORDINATOR)
     [ended] = (await site.http.get("/api/v1/surges", headers=site.auth(reader))).json()
     assert (ended["status"], ended["host_city"]) == ("ended", NANJING)

@@ -30,7 +30,10 @@ add({
     "coord.col_wave": "波次", "coord.col_city": "援助城市", "coord.col_seats": "席位", "coord.col_in_use": "在用",
     "coord.col_answered": "已接听", "coord.col_state": "状态", "coord.active_at": "已启动 {time}", "coord.pending": "待启动",
     "coord.total": "合计", "coord.activate": "启动第 {n} 波", "coord.activated": "{city}多援一第 {n} 波已启动",
-    "coord.end": "结束多援一", "coord.confirm_end": "确认结束{city}多援一？援助坐席手中的来电将正常完成，不再分配新来电。",
+    "coord.end": "结束多援一", "coord.confirm_end": "确认结束{city}多援一？援助坐席尚未接听的来电立即撤回、回到排队原位，手中的来电将正常完成。",
+    "coord.status_active": "进行中", "coord.status_draining": "收尾中",
+    "coord.draining_note": "不再向援助城市分配来电；援助坐席手中还有 {n} 通来电，全部完成后自动结束。",
+    "coord.ending": "{city}多援一正在收尾：援助坐席完成手中来电后自动结束",
     "coord.end_reason": "结束原因（可选）", "coord.confirm": "确认结束", "coord.cancel": "取消",
     "coord.ended": "{city}多援一已结束", "coord.queue_chart": "{city}近一小时排队情况",
     "coord.series_waiting": "排队来电", "coord.series_agents": "在线坐席", "coord.no_history": "暂无采样数据",
@@ -61,7 +64,10 @@ add({
     "coord.col_wave": "Wave", "coord.col_city": "Helper city", "coord.col_seats": "Seats", "coord.col_in_use": "In use",
     "coord.col_answered": "Answered", "coord.col_state": "State", "coord.active_at": "active since {time}", "coord.pending": "not yet active",
     "coord.total": "Total", "coord.activate": "Activate wave {n}", "coord.activated": "Wave {n} of the surge for {city} is active",
-    "coord.end": "End the surge", "coord.confirm_end": "End the surge for {city}? Helpers finish the calls in hand and get no new ones.",
+    "coord.end": "End the surge", "coord.confirm_end": "End the surge for {city}? Offers helpers have not yet accepted are withdrawn at once (the calls keep their place in the queue); calls in hand finish normally.",
+    "coord.status_active": "Active", "coord.status_draining": "Draining",
+    "coord.draining_note": "No new calls go to helpers; they are finishing {n} calls in hand, and the surge ends by itself when they are done.",
+    "coord.ending": "The surge for {city} is draining: it ends once helpers finish the calls in hand",
     "coord.end_reason": "Reason for ending (optional)", "coord.confirm": "Yes, end it", "coord.cancel": "Cancel",
     "coord.ended": "The surge for {city} has ended", "coord.queue_chart": "{city}: the queue over the last hour",
     "coord.series_waiting": "Calls waiting", "coord.series_agents": "Agents logged in", "coord.no_history": "No samples yet",
@@ -465,7 +471,8 @@ export function mount(view, { banner }) {
     card.confirmBox.addEventListener("keydown", (event) => {
       if (event.key === "Escape") closeConfirm();
     });
-    card.confirm.addEventListener("click", () => act(card, `/surges/${id}/end`, card.endReason.value, (read) => t("coord.ended", { city: city(read.host_city) })));
+    card.confirm.addEventListener("click", () => act(card, `/surges/${id}/end`, card.endReason.value,
+      (read) => t(read.status === "draining" ? "coord.ending" : "coord.ended", { city: city(read.host_city) })));
     card.activate.addEventListener("click", () => {
       const number = Number(card.activate.dataset.wave);
       act(card, `/surges/${id}/waves/${number}/activate`, "", (read) => t("coord.activated", { city: city(read.host_city), n: number }));
@@ -491,14 +498,22 @@ export function mount(view, { banner }) {
 
   function updateCard(card) {
     const surge = card.surge;
+    const draining = surge.status === "draining"; // ended: helpers still finish the calls in hand
+    const inHand = surge.waves.reduce((sum, wave) => sum + wave.helpers.reduce((n, helper) => n + helper.in_use, 0), 0);
+    card.root.dataset.status = surge.status;
     card.title.textContent = t("coord.surge_title", { city: city(surge.host_city), id: surge.id });
     fill(card.meta,
+      el("span", { class: `pill ${draining ? "warn" : "ok"}`, id: `surge-${surge.id}-status`, dataset: { status: surge.status } },
+        t(draining ? "coord.status_draining" : "coord.status_active")), " ",
       el("span", { class: `pill ${surge.host_waiting ? "warn" : "ok"}`, id: `surge-${surge.id}-waiting` },
         t("coord.host_waiting", { n: surge.host_waiting })), " ",
       el("span", { class: "pill" }, t("coord.overflow_is", { n: surge.overflow_after_s })), " ",
-      el("span", { class: "muted" }, t("coord.since", { time: clock(surge.created_at), who: surge.created_by })));
+      el("span", { class: "muted" }, t("coord.since", { time: clock(surge.created_at), who: surge.created_by })),
+      draining ? el("span", { class: "draining-note", id: `surge-${surge.id}-draining` }, t("coord.draining_note", { n: inHand })) : null);
     const next = surge.waves.find((wave) => !wave.active);
-    card.activate.hidden = !next;
+    card.activate.hidden = !next || draining;
+    card.end.hidden = draining;
+    if (draining) card.confirmBox.hidden = true;
     if (next) {
       card.activate.dataset.wave = next.number;
       card.activate.textContent = t("coord.activate", { n: next.number });
