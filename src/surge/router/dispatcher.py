@@ -227,7 +227,9 @@ class Dispatcher:
         for surge_id, host in self._draining:
             await self.end_lending(surge_id, host)
             async with self._sessions() as session, session.begin():
-                drained = await surges_service.finish_draining(session=session, surge_id=surge_id)
+                drained = await surges_service.finish_draining(
+                    session=session, surge_id=surge_id, host=host
+                )
             if drained:
                 log.info("surge %s for %s has drained and ended", surge_id, host)
                 await self._announce([events.SURGES_CHANGED])

@@ -201,13 +201,12 @@ async def end(
     return surge, [events.to_city_agents(c, frame) for c in helpers_of(surge, active_only=True)]
 
 
-async def finish_draining(*, session: AsyncSession, surge_id: int) -> bool:
-    """End a draining surge if no helper agent holds a call of its host any more; say if it did.
+async def finish_draining(*, session: AsyncSession, surge_id: int, host: str) -> bool:
+    """End a draining surge if no helper agent has a call of its host connected; say if it did.
 
     A compare-and-set on the status: of several instances checking at once, one ends it.
     """
-    surge = await get(session=session, surge_id=surge_id)
-    if surge.status != DRAINING or await helper_calls_in_hand(session=session, surge=surge):
+    if await helper_calls_in_hand(session=session, host=host):
         return False
     changed = await session.execute(
         update(Surge)
@@ -223,16 +222,16 @@ async def finish_draining(*, session: AsyncSession, surge_id: int) -> bool:
     return True
 
 
-async def helper_calls_in_hand(*, session: AsyncSession, surge: Surge) -> int:
+async def helper_calls_in_hand(*, session: AsyncSession, host: str) -> int:
     """How many of the host's calls other cities' agents have connected now."""
     count = await session.execute(
         select(func.count())
         .select_from(Call)
         .join(Agent, Agent.id == Call.agent_id)
         .where(
-            Call.city_code == surge.host_city,
+            Call.city_code == host,
             Call.status == CallStatus.CONNECTED.value,
-            Agent.city_code != surge.host_city,
+            Agent.city_code != host,
         )
     )
     return int(count.scalar_one())
