@@ -259,3 +259,48 @@ async def test_two_instances_never_put_a_helper_over_its_quota(
         await asyncio.gather(*(work(name, (a, b)[i % 2]) for i, name in enumerate(helpers)))
         assert peak <= quota
         assert sorted(answered) == [call["id"] for call in posted]
+
+
+async def test_ending_a_surge_on_one_instance_revokes_offers_held_on_the_other(
+    shared: Backend, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    async with (
+        surge_process(shared, instance="a", log_path=log) as (a, _),
+        surge_process(shared, instance="b", log_path=log) as (b, _),
+    ):
+        coordinator = await a.add_user(Role.COORDINATOR)
+        cti = await a.add_user(Role.CTI)
+        helper = await b.add_user(Role.AGENT, XUZHOU)
+        started = await a.http.post(
+            "/api/v1/surges",
+            json={"host_city": NANJING, "waves": [{"cities": [XUZHOU], "seats_per_city": 1}]},
+            headers=a.auth(coordinator),
+        )
+        surge_id = started.json()["id"]
+        async with b.console(helper) as console:
+            await console.send(type="status", state="available")
+            while (await console.recv())["type"] != "state":
+                pass  # surge.joined, if b had already heard of the surge when it connected
+            call = await a.post_call(cti, NANJING)
+            while (offer := await console.recv())["type"] != "offer":
+                pass
+            ended = await a.http.post(f"/api/v1/surges/{surge_id}/end", headers=a.auth(coordinator))
+            assert ended.json()["status"] == "draining"
+            while (frame := await console.recv(within=1))["type"] != "offer.revoked":
+                assert frame["type"] in ("state", "surge.joined", "surge.left"), frame
+            assert (frame["offer_id"], frame["reason"]) == (offer["offer_id"], "surge_ended")
+            await console.send(type="accept", offer_id=offer["offer_id"])
+            while (frame := await console.recv())["type"] != "error":
+                assert frame["type"] in ("state", "surge.left"), frame
+            assert frame["code"] == "offer_unavailable"
+        for _ in range(50):
+            surge = (
+                await b.http.get(f"/api/v1/surges/{surge_id}", headers=a.auth(coordinator))
+            ).json()
+            if surge["status"] == "ended":
+                break
+            await asyncio.sleep(0.1)
+        assert surge["status"] == "ended"
+        queued = (await b.http.get(f"/api/v1/calls/{call['id']}", headers=a.auth(cti))).json()
+        assert queued["status"] == "queued"
