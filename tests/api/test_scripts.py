@@ -7,6 +7,7 @@ from typing import Any
 
 from surge.auth.models import Role
 from tests.api.test_bad_input import error_of
+from tests.api.test_surges import wait_until_ended
 from tests.helpers import LiveService
 
 NANJING, XUZHOU = "320100", "320300"
@@ -159,6 +160,7 @@ async def test_who_may_publish_and_read(service: LiveService) -> None:
     await service.http.post(
         f"/api/v1/surges/{surge.json()['id']}/end", headers=service.auth(coordinator)
     )
+    await wait_until_ended(service, coordinator, surge.json()["id"])  # no call in hand to finish
     error_of(await service.http.get(BOOK, headers=service.auth(helper)), 403, "forbidden")
     auth = service.auth(admin)
     error_of(await service.http.get(f"{BOOK}/versions/9", headers=auth), 404, "not_found")

@@ -210,7 +210,8 @@ async def end_surge(
             reason=body.reason if body else None,
         )
     if surge.status == surges_service.DRAINING:
-        # Once committed: a dispatcher reading the surge as active again can no longer lend.
+        # After the commit: from here on no instance lends for it, even one whose view of the
+        # surges is older (the hot state refuses the claim).
         await runtime.dispatcher.end_lending(surge.id, surge.host_city)
     await _announce(runtime, session, surge, out)
     return await _read(surge, session=session, runtime=runtime)

@@ -162,7 +162,7 @@ async def activate_wave(
     """Bring the next helper cities in (activating an active wave again changes nothing)."""
     surge = await get(session=session, surge_id=surge_id)
     if surge.status != ACTIVE:
-        raise SurgeEnded(f"surge {surge_id} has ended ({surge.status})")
+        raise SurgeEnded(f"surge {surge_id} is {surge.status}: no wave can be activated")
     wave = next((w for w in surge.waves if w.number == number), None)
     if wave is None:
         raise NotFound(f"surge {surge_id} has no wave {number}")
