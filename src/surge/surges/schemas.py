@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -68,7 +68,9 @@ class SurgeRead(BaseModel):
 
     id: int
     host_city: str
-    status: str
+    status: Literal["active", "draining", "ended"] = Field(
+        description="draining: ended by the coordinator, helpers finishing the calls in hand"
+    )
     overflow_after_s: float
     allow_shared_helpers: bool
     created_by: str
