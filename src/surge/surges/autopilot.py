@@ -67,7 +67,9 @@ class Autopilot:
                 active = await surges_service.active_surges(session=session)
                 elected = survey.elected
                 hosts = {surge.host_city for surge in active}
-                if self._settings.auto_surge and elected is not None and elected not in hosts:
+                # Only for a city over now: the hysteresis may keep a drained one elected.
+                over = {reading.code for reading in survey.readings if reading.over}
+                if self._settings.auto_surge and elected is not None and elected in over - hosts:
                     out += await self._start(session, survey, elected)
                 if self._settings.auto_next_wave_after_s is not None:
                     for surge in active:
