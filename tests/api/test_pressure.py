@@ -277,3 +277,38 @@ async def test_a_surge_suggests_its_release_once_the_host_stays_calm(backend: Ba
             "suggested": False,
             "reasons": [f"the surge is {ended.json()['status']}"],
         }
+
+
+async def test_autopilot_does_not_start_again_for_a_drained_city(backend: Backend) -> None:
+    async with run_service(backend.settings(pressure_interval_s=0.1, auto_surge=True)) as service:
+        coordinator = await service.add_user(Role.COORDINATOR)
+        cti = await service.add_user(Role.CTI)
+        helper = await service.add_user(Role.AGENT, XUZHOU)
+        auth = service.auth(coordinator)
+        async with service.console(helper) as console:
+            await console.available()
+            calls = await asyncio.gather(*(service.post_call(cti, YANGZHOU) for _ in range(60)))
+            await console.expect("surge.joined", within=5)
+        # The helper's console closed: its offer goes back to the queue; then every caller hangs up.
+        for _ in range(50):
+            cities = (await service.http.get("/api/v1/cities", headers=auth)).json()
+            if next(c for c in cities if c["code"] == YANGZHOU)["waiting"] == len(calls):
+                break
+            await asyncio.sleep(0.05)
+        for call in calls:
+            response = await service.http.post(
+                f"/api/v1/calls/{call['id']}/abandon", headers=service.auth(cti)
+            )
+            assert response.status_code == 200, response.text
+        async with service.console(helper) as console:
+            await console.expect("surge.joined")
+            await console.available()  # Xuzhou could help again
+            result = await board(service, coordinator)
+            assert result["elected"] == YANGZHOU  # drained, kept by the hysteresis
+            assert reading_of(result, YANGZHOU)["over"] is False
+            (surge,) = (await service.http.get("/api/v1/surges", headers=auth)).json()
+            ended = await service.http.post(f"/api/v1/surges/{surge['id']}/end", headers=auth)
+            assert ended.status_code == 200, ended.text
+            await asyncio.sleep(0.6)
+            surges = (await service.http.get("/api/v1/surges", headers=auth)).json()
+            assert [s["id"] for s in surges] == [surge["id"]]

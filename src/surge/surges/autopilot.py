@@ -1,6 +1,7 @@
 """Optional automatic surge policies (off by default), run after each pressure survey.
 
-- `SURGE_AUTO_SURGE`: start a surge for the elected city with the proposed waves.
+- `SURGE_AUTO_SURGE`: start a surge for the elected city (while it is over) with the proposed
+  waves.
 - `SURGE_AUTO_NEXT_WAVE_AFTER_S`: activate a surge's next wave once its host has stayed over the
   thresholds that long, both since it went over and since the last wave started.
 
