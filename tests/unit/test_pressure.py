@@ -296,3 +296,30 @@ def test_release_is_suggested_after_the_host_stays_under_the_threshold() -> None
     held = suggest_release(busy, under_for_s=None, thresholds=T)
     assert not held.suggested
     assert held.reasons[0] == "pressure 0.99 at or over the release threshold 0.75"
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2000), st.integers(0, 200), st.floats(30, 1200)),
+        min_size=1,
+        max_size=13,
+    )
+)
+def test_the_shortfalls_add_up_to_what_the_province_cannot_meet(
+    cities: list[tuple[int, int, float]],
+) -> None:
+    loads = [
+        calm(f"32{i:04d}", arrivals_15min=arrivals, agents_free=agents, agents_busy=0, aht_s=aht)
+        for i, (arrivals, agents, aht) in enumerate(cities)
+    ]
+    demand = sum(load.demand_per_hour for load in loads)
+    capacity = sum(load.capacity_per_hour for load in loads)
+    readings = read_all(loads, T)
+    unmet = sum(reading.shortfall_per_hour for reading in readings)
+    assert unmet >= 0
+    assert abs(unmet - max(0.0, demand - capacity)) <= 0.05 * len(loads) + 1e-6 * demand
+    for reading in readings:
+        assert (
+            reading.shortfall_per_hour
+            <= max(0.0, reading.demand_per_hour - reading.capacity_per_hour) + 0.05
+        )
