@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     pressure_connection_rate: float = Field(default=0.8, gt=0, le=1, description="Last hour")
     pressure_min_signals: int = Field(default=2, ge=1, le=4, description="Signals to be over")
     pressure_hysteresis: float = Field(default=0.25, ge=0, lt=1)
+    pressure_min_sample: int = Field(
+        default=10, ge=1, description="Calls behind a rate (arrivals, connection) before it counts"
+    )
+    pressure_release_score: float = Field(
+        default=0.75, gt=0, lt=1, description="Under it the elected city loses, a host may release"
+    )
+    release_after_s: float = Field(
+        default=300.0, gt=0, description="A host under the release score this long: release"
+    )
     default_aht_s: float = Field(default=300.0, gt=0, description="AHT before any call is done")
     service_level_target: float = Field(default=0.8, gt=0, lt=1)
     service_level_s: float = Field(default=20.0, gt=0)
@@ -152,7 +161,10 @@ class Settings(BaseSettings):
             predicted_wait_s=self.pressure_predicted_wait_s,
             connection_rate=self.pressure_connection_rate,
             min_signals=self.pressure_min_signals,
+            min_sample=self.pressure_min_sample,
             hysteresis=self.pressure_hysteresis,
+            release_score=self.pressure_release_score,
+            release_after_s=self.release_after_s,
             service_level=self.service_level_target,
             service_level_s=self.service_level_s,
         )

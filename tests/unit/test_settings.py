@@ -151,3 +151,17 @@ def test_a_blank_redis_url_means_in_process_state(
     settings = make()
     assert settings.redis_url is None
     assert not settings.uses_redis
+
+
+def test_pressure_release_and_sample_settings_reach_the_thresholds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SURGE_PRESSURE_MIN_SAMPLE", "25")
+    monkeypatch.setenv("SURGE_PRESSURE_RELEASE_SCORE", "0.6")
+    monkeypatch.setenv("SURGE_RELEASE_AFTER_S", "120")
+    thresholds = make().thresholds
+    assert (thresholds.min_sample, thresholds.release_score) == (25, 0.6)
+    assert thresholds.release_after_s == 120
+    # The release threshold sits under the election's (a signal at its threshold, 1).
+    with pytest.raises(ValidationError, match="pressure_release_score"):
+        make(pressure_release_score=1.0)
