@@ -337,6 +337,12 @@ class InMemoryState:
         """Forget the hits on `key`."""
         self._hits.pop(key, None)
 
+    async def forgive_hit(self, key: str) -> None:
+        """Take one hit on `key` back (an attempt counted beforehand that turned out well)."""
+        window_end, hits = self._hits.get(key, (0.0, 0))
+        if window_end > time.monotonic() and hits > 0:
+            self._hits[key] = (window_end, hits - 1)
+
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:
         """Hand the event to every listener of this process."""
