@@ -151,3 +151,23 @@ def test_a_blank_redis_url_means_in_process_state(
     settings = make()
     assert settings.redis_url is None
     assert not settings.uses_redis
+
+
+def test_allowed_origins_come_comma_separated_and_in_normal_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert make().allowed_origins == []
+    monkeypatch.setenv(
+        "SURGE_ALLOWED_ORIGINS", "https://Console.12345.example, http://10.0.0.5:8080"
+    )
+    assert make().allowed_origins == ["https://console.12345.example:443", "http://10.0.0.5:8080"]
+    monkeypatch.setenv("SURGE_ALLOWED_ORIGINS", '["https://a.example/"]')
+    assert make().allowed_origins == ["https://a.example:443"]
+
+
+@pytest.mark.parametrize(
+    "origin", ["console.example", "ftp://a.example", "https://a.example/console", "null", "*"]
+)
+def test_allowed_origins_refuse_what_is_no_origin(origin: str) -> None:
+    with pytest.raises(ValidationError, match="is not an origin"):
+        make(allowed_origins=[origin])
