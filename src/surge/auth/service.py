@@ -178,14 +178,14 @@ async def login(
     pair_key = f"login:{address} {username.lower()}"  # names and addresses hold no spaces
     address_key = f"login-from:{address}"
     window_s = settings.login_window_s
-    pair = await state.count_hit(pair_key, window_s=window_s)
-    from_address = await state.count_hit(address_key, window_s=window_s)
-    if pair > settings.login_max_failures:
-        raise TooManyAttempts("too many failed logins for this user; try again in a few minutes")
-    if from_address > settings.login_max_failures_per_address:
+    if await state.count_hit(address_key, window_s=window_s) > (
+        settings.login_max_failures_per_address
+    ):  # refused before the pair is counted: a spray of names leaves no key per name
         raise TooManyAttempts(
             "too many failed logins from your address; try again in a few minutes"
         )
+    if await state.count_hit(pair_key, window_s=window_s) > settings.login_max_failures:
+        raise TooManyAttempts("too many failed logins for this user; try again in a few minutes")
     user = (
         await session.execute(select(User).where(User.username == username))
     ).scalar_one_or_none()
