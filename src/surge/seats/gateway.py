@@ -34,9 +34,7 @@ class Connection:
 
     _ids = itertools.count(1)
 
-    def __init__(
-        self, websocket: WebSocket, *, city: str | None, principal: Principal | None = None
-    ) -> None:
+    def __init__(self, websocket: WebSocket, *, city: str | None, principal: Principal) -> None:
         self.id = next(self._ids)
         self.websocket = websocket
         self.city = city
@@ -96,12 +94,12 @@ class Gateway:
         return False
 
     def close_withdrawn(self, verdict: Callable[[Principal], bool | None]) -> None:
-        """Close the sockets here whose user may no longer connect (disabled, deleted)."""
+        """Close the sockets here whose user may no longer connect (disabled, deleted).
+
+        A token newer than the directory's reading (verdict None) is judged at the next one.
+        """
         for connection in (*self.agents.values(), *self.cti.values()):
-            principal = connection.principal
-            if principal is None or connection.close_code is not None:
-                continue
-            if verdict(principal) is False:
+            if connection.close_code is None and verdict(connection.principal) is False:
                 connection.send(error_frame(Unauthorized.code, WITHDRAWN))
                 connection.close(CLOSE_UNAUTHORIZED)
 
