@@ -179,7 +179,8 @@ def _users_change(settings: Settings, args: argparse.Namespace) -> int:
     change = changes[args.users_command]
 
     async def work(session: AsyncSession) -> None:
-        await change(session=session, username=args.name)
+        user = await auth_service.user_named(session=session, username=args.name)
+        await change(session=session, user=user)
 
     _in_transaction(settings, work)
     print(f"{args.users_command}d {args.name!r}")

@@ -106,7 +106,7 @@ async def test_a_deleted_user_is_gone_and_history_is_kept(backend: Backend) -> N
 
         code, output = await surge(backend, "users", "delete", agent)
         assert code == 1
-        assert "surge users disable" in output  # its calls' history names it: disable instead
+        assert "disable it instead" in output  # the history of the calls it took names it
         assert await log_in(service, agent) == 200
         code, output = await surge(backend, "users", "delete", "nobody")
         assert (code, "no user named 'nobody'" in output) == (1, True), output

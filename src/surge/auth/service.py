@@ -211,7 +211,8 @@ async def login(
     )
 
 
-async def _user_named(session: AsyncSession, username: str) -> User:
+async def user_named(*, session: AsyncSession, username: str) -> User:
+    """The user of that name (`NotFound` if there is none)."""
     user = (
         await session.execute(select(User).where(User.username == username))
     ).scalar_one_or_none()
@@ -220,26 +221,25 @@ async def _user_named(session: AsyncSession, username: str) -> User:
     return user
 
 
-async def disable_user(*, session: AsyncSession, username: str) -> User:
-    """Refuse the user's logins and withdraw its tokens (every instance within a second)."""
-    user = await _user_named(session, username)
+async def disable_user(*, session: AsyncSession, user: User) -> None:
+    """Refuse the user's logins and withdraw its tokens (every instance within a second).
+
+    Changing the token version is what withdraws them; a password change must do it too.
+    """
     user.is_active = False
     user.token_version += 1
     await session.flush()
-    return user
 
 
-async def enable_user(*, session: AsyncSession, username: str) -> User:
+async def enable_user(*, session: AsyncSession, user: User) -> None:
     """Let a disabled user log in again (its old tokens stay withdrawn)."""
-    user = await _user_named(session, username)
     user.is_active = True
     await session.flush()
-    return user
 
 
-async def delete_user(*, session: AsyncSession, username: str) -> None:
+async def delete_user(*, session: AsyncSession, user: User) -> None:
     """Remove a user (and its seat); refused for an agent whose calls' history names it."""
-    user = await _user_named(session, username)
+    kept = Conflict(f"{user.username!r} is named in the service's records: disable it instead")
     agent_id = (
         await session.execute(select(Agent.id).where(Agent.user_id == user.id))
     ).scalar_one_or_none()
@@ -253,11 +253,11 @@ async def delete_user(*, session: AsyncSession, username: str) -> None:
             )
         )
         if in_history:
-            raise Conflict(
-                f"{username!r} has taken calls and their history names it; "
-                f"disable it instead: surge users disable {username}"
-            )
+            raise kept  # the calls it took
         await session.execute(delete(ScriptAck).where(ScriptAck.agent_id == agent_id))
         await session.execute(delete(Agent).where(Agent.id == agent_id))
     await session.delete(user)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # another record refers to it
+        raise kept from exc
