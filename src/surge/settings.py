@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from surge.cities.pressure import Thresholds
 from surge.reports.schemas import ReportFormat
 from surge.router.policy import DEFAULT_PROTECTION_FLOOR
+from surge.seats.origins import normal_origin
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
 
@@ -48,6 +49,15 @@ class Settings(BaseSettings):
     token_ttl_s: int = Field(default=12 * 3600, gt=0, description="Lifetime of an access token")
     login_max_failures: int = Field(default=5, gt=0, description="Failed logins per window")
     login_window_s: int = Field(default=300, gt=0, description="Window for failed-login counting")
+    login_max_failures_per_address: int = Field(
+        default=50, gt=0, description="Failed logins per window from one client address"
+    )
+    user_refresh_s: float = Field(
+        default=1.0, gt=0, description="How often each instance rereads which users may log in"
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default=[], description="Browser origins the websockets accept besides the service's own"
+    )
 
     offer_timeout_s: float = Field(default=15.0, gt=0, description="How long an offer is held")
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="Dispatcher safety tick")
@@ -124,15 +134,25 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
         return value
 
-    @field_validator("report_export_formats", mode="before")
+    @field_validator("report_export_formats", "allowed_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        """`SURGE_REPORT_EXPORT_FORMATS=json,csv` as well as a JSON list."""
+        """`SURGE_REPORT_EXPORT_FORMATS=json,csv` (and the origins) as well as a JSON list."""
         if not isinstance(value, str):
             return value
         if value.lstrip().startswith("["):
             return json.loads(value)
         return [part.strip() for part in value.split(",") if part.strip()]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        """Each entry is `scheme://host[:port]` (http or https), kept in its normal form."""
+        normal = [normal_origin(origin) for origin in value]
+        for origin, written in zip(normal, value, strict=True):
+            if origin is None:
+                raise ValueError(f"{written!r} is not an origin (write https://host[:port])")
+        return [origin for origin in normal if origin is not None]
 
     @field_validator("redis_url", mode="before")
     @classmethod
