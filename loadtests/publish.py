@@ -35,8 +35,6 @@ from loadtests.stack import (
     run_cli,
     service_env,
 )
-from surge.auth.models import Role
-from surge.auth.service import Principal, issue_token
 from surge.settings import Settings
 
 CITY = "320100"
@@ -84,10 +82,7 @@ async def run(*, agents: int, publishes: int) -> list[float]:
         accounts = await create_accounts(
             url, settings, agents=agents, agent_city=CITY, run_id=run_id
         )
-        admin = issue_token(
-            settings=settings,
-            principal=Principal(user_id=0, username="bench-admin", role=Role.CITY_ADMIN, city=CITY),
-        )
+        admin = accounts.admin_token
         inboxes: list[asyncio.Queue[tuple[int, float]]] = []
         tasks = []
         for i, token in enumerate(accounts.agent_tokens):

@@ -124,9 +124,10 @@ async def drop_prefix(prefix: str) -> int:
 
 @dataclass(frozen=True)
 class Accounts:
-    """The CTI's token and one token per agent (all agents of `agent_city`)."""
+    """The CTI's token, `agent_city`'s admin's and one token per agent (all of `agent_city`)."""
 
     cti_token: str
+    admin_token: str
     agent_city: str
     agent_tokens: tuple[str, ...]
 
@@ -134,7 +135,7 @@ class Accounts:
 async def create_accounts(
     url: str, settings: Settings, *, agents: int, agent_city: str, run_id: str
 ) -> Accounts:
-    """Insert a province-wide CTI and `agents` agents in bulk and mint their tokens directly.
+    """Insert a province-wide CTI, a city admin and `agents` agents; mint their tokens directly.
 
     Hashing 1,000 passwords with argon2 and logging each in would take minutes: every account
     shares one hash (nobody logs in with it) and tokens are signed with the service's secret.
@@ -153,6 +154,19 @@ async def create_accounts(
                         password_hash=password_hash,
                         role=Role.CTI.value,
                         city_code=None,
+                    )
+                    .returning(User.id)
+                )
+            ).scalar_one()
+            admin_name = f"bench-{run_id}-admin"
+            admin_id = (
+                await connection.execute(
+                    insert(User)
+                    .values(
+                        username=admin_name,
+                        password_hash=password_hash,
+                        role=Role.CITY_ADMIN.value,
+                        city_code=agent_city,
                     )
                     .returning(User.id)
                 )
@@ -199,8 +213,10 @@ async def create_accounts(
     finally:
         await engine.dispose()
     cti = Principal(user_id=cti_id, username=cti_name, role=Role.CTI, city=None)
+    admin = Principal(user_id=admin_id, username=admin_name, role=Role.CITY_ADMIN, city=agent_city)
     return Accounts(
         cti_token=issue_token(settings=settings, principal=cti),
+        admin_token=issue_token(settings=settings, principal=admin),
         agent_city=agent_city,
         agent_tokens=tuple(
             issue_token(

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from surge.auth import api as auth_api
+from surge.auth.directory import UserDirectory
 from surge.calls import api as calls_api
 from surge.cities import api as cities_api
 from surge.cities.monitor import PressureMonitor
@@ -155,9 +156,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.report_export_dir is not None
             else None
         )
+        users = UserDirectory(sessions, refresh_s=settings.user_refresh_s)
         tasks: list[asyncio.Task[None]] = []
         try:
             await cities.load()
+            await users.load()
             async with sessions() as session, session.begin():
                 await recovery.rebuild(session=session, state=state, instance=settings.instance_id)
             app.state.runtime = Runtime(
@@ -171,11 +174,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pressure=monitor,
                 classification=classification,
                 script_index=BookIndex(),
+                users=users,
             )
             tasks = [
                 asyncio.create_task(dispatcher.run(), name="dispatch"),
                 asyncio.create_task(dispatcher.maintain(), name="offer-maintenance"),
                 asyncio.create_task(monitor.run(), name="pressure"),
+                asyncio.create_task(users.run(gateway.close_withdrawn), name="user-refresh"),
             ]
             if settings.uses_redis:
                 tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
@@ -185,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             dispatcher.stop()
             monitor.stop()
+            users.stop()
             if exporter is not None:
                 exporter.stop()
             for task in tasks:

@@ -1,4 +1,4 @@
-"""The `surge` command: serve, migrate, seed, users add, report daily, simulate.
+"""The `surge` command: serve, migrate, seed, users add/disable/enable/delete, report, simulate.
 
 Each command imports what it needs when it runs, so that a command starts quickly.
 """
@@ -90,6 +90,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         ws_max_size=4 * settings.ws_max_message_bytes,  # larger frames get a clear error first
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        # Whose X-Forwarded-For names the client (login throttling is per client address).
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
     for name in ("uvicorn.access", "uvicorn.error"):
@@ -162,6 +164,26 @@ def _users_add(settings: Settings, args: argparse.Namespace) -> int:
 
     user = _in_transaction(settings, work)
     print(f"created {user.role} {user.username!r} (id {user.id}, city {user.city_code or '-'})")
+    return 0
+
+
+def _users_change(settings: Settings, args: argparse.Namespace) -> int:
+    """`surge users disable|enable|delete NAME`: every instance sees it within a second."""
+    from surge.auth import service as auth_service
+
+    changes = {
+        "disable": auth_service.disable_user,
+        "enable": auth_service.enable_user,
+        "delete": auth_service.delete_user,
+    }
+    change = changes[args.users_command]
+
+    async def work(session: AsyncSession) -> None:
+        user = await auth_service.user_named(session=session, username=args.name)
+        await change(session=session, user=user)
+
+    _in_transaction(settings, work)
+    print(f"{args.users_command}d {args.name!r}")
     return 0
 
 
@@ -258,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        help="proxies trusted to name the client in X-Forwarded-For, comma-separated "
+        "(default: loopback, or uvicorn's FORWARDED_ALLOW_IPS)",
+    )
     serve.set_defaults(run=_serve)
 
     commands.add_parser("migrate", help="apply the database migrations").set_defaults(run=_migrate)
@@ -277,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--city", help="6-digit city code (city_admin, agent; optional for cti)")
     add.add_argument("--endpoint", help="an agent's SIP URI or extension")
     add.set_defaults(run=_users_add)
+    for verb, does in (
+        ("disable", "refuse the user's logins and withdraw its tokens and sockets at once"),
+        ("enable", "let a disabled user log in again (its old tokens stay withdrawn)"),
+        ("delete", "remove a user that no call's history names (disable the others)"),
+    ):
+        change = users.add_parser(verb, help=does)
+        change.add_argument("name")
+        change.set_defaults(run=_users_change)
 
     report = commands.add_parser("report", help="the daily data report").add_subparsers(
         dest="report_command", required=True

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from surge.auth.directory import WITHDRAWN
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
 from surge.errors import Forbidden, Unauthorized
@@ -50,13 +51,16 @@ _bearer = HTTPBearer(auto_error=False, description="An access token from POST /a
 
 
 async def get_principal(
-    settings: SettingsDep,
+    runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from its bearer token."""
+    """The caller, from its bearer token, while its user may still use it."""
     if credentials is None:
         raise Unauthorized("send an access token: Authorization: Bearer <token>")
-    return read_token(settings=settings, token=credentials.credentials)
+    principal = read_token(settings=runtime.settings, token=credentials.credentials)
+    if not await runtime.users.admits(principal):
+        raise Unauthorized(WITHDRAWN)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

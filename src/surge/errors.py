@@ -4,6 +4,7 @@ SurgeError                      500 internal_error
 ├── BadRequest                  422 invalid_request
 │   ├── UnknownCity             422 unknown_city
 │   ├── UnknownCategory         422 unknown_category
+│   ├── TextFramesOnly          422 text_frames_only
 │   └── PayloadTooLarge         413 payload_too_large
 ├── Unauthorized                401 unauthorized
 │   └── InvalidCredentials      401 invalid_credentials
@@ -74,6 +75,12 @@ class UnknownCity(BadRequest):
 
 class UnknownCategory(BadRequest):
     code = "unknown_category"
+
+
+class TextFramesOnly(BadRequest):
+    """A binary websocket frame: the protocol is JSON in text frames."""
+
+    code = "text_frames_only"
 
 
 class PayloadTooLarge(BadRequest):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from surge.auth.directory import UserDirectory
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.router.dispatcher import Dispatcher
@@ -46,3 +47,4 @@ class Runtime:
     pressure: PressureMonitor
     classification: Classification
     script_index: BookIndex
+    users: UserDirectory

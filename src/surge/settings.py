@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from surge.cities.pressure import Thresholds
 from surge.reports.schemas import ReportFormat
 from surge.router.policy import DEFAULT_PROTECTION_FLOOR
+from surge.seats.origins import normal_origin
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
 
@@ -48,6 +49,15 @@ class Settings(BaseSettings):
     token_ttl_s: int = Field(default=12 * 3600, gt=0, description="Lifetime of an access token")
     login_max_failures: int = Field(default=5, gt=0, description="Failed logins per window")
     login_window_s: int = Field(default=300, gt=0, description="Window for failed-login counting")
+    login_max_failures_per_address: int = Field(
+        default=50, gt=0, description="Failed logins per window from one client address"
+    )
+    user_refresh_s: float = Field(
+        default=1.0, gt=0, description="How often each instance rereads which users may log in"
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default=[], description="Browser origins the websockets accept besides the service's own"
+    )
 
     offer_timeout_s: float = Field(default=15.0, gt=0, description="How long an offer is held")
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="Dispatcher safety tick")
@@ -69,6 +79,15 @@ class Settings(BaseSettings):
     pressure_connection_rate: float = Field(default=0.8, gt=0, le=1, description="Last hour")
     pressure_min_signals: int = Field(default=2, ge=1, le=4, description="Signals to be over")
     pressure_hysteresis: float = Field(default=0.25, ge=0, lt=1)
+    pressure_min_sample: int = Field(
+        default=10, ge=1, description="Calls behind a rate (arrivals, connection) before it counts"
+    )
+    pressure_release_score: float = Field(
+        default=0.75, gt=0, lt=1, description="Under it the elected city loses, a host may release"
+    )
+    release_after_s: float = Field(
+        default=300.0, gt=0, description="A host under the release score this long: release"
+    )
     default_aht_s: float = Field(default=300.0, gt=0, description="AHT before any call is done")
     service_level_target: float = Field(default=0.8, gt=0, lt=1)
     service_level_s: float = Field(default=20.0, gt=0)
@@ -115,15 +134,25 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
         return value
 
-    @field_validator("report_export_formats", mode="before")
+    @field_validator("report_export_formats", "allowed_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        """`SURGE_REPORT_EXPORT_FORMATS=json,csv` as well as a JSON list."""
+        """`SURGE_REPORT_EXPORT_FORMATS=json,csv` (and the origins) as well as a JSON list."""
         if not isinstance(value, str):
             return value
         if value.lstrip().startswith("["):
             return json.loads(value)
         return [part.strip() for part in value.split(",") if part.strip()]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        """Each entry is `scheme://host[:port]` (http or https), kept in its normal form."""
+        normal = [normal_origin(origin) for origin in value]
+        for origin, written in zip(normal, value, strict=True):
+            if origin is None:
+                raise ValueError(f"{written!r} is not an origin (write https://host[:port])")
+        return [origin for origin in normal if origin is not None]
 
     @field_validator("redis_url", mode="before")
     @classmethod
@@ -152,7 +181,10 @@ class Settings(BaseSettings):
             predicted_wait_s=self.pressure_predicted_wait_s,
             connection_rate=self.pressure_connection_rate,
             min_signals=self.pressure_min_signals,
+            min_sample=self.pressure_min_sample,
             hysteresis=self.pressure_hysteresis,
+            release_score=self.pressure_release_score,
+            release_after_s=self.release_after_s,
             service_level=self.service_level_target,
             service_level_s=self.service_level_s,
         )

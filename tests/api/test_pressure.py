@@ -62,6 +62,12 @@ async def test_a_swamped_city_is_elected_and_helpers_are_proposed(quick: LiveSer
         assert top["waiting"] == 100
         assert top["arrival_ratio"] > 2
         assert top["connection_rate"] == 0.0
+        # 100 calls in the quarter: 400 an hour against no agent; Xuzhou's two agents free
+        # (at the default 300 s, 24 calls an hour) are the province's only free capacity.
+        assert (top["capacity_per_hour"], top["demand_per_hour"]) == (0, 400)
+        assert top["shortfall_per_hour"] == 376
+        xuzhou = reading_of(result, XUZHOU)
+        assert (xuzhou["capacity_per_hour"], xuzhou["shortfall_per_hour"]) == (24, 0)
         text = " ".join(top["reasons"])
         assert "arrivals" in text
         assert "connection rate 0%" in text
@@ -179,3 +185,130 @@ async def test_autopilot_is_off_by_default(quick: LiveService) -> None:
     assert (await board(quick, coordinator))["elected"] == NANJING
     surges = await quick.http.get("/api/v1/surges", headers=quick.auth(coordinator))
     assert surges.json() == []
+
+
+YANGZHOU, WUXI = "321000", "320200"
+
+
+def reading_of(result: dict[str, Any], code: str) -> dict[str, Any]:
+    """One city's reading on the board."""
+    found: dict[str, Any] = next(city for city in result["cities"] if city["code"] == code)
+    return found
+
+
+async def test_a_drained_city_gives_the_election_to_one_with_calls_waiting(
+    quick: LiveService,
+) -> None:
+    coordinator = await quick.add_user(Role.COORDINATOR)
+    cti = await quick.add_user(Role.CTI)
+    calls = await asyncio.gather(*(quick.post_call(cti, YANGZHOU) for _ in range(100)))
+    assert (await board(quick, coordinator))["elected"] == YANGZHOU
+    for call in calls:  # every Yangzhou caller hangs up: its queue is empty
+        response = await quick.http.post(
+            f"/api/v1/calls/{call['id']}/abandon", headers=quick.auth(cti)
+        )
+        assert response.status_code == 200, response.text
+    await asyncio.gather(*(quick.post_call(cti, NANJING) for _ in range(80)))
+    result = await board(quick, coordinator)
+    yangzhou, nanjing = reading_of(result, YANGZHOU), reading_of(result, NANJING)
+    assert (yangzhou["waiting"], yangzhou["over"]) == (0, False)
+    assert (nanjing["waiting"], nanjing["over"]) == (80, True)
+    assert result["elected"] == NANJING
+    assert result["cities"][0]["code"] == NANJING
+
+
+async def test_an_empty_city_is_not_over_on_two_calls(quick: LiveService) -> None:
+    coordinator = await quick.add_user(Role.COORDINATOR)
+    cti = await quick.add_user(Role.CTI)
+    agent = await quick.add_user(Role.AGENT, WUXI)
+    await quick.answer_call(cti, agent, WUXI)  # answered at once, then the agent logs out
+    call = await quick.post_call(cti, WUXI)
+    response = await quick.http.post(f"/api/v1/calls/{call['id']}/abandon", headers=quick.auth(cti))
+    assert response.status_code == 200, response.text
+    wuxi = reading_of(await board(quick, coordinator), WUXI)
+    assert (wuxi["waiting"], wuxi["agents_free"], wuxi["agents_busy"]) == (0, 0, 0)
+    assert wuxi["connection_rate"] == 0.5
+    assert wuxi["over"] is False
+    assert wuxi["reasons"] == []
+
+
+async def surge_release(service: LiveService, coordinator: str, surge_id: int) -> dict[str, Any]:
+    """GET /surges/{id} and return its `release`."""
+    response = await service.http.get(
+        f"/api/v1/surges/{surge_id}", headers=service.auth(coordinator)
+    )
+    assert response.status_code == 200, response.text
+    release: dict[str, Any] = response.json()["release"]
+    return release
+
+
+async def test_a_surge_suggests_its_release_once_the_host_stays_calm(backend: Backend) -> None:
+    settings = backend.settings(pressure_interval_s=0.1, release_after_s=0.8)
+    async with run_service(settings) as service:
+        coordinator = await service.add_user(Role.COORDINATOR)
+        cti = await service.add_user(Role.CTI)
+        created = await service.http.post(
+            "/api/v1/surges",
+            json={"host_city": WUXI, "waves": [{"cities": [XUZHOU], "seats_per_city": 2}]},
+            headers=service.auth(coordinator),
+        )
+        assert created.status_code == 201, created.text
+        surge = created.json()
+        assert surge["release"]["suggested"] is False  # the clock starts with the surge
+        for _ in range(40):
+            release = await surge_release(service, coordinator, surge["id"])
+            if release["suggested"]:
+                break
+            assert "s needed" in release["reasons"][0], release
+            await asyncio.sleep(0.1)
+        assert release["suggested"] is True, release
+        assert "under the release threshold 0.75" in release["reasons"][0]
+        # Thirty callers and nobody of Wuxi's own: the suggestion is withdrawn at once.
+        await asyncio.gather(*(service.post_call(cti, WUXI) for _ in range(30)))
+        await asyncio.sleep(0.4)
+        release = await surge_release(service, coordinator, surge["id"])
+        assert release["suggested"] is False
+        assert "at or over the release threshold 0.75" in release["reasons"][0]
+        assert "no agent logged in for the 30 calls waiting" in release["reasons"]
+        ended = await service.http.post(
+            f"/api/v1/surges/{surge['id']}/end", headers=service.auth(coordinator)
+        )
+        assert ended.json()["release"] == {
+            "suggested": False,
+            "reasons": [f"the surge is {ended.json()['status']}"],
+        }
+
+
+async def test_autopilot_does_not_start_again_for_a_drained_city(backend: Backend) -> None:
+    async with run_service(backend.settings(pressure_interval_s=0.1, auto_surge=True)) as service:
+        coordinator = await service.add_user(Role.COORDINATOR)
+        cti = await service.add_user(Role.CTI)
+        helper = await service.add_user(Role.AGENT, XUZHOU)
+        auth = service.auth(coordinator)
+        async with service.console(helper) as console:
+            await console.available()
+            calls = await asyncio.gather(*(service.post_call(cti, YANGZHOU) for _ in range(60)))
+            await console.expect("surge.joined", within=5)
+        # The helper's console closed: its offer goes back to the queue; then every caller hangs up.
+        for _ in range(50):
+            cities = (await service.http.get("/api/v1/cities", headers=auth)).json()
+            if next(c for c in cities if c["code"] == YANGZHOU)["waiting"] == len(calls):
+                break
+            await asyncio.sleep(0.05)
+        for call in calls:
+            response = await service.http.post(
+                f"/api/v1/calls/{call['id']}/abandon", headers=service.auth(cti)
+            )
+            assert response.status_code == 200, response.text
+        async with service.console(helper) as console:
+            await console.expect("surge.joined")
+            await console.available()  # Xuzhou could help again
+            result = await board(service, coordinator)
+            assert result["elected"] == YANGZHOU  # drained, kept by the hysteresis
+            assert reading_of(result, YANGZHOU)["over"] is False
+            (surge,) = (await service.http.get("/api/v1/surges", headers=auth)).json()
+            ended = await service.http.post(f"/api/v1/surges/{surge['id']}/end", headers=auth)
+            assert ended.status_code == 200, ended.text
+            await asyncio.sleep(0.6)
+            surges = (await service.http.get("/api/v1/surges", headers=auth)).json()
+            assert [s["id"] for s in surges] == [surge["id"]]

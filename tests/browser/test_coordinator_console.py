@@ -28,6 +28,10 @@ async def test_a_coordinator_starts_watches_and_ends_a_surge(
         await site.post_call(cti, NANJING, caller="13812345678")
     waiting = board.locator("#tile-320100 [data-field=waiting]")
     await expect(waiting).to_have_text("2", timeout=15_000)  # the next survey (every 5 s)
+    # Two calls in the quarter are 8 an hour, against no Nanjing agent; Suzhou's free agent
+    # (12 an hour at the default handling time) could take them all.
+    await expect(board.locator("#tile-320100 [data-field=capacity]")).to_have_text("0 / 8")
+    await expect(board.locator("#tile-320100 [data-field=shortfall]")).to_have_text("0")
     await screenshot(coordinator, "coordinator-board")
 
     # Choose the host; the proposal fills the wave editor, which must end up including Suzhou.

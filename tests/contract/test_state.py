@@ -759,6 +759,18 @@ async def test_hits_count_within_a_fixed_window(state: HotState) -> None:
     assert await state.count_hit("burst", window_s=0.2) == 1
 
 
+async def test_a_forgiven_hit_is_taken_back_but_never_below_zero(state: HotState) -> None:
+    assert await state.count_hit("from:a", window_s=60) == 1
+    assert await state.count_hit("from:a", window_s=60) == 2
+    await state.forgive_hit("from:a")
+    assert await state.count_hit("from:a", window_s=60) == 2
+    for _ in range(3):
+        await state.forgive_hit("from:a")
+    await state.forgive_hit("never-hit")
+    assert await state.count_hit("from:a", window_s=60) == 1
+    assert await state.count_hit("never-hit", window_s=60) == 1
+
+
 # --- events -----------------------------------------------------------------------------------
 
 

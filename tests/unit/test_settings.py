@@ -151,3 +151,37 @@ def test_a_blank_redis_url_means_in_process_state(
     settings = make()
     assert settings.redis_url is None
     assert not settings.uses_redis
+
+
+def test_pressure_release_and_sample_settings_reach_the_thresholds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SURGE_PRESSURE_MIN_SAMPLE", "25")
+    monkeypatch.setenv("SURGE_PRESSURE_RELEASE_SCORE", "0.6")
+    monkeypatch.setenv("SURGE_RELEASE_AFTER_S", "120")
+    thresholds = make().thresholds
+    assert (thresholds.min_sample, thresholds.release_score) == (25, 0.6)
+    assert thresholds.release_after_s == 120
+    # The release threshold sits under the election's (a signal at its threshold, 1).
+    with pytest.raises(ValidationError, match="pressure_release_score"):
+        make(pressure_release_score=1.0)
+
+
+def test_allowed_origins_come_comma_separated_and_in_normal_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert make().allowed_origins == []
+    monkeypatch.setenv(
+        "SURGE_ALLOWED_ORIGINS", "https://Console.12345.example, http://10.0.0.5:8080"
+    )
+    assert make().allowed_origins == ["https://console.12345.example:443", "http://10.0.0.5:8080"]
+    monkeypatch.setenv("SURGE_ALLOWED_ORIGINS", '["https://a.example/"]')
+    assert make().allowed_origins == ["https://a.example:443"]
+
+
+@pytest.mark.parametrize(
+    "origin", ["console.example", "ftp://a.example", "https://a.example/console", "null", "*"]
+)
+def test_allowed_origins_refuse_what_is_no_origin(origin: str) -> None:
+    with pytest.raises(ValidationError, match="is not an origin"):
+        make(allowed_origins=[origin])

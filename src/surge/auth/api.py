@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from surge.auth import service as auth_service
 from surge.auth.schemas import TokenRead, TokenRequest
@@ -13,15 +13,22 @@ router = APIRouter(tags=["auth"])
 
 @router.post("/auth/token", response_model=TokenRead)
 async def issue_token(
-    body: TokenRequest, session: SessionDep, state: StateDep, settings: SettingsDep
+    body: TokenRequest,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    settings: SettingsDep,
 ) -> TokenRead:
     """Exchange a username and password for an access token (failed logins are throttled)."""
+    # The peer, or what a trusted proxy says in X-Forwarded-For (uvicorn's --forwarded-allow-ips).
+    address = request.client.host if request.client is not None else "unknown"
     principal = await auth_service.login(
         session=session,
         state=state,
         settings=settings,
         username=body.username,
         password=body.password,
+        address=address,
     )
     return TokenRead(
         access_token=auth_service.issue_token(settings=settings, principal=principal),

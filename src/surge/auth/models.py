@@ -31,4 +31,6 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     city_code: Mapped[str | None] = mapped_column(ForeignKey("city.code"), default=None)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Tokens carry the version they were issued under; changing it withdraws them all.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from dataclasses import dataclass
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge.auth.models import Role, User
+from surge.calls.models import Call, CallEvent
 from surge.cities.models import City
 from surge.errors import (
     BadRequest,
     Conflict,
     InvalidCredentials,
+    NotFound,
     TooManyAttempts,
     Unauthorized,
     UnknownCity,
 )
+from surge.scripts.models import ScriptAck
 from surge.seats.models import Agent
 from surge.settings import Settings
 from surge.state.base import HotState
@@ -46,6 +50,8 @@ class Principal:
     role: Role
     city: str | None
     agent_id: int | None = None
+    token_version: int = 0  # the user's token version when the token was issued
+    issued_at: int = 0  # when the token was signed (epoch seconds; 0 before it is)
 
 
 async def hash_password(password: str) -> str:
@@ -84,7 +90,13 @@ async def create_user(
     if city is not None and await session.get(City, city) is None:
         raise UnknownCity(f"no city with code {city!r}")
     user = User(
-        username=username, password_hash=await hash_password(password), role=role, city_code=city
+        username=username,
+        password_hash=await hash_password(password),
+        role=role,
+        city_code=city,
+        # Not 0: SQLite may give a deleted user's id to the next user, and a token kept from
+        # the deleted one must not match the newcomer's version.
+        token_version=secrets.randbelow(2**30),
     )
     session.add(user)
     try:
@@ -114,6 +126,7 @@ def issue_token(*, settings: Settings, principal: Principal) -> str:
         "role": principal.role.value,
         "city": principal.city,
         "aid": principal.agent_id,
+        "tv": principal.token_version,
         "iat": now,
         "exp": now + settings.token_ttl_s,
     }
@@ -136,6 +149,8 @@ def read_token(*, settings: Settings, token: str) -> Principal:
             role=Role(claims["role"]),
             city=claims.get("city"),
             agent_id=claims.get("aid"),
+            token_version=int(claims.get("tv", 0)),  # tokens signed before versions were 0
+            issued_at=int(claims["iat"]),
         )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("the access token has expired") from exc
@@ -144,12 +159,32 @@ def read_token(*, settings: Settings, token: str) -> Principal:
 
 
 async def login(
-    *, session: AsyncSession, state: HotState, settings: Settings, username: str, password: str
+    *,
+    session: AsyncSession,
+    state: HotState,
+    settings: Settings,
+    username: str,
+    password: str,
+    address: str,
 ) -> Principal:
-    """Check a username and password; too many attempts in a row lock the name for a while."""
-    throttle_key = f"login:{username.lower()}"
-    attempts = await state.count_hit(throttle_key, window_s=settings.login_window_s)
-    if attempts > settings.login_max_failures:
+    """Check a username and password from a client address; failed logins are throttled.
+
+    Each attempt takes a place in two fixed-window counts before the (slow) password check, so
+    that parallel guesses cannot overrun them: one for the name from this address, one for the
+    address. A good login empties the first and gives its place in the second back, so only
+    failures lock: the name from that address (its owner elsewhere is not locked out), and the
+    address after a wider number of failures (a spray over many names).
+    """
+    pair_key = f"login:{address} {username.lower()}"  # names and addresses hold no spaces
+    address_key = f"login-from:{address}"
+    window_s = settings.login_window_s
+    if await state.count_hit(address_key, window_s=window_s) > (
+        settings.login_max_failures_per_address
+    ):  # refused before the pair is counted: a spray of names leaves no key per name
+        raise TooManyAttempts(
+            "too many failed logins from your address; try again in a few minutes"
+        )
+    if await state.count_hit(pair_key, window_s=window_s) > settings.login_max_failures:
         raise TooManyAttempts("too many failed logins for this user; try again in a few minutes")
     user = (
         await session.execute(select(User).where(User.username == username))
@@ -159,7 +194,8 @@ async def login(
         raise InvalidCredentials("wrong username or password")
     if not await _verify(user.password_hash, password):
         raise InvalidCredentials("wrong username or password")
-    await state.reset_hits(throttle_key)
+    await state.reset_hits(pair_key)
+    await state.forgive_hit(address_key)
     agent_id = None
     if user.role == Role.AGENT:
         agent_id = (
@@ -171,4 +207,57 @@ async def login(
         role=Role(user.role),
         city=user.city_code,
         agent_id=agent_id,
+        token_version=user.token_version,
     )
+
+
+async def user_named(*, session: AsyncSession, username: str) -> User:
+    """The user of that name (`NotFound` if there is none)."""
+    user = (
+        await session.execute(select(User).where(User.username == username))
+    ).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
+
+
+async def disable_user(*, session: AsyncSession, user: User) -> None:
+    """Refuse the user's logins and withdraw its tokens (every instance within a second).
+
+    Changing the token version is what withdraws them; a password change must do it too.
+    """
+    user.is_active = False
+    user.token_version += 1
+    await session.flush()
+
+
+async def enable_user(*, session: AsyncSession, user: User) -> None:
+    """Let a disabled user log in again (its old tokens stay withdrawn)."""
+    user.is_active = True
+    await session.flush()
+
+
+async def delete_user(*, session: AsyncSession, user: User) -> None:
+    """Remove a user (and its seat); refused for an agent whose calls' history names it."""
+    kept = Conflict(f"{user.username!r} is named in the service's records: disable it instead")
+    agent_id = (
+        await session.execute(select(Agent.id).where(Agent.user_id == user.id))
+    ).scalar_one_or_none()
+    if agent_id is not None:
+        in_history = await session.scalar(
+            select(
+                or_(
+                    exists().where(Call.agent_id == agent_id),
+                    exists().where(CallEvent.agent_id == agent_id),
+                )
+            )
+        )
+        if in_history:
+            raise kept  # the calls it took
+        await session.execute(delete(ScriptAck).where(ScriptAck.agent_id == agent_id))
+        await session.execute(delete(Agent).where(Agent.id == agent_id))
+    await session.delete(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # another record refers to it
+        raise kept from exc

@@ -3,8 +3,9 @@
 Figures come from the hot state (waiting, longest wait, free and busy agents) and from one grouped
 query over the last hour of calls (arrivals in the last 15 minutes, received and answered in the
 hour, average handling time of the calls completed in it). Each instance runs its own monitor;
-the election's hysteresis is kept per instance, and so is the last hour of samples (a bounded
-ring) that the coordinator's charts read.
+the election's hysteresis is kept per instance, and so are the last hour of samples (a bounded
+ring) that the coordinator's charts read and the time each city has been under the release
+threshold (a surge's release suggestion: its clock starts again when an instance starts).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class PressureMonitor:
         # Room for an hour at the survey interval, twice over (on-demand surveys add some).
         size = 2 * math.ceil(HISTORY_S / settings.pressure_interval_s) + 8
         self._history: deque[Sample] = deque(maxlen=min(MAX_SAMPLES, size))
+        self._under_since: dict[str, datetime] = {}  # city -> first survey under the release
 
     def stop(self) -> None:
         """Ask the loop to end after its current survey."""
@@ -161,7 +163,12 @@ class PressureMonitor:
                 )
             )
         thresholds = self._settings.thresholds
-        readings = pressure.rank([pressure.read(load, thresholds) for load in loads])
+        readings = pressure.rank(pressure.read_all(loads, thresholds))
+        for reading in readings:
+            if reading.score < thresholds.release_score:
+                self._under_since.setdefault(reading.code, now)
+            else:
+                self._under_since.pop(reading.code, None)
         incumbent = self.latest.elected if self.latest else None
         elected = pressure.elect(readings, incumbent=incumbent, thresholds=thresholds)
         if elected != incumbent:
@@ -185,6 +192,20 @@ class PressureMonitor:
             if sample.at >= since and city in sample.cities
         ]
         return sorted(found, key=lambda item: item[0])
+
+    def release(self, host: str, *, since: datetime) -> pressure.Release:
+        """Whether a surge's host could let its helpers go (under the threshold since `since`)."""
+        latest = self.latest
+        reading = next((r for r in latest.readings if r.code == host), None) if latest else None
+        if latest is None or reading is None:
+            return pressure.Release(False, ("no pressure reading yet",))
+        under = self._under_since.get(host)
+        under_for_s = None
+        if under is not None:
+            under_for_s = max(0.0, (latest.at - max(under, since)).total_seconds())
+        return pressure.suggest_release(
+            reading, under_for_s=under_for_s, thresholds=self._settings.thresholds
+        )
 
     async def current(self) -> Survey:
         """The latest survey, taken now if there is none yet or it is stale."""

@@ -12,32 +12,51 @@ over the allowed shortfall), so 1.0 means "at the threshold". The score adds the
 signals at or over 1 (each capped at 10); a city under every threshold scores its strongest
 signal (< 1), which still ranks it. A city is *over* when at least `min_signals` signals are.
 
-The elected city is the top-ranked city that is over; the incumbent keeps the election while it is
-over and within `hysteresis` of the top score, so the choice does not flap.
+Two rules keep noise out. A rate (the arrival ratio, the connection rate) counts only with at
+least `min_sample` calls behind it: one abandoned call out of two is not a 50 % connection rate.
+And pressure is calls waiting: with an empty queue no signal counts, the city is not over, and its
+score is the strongest signal that looks ahead (arrivals, predicted wait), kept under 1; so a host
+whose helpers keep its queue empty still reads its own staff's shortfall, under the election.
+
+The election has hysteresis. A city is elected when it is the top city over; it stays elected
+while its score is at or above the release threshold (`release_score`, under 1: the election
+threshold) and within `hysteresis` of the top city over. A drained city falls under the release
+threshold once its arrivals and staffing could do without help, and gives way at once to a
+challenger over with real load. The same release threshold, held for `release_after_s`, is when a
+surge's release is suggested.
+
+Each reading also gives the city's capacity (its present agents' service rate, calls per hour at
+its handling time), its demand (the arrival rate) and its shortfall: the part of its demand over
+its capacity that the other cities' free capacity cannot meet (shared out in proportion when
+several cities fall short), the gauge that tells "route" from "recruit or deflect".
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from surge.erlang import Load, agents_for_service_level, asa_s
 
 OVERLOADED_WAIT_S = 3600.0  # what "predicted wait" says when the queue can only grow
 _CAP = 10.0
+_EMPTY_QUEUE_SCORE = 0.99  # the most an empty queue scores: under the election threshold, 1
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """When a signal counts as pressure (all are settings)."""
+    """When a signal counts as pressure, and when it is over (all are settings)."""
 
     arrival_ratio: float = 2.0
     longest_wait_s: float = 60.0
     predicted_wait_s: float = 30.0
     connection_rate: float = 0.8
     min_signals: int = 2
+    min_sample: int = 10  # calls behind a rate (arrivals, connection rate) before it counts
     hysteresis: float = 0.25
+    release_score: float = 0.75  # under it the elected city loses and a host may release
+    release_after_s: float = 300.0  # how long a host stays under it before release is suggested
     service_level: float = 0.8  # what staffing aims at when spare capacity is worked out
     service_level_s: float = 20.0
 
@@ -67,10 +86,24 @@ class CityLoad:
         """The current offered load: the last 15 minutes' arrival rate at the handling time."""
         return Load(rate_per_s=self.arrivals_15min / 900, aht_s=self.aht_s)
 
+    @property
+    def capacity_per_hour(self) -> float:
+        """Calls an hour its present agents can serve at its handling time."""
+        return self.agents * 3600 / self.aht_s
+
+    @property
+    def demand_per_hour(self) -> float:
+        """Calls an hour arriving, at the last 15 minutes' rate."""
+        return self.arrivals_15min * 4.0
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """A city's pressure: its signals, score and the reasons in words."""
+    """A city's pressure: its signals, score, the reasons in words, capacity against demand.
+
+    `shortfall_per_hour` from `read` alone is the demand over the city's own capacity; from
+    `read_all`, what is left of it once the province's free capacity is shared out.
+    """
 
     code: str
     score: float
@@ -82,7 +115,17 @@ class Reading:
     connection_rate: float | None
     agents_free: int
     agents_busy: int
+    capacity_per_hour: float
+    demand_per_hour: float
+    shortfall_per_hour: float
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    strength: float  # value over threshold: 1.0 is at the threshold
+    reason: str
+    looks_ahead: bool  # about the calls to come rather than those already in
 
 
 def predicted_wait_s(load: CityLoad) -> float:
@@ -97,33 +140,16 @@ def read(load: CityLoad, thresholds: Thresholds) -> Reading:
     ratio = load.arrivals_15min / normal_per_15min if normal_per_15min > 0 else 0.0
     predicted = predicted_wait_s(load)
     connection = load.answered_1h / load.received_1h if load.received_1h else None
-    signals: list[tuple[float, str]] = [
-        (
-            ratio / thresholds.arrival_ratio,
-            f"arrivals {ratio:.1f}x normal over the last 15 min "
-            f"(threshold {thresholds.arrival_ratio:g}x)",
-        ),
-        (
-            load.longest_wait_s / thresholds.longest_wait_s,
-            f"longest wait {load.longest_wait_s:.0f} s (threshold {thresholds.longest_wait_s:g} s)",
-        ),
-        (
-            predicted / thresholds.predicted_wait_s,
-            _predicted_reason(load, predicted, thresholds),
-        ),
-    ]
-    if connection is not None:
-        allowed = 1 - thresholds.connection_rate
-        shortfall = 1 - connection
-        signals.append(
-            (
-                shortfall / allowed if allowed > 0 else (_CAP if shortfall > 0 else 0.0),
-                f"connection rate {connection:.0%} in the last hour "
-                f"(threshold {thresholds.connection_rate:.0%})",
-            )
-        )
-    strong = [(min(strength, _CAP), reason) for strength, reason in signals if strength >= 1]
-    score = sum(s for s, _ in strong) if strong else max(s for s, _ in signals)
+    signals = _signals(load, thresholds, ratio=ratio, predicted=predicted, connection=connection)
+    if load.waiting == 0:
+        # Nothing waits: nothing counts; only the arrivals can bring pressure back.
+        strong: list[tuple[float, str]] = []
+        enough = load.arrivals_15min >= thresholds.min_sample
+        ahead = [s.strength for s in signals if s.looks_ahead and enough]
+        score = min(max(ahead, default=0.0), _EMPTY_QUEUE_SCORE)
+    else:
+        strong = [(min(s.strength, _CAP), s.reason) for s in signals if s.strength >= 1]
+        score = sum(s for s, _ in strong) if strong else max(s.strength for s in signals)
     return Reading(
         code=load.code,
         score=round(score, 3),
@@ -135,14 +161,82 @@ def read(load: CityLoad, thresholds: Thresholds) -> Reading:
         connection_rate=None if connection is None else round(connection, 4),
         agents_free=load.agents_free,
         agents_busy=load.agents_busy,
+        capacity_per_hour=round(load.capacity_per_hour, 1),
+        demand_per_hour=round(load.demand_per_hour, 1),
+        shortfall_per_hour=round(max(0.0, load.demand_per_hour - load.capacity_per_hour), 1),
         reasons=tuple(reason for _, reason in sorted(strong, key=lambda s: -s[0])),
     )
 
 
+def read_all(loads: Sequence[CityLoad], thresholds: Thresholds) -> list[Reading]:
+    """Read every city, and share the province's free capacity out over the cities short of it.
+
+    A city's deficit is its demand over its own capacity; the free capacity is what the others'
+    capacity exceeds their demand by. Each city keeps its share of the deficit the free capacity
+    cannot cover, in proportion to its own: the shortfalls add up to the province's.
+    """
+    deficits = [max(0.0, load.demand_per_hour - load.capacity_per_hour) for load in loads]
+    free = sum(max(0.0, load.capacity_per_hour - load.demand_per_hour) for load in loads)
+    total = sum(deficits)
+    unmet = max(0.0, total - free) / total if total > 0 else 0.0
+    return [
+        replace(read(load, thresholds), shortfall_per_hour=round(deficit * unmet, 1))
+        for load, deficit in zip(loads, deficits, strict=True)
+    ]
+
+
+def _signals(
+    load: CityLoad,
+    thresholds: Thresholds,
+    *,
+    ratio: float,
+    predicted: float,
+    connection: float | None,
+) -> list[_Signal]:
+    """Every signal of a city; the rates only with `min_sample` calls behind them."""
+    signals = [
+        _Signal(
+            load.longest_wait_s / thresholds.longest_wait_s,
+            f"longest wait {load.longest_wait_s:.0f} s (threshold {thresholds.longest_wait_s:g} s)",
+            looks_ahead=False,
+        ),
+        _Signal(
+            predicted / thresholds.predicted_wait_s,
+            _predicted_reason(load, predicted, thresholds),
+            looks_ahead=True,
+        ),
+    ]
+    if load.arrivals_15min >= thresholds.min_sample:
+        signals.append(
+            _Signal(
+                ratio / thresholds.arrival_ratio,
+                f"arrivals {ratio:.1f}x normal over the last 15 min "
+                f"(threshold {thresholds.arrival_ratio:g}x)",
+                looks_ahead=True,
+            )
+        )
+    if connection is not None and load.received_1h >= thresholds.min_sample:
+        allowed = 1 - thresholds.connection_rate
+        shortfall = 1 - connection
+        signals.append(
+            _Signal(
+                shortfall / allowed if allowed > 0 else (_CAP if shortfall > 0 else 0.0),
+                f"connection rate {connection:.0%} in the last hour "
+                f"(threshold {thresholds.connection_rate:.0%})",
+                looks_ahead=False,
+            )
+        )
+    return signals
+
+
 def _predicted_reason(load: CityLoad, predicted: float, thresholds: Thresholds) -> str:
-    if predicted >= OVERLOADED_WAIT_S and load.load.erlangs >= load.agents:
+    if load.agents == 0:
+        return f"no agent logged in for the {load.waiting} calls waiting"
+    erlangs = load.load.erlangs
+    if predicted >= OVERLOADED_WAIT_S and erlangs >= load.agents:
+        offered = f"{erlangs:.0f}" if erlangs >= 10 else f"{erlangs:.1f}"
         return (
-            f"overloaded: {load.load.erlangs:.0f} Erlangs offered to {load.agents} agents "
+            f"overloaded: {offered} Erlangs offered to {load.agents} agents "
             "(the queue can only grow)"
         )
     return (
@@ -159,15 +253,48 @@ def rank(readings: Sequence[Reading]) -> list[Reading]:
 def elect(
     readings: Sequence[Reading], *, incumbent: str | None, thresholds: Thresholds
 ) -> str | None:
-    """The beleaguered city: the top city over the thresholds, sticky within the hysteresis."""
+    """The beleaguered city: the top city over, the incumbent kept within the hysteresis.
+
+    The incumbent stays while its score is at or above the release threshold and within
+    `hysteresis` of the top city over (if any is).
+    """
     ranked = [reading for reading in rank(readings) if reading.over]
-    if not ranked:
-        return None
-    top = ranked[0]
-    current = next((r for r in ranked if r.code == incumbent), None)
-    if current is not None and current.score >= top.score * (1 - thresholds.hysteresis):
+    top = ranked[0] if ranked else None
+    current = next((r for r in readings if r.code == incumbent), None)
+    if current is None or current.score < thresholds.release_score:
+        return None if top is None else top.code
+    if top is None or current.score >= top.score * (1 - thresholds.hysteresis):
         return current.code
     return top.code
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Whether a surge's host could do without its helpers now, and why (or why not)."""
+
+    suggested: bool
+    reasons: tuple[str, ...]
+
+
+def suggest_release(
+    reading: Reading, *, under_for_s: float | None, thresholds: Thresholds
+) -> Release:
+    """Release once the host has stayed under the release threshold for `release_after_s`.
+
+    `under_for_s` is how long it has been under (None: it is not under now).
+    """
+    score, limit, after = reading.score, thresholds.release_score, thresholds.release_after_s
+    figures = (
+        f"own capacity {reading.capacity_per_hour:.0f} calls/h "
+        f"for {reading.demand_per_hour:.0f} calls/h arriving"
+    )
+    if under_for_s is None:
+        over = f"pressure {score:g} at or over the release threshold {limit:g}"
+        return Release(False, (over, *reading.reasons, figures))
+    under = f"pressure {score:g} under the release threshold {limit:g} for {under_for_s:.0f} s"
+    if under_for_s < after:
+        return Release(False, (f"{under} of the {after:g} s needed", figures))
+    return Release(True, (f"{under} (release after {after:g} s)", figures))
 
 
 @dataclass(frozen=True, slots=True)

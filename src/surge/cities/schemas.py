@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 CITY_CODE = r"^[0-9]{6}$"
 r"""A city's six-digit code, ASCII digits only (`\d` would let full-width digits through)."""
@@ -26,6 +26,11 @@ class PressureRead(BaseModel):
     connection_rate: float | None
     agents_free: int
     agents_busy: int
+    capacity_per_hour: float = Field(description="calls an hour its present agents can serve")
+    demand_per_hour: float = Field(description="calls an hour arriving (last 15 minutes' rate)")
+    shortfall_per_hour: float = Field(
+        description="demand over its capacity that the province's free capacity cannot meet"
+    )
     reasons: list[str]
 
 

@@ -9,8 +9,10 @@ import logging
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
+from starlette.types import Message
 
 from surge import events
+from surge.auth.directory import WITHDRAWN
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
 from surge.db import database_errors
@@ -19,12 +21,14 @@ from surge.errors import (
     Forbidden,
     PayloadTooLarge,
     SurgeError,
+    TextFramesOnly,
     Unauthorized,
     describe,
 )
 from surge.runtime import Runtime
 from surge.seats import service as seats_service
-from surge.seats.gateway import Connection
+from surge.seats.gateway import CLOSE_UNAUTHORIZED, Connection
+from surge.seats.origins import origin_allowed
 from surge.seats.schemas import (
     AcceptMessage,
     AgentMessage,
@@ -39,26 +43,51 @@ from surge.state.base import AgentState
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_SERVER_ERROR = 1011
 
 
 async def _admit(websocket: WebSocket, token: str | None, role: Role) -> Principal | None:
-    """Accept the socket, check its token and role; on failure say why in an error frame, close."""
+    """Accept the socket, check its origin, token and role; on failure say why, then close."""
     runtime: Runtime = websocket.app.state.runtime
     await websocket.accept()
     try:
+        origin = websocket.headers.get("origin")
+        if not origin_allowed(
+            origin,
+            scheme=websocket.url.scheme,
+            host=websocket.headers.get("host"),
+            allowed=runtime.settings.allowed_origins,
+        ):
+            raise Forbidden(f"pages from {origin} may not open this socket (SURGE_ALLOWED_ORIGINS)")
         if not token:
             raise Unauthorized("connect with ?token=<access token>")
         principal = read_token(settings=runtime.settings, token=token)
+        if not await runtime.users.admits(principal):
+            raise Unauthorized(WITHDRAWN)
         if principal.role is not role:
             raise Forbidden(f"this socket is for the {role.value} role")
     except SurgeError as exc:
         await websocket.send_text(orjson.dumps(events.error_frame(exc.code, exc.message)).decode())
-        code = CLOSE_UNAUTHORIZED if isinstance(exc, Unauthorized) else CLOSE_FORBIDDEN
+        if isinstance(exc, Unauthorized):
+            code = CLOSE_UNAUTHORIZED
+        elif isinstance(exc, Forbidden):
+            code = CLOSE_FORBIDDEN
+        else:  # the database did not answer the check of a fresh token
+            code = CLOSE_SERVER_ERROR
         await websocket.close(code)
         return None
     return principal
+
+
+def _text(message: Message) -> str:
+    """The text of a received websocket message; a binary frame is refused, a close raised."""
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text: str | None = message.get("text")
+    if text is None:
+        raise TextFramesOnly("send JSON messages in text frames, not binary ones")
+    return text
 
 
 def _parse(runtime: Runtime, text: str) -> AgentMessage:
@@ -124,7 +153,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         return
     runtime: Runtime = websocket.app.state.runtime
     instance = runtime.settings.instance_id
-    connection = Connection(websocket, city=principal.city)
+    connection = Connection(websocket, city=principal.city, principal=principal)
     writer = asyncio.create_task(connection.write())
     seat: seats_service.Seat | None = None
     try:
@@ -144,10 +173,10 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         for frame in greeting:
             connection.send(frame)
         while True:
-            text = await websocket.receive_text()
+            message = await websocket.receive()
             try:
                 async with database_errors():
-                    out = await _handle(runtime, seat, _parse(runtime, text))
+                    out = await _handle(runtime, seat, _parse(runtime, _text(message)))
             except SurgeError as exc:
                 connection.send(events.error_frame(exc.code, exc.message))
                 out = []
@@ -176,13 +205,17 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
     if principal is None:
         return
     runtime: Runtime = websocket.app.state.runtime
-    connection = Connection(websocket, city=principal.city)
+    connection = Connection(websocket, city=principal.city, principal=principal)
     writer = asyncio.create_task(connection.write())
     runtime.gateway.cti[connection.id] = connection
     connection.send({"type": "hello", "city": principal.city})
     try:
         while True:
-            await websocket.receive_text()
+            try:
+                _text(await websocket.receive())
+            except TextFramesOnly as exc:
+                connection.send(events.error_frame(exc.code, exc.message))
+                continue
             connection.send(
                 events.error_frame("read_only", "this stream only sends; use the HTTP API to act")
             )

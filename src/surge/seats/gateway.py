@@ -16,14 +16,17 @@ from collections.abc import Callable, Sequence
 import orjson
 from starlette.websockets import WebSocket, WebSocketState
 
-from surge.errors import SurgeError
-from surge.events import Event, Frame
+from surge.auth.directory import WITHDRAWN
+from surge.auth.service import Principal
+from surge.errors import SurgeError, Unauthorized
+from surge.events import Event, Frame, error_frame
 from surge.state.base import HotState
 
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 1000  # frames queued for one socket before it is considered dead and closed
 CLOSE_REPLACED = 4409  # the agent opened its console elsewhere
+CLOSE_UNAUTHORIZED = 4401  # no valid token, or its user was disabled or deleted
 
 
 class Connection:
@@ -31,10 +34,11 @@ class Connection:
 
     _ids = itertools.count(1)
 
-    def __init__(self, websocket: WebSocket, *, city: str | None) -> None:
+    def __init__(self, websocket: WebSocket, *, city: str | None, principal: Principal) -> None:
         self.id = next(self._ids)
         self.websocket = websocket
         self.city = city
+        self.principal = principal  # whose token opened the socket
         self._outbox: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.close_code: int | None = None
 
@@ -88,6 +92,16 @@ class Gateway:
             del self.agents[agent_id]
             return True
         return False
+
+    def close_withdrawn(self, verdict: Callable[[Principal], bool | None]) -> None:
+        """Close the sockets here whose user may no longer connect (disabled, deleted).
+
+        A token newer than the directory's reading (verdict None) is judged at the next one.
+        """
+        for connection in (*self.agents.values(), *self.cti.values()):
+            if connection.close_code is None and verdict(connection.principal) is False:
+                connection.send(error_frame(Unauthorized.code, WITHDRAWN))
+                connection.close(CLOSE_UNAUTHORIZED)
 
     async def announce(self, events: Sequence[Event]) -> None:
         """Deliver events to sockets here, and send the rest to the other instances.

@@ -291,6 +291,9 @@ class HotState(Protocol):
     async def reset_hits(self, key: str) -> None:
         """Forget the hits on `key`."""
 
+    async def forgive_hit(self, key: str) -> None:
+        """Take one hit on `key` back (an attempt counted beforehand that turned out well)."""
+
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:
         """Send a JSON-serialisable event to every service instance (this one included)."""

@@ -28,6 +28,8 @@ from surge.state.base import (
     Withdrawn,
 )
 
+_HITS_PRUNE_AT = 10_000  # rate-limit keys kept before ended windows are swept out
+
 
 @dataclass(slots=True)
 class _Agent:
@@ -362,12 +364,20 @@ class InMemoryState:
         window_end, hits = self._hits.get(key, (now, 0))
         if window_end <= now:
             window_end, hits = now + window_s, 0
+            if len(self._hits) >= _HITS_PRUNE_AT:  # a spray of names: forget ended windows
+                self._hits = {k: v for k, v in self._hits.items() if v[0] > now}
         self._hits[key] = (window_end, hits + 1)
         return hits + 1
 
     async def reset_hits(self, key: str) -> None:
         """Forget the hits on `key`."""
         self._hits.pop(key, None)
+
+    async def forgive_hit(self, key: str) -> None:
+        """Take one hit on `key` back (an attempt counted beforehand that turned out well)."""
+        window_end, hits = self._hits.get(key, (0.0, 0))
+        if window_end > time.monotonic() and hits > 0:
+            self._hits[key] = (window_end, hits - 1)
 
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:

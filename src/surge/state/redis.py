@@ -439,6 +439,14 @@ end
 return hits
 """
 
+# Never below zero, and never a key without its expiry (an expired window is simply gone).
+_FORGIVE_HIT = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
+"""
+
 _CLOSE_WAIT_S = 5.0  # how long close() waits for a listener to leave its read
 
 
@@ -571,6 +579,7 @@ class RedisState:
         self._snapshot = script(_SNAPSHOT)
         self._get_offer = script(_GET_OFFER)
         self._count_hit = client.register_script(_COUNT_HIT)
+        self._forgive_hit = client.register_script(_FORGIVE_HIT)
 
     async def ping(self) -> None:
         """Raise `StateUnavailable` if Redis cannot answer."""
@@ -778,6 +787,11 @@ class RedisState:
         """Forget the hits on `key`."""
         with _mapped():
             await self._client.unlink(f"{self._prefix}rl:{key}")
+
+    async def forgive_hit(self, key: str) -> None:
+        """Take one hit on `key` back (an attempt counted beforehand that turned out well)."""
+        with _mapped():
+            await self._forgive_hit(keys=[f"{self._prefix}rl:{key}"])
 
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:

@@ -21,6 +21,7 @@ from surge.surges.schemas import (
     HelperRead,
     ProposalRead,
     ProposedWave,
+    ReleaseRead,
     SurgeAction,
     SurgeCreate,
     SurgeRead,
@@ -50,6 +51,7 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
         ended_by=surge.ended_by,
         ended_at=surge.ended_at,
         host_waiting=views[surge.host_city].waiting,
+        release=_release(surge, runtime=runtime),
         waves=[
             WaveRead(
                 number=wave.number,
@@ -70,6 +72,14 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
             for wave in surge.waves
         ],
     )
+
+
+def _release(surge: Surge, *, runtime: RuntimeDep) -> ReleaseRead:
+    """Whether the host could let its helpers go (only an active surge has any to let go)."""
+    if surge.status != surges_service.ACTIVE:
+        return ReleaseRead(suggested=False, reasons=[f"the surge is {surge.status}"])
+    release = runtime.pressure.release(surge.host_city, since=surge.created_at)
+    return ReleaseRead(suggested=release.suggested, reasons=list(release.reasons))
 
 
 async def _announce(

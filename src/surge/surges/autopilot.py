@@ -1,6 +1,7 @@
 """Optional automatic surge policies (off by default), run after each pressure survey.
 
-- `SURGE_AUTO_SURGE`: start a surge for the elected city with the proposed waves.
+- `SURGE_AUTO_SURGE`: start a surge for the elected city (while it is over) with the proposed
+  waves.
 - `SURGE_AUTO_NEXT_WAVE_AFTER_S`: activate a surge's next wave once its host has stayed over the
   thresholds that long, both since it went over and since the last wave started.
 
@@ -68,7 +69,9 @@ class Autopilot:
                 active = [surge for surge in live if surge.status == surges_service.ACTIVE]
                 elected = survey.elected
                 hosts = {surge.host_city for surge in live}  # a draining surge holds its host
-                if self._settings.auto_surge and elected is not None and elected not in hosts:
+                # Only for a city over now: the hysteresis may keep a drained one elected.
+                over = {reading.code for reading in survey.readings if reading.over}
+                if self._settings.auto_surge and elected is not None and elected in over - hosts:
                     out += await self._start(session, survey, elected)
                 if self._settings.auto_next_wave_after_s is not None:
                     for surge in active:

@@ -63,6 +63,16 @@ class WaveRead(BaseModel):
     helpers: list[HelperRead]
 
 
+class ReleaseRead(BaseModel):
+    """Whether the host could let its helpers go now, and why (or why not)."""
+
+    suggested: bool = Field(
+        description="the host's pressure stayed under the release threshold for "
+        "SURGE_RELEASE_AFTER_S (as this instance's surveys saw it)"
+    )
+    reasons: list[str]
+
+
 class SurgeRead(BaseModel):
     """A surge with its waves and live counts."""
 
@@ -79,6 +89,7 @@ class SurgeRead(BaseModel):
     ended_at: datetime | None
     host_waiting: int
     waves: list[WaveRead]
+    release: ReleaseRead
 
 
 class HelperOfferRead(BaseModel):

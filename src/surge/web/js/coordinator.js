@@ -42,6 +42,8 @@ add({
     "coord.behind": "版本落后的坐席", "coord.all_current": "所有在线坐席均已使用最新版本",
     "coord.col_agent": "坐席", "coord.col_home": "所属城市", "coord.col_version": "当前版本", "coord.more": "另有 {n} 人",
     "coord.seconds": "{s} 秒", "coord.minutes": "{m} 分 {s} 秒", "coord.failed": "操作失败：{message}",
+    "coord.capacity": "每时能力/来话", "coord.shortfall": "每时缺口",
+    "coord.release": "建议结束：求援城市已可自行应对",
   },
   en: {
     "coord.title": "Coordinator", "coord.updated": "Updated {time}", "coord.refresh_failed": "Refresh failed: {message}",
@@ -76,6 +78,8 @@ add({
     "coord.behind": "Agents behind", "coord.all_current": "Every connected agent has the current version",
     "coord.col_agent": "Agent", "coord.col_home": "Home city", "coord.col_version": "Version", "coord.more": "and {n} more",
     "coord.seconds": "{s} s", "coord.minutes": "{m} min {s} s", "coord.failed": "Failed: {message}",
+    "coord.capacity": "Capacity / demand per h", "coord.shortfall": "Shortfall per h",
+    "coord.release": "Release suggested: the host can cope on its own",
   },
 });
 
@@ -212,7 +216,10 @@ export function mount(view, { banner }) {
       el("dt", {}, t("coord.waiting")), el("dd", { dataset: { field: "waiting" } }, reading.waiting),
       el("dt", {}, t("coord.longest")), el("dd", { dataset: { field: "longest" } }, duration(reading.longest_wait_s)),
       el("dt", {}, t("coord.agents")), el("dd", { dataset: { field: "agents" } }, `${reading.agents_free} / ${reading.agents_busy}`),
-      el("dt", {}, t("coord.connection")), el("dd", { dataset: { field: "connection" } }, percent(reading.connection_rate))),
+      el("dt", {}, t("coord.connection")), el("dd", { dataset: { field: "connection" } }, percent(reading.connection_rate)),
+      el("dt", {}, t("coord.capacity")),
+      el("dd", { dataset: { field: "capacity" } }, `${Math.round(reading.capacity_per_hour)} / ${Math.round(reading.demand_per_hour)}`),
+      el("dt", {}, t("coord.shortfall")), el("dd", { dataset: { field: "shortfall" } }, Math.round(reading.shortfall_per_hour))),
     reading.reasons.length
       ? el("ul", { class: "reasons", lang: "en" }, reading.reasons.map((text) => el("li", {}, text)))
       : null);
@@ -509,6 +516,10 @@ export function mount(view, { banner }) {
         t("coord.host_waiting", { n: surge.host_waiting })), " ",
       el("span", { class: "pill" }, t("coord.overflow_is", { n: surge.overflow_after_s })), " ",
       el("span", { class: "muted" }, t("coord.since", { time: clock(surge.created_at), who: surge.created_by })),
+      !draining && surge.release?.suggested // a suggestion to end: moot once it is ending
+        ? [" ", el("span", { class: "pill ok", id: `surge-${surge.id}-release`, title: surge.release.reasons.join("\n") },
+          t("coord.release"))]
+        : null,
       draining ? el("span", { class: "draining-note", id: `surge-${surge.id}-draining` }, t("coord.draining_note", { n: inHand })) : null);
     const next = surge.waves.find((wave) => !wave.active);
     card.activate.hidden = !next || draining;

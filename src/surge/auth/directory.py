@@ -1,0 +1,89 @@
+"""Which users may use their tokens, held in memory by each instance and reread every second.
+
+A token is good while its user is active and still has the token version the token was issued
+under (disabling a user changes it). Checking that must not cost a database read per request,
+so each instance keeps the active users' versions and rereads them every `SURGE_USER_REFRESH_S`;
+the users may change in another process (`surge users disable`). A token newer than the last
+reading cannot be judged by it (its user may have been created or enabled since), so it alone is
+looked up in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from surge.auth.models import User
+from surge.auth.service import Principal
+from surge.db import database_errors
+from surge.loops import run_forever
+
+# Tokens signed up to this long before a reading began are judged by it: room for the clocks of
+# instances to differ a little (a token's `iat` comes from the instance that signed it).
+CLOCK_SKEW_S = 2
+WITHDRAWN = "this user has been disabled or deleted (or its tokens withdrawn): log in again"
+
+Verdict = Callable[[Principal], bool | None]
+
+
+class UserDirectory:
+    """The active users' token versions, as of the last reading of the user table."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, refresh_s: float) -> None:
+        self._sessions = sessions
+        self._refresh_s = refresh_s
+        self._versions: dict[int, int] = {}
+        self._read_since = 0  # tokens signed from then on are newer than the reading
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask the refresh loop to end."""
+        self._stopping = True
+
+    async def load(self) -> None:
+        """Read every active user's token version."""
+        began = int(time.time()) - CLOCK_SKEW_S
+        async with database_errors(), self._sessions() as session:
+            rows = await session.execute(
+                select(User.id, User.token_version).where(User.is_active.is_(True))
+            )
+            self._versions = dict(rows.all())
+        self._read_since = began
+
+    def verdict(self, principal: Principal) -> bool | None:
+        """Whether the principal's token is still good, or None when the reading is too old."""
+        if self._versions.get(principal.user_id) == principal.token_version:
+            return True
+        if principal.issued_at >= self._read_since:
+            return None
+        return False
+
+    async def admits(self, principal: Principal) -> bool:
+        """Whether the principal's token is still good (a database read only for fresh tokens)."""
+        verdict = self.verdict(principal)
+        if verdict is not None:
+            return verdict
+        async with database_errors(), self._sessions() as session:
+            version = await session.scalar(
+                select(User.token_version).where(
+                    User.id == principal.user_id, User.is_active.is_(True)
+                )
+            )
+        if version is None:
+            return False
+        self._versions[principal.user_id] = version
+        return version == principal.token_version
+
+    async def run(self, on_refresh: Callable[[Verdict], object]) -> None:
+        """Reread the users every `refresh_s` and hand `on_refresh` the new verdict (a task)."""
+
+        async def step() -> None:
+            await asyncio.sleep(self._refresh_s)
+            await self.load()
+            on_refresh(self.verdict)
+
+        await run_forever("user refresh", step, stopping=lambda: self._stopping)
