@@ -127,6 +127,34 @@ async def test_quota_holds_and_own_calls_come_first(service: LiveService) -> Non
         assert (await next_offer(one))["call"]["id"] == host_calls[0]["id"]
 
 
+async def test_a_helper_reloading_its_console_mid_call_keeps_its_seat(
+    service: LiveService,
+) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    first = await service.add_user(Role.AGENT, XUZHOU)
+    second = await service.add_user(Role.AGENT, XUZHOU)
+    await start_surge(service, coordinator)  # Xuzhou lends one seat
+    async with service.console(first) as console:
+        await console.expect("surge.joined")
+        await console.available()
+        call = await service.post_call(cti, NANJING)
+        offer = await next_offer(console)
+        await console.send(type="accept", offer_id=offer["offer_id"])
+        await next_frame(console, "call.connected")
+    # The console is closed (a reload); the call goes on, and so does the seat it takes.
+    async with service.console(second) as other:
+        await other.expect("surge.joined")
+        await other.available()
+        await service.post_call(cti, NANJING)
+        await other.silent(0.8)
+        async with service.console(first) as back:
+            assert back.hello["call"]["id"] == call["id"]
+            await back.send(type="complete", call_id=call["id"], disposition="answered")
+            await next_frame(back, "call.completed")
+        assert (await next_offer(other))["surge_id"] is not None
+
+
 async def test_ending_a_surge_stops_new_offers_but_calls_in_hand_finish(
     service: LiveService,
 ) -> None:

@@ -334,6 +334,39 @@ async def test_reconnecting_with_another_citys_call_counts_it_again(state: HotSt
     assert await lent_counts(state) == {HOST: 1}  # already present: not counted twice
 
 
+async def test_an_agent_leaving_with_a_hosts_call_in_hand_still_counts(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2), qc(3)])
+    await make_available(state, 20, HELPER)
+    await make_available(state, 21, HELPER)
+    [first] = await state.claim([lent(1, 20)])
+    assert first is not None
+    await state.accept(first.offer_id, 20, T0 + 1)
+
+    await state.agent_disconnect(20, instance="i1")  # a reload: the voice may go on
+
+    assert await lent_counts(state) == {HOST: 1}
+    assert await state.claim([lent(2, 21)]) == [None]  # the seat is still taken
+    back = await state.agent_connect(20, HELPER, instance="i2", now=T0 + 5, call_id=1,
+                                     call_city=HOST)  # fmt: skip
+    assert back.lent_to == HOST
+    assert await lent_counts(state) == {HOST: 1}  # not twice
+    await state.finish_call(20, 1, T0 + 6)
+    assert await lent_counts(state) == {}
+    # Finished without its agent (released), or gone by the time it is back: no longer counted.
+    [second] = await state.claim([lent(2, 21)])
+    assert second is not None
+    await state.accept(second.offer_id, 21, T0 + 7)
+    await state.agent_disconnect(21, instance="i1")
+    assert await state.finish_call(21, 2, T0 + 8) is None
+    assert await lent_counts(state) == {}
+    [third] = await state.claim([lent(3, 20)])
+    assert third is not None
+    await state.accept(third.offer_id, 20, T0 + 9)
+    await state.agent_disconnect(20, instance="i2")
+    await state.agent_connect(20, HELPER, instance="i1", now=T0 + 10, call_id=None)
+    assert await lent_counts(state) == {}
+
+
 async def test_a_lent_claim_holds_the_helpers_quota(state: HotState) -> None:
     await state.enqueue([qc(c) for c in range(1, 5)] + [qc(9, HELPER)])
     for agent_id in (20, 21, 22, 23):
@@ -1006,8 +1039,11 @@ async def check_invariants(
         assert [city_view.offered, city_view.busy] == counts
         assert city_view.on_break == sum(a.state is AgentState.BREAK for a in mine)
         hosts = [a.lent_to for a in mine if a.lent_to is not None]
-        assert dict(city_view.lent) == {host: hosts.count(host) for host in set(hosts)}
-        assert city not in hosts
+        # Agents that left with a host's call in hand still count: at most the absent ones.
+        assert all(city_view.lent.get(host, 0) >= hosts.count(host) for host in hosts)
+        absent = sum(agent_city(a) == city for a in AGENTS) - len(mine)
+        assert 0 <= sum(city_view.lent.values()) - len(hosts) <= absent
+        assert city not in city_view.lent
 
     held = [a.offer_id for a in present_agents if a.state is AgentState.OFFERED]
     assert None not in held

@@ -13,9 +13,10 @@ Vocabulary:
 - an agent is *present* while its console is connected; an absent agent is offline;
 - an agent is *lent* to a host while it holds an offer or a call of a city other than its own:
   from the claim (or from reconnecting with such a call in hand) until it is available, on break
-  or absent again. Each city's lent agents are counted per host, and a claim made for a surge
-  (`Lend`) succeeds only while that count is below the helper's seat quota, so the quota holds
-  however many instances dispatch at once.
+  or absent again. An agent that goes absent with such a call in hand (the voice may go on) still
+  counts until it is back and done, or `finish_call` names that call. Each city's lent agents
+  are counted per host, and a claim made for a surge (`Lend`) succeeds only while that count is
+  below the helper's seat quota, so the quota holds however many instances dispatch at once.
 """
 
 from __future__ import annotations
@@ -262,7 +263,11 @@ class HotState(Protocol):
         """
 
     async def finish_call(self, agent_id: int, call_id: int, now: float) -> AgentPresence | None:
-        """A present agent busy with `call_id` becomes available, idle since now; else None."""
+        """A present agent busy with `call_id` becomes available, idle since now; else None.
+
+        An absent agent that left with `call_id` in hand no longer counts as lent (the call was
+        finished without it).
+        """
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence, or None when it is offline."""

@@ -96,6 +96,8 @@ class InMemoryState:
         self._engaged: defaultdict[tuple[str, AgentState], set[int]] = defaultdict(set)
         self._lending: defaultdict[str, Counter[str]] = defaultdict(Counter)  # helper -> host -> n
         self._ended_surges: set[int] = set()  # surges no claim may lend for any more
+        # Absent agents that left with a host's call in hand: agent -> (city, host, call id).
+        self._away: dict[int, tuple[str, str, int]] = {}
         self._heartbeats: dict[str, float] = {}
         self._members: defaultdict[str, set[int]] = defaultdict(set)
         self._hits: dict[str, tuple[float, int]] = {}  # key -> (window end, monotonic clock; hits)
@@ -125,6 +127,7 @@ class InMemoryState:
             self._engaged,
             self._lending,
             self._ended_surges,
+            self._away,
             self._heartbeats,
             self._members,
             self._hits,
@@ -283,8 +286,14 @@ class InMemoryState:
             agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)
             self._agents[agent_id] = agent
             self._engaged[(city, state)].add(agent_id)
-            if call_id is not None and call_city is not None:
-                self._lend(agent, call_city)
+            away = self._away.pop(agent_id, None)
+            if away is not None and away[2] == call_id:
+                agent.lent_to = away[1]  # back with the call it left with: still counted
+            else:
+                if away is not None:  # that call was finished without it
+                    self._uncount(away[0], away[1])
+                if call_id is not None and call_city is not None:
+                    self._lend(agent, call_city)
         else:
             self._members[agent.instance].discard(agent_id)
             agent.instance = instance
@@ -315,7 +324,14 @@ class InMemoryState:
         return agent.presence(agent_id)
 
     async def finish_call(self, agent_id: int, call_id: int, now: float) -> AgentPresence | None:
-        """A present agent busy with `call_id` becomes available, idle since now; else None."""
+        """A present agent busy with `call_id` becomes available, idle since now; else None.
+
+        An absent agent that left with `call_id` in hand no longer counts as lent.
+        """
+        away = self._away.get(agent_id)
+        if away is not None and away[2] == call_id:
+            del self._away[agent_id]
+            self._uncount(away[0], away[1])
         agent = self._agents.get(agent_id)
         if agent is None or agent.state is not AgentState.BUSY or agent.call_id != call_id:
             return None
@@ -453,15 +469,17 @@ class InMemoryState:
 
     def _unlend(self, agent: _Agent) -> None:
         """The agent holds no offer or call any more: it no longer counts against a quota."""
-        if agent.lent_to is None:
-            return
-        counts = self._lending[agent.city]
-        counts[agent.lent_to] -= 1
-        if counts[agent.lent_to] <= 0:
-            del counts[agent.lent_to]
+        if agent.lent_to is not None:
+            self._uncount(agent.city, agent.lent_to)
+            agent.lent_to = None
+
+    def _uncount(self, helper: str, host: str) -> None:
+        counts = self._lending[helper]
+        counts[host] -= 1
+        if counts[host] <= 0:
+            del counts[host]
         if not counts:
-            del self._lending[agent.city]
-        agent.lent_to = None
+            del self._lending[helper]
 
     def _move(self, agent_id: int, agent: _Agent, state: AgentState, idle_since: float) -> None:
         """Move an agent to `state`, filing it accordingly; it no longer has an offer or call.
@@ -486,7 +504,12 @@ class InMemoryState:
             held = self._end_offer(agent.offer_id)
             self._queue(held.call)
         self._leave(agent_id, agent)
-        self._unlend(agent)
+        if agent.lent_to is not None and agent.call_id is not None:
+            # It left with a host's call in hand (the voice may go on): it still counts until
+            # it is back and done, or the call is finished without it.
+            self._away[agent_id] = (agent.city, agent.lent_to, agent.call_id)
+        else:
+            self._unlend(agent)
         del self._agents[agent_id]
         self._members[agent.instance].discard(agent_id)
         return held

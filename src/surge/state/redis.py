@@ -10,8 +10,9 @@ Key layout, under the prefix P (default ``surge:``):
 - ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, ``offer`` or
   ``call`` while it holds one, and ``lent`` (the host) while that offer or call is another city's;
 - ``P lending:{city}`` hash host -> how many of the city's agents are lent to it (kept in step
-  with the ``lent`` fields by the same scripts); ``P ended_surges`` set of surge ids no claim may
-  lend for any more;
+  with the ``lent`` fields and ``away`` hashes by the same scripts); ``P away:{agent}`` hash
+  (city, host, call) of an absent agent that left with a host's call in hand, which still counts;
+  ``P ended_surges`` set of surge ids no claim may lend for any more;
 - ``P idle:{city}`` zset agent id -> idle_since (available agents), ``P offered:{city}``,
   ``P busy:{city}``, ``P break:{city}`` sets of agent ids: every present agent is in exactly one;
 - ``P offer:{offer_id}`` hash: call, agent, expires_at; ``P offers`` zset offer id -> expires_at;
@@ -85,14 +86,18 @@ local function lend(agent, city, host)
   end
 end
 
+local function uncount(city, host)
+  if redis.call('HINCRBY', P .. 'lending:' .. city, host, -1) <= 0 then
+    redis.call('HDEL', P .. 'lending:' .. city, host)
+  end
+end
+
 local function unlend(agent)
   local key = P .. 'agent:' .. agent
   local a = redis.call('HMGET', key, 'city', 'lent')
   if a[2] then
     redis.call('HDEL', key, 'lent')
-    if redis.call('HINCRBY', P .. 'lending:' .. a[1], a[2], -1) <= 0 then
-      redis.call('HDEL', P .. 'lending:' .. a[1], a[2])
-    end
+    uncount(a[1], a[2])
   end
 end
 
@@ -148,13 +153,19 @@ end
 -- Make an agent absent; an offer it held ends and its call goes back to its place.
 local function drop(agent)
   local key = P .. 'agent:' .. agent
-  local a = redis.call('HMGET', key, 'city', 'state', 'instance', 'offer')
+  local a = redis.call('HMGET', key, 'city', 'state', 'instance', 'offer', 'lent', 'call')
   local held, call = false, nil
   if a[4] then
     held, call = end_offer(a[4])
     queue(call)
   end
-  unlend(agent)
+  if a[5] and a[6] then
+    -- It left with a host's call in hand (the voice may go on): it still counts until it is
+    -- back and done, or the call is finished without it.
+    redis.call('HSET', P .. 'away:' .. agent, 'city', a[1], 'host', a[5], 'call', a[6])
+  else
+    unlend(agent)
+  end
   leave(agent, a[1], a[2])
   redis.call('DEL', key)
   redis.call('SREM', P .. 'members:' .. a[3], agent)
@@ -321,8 +332,17 @@ else
   end
   redis.call('HSET', key, 'city', city, 'state', state, 'instance', instance, 'idle_since', now)
   enter(agent, city, state, now)
-  if call ~= '' and ARGV[7] ~= '' then
-    lend(agent, city, ARGV[7])
+  local away = redis.call('HMGET', P .. 'away:' .. agent, 'city', 'host', 'call')
+  redis.call('DEL', P .. 'away:' .. agent)
+  if away[1] and away[3] == call then
+    redis.call('HSET', key, 'lent', away[2])  -- back with the call it left with: still counted
+  else
+    if away[1] then  -- that call was finished without it
+      uncount(away[1], away[2])
+    end
+    if call ~= '' and ARGV[7] ~= '' then
+      lend(agent, city, ARGV[7])
+    end
   end
 end
 redis.call('SADD', P .. 'members:' .. instance, agent)
@@ -363,6 +383,11 @@ return {'ok', presence(agent)}
 # ARGV: P, agent id, call id, now. Returns the presence, or {} when nothing changed.
 _FINISH = """
 local agent = ARGV[2]
+local away = redis.call('HMGET', P .. 'away:' .. agent, 'city', 'host', 'call')
+if away[3] == ARGV[3] then  -- finished without the agent that left with it
+  redis.call('DEL', P .. 'away:' .. agent)
+  uncount(away[1], away[2])
+end
 local a = redis.call('HMGET', P .. 'agent:' .. agent, 'state', 'call')
 if a[1] ~= 'busy' or a[2] ~= ARGV[3] then
   return {}
