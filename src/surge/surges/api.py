@@ -219,11 +219,14 @@ async def end_surge(
             actor=principal.username,
             reason=body.reason if body else None,
         )
-    if surge.status == surges_service.DRAINING:
-        # After the commit: from here on no instance lends for it, even one whose view of the
-        # surges is older (the hot state refuses the claim).
-        await runtime.dispatcher.end_lending(surge.id, surge.host_city)
-    await _announce(runtime, session, surge, out)
+    try:
+        if surge.status == surges_service.DRAINING:
+            # After the commit: from here on no instance lends for it, even one whose view of
+            # the surges is older (the hot state refuses the claim). Should the hot state fail,
+            # the maintenance loops revoke the offers as soon as it answers again.
+            await runtime.dispatcher.end_lending(surge.id, surge.host_city)
+    finally:
+        await _announce(runtime, session, surge, out)  # surge.left after the revocations
     return await _read(surge, session=session, runtime=runtime)
 
 
