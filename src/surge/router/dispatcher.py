@@ -125,7 +125,6 @@ class Dispatcher:
                     free_agents=view.idle,
                     waiting=view.waiting,
                     serving=serving.get(code, {}),
-                    protection_floor=self._settings.helper_protection_floor,
                 )
                 for code, view in views.items()
                 if view.queue or view.idle
