@@ -350,3 +350,32 @@ async def test_a_helper_under_its_own_service_level_stops_lending(backend: Backe
             assert helper["lending_reason"] == "own service level 0.70 under 0.80"
             await service.post_call(cti, NANJING)
             assert await offer_or_nothing(console) is None
+
+
+async def test_two_hosts_sharing_a_helper_longest_wait_first(service: LiveService) -> None:
+    # The case: the older Nanjing surge took every Wuxi agent while Yangzhou's callers
+    # waited longer. Now a shared helper's free agent takes the longest-waiting call.
+    yangzhou = "321000"
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    agent = await service.add_user(Role.AGENT, WUXI)
+    wave = {"cities": [WUXI], "seats_per_city": 4}
+    first = await start_surge(service, coordinator, waves=[wave])
+    second = await start_surge(
+        service, coordinator, host_city=yangzhou, waves=[wave], allow_shared_helpers=True
+    )
+    waited = await service.post_call(cti, yangzhou)
+    await asyncio.sleep(0.3)
+    fresh = [await service.post_call(cti, NANJING) for _ in range(2)]
+    async with service.console(agent) as console:
+        joined = {(await console.expect("surge.joined"))["surge_id"] for _ in range(2)}
+        assert joined == {first["id"], second["id"]}
+        await console.available()
+        offer = await next_offer(console)
+        assert (offer["call"]["id"], offer["surge_id"]) == (waited["id"], second["id"])
+        await console.send(type="accept", offer_id=offer["offer_id"])
+        await console.expect("call.connected")
+        await console.send(type="complete", call_id=waited["id"], disposition="answered")
+        await console.expect("call.completed")
+        # Then Nanjing's calls, whose wait is now the longest.
+        assert (await next_offer(console))["call"]["id"] == fresh[0]["id"]
