@@ -41,13 +41,14 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
     helpers = surges_service.helpers_of(surge, active_only=True)
     views = await runtime.state.snapshot([surge.host_city, *helpers], queue_depth=0)
     dispatcher = runtime.dispatcher
+    target = dispatcher.protection_service_level
     refusals = surges_service.lending(
         surge,
         cities=views,
         serving=serving,
-        levels=await dispatcher.own_service_levels() if helpers else {},
+        levels=await dispatcher.own_service_levels() if helpers and target is not None else {},
         active=await dispatcher.surges(),
-        target=dispatcher.protection_service_level,
+        target=target,
     )
     return SurgeRead(
         id=surge.id,
