@@ -258,14 +258,15 @@ async def own_service_levels(
     rows = await session.execute(
         select(
             Call.city_code,
-            func.sum(case((in_time, 1), else_=0)),
-            func.sum(case((or_(answered, long_abandon), 1), else_=0)),
+            func.sum(case((in_time, 1), else_=0)).label("in_time"),
+            func.sum(case((or_(answered, long_abandon), 1), else_=0)).label("counted"),
         )
         .where(Call.received_at >= since)
         .group_by(Call.city_code)
     )
     return {
-        city: own_service_level(int(good or 0), int(counted or 0)) for city, good, counted in rows
+        row.city_code: own_service_level(int(row.in_time or 0), int(row.counted or 0))
+        for row in rows
     }
 
 
