@@ -299,7 +299,7 @@ def surge_snapshots(draw: st.DrawFn) -> Snapshot:
             IdleAgent(next(next_id), code, NOW - draw(st.floats(0, 900)))
             for _ in range(draw(st.integers(0, 6)))
         ]
-        extra_waiting = draw(st.integers(0, 5))
+        extra_waiting = draw(st.sampled_from([0, 0, 0, 3]))  # own calls beyond the head shown
         serving = {host: draw(st.integers(0, 3)) for host in CITY_CODES if host != code}
         cities[code] = CitySnapshot.build(
             code,
@@ -322,8 +322,58 @@ def surge_snapshots(draw: st.DrawFn) -> Snapshot:
     return Snapshot(NOW, cities, tuple(surges), protection_service_level=target)
 
 
+@st.composite
+def shared_helper_snapshots(draw: st.DrawFn) -> Snapshot:
+    """Two or three overloaded hosts whose surges share helper cities with agents to spare."""
+    next_id = iter(range(1, 10_000))
+    hosts = draw(st.lists(st.sampled_from(CITY_CODES), unique=True, min_size=2, max_size=3))
+    helpers = [code for code in CITY_CODES if code not in hosts]
+
+    def queue(code: str, most: int) -> list[QueuedCall]:
+        return [
+            QueuedCall(
+                next(next_id),
+                code,
+                draw(st.integers(0, 1)),
+                NOW - draw(st.floats(0, 120)),
+                "138",
+                "phone",
+            )
+            for _ in range(draw(st.integers(0, most)))
+        ]
+
+    def free(code: str, most: int) -> list[IdleAgent]:
+        return [
+            IdleAgent(next(next_id), code, NOW - draw(st.floats(0, 900)))
+            for _ in range(draw(st.integers(0, most)))
+        ]
+
+    cities = {code: CitySnapshot.build(code, queue(code, 8), free(code, 1)) for code in hosts}
+    for code in helpers:
+        cities[code] = CitySnapshot.build(
+            code,
+            queue(code, 1),
+            free(code, 8),
+            serving={host: draw(st.integers(0, 2)) for host in hosts},
+            service_level=draw(st.none() | st.sampled_from([0.79, 0.9])),
+        )
+    surges = tuple(
+        SurgeView(
+            n,
+            host,
+            draw(st.sampled_from([0.0, 30.0])),
+            {h: draw(st.integers(1, 5)) for h in helpers},
+            {h: draw(st.integers(0, 2)) for h in helpers},
+            draw(st.sampled_from([0.5, 1.0, 3.0])),
+        )
+        for n, host in enumerate(hosts, start=1)
+    )
+    target = draw(st.none() | st.just(0.8))
+    return Snapshot(NOW, cities, surges, protection_service_level=target)
+
+
 @settings(max_examples=300)
-@given(surge_snapshots())
+@given(st.one_of(surge_snapshots(), shared_helper_snapshots()))
 def test_surge_invariants(snapshot: Snapshot) -> None:
     decisions = decide(snapshot)
     assert len({d.call_id for d in decisions}) == len(decisions), "a call offered twice"
@@ -375,7 +425,7 @@ def weighted_wait(snapshot: Snapshot, surge: SurgeView, call: QueuedCall) -> flo
 
 
 @settings(max_examples=300)
-@given(surge_snapshots())
+@given(shared_helper_snapshots())
 def test_no_host_with_an_older_weighted_call_is_passed_over(snapshot: Snapshot) -> None:
     decisions = decide(snapshot)
     assigned = {d.call_id for d in decisions}
