@@ -173,6 +173,15 @@ BAD_SURGES: list[tuple[dict[str, Any], int, str]] = [
     ({"waves": [{"cities": [], "seats_per_city": 1}]}, 422, "invalid_request"),
     ({"waves": [{"cities": [XUZHOU], "seats_per_city": 0}]}, 422, "invalid_request"),
     ({"waves": []}, 422, "invalid_request"),
+    ({"severity": 0}, 422, "invalid_request"),
+    ({"severity": 10.5}, 422, "invalid_request"),
+    ({"severity": None}, 422, "invalid_request"),
+    ({"waves": [{"cities": [XUZHOU], "seats_per_city": 1, "reserve": -1}]}, 422, "invalid_request"),
+    (
+        {"waves": [{"cities": [XUZHOU], "seats_per_city": 1, "reserve": 10**4 + 1}]},
+        422,
+        "invalid_request",
+    ),
     ({"overflow_after_s": -1}, 422, "invalid_request"),
     ({"host_city": "Nanjing"}, 422, "invalid_request"),
 ]
