@@ -55,6 +55,7 @@ test: lint browser
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench
 	$(BIN)/python -m loadtests.routing
+	$(BIN)/python -m loadtests.protection
 	$(BIN)/python -m loadtests.scripts
 	$(BIN)/python -m loadtests.publish
 	$(BIN)/python -m loadtests.report

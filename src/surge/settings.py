@@ -16,7 +16,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from surge.cities.pressure import Thresholds
 from surge.reports.schemas import ReportFormat
-from surge.router.policy import DEFAULT_PROTECTION_FLOOR
 from surge.seats.origins import normal_origin
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
@@ -61,10 +60,11 @@ class Settings(BaseSettings):
 
     offer_timeout_s: float = Field(default=15.0, gt=0, description="How long an offer is held")
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="Dispatcher safety tick")
-    helper_protection_floor: int = Field(
-        default=DEFAULT_PROTECTION_FLOOR,
-        ge=0,
-        description="A helper city serves a host only while fewer own calls wait",
+    protection_service_level: float = Field(
+        default=0.8, ge=0, le=1, description="A helper lends no agent under this own level (0: off)"
+    )
+    protection_window_s: float = Field(
+        default=900.0, gt=0, le=86_400, description="The helper's own service level is over this"
     )
     dispatch_coalesce_s: float = Field(
         default=0.005, ge=0, description="Gather changes this long before a dispatch cycle"

@@ -39,13 +39,25 @@ WaveNumber = Annotated[int, Path(ge=1, le=100)]
 async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> SurgeRead:
     serving = await surges_service.serving(session=session, hosts=[surge.host_city])
     answered = await surges_service.answered_by_helpers(session=session, surge=surge)
-    views = await runtime.state.snapshot([surge.host_city], queue_depth=0)
+    helpers = surges_service.helpers_of(surge, active_only=True)
+    views = await runtime.state.snapshot([surge.host_city, *helpers], queue_depth=0)
+    dispatcher = runtime.dispatcher
+    target = dispatcher.protection_service_level
+    refusals = surges_service.lending(
+        surge,
+        cities=views,
+        serving=serving,
+        levels=await dispatcher.own_service_levels() if helpers and target is not None else {},
+        active=await dispatcher.surges(),
+        target=target,
+    )
     return SurgeRead(
         id=surge.id,
         host_city=surge.host_city,
         status=surge.status,
         overflow_after_s=surge.overflow_after_s,
         allow_shared_helpers=surge.allow_shared_helpers,
+        severity=surge.severity,
         created_by=surge.created_by,
         created_at=surge.created_at,
         ended_by=surge.ended_by,
@@ -57,6 +69,7 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
                 number=wave.number,
                 cities=[c.city_code for c in wave.cities],
                 seats_per_city=wave.seats_per_city,
+                reserve=wave.reserve,
                 active=wave.activated_at is not None,
                 activated_at=wave.activated_at,
                 helpers=[
@@ -65,6 +78,8 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
                         seats=wave.seats_per_city,
                         in_use=serving.get(c.city_code, {}).get(surge.host_city, 0),
                         answered=answered.get(c.city_code, 0),
+                        lending=refusals[c.city_code] is None if c.city_code in refusals else None,
+                        lending_reason=refusals.get(c.city_code),
                     )
                     for c in wave.cities
                 ],

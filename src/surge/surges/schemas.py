@@ -17,6 +17,9 @@ class WaveCreate(BaseModel):
 
     cities: list[CityCode] = Field(min_length=1, description="helper cities (none may repeat)")
     seats_per_city: int = Field(ge=1, le=10_000)
+    reserve: int = Field(
+        default=0, ge=0, le=10_000, description="free agents each helper keeps for its own calls"
+    )
 
 
 class SurgeCreate(BaseModel):
@@ -29,6 +32,13 @@ class SurgeCreate(BaseModel):
     overflow_after_s: float = Field(default=0.0, ge=0, le=3600)
     allow_shared_helpers: bool = Field(
         default=False, description="let helpers already serving another surge serve this one too"
+    )
+    severity: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
+        description="weighs this host's waits against other hosts' on a shared helper",
     )
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
@@ -50,6 +60,13 @@ class HelperRead(BaseModel):
     answered: int = Field(
         description="calls of the host its agents answered since the surge began (until it ended)"
     )
+    lending: bool | None = Field(
+        default=None,
+        description="whether its next free agent may serve the host now (null: wave not active)",
+    )
+    lending_reason: str | None = Field(
+        default=None, description="why it lends no agent now (the lender protection's rule)"
+    )
 
 
 class WaveRead(BaseModel):
@@ -58,6 +75,7 @@ class WaveRead(BaseModel):
     number: int
     cities: list[str]
     seats_per_city: int
+    reserve: int
     active: bool
     activated_at: datetime | None
     helpers: list[HelperRead]
@@ -81,6 +99,7 @@ class SurgeRead(BaseModel):
     status: str
     overflow_after_s: float
     allow_shared_helpers: bool
+    severity: float
     created_by: str
     created_at: datetime
     ended_by: str | None
