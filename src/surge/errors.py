@@ -19,7 +19,8 @@ SurgeError                      500 internal_error
 │   ├── SurgeEnded              409 surge_ended
 │   ├── StaleVersion            409 stale_version
 │   ├── CallNotConnected        409 call_not_connected
-│   └── FeedbackRecorded        409 feedback_recorded
+│   ├── FeedbackRecorded        409 feedback_recorded
+│   └── IdempotencyConflict     409 idempotency_conflict
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
@@ -143,6 +144,12 @@ class CallNotConnected(Conflict):
 
 class FeedbackRecorded(Conflict):
     code = "feedback_recorded"
+
+
+class IdempotencyConflict(Conflict):
+    """The key was used before for a different request (Stripe's rule: a key names one body)."""
+
+    code = "idempotency_conflict"
 
 
 class TooManyAttempts(SurgeError):

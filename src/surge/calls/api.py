@@ -71,7 +71,7 @@ async def post_call(
     runtime: RuntimeDep,
     response: Response,
 ) -> CallRead:
-    """A call arrives: record it and queue it (idempotent on `external_id`)."""
+    """A call arrives: record it and queue it (idempotent on the city and `external_id`)."""
     require_city_access(principal, body.city)
     await runtime.cities.require(body.city)
     async with session.begin():
@@ -79,6 +79,12 @@ async def post_call(
             session=session, payload=body, instance=runtime.settings.instance_id
         )
     if not created:
+        if call.status == CallStatus.QUEUED:
+            # A first answer of 503 (the hot state was down) left the call recorded but not
+            # queued: the retry queues it. A call the hot state already holds is left alone.
+            (added,) = await runtime.state.enqueue([calls_service.as_queued(call)])
+            if added:
+                runtime.dispatcher.poke()
         response.status_code = status.HTTP_200_OK
         return await _read(call, session=session, viewer=principal)
     await runtime.state.enqueue([calls_service.as_queued(call)])
