@@ -18,6 +18,7 @@ from surge.calls.schemas import (
     FeedbackCreate,
     FeedbackRead,
 )
+from surge.db import BIG_INTEGER_MAX
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep, require_city_access, require_role
 from surge.errors import NotFound
 from surge.events import mask_caller
@@ -25,7 +26,7 @@ from surge.events import mask_caller
 router = APIRouter(tags=["calls"])
 
 CtiDep = Annotated[Principal, Depends(require_role(Role.CTI))]
-CallId = Annotated[int, Path(ge=1, le=2**62, description="The call's id")]
+CallId = Annotated[int, Path(ge=1, le=BIG_INTEGER_MAX, description="The call's id")]
 
 
 async def _read(call: Call, *, session: SessionDep, viewer: Principal) -> CallRead:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+
+from surge.db import INTEGER_MAX
 
 MAX_ENTRIES = 5000
 
@@ -35,8 +37,11 @@ class ScriptBookCreate(BaseModel):
 
     entries: list[ScriptEntry] = Field(max_length=MAX_ENTRIES)
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    base_version: int | None = Field(
-        default=None, ge=0, description="the version this edit started from (409 if stale)"
+    base_version: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=INTEGER_MAX,
+        description="the version this edit started from (409 if stale)",
     )
 
 
@@ -45,9 +50,9 @@ class RollbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    to_version: int = Field(ge=1)
+    to_version: StrictInt = Field(ge=1, le=INTEGER_MAX)
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    base_version: int | None = Field(default=None, ge=0)
+    base_version: StrictInt | None = Field(default=None, ge=0, le=INTEGER_MAX)
 
 
 class VersionSummary(BaseModel):

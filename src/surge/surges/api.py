@@ -11,6 +11,7 @@ from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities.schemas import CityCode
+from surge.db import INTEGER_MAX
 from surge.deps import RuntimeDep, SessionDep, require_role
 from surge.scripts import service as scripts_service
 from surge.surges import service as surges_service
@@ -31,7 +32,7 @@ router = APIRouter(tags=["surges"])
 
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
-SurgeId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+SurgeId = Annotated[int, Path(ge=1, le=INTEGER_MAX)]
 WaveNumber = Annotated[int, Path(ge=1, le=100)]
 
 
@@ -213,7 +214,7 @@ async def audit_log(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[
-        int | None, Query(ge=1, description="page: entries older than this")
+        int | None, Query(ge=1, le=INTEGER_MAX, description="page: entries older than this")
     ] = None,
 ) -> list[AuditRead]:
     """Every coordinator and automatic action, newest first."""

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 
 from surge.cities.schemas import CityCode
 
@@ -16,7 +24,7 @@ class WaveCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cities: list[CityCode] = Field(min_length=1, description="helper cities (none may repeat)")
-    seats_per_city: int = Field(ge=1, le=10_000)
+    seats_per_city: StrictInt = Field(ge=1, le=10_000)
 
 
 class SurgeCreate(BaseModel):
@@ -26,8 +34,8 @@ class SurgeCreate(BaseModel):
 
     host_city: CityCode
     waves: list[WaveCreate] = Field(min_length=1, max_length=12)
-    overflow_after_s: float = Field(default=0.0, ge=0, le=3600)
-    allow_shared_helpers: bool = Field(
+    overflow_after_s: StrictFloat = Field(default=0.0, ge=0, le=3600)
+    allow_shared_helpers: StrictBool = Field(
         default=False, description="let helpers already serving another surge serve this one too"
     )
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
