@@ -109,6 +109,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode: bad input
+            return _error(422, "invalid_request", "body: not valid JSON (not UTF-8 text)")
         code = _HTTP_CODES.get(exc.status_code, "invalid_request")
         return _error(exc.status_code, code, str(exc.detail))
 

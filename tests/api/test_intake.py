@@ -93,6 +93,13 @@ async def test_intake_types_are_strict(service: LiveService) -> None:
     assert accepted.json()["external_id"] is None
 
 
+async def test_a_body_that_is_not_text_is_422(service: LiveService) -> None:
+    cti = await service.add_user(Role.CTI)
+    headers = {**service.auth(cti), "Content-Type": "application/json"}
+    response = await service.http.post("/api/v1/calls", content=b"\xff\xfe{", headers=headers)
+    assert "body" in error_of(response, 422, "invalid_request")["message"]
+
+
 class PrivateRedis:
     """A `redis-server` of one test's own on a free port, that keeps nothing across a restart."""
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
+from surge import errors
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.calls import service as calls_service
@@ -23,7 +24,18 @@ from surge.deps import PrincipalDep, RuntimeDep, SessionDep, require_city_access
 from surge.errors import NotFound
 from surge.events import mask_caller
 
-router = APIRouter(tags=["calls"])
+router = APIRouter(
+    tags=["calls"],
+    responses=errors.responses(
+        errors.Forbidden,
+        errors.NotFound,
+        errors.UnknownCity,
+        errors.CallNotOpen,
+        errors.CallNotConnected,
+        errors.FeedbackRecorded,
+        errors.IdempotencyConflict,
+    ),
+)
 
 CtiDep = Annotated[Principal, Depends(require_role(Role.CTI))]
 CallId = Annotated[int, Path(ge=1, le=BIG_INTEGER_MAX, description="The call's id")]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from surge import events
+from surge import errors, events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities.schemas import CITY_CODE
@@ -34,7 +34,16 @@ from surge.scripts.schemas import (
     VersionSummary,
 )
 
-router = APIRouter(tags=["scripts"])
+router = APIRouter(
+    tags=["scripts"],
+    responses=errors.responses(
+        errors.Forbidden,
+        errors.NotFound,
+        errors.UnknownCity,
+        errors.UnknownCategory,
+        errors.StaleVersion,
+    ),
+)
 
 CityCode = Annotated[str, Path(pattern=CITY_CODE)]
 Number = Annotated[int, Path(ge=1, le=INTEGER_MAX)]

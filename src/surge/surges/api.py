@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from surge import events
+from surge import errors, events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities.schemas import CityCode
@@ -28,7 +28,17 @@ from surge.surges.schemas import (
     WaveRead,
 )
 
-router = APIRouter(tags=["surges"])
+router = APIRouter(
+    tags=["surges"],
+    responses=errors.responses(
+        errors.Forbidden,
+        errors.NotFound,
+        errors.UnknownCity,
+        errors.HostInSurge,
+        errors.HelperInSurge,
+        errors.SurgeEnded,
+    ),
+)
 
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
