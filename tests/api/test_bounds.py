@@ -1,4 +1,5 @@
-"""Out-of-range and wrongly typed numbers anywhere are a 422 (or an `error` frame), never a 5xx."""
+"""Input no column can hold (numbers out of range, wrongly typed, a NUL in text) is a 422 (or an
+`error` frame), never a 5xx."""
 
 from __future__ import annotations
 
@@ -110,3 +111,45 @@ async def test_out_of_range_numbers_in_frames_get_an_error_frame(service: LiveSe
             error = await console.expect("error")
             assert error["code"] == "invalid_request", (frame, error)
         await console.available()  # the socket is still open and working
+
+
+NUL = "a\u0000b"  # Postgres text cannot hold U+0000 (SQLite can): refused on both backends
+NUL_POSTS: list[tuple[str, str, Any]] = [
+    ("anyone", "/api/v1/auth/token", {"username": NUL, "password": "whatever-1"}),
+    (
+        "cti",
+        "/api/v1/calls",
+        {"city": NANJING, "caller": "1", "channel": "phone", "external_id": NUL},
+    ),
+    (
+        "coordinator",
+        "/api/v1/surges",
+        {
+            "host_city": NANJING,
+            "waves": [{"cities": ["320200"], "seats_per_city": 1}],
+            "reason": NUL,
+        },
+    ),
+    ("admin", SCRIPTS, {"entries": [{**ENTRY, "title": NUL}]}),
+    ("admin", SCRIPTS, {"entries": [{**ENTRY, "tags": ["ok", NUL]}]}),
+    ("admin", SCRIPTS, {"entries": [ENTRY], "note": NUL}),
+    ("admin", f"{SCRIPTS}/import?format=json&note=a%00b", [ENTRY]),
+    ("admin", f"{SCRIPTS}/import?format=json", [{**ENTRY, "answer": NUL}]),
+]
+
+
+async def test_text_with_a_nul_is_422(service: LiveService) -> None:
+    users = {
+        "anyone": await service.add_user(Role.AGENT, NANJING),
+        "cti": await service.add_user(Role.CTI),
+        "coordinator": await service.add_user(Role.COORDINATOR),
+        "admin": await service.add_user(Role.CITY_ADMIN, NANJING),
+    }
+    for who, path, body in NUL_POSTS:
+        response = await service.http.post(path, json=body, headers=service.auth(users[who]))
+        assert response.status_code == 422, (path, body, response.text)
+        error_of(response, 422, "invalid_request")
+    agent = users["anyone"]
+    async with service.console(agent) as console:
+        await console.send(type="complete", call_id=1, disposition="answered", summary=NUL)
+        assert (await console.expect("error"))["code"] == "invalid_request"

@@ -19,13 +19,12 @@ from pydantic.json_schema import SkipJsonSchema
 
 from surge.calls.lifecycle import CallStatus, Channel
 from surge.cities.schemas import CityCode
+from surge.schemas import RequestModel
 from surge.state.base import MAX_PRIORITY
 
 
-class CallCreate(BaseModel):
+class CallCreate(RequestModel):
     """A call arriving from the telephony side."""
-
-    model_config = ConfigDict(extra="forbid")
 
     city: CityCode
     caller: Annotated[
@@ -90,10 +89,8 @@ SATISFIED_FROM_SCORE = 4
 """A 1-5 score counts as satisfied from this score up."""
 
 
-class FeedbackCreate(BaseModel):
+class FeedbackCreate(RequestModel):
     """The citizen's answer to the satisfaction follow-up: satisfied or not, or a 1-5 score."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # Strict: a score of `true` or a satisfied of "off" is a client's bug, not an answer to store.
     satisfied: StrictBool | None = Field(default=None, description="The yes/no answer")

@@ -14,6 +14,7 @@ from surge.cities.schemas import CITY_CODE
 from surge.db import INTEGER_MAX
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep
 from surge.errors import BadRequest, Forbidden
+from surge.schemas import NO_NUL
 from surge.scripts import service as scripts_service
 from surge.scripts import transfer
 from surge.scripts.models import ScriptVersion
@@ -251,7 +252,7 @@ async def import_scripts(
     session: SessionDep,
     runtime: RuntimeDep,
     file_format: FileFormat = "csv",
-    note: Annotated[str | None, Query(max_length=1000)] = None,
+    note: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
     base_version: Annotated[int | None, Query(ge=0, le=INTEGER_MAX)] = None,
 ) -> ScriptBookRead:
     """Publish a new version from a CSV or JSON file sent as the request body."""

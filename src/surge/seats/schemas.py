@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, TypeAdapter
+from pydantic import Field, StrictInt, StringConstraints, TypeAdapter
 
 from surge.calls.lifecycle import Disposition
 from surge.cities.schemas import CityCode
 from surge.db import BIG_INTEGER_MAX, INTEGER_MAX
+from surge.schemas import RequestModel
 
 OfferId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Message(RequestModel):
+    """A message from an agent's console."""
 
 
 class StatusMessage(_Message):

@@ -16,21 +16,18 @@ from pydantic import (
 )
 
 from surge.cities.schemas import CityCode
+from surge.schemas import RequestModel
 
 
-class WaveCreate(BaseModel):
+class WaveCreate(RequestModel):
     """A wave of helper cities, each lending `seats_per_city` agents."""
-
-    model_config = ConfigDict(extra="forbid")
 
     cities: list[CityCode] = Field(min_length=1, description="helper cities (none may repeat)")
     seats_per_city: StrictInt = Field(ge=1, le=10_000)
 
 
-class SurgeCreate(BaseModel):
+class SurgeCreate(RequestModel):
     """What the coordinator asks for; wave 1 starts at once."""
-
-    model_config = ConfigDict(extra="forbid")
 
     host_city: CityCode
     waves: list[WaveCreate] = Field(min_length=1, max_length=12)
@@ -41,10 +38,8 @@ class SurgeCreate(BaseModel):
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
-class SurgeAction(BaseModel):
+class SurgeAction(RequestModel):
     """An optional reason for activating a wave or ending a surge (kept in the audit log)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
