@@ -225,7 +225,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "Not ready: the same body, naming the failing check"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         """The database and the hot state answer."""
         runtime: Runtime = request.app.state.runtime
