@@ -62,6 +62,7 @@ async def schemathesis(
         *("--report", "json", "--report-json-path", str(report), *filters),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,  # schemathesis keeps a cache of crashes in its working directory
     )
     output, _ = await process.communicate()
     assert report.exists(), output.decode()[-3000:]
