@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtests.scripts
 	$(BIN)/python -m loadtests.publish
 	$(BIN)/python -m loadtests.report
+	$(BIN)/pytest -q -m slow tests/api/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -110,6 +110,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode: bad input
+            return _error(422, "invalid_request", "body: not valid JSON (not UTF-8 text)")
         code = _HTTP_CODES.get(exc.status_code, "invalid_request")
         return _error(exc.status_code, code, str(exc.detail))
 
@@ -229,7 +231,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "Not ready: the same body, naming the failing check"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         """The database and the hot state answer."""
         runtime: Runtime = request.app.state.runtime

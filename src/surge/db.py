@@ -31,6 +31,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+INTEGER_MAX = 2**31 - 1
+"""The largest value an `Integer` column holds everywhere (Postgres int4): bound what reads one."""
+BIG_INTEGER_MAX = 2**63 - 1
+"""The largest value a `BigInteger` column holds (Postgres int8, any SQLite integer)."""
+
 
 class Base(DeclarativeBase):
     """Base of every ORM model; constraint names are the same on every database."""

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
+from surge import errors
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.calls import service as calls_service
@@ -18,14 +19,26 @@ from surge.calls.schemas import (
     FeedbackCreate,
     FeedbackRead,
 )
+from surge.db import BIG_INTEGER_MAX
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep, require_city_access, require_role
 from surge.errors import NotFound
 from surge.events import mask_caller
 
-router = APIRouter(tags=["calls"])
+router = APIRouter(
+    tags=["calls"],
+    responses=errors.responses(
+        errors.Forbidden,
+        errors.NotFound,
+        errors.UnknownCity,
+        errors.CallNotOpen,
+        errors.CallNotConnected,
+        errors.FeedbackRecorded,
+        errors.IdempotencyConflict,
+    ),
+)
 
 CtiDep = Annotated[Principal, Depends(require_role(Role.CTI))]
-CallId = Annotated[int, Path(ge=1, le=2**62, description="The call's id")]
+CallId = Annotated[int, Path(ge=1, le=BIG_INTEGER_MAX, description="The call's id")]
 
 
 async def _read(call: Call, *, session: SessionDep, viewer: Principal) -> CallRead:
@@ -71,7 +84,7 @@ async def post_call(
     runtime: RuntimeDep,
     response: Response,
 ) -> CallRead:
-    """A call arrives: record it and queue it (idempotent on `external_id`)."""
+    """A call arrives: record it and queue it (idempotent on the city and `external_id`)."""
     require_city_access(principal, body.city)
     await runtime.cities.require(body.city)
     async with session.begin():
@@ -79,6 +92,12 @@ async def post_call(
             session=session, payload=body, instance=runtime.settings.instance_id
         )
     if not created:
+        if call.status == CallStatus.QUEUED:
+            # A first answer of 503 (the hot state was down) left the call recorded but not
+            # queued: the retry queues it. A call the hot state already holds is left alone.
+            (added,) = await runtime.state.enqueue([calls_service.as_queued(call)])
+            if added:
+                runtime.dispatcher.poke()
         response.status_code = status.HTTP_200_OK
         return await _read(call, session=session, viewer=principal)
     await runtime.state.enqueue([calls_service.as_queued(call)])

@@ -27,7 +27,13 @@ from surge.calls.lifecycle import (
 from surge.calls.models import Call, CallEvent
 from surge.calls.schemas import CallCreate, FeedbackCreate, FeedbackRead
 from surge.db import utcnow
-from surge.errors import CallNotConnected, CallNotOpen, FeedbackRecorded, NotFound
+from surge.errors import (
+    CallNotConnected,
+    CallNotOpen,
+    FeedbackRecorded,
+    IdempotencyConflict,
+    NotFound,
+)
 from surge.state.base import CallLocation, HeldOffer, HotState, QueuedCall
 
 # Status changes go through Core tables, not the ORM classes: SQLAlchemy's ORM DML path costs
@@ -49,7 +55,11 @@ def as_queued(call: Call) -> QueuedCall:
 
 
 async def ingest(*, session: AsyncSession, payload: CallCreate, instance: str) -> tuple[Call, bool]:
-    """Record an arriving call; the same `external_id` again returns the first call (False)."""
+    """Record an arriving call; the same city and `external_id` again returns the first (False).
+
+    The key names one request: sent again with another caller, channel or priority it is an
+    `IdempotencyConflict`, and the first call is not shown.
+    """
     now = utcnow()
     values = {
         "external_id": payload.external_id,
@@ -66,10 +76,20 @@ async def ingest(*, session: AsyncSession, payload: CallCreate, instance: str) -
     statement = builder(Call).values(values).on_conflict_do_nothing().returning(Call)
     call = (await session.execute(statement)).scalar_one_or_none()
     if call is None:
+        # The key is a city's own: another city's call under the same key is not this one.
         existing = await session.execute(
-            select(Call).where(Call.external_id == payload.external_id)
+            select(Call).where(
+                Call.city_code == payload.city, Call.external_id == payload.external_id
+            )
         )
-        return existing.scalar_one(), False
+        first = existing.scalar_one()
+        sent = (payload.caller, payload.channel.value, payload.priority)
+        if (first.caller, first.channel, first.priority) != sent:
+            raise IdempotencyConflict(
+                f"external_id {payload.external_id!r} of city {payload.city} names another call"
+                " (its caller, channel or priority differ); send a new external_id"
+            )
+        return first, False
     await session.execute(
         insert(_EVENT_TABLE).values(
             call_id=call.id, at=now, to_status=CallStatus.QUEUED.value, instance=instance

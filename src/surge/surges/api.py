@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from surge import events
+from surge import errors, events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities.schemas import CityCode
+from surge.db import INTEGER_MAX
 from surge.deps import RuntimeDep, SessionDep, require_role
 from surge.scripts import service as scripts_service
 from surge.surges import service as surges_service
@@ -28,11 +29,21 @@ from surge.surges.schemas import (
     WaveRead,
 )
 
-router = APIRouter(tags=["surges"])
+router = APIRouter(
+    tags=["surges"],
+    responses=errors.responses(
+        errors.Forbidden,
+        errors.NotFound,
+        errors.UnknownCity,
+        errors.HostInSurge,
+        errors.HelperInSurge,
+        errors.SurgeEnded,
+    ),
+)
 
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
-SurgeId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+SurgeId = Annotated[int, Path(ge=1, le=INTEGER_MAX)]
 WaveNumber = Annotated[int, Path(ge=1, le=100)]
 
 
@@ -238,7 +249,7 @@ async def audit_log(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[
-        int | None, Query(ge=1, description="page: entries older than this")
+        int | None, Query(ge=1, le=INTEGER_MAX, description="page: entries older than this")
     ] = None,
 ) -> list[AuditRead]:
     """Every coordinator and automatic action, newest first."""

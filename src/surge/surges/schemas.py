@@ -5,35 +5,40 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 
 from surge.cities.schemas import CityCode
+from surge.schemas import RequestModel
 
 
-class WaveCreate(BaseModel):
+class WaveCreate(RequestModel):
     """A wave of helper cities, each lending `seats_per_city` agents."""
 
-    model_config = ConfigDict(extra="forbid")
-
     cities: list[CityCode] = Field(min_length=1, description="helper cities (none may repeat)")
-    seats_per_city: int = Field(ge=1, le=10_000)
-    reserve: int = Field(
+    seats_per_city: StrictInt = Field(ge=1, le=10_000)
+    reserve: StrictInt = Field(
         default=0, ge=0, le=10_000, description="free agents each helper keeps for its own calls"
     )
 
 
-class SurgeCreate(BaseModel):
+class SurgeCreate(RequestModel):
     """What the coordinator asks for; wave 1 starts at once."""
-
-    model_config = ConfigDict(extra="forbid")
 
     host_city: CityCode
     waves: list[WaveCreate] = Field(min_length=1, max_length=12)
-    overflow_after_s: float = Field(default=0.0, ge=0, le=3600)
-    allow_shared_helpers: bool = Field(
+    overflow_after_s: StrictFloat = Field(default=0.0, ge=0, le=3600)
+    allow_shared_helpers: StrictBool = Field(
         default=False, description="let helpers already serving another surge serve this one too"
     )
-    severity: float = Field(
+    severity: StrictFloat = Field(
         default=1.0,
         gt=0,
         le=10,
@@ -43,10 +48,8 @@ class SurgeCreate(BaseModel):
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
-class SurgeAction(BaseModel):
+class SurgeAction(RequestModel):
     """An optional reason for activating a wave or ending a surge (kept in the audit log)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
