@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=128, gt=0, description="Redis pool size")
     db_pool_size: int = Field(default=30, gt=0, description="Database connections kept open")
     db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load")
+    db_pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long a request waits for a database connection"
+    )
+    db_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long connecting to a silent database may take"
+    )
     secret_key: SecretStr = SecretStr("")
     instance_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}"
