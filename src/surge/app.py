@@ -160,6 +160,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             announce=gateway.announce,
         )
         gateway.on_surges_changed = dispatcher.surges_changed
+        watch = recovery.StateWatch(
+            settings=settings,
+            state=state,
+            sessions=sessions,
+            gateway=gateway,
+            poke=dispatcher.poke,
+        )
         monitor = PressureMonitor(settings=settings, state=state, sessions=sessions, cities=cities)
         monitor.after_survey = Autopilot(
             settings=settings, sessions=sessions, cities=cities, announce=gateway.announce
@@ -172,8 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks: list[asyncio.Task[None]] = []
         try:
             await cities.load()
-            async with sessions() as session, session.begin():
-                await recovery.rebuild(session=session, state=state, instance=settings.instance_id)
+            await watch.rebuild()
             app.state.runtime = Runtime(
                 settings=settings,
                 engine=engine,
@@ -190,6 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(dispatcher.run(), name="dispatch"),
                 asyncio.create_task(dispatcher.maintain(), name="offer-maintenance"),
                 asyncio.create_task(monitor.run(), name="pressure"),
+                asyncio.create_task(watch.run(), name="hot-state-watch"),
             ]
             if settings.uses_redis:
                 tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
@@ -199,6 +206,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             dispatcher.stop()
             monitor.stop()
+            watch.stop()
+            gateway.stop()
             if exporter is not None:
                 exporter.stop()
             for task in tasks:

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     dispatch_batch: int = Field(default=256, gt=0, description="Calls per city per dispatch cycle")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     instance_timeout_s: float = Field(default=15.0, gt=0, description="Silence before reaping")
+    state_rebuild_s: float = Field(
+        default=5.0, gt=0, description="A hot state lost (Redis restarted empty) is rebuilt within"
+    )
     pressure_interval_s: float = Field(default=5.0, gt=0, description="How often cities are read")
     pressure_arrival_ratio: float = Field(default=2.0, gt=0, description="Arrivals vs normal")
     pressure_longest_wait_s: float = Field(default=60.0, gt=0)

@@ -719,6 +719,23 @@ async def test_close_ends_a_listener_paused_between_events(backend: Backend) -> 
         assert [event async for event in events] == []
 
 
+# --- epoch ------------------------------------------------------------------------------------
+
+
+async def test_the_first_epoch_marked_is_the_one_every_instance_adopts(backend: Backend) -> None:
+    assert await backend.state.epoch() is None
+    assert await backend.state.begin_epoch("first") == "first"
+    assert await backend.peer().begin_epoch("second") == "first"
+    assert await backend.peer().epoch() == "first"
+
+
+async def test_a_lost_state_has_no_epoch(state: HotState) -> None:
+    await state.begin_epoch("built")
+    await state.reset()  # what a Redis restarted empty looks like
+    assert await state.epoch() is None
+    assert await state.begin_epoch("rebuilt") == "rebuilt"
+
+
 # --- reset ------------------------------------------------------------------------------------
 
 

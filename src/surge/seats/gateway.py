@@ -11,14 +11,17 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketState
 
 from surge.errors import SurgeError
 from surge.events import Event, Frame
-from surge.state.base import HotState
+from surge.loops import run_forever
+from surge.state.base import AgentState, HotState
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,14 @@ class Connection:
         self.city = city
         self._outbox: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.close_code: int | None = None
+        # The agent state this console was last told (`hello`, `state`): what a rebuilt hot
+        # state restores it to.
+        self.told_state: str | None = None
 
     def send(self, frame: Frame) -> None:
         """Queue a frame; a socket that cannot keep up is closed rather than buffered forever."""
+        if frame.get("type") in ("hello", "state") and "state" in frame:
+            self.told_state = frame["state"]
         try:
             self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
@@ -62,6 +70,15 @@ class Connection:
             await self.websocket.close(self.close_code or 1000)
 
 
+@dataclass(frozen=True, slots=True)
+class AgentConsole:
+    """An agent console connected here, as a rebuilt hot state needs it."""
+
+    agent_id: int
+    city: str
+    available: bool  # it was last told `available` (or held an offer or a call), not `break`
+
+
 class Gateway:
     """The sockets connected to this instance, and delivery of events to them."""
 
@@ -72,6 +89,19 @@ class Gateway:
         self.agents: dict[int, Connection] = {}
         self.cti: dict[int, Connection] = {}
         self.on_surges_changed: Callable[[], None] = lambda: None
+        self._probes: dict[str, asyncio.Event] = {}
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask the event listener to end."""
+        self._stopping = True
+
+    def agent_consoles(self) -> list[AgentConsole]:
+        """The agent consoles connected here, and what each was last told it is."""
+        return [
+            AgentConsole(agent_id, connection.city or "", connection.told_state != AgentState.BREAK)
+            for agent_id, connection in self.agents.items()
+        ]
 
     async def attach_agent(self, agent_id: int, connection: Connection) -> None:
         """Make `connection` the agent's console; any older one, here or elsewhere, is closed."""
@@ -103,12 +133,43 @@ class Gateway:
                 log.warning("%d events not sent to other instances: %s", len(remote), exc)
 
     async def listen(self) -> None:
-        """Deliver events published by other instances (run as a task)."""
-        async for message in self._state.listen():
-            if message.get("from") == self._instance:
-                continue
-            for event in message.get("events", ()):
-                self._deliver(event)
+        """Deliver events published by other instances (a task); resubscribe after a failure."""
+
+        async def subscription() -> None:
+            async for message in self._state.listen():
+                if message.get("from") == self._instance:
+                    heard = self._probes.get(message.get("probe", ""))
+                    if heard is not None:
+                        heard.set()
+                    continue
+                for event in message.get("events", ()):
+                    self._deliver(event)
+            await asyncio.sleep(0.5)  # the state was closed: do not spin until cancelled
+
+        await run_forever("event listener", subscription, stopping=lambda: self._stopping)
+
+    async def wait_listening(self, *, within_s: float) -> bool:
+        """Wait until this instance's listener hears the bus again; False if it did not in time.
+
+        A probe is published until the listener hears it: the first may go out before a
+        listener that lost its connection has subscribed again.
+        """
+        if not self._shared:
+            return True
+        token = secrets.token_hex(8)
+        heard = self._probes[token] = asyncio.Event()
+        try:
+            async with asyncio.timeout(within_s):
+                while not heard.is_set():
+                    await self._state.publish({"from": self._instance, "probe": token})
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(heard.wait(), 0.1)
+            return True
+        except TimeoutError:
+            log.warning("the event listener did not hear the bus within %s s", within_s)
+            return False
+        finally:
+            del self._probes[token]
 
     async def _publish(self, events: list[Event]) -> None:
         await self._state.publish({"from": self._instance, "events": events})

@@ -10,7 +10,10 @@ Vocabulary:
 - a *queued* call sits in its city's queue, ordered by `queue_score` (priority first, then arrival);
 - an *offered* call is held for one agent until the offer is accepted, declined, expires or is
   withdrawn; declined, expired and withdrawn offers put the call back at its original place;
-- an agent is *present* while its console is connected; an absent agent is offline.
+- an agent is *present* while its console is connected; an absent agent is offline;
+- the *epoch* marks one build of the state: written when the state is (re)built from the
+  database, it disappears with the data (a Redis restarted empty), which is how every instance
+  notices the loss and rebuilds.
 """
 
 from __future__ import annotations
@@ -148,6 +151,15 @@ class HotState(Protocol):
 
     async def reset(self) -> None:
         """Delete every key this state owns (tests, and `surge` tools that rebuild from the DB)."""
+
+    async def epoch(self) -> str | None:
+        """The marker of the state's current build, or None when the state was lost (or is new)."""
+
+    async def begin_epoch(self, epoch: str) -> str:
+        """Mark a (re)build with `epoch` unless one is marked already; return the one in force.
+
+        Of instances rebuilding at once, one marker wins and all of them adopt it.
+        """
 
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:

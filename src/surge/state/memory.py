@@ -94,6 +94,7 @@ class InMemoryState:
         self._hits: dict[str, tuple[float, int]] = {}  # key -> (window end, monotonic clock; hits)
         self._listeners: set[asyncio.Queue[bytes | None]] = set()
         self._closed = False
+        self._epoch: str | None = None
 
     async def ping(self) -> None:
         """Always answers: the state lives in this process."""
@@ -121,6 +122,17 @@ class InMemoryState:
             self._hits,
         ):
             container.clear()
+        self._epoch = None
+
+    async def epoch(self) -> str | None:
+        """The marker of the current build (lost only by `reset`: the process holds the data)."""
+        return self._epoch
+
+    async def begin_epoch(self, epoch: str) -> str:
+        """Mark a build with `epoch` unless one is marked; return the one in force."""
+        if self._epoch is None:
+            self._epoch = epoch
+        return self._epoch
 
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:

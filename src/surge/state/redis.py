@@ -14,6 +14,8 @@ Key layout, under the prefix P (default ``surge:``):
 - ``P offer:{offer_id}`` hash: call, agent, expires_at; ``P offers`` zset offer id -> expires_at;
 - ``P inst`` zset instance -> last heartbeat, ``P members:{instance}`` set of its agents' ids;
 - ``P rl:{key}`` fixed-window hit counters (INCR, then PEXPIRE on the first hit);
+- ``P epoch`` the marker of the state's current build (SET NX when it is rebuilt): a Redis
+  restarted empty has none, which tells every instance to rebuild;
 - pub/sub channel ``P events`` carrying orjson-encoded events.
 
 Scripts build their keys from the prefix (ARGV[1]) because most keys depend on data read inside
@@ -540,6 +542,22 @@ class RedisState:
                     batch.clear()
             if batch:
                 await self._client.unlink(*batch)
+
+    async def epoch(self) -> str | None:
+        """The marker of the state's current build, or None when Redis lost it."""
+        with _mapped():
+            value = await self._client.get(f"{self._prefix}epoch")
+        return None if value is None else _text(value)
+
+    async def begin_epoch(self, epoch: str) -> str:
+        """Mark a rebuild with `epoch` unless one is marked (SET NX); return the one in force."""
+        key = f"{self._prefix}epoch"
+        with _mapped():
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(key, epoch, nx=True)
+                pipe.get(key)
+                _, current = await pipe.execute()
+        return _text(current)
 
     async def _run(self, script: AsyncScript, *args: str | int | bytes) -> Any:
         with _mapped():
