@@ -19,6 +19,7 @@ SurgeError                      500 internal_error
 │   ├── SurgeEnded              409 surge_ended
 │   ├── StaleVersion            409 stale_version
 │   ├── CallNotConnected        409 call_not_connected
+│   ├── AgentStillPresent       409 agent_present
 │   └── FeedbackRecorded        409 feedback_recorded
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
@@ -139,6 +140,10 @@ class StaleVersion(Conflict):
 
 class CallNotConnected(Conflict):
     code = "call_not_connected"
+
+
+class AgentStillPresent(Conflict):
+    code = "agent_present"
 
 
 class FeedbackRecorded(Conflict):

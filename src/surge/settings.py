@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     dispatch_batch: int = Field(default=256, gt=0, description="Calls per city per dispatch cycle")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     instance_timeout_s: float = Field(default=15.0, gt=0, description="Silence before reaping")
+    heartbeat_timeout_s: float = Field(
+        default=10.0, gt=0, description="An agent console silent to pings this long is lost"
+    )
     state_rebuild_s: float = Field(
         default=5.0, gt=0, description="A hot state lost (Redis restarted empty) is rebuilt within"
     )
@@ -165,6 +168,12 @@ class Settings(BaseSettings):
             service_level=self.service_level_target,
             service_level_s=self.service_level_s,
         )
+
+    @property
+    def ws_ping_interval_s(self) -> float:
+        """Websocket ping interval and pong timeout: a silent console is lost within
+        `heartbeat_timeout_s` (a ping every half of it, each answered within the other half)."""
+        return self.heartbeat_timeout_s / 2
 
     @property
     def uses_redis(self) -> bool:

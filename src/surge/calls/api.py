@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
+from surge import events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.calls import service as calls_service
@@ -15,6 +17,7 @@ from surge.calls.schemas import (
     CallCreate,
     CallEventRead,
     CallRead,
+    CallRelease,
     FeedbackCreate,
     FeedbackRead,
 )
@@ -25,6 +28,7 @@ from surge.events import mask_caller
 router = APIRouter(tags=["calls"])
 
 CtiDep = Annotated[Principal, Depends(require_role(Role.CTI))]
+SupervisorDep = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
 CallId = Annotated[int, Path(ge=1, le=2**62, description="The call's id")]
 
 
@@ -143,4 +147,38 @@ async def get_call(call_id: CallId, principal: PrincipalDep, session: SessionDep
             raise NotFound(f"no call with id {call_id}")
     else:
         require_city_access(principal, call.city_code)
+    return await _read(call, session=session, viewer=principal)
+
+
+@router.post("/calls/{call_id}/release", response_model=CallRead)
+async def release_call(
+    call_id: CallId,
+    body: CallRelease,
+    principal: SupervisorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> CallRead:
+    """Close a connected call whose agent is gone (offline or lost): completed, `released`."""
+    async with session.begin():
+        call = await calls_service.get(session=session, call_id=call_id)
+        require_city_access(principal, call.city_code)
+        call, out = await calls_service.release(
+            session=session,
+            state=runtime.state,
+            call_id=call_id,
+            reason=body.reason,
+            instance=runtime.settings.instance_id,
+        )
+    if out and call.agent_id is not None:
+        # An agent that connected again in the meantime is freed from the closed call.
+        freed = await runtime.state.finish_call(call.agent_id, call_id, time.time())
+        if freed is not None:
+            out.append(
+                events.to_agent(call.agent_id, {"type": "call.completed", "call_id": call_id})
+            )
+            out.append(
+                events.to_agent(call.agent_id, {"type": "state", "state": freed.state.value})
+            )
+            runtime.dispatcher.poke()
+    await runtime.gateway.announce(out)
     return await _read(call, session=session, viewer=principal)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from surge.calls.lifecycle import Disposition
 from surge.cities.schemas import CityCode
 
 OfferId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _chosen_by_agents(disposition: Disposition) -> Disposition:
+    if disposition is Disposition.RELEASED:
+        raise ValueError("`released` is set by a supervisor's release, not by an agent")
+    return disposition
+
+
+AgentDisposition = Annotated[Disposition, AfterValidator(_chosen_by_agents)]
 
 
 class _Message(BaseModel):
@@ -42,7 +51,7 @@ class CompleteMessage(_Message):
 
     type: Literal["complete"]
     call_id: int
-    disposition: Disposition
+    disposition: AgentDisposition
     category_code: Annotated[str, StringConstraints(max_length=16)] | None = None
     summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
     script_version: int | None = Field(default=None, ge=1)
