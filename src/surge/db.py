@@ -97,11 +97,14 @@ def create_engine(
     max_overflow: int = 10,
     pool_timeout_s: float = 30.0,
     connect_timeout_s: float = 60.0,
+    command_timeout_s: float | None = None,
 ) -> AsyncEngine:
     """Build the async engine; SQLite gets WAL, foreign keys and a busy timeout.
 
-    A request waits at most `pool_timeout_s` for a pooled connection and `connect_timeout_s`
-    for a server that does not answer, so an outage is answered rather than left hanging.
+    On PostgreSQL a request waits at most `pool_timeout_s` for a pooled connection,
+    `connect_timeout_s` for a server that does not answer a new connection and
+    `command_timeout_s` for one that stops answering a statement, so an outage is answered
+    rather than left hanging.
     """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -123,7 +126,9 @@ def create_engine(
         max_overflow=max_overflow,
         pool_recycle=1800,
         pool_timeout=pool_timeout_s,
-        connect_args={"timeout": connect_timeout_s} if url.startswith("postgresql") else {},
+        connect_args={"timeout": connect_timeout_s, "command_timeout": command_timeout_s}
+        if url.startswith("postgresql")
+        else {},
     )
 
 

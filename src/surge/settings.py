@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(
         default=5.0, gt=0, description="How long connecting to a silent database may take"
     )
+    db_command_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long one statement may wait for the database"
+    )
     secret_key: SecretStr = SecretStr("")
     instance_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}"
