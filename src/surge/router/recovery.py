@@ -43,7 +43,7 @@ class Recovery:
     open_calls: int
     requeued: int
     offers_lost: int
-    events: list[events.Event] = field(default_factory=list)
+    announce: list[events.Event] = field(default_factory=list)
 
 
 async def rebuild(*, session: AsyncSession, state: HotState, instance: str) -> Recovery:
@@ -149,7 +149,7 @@ class StateWatch:
         instance = self._settings.instance_id
         async with self._sessions() as session, session.begin():
             recovery = await rebuild(session=session, state=self._state, instance=instance)
-        await self._gateway.announce(recovery.events)
+        await self._gateway.announce(recovery.announce)
         consoles = self._gateway.agent_consoles()
         if consoles:
             # Offers made to these agents by other instances reach them over the event bus.
