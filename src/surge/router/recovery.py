@@ -103,7 +103,9 @@ async def rebuild(*, session: AsyncSession, state: HotState, instance: str) -> R
     await state.enqueue([calls_service.as_queued(call) for call in lost])
     if lost:
         log.info("recovered %d open calls (%d lost offers)", len(lost), offers_lost)
-    return Recovery(open_calls=len(calls), requeued=len(lost), offers_lost=offers_lost, events=out)
+    return Recovery(
+        open_calls=len(calls), requeued=len(lost), offers_lost=offers_lost, announce=out
+    )
 
 
 class StateWatch:
