@@ -101,12 +101,12 @@ async def waiting(service: LiveService, viewer: str) -> int | None:
     return int(next(c for c in response.json() if c["code"] == NANJING)["waiting"])
 
 
-async def next_offer(console: Console, within: float) -> dict[str, Any]:
-    """Read frames until an offer arrives."""
+async def next_frame(console: Console, kind: str, within: float) -> dict[str, Any]:
+    """Read frames until one of type `kind` arrives."""
     deadline = time.monotonic() + within
     while True:
         frame = await console.recv(within=max(0.01, deadline - time.monotonic()))
-        if frame["type"] == "offer":
+        if frame["type"] == kind:
             return frame
 
 
@@ -128,12 +128,12 @@ async def test_redis_restarted_empty_is_rebuilt_by_every_instance(
             async with a.console(busy_name) as busy, b.console(holder_name) as holder:
                 await busy.available()
                 await a.post_call(cti, NANJING)
-                in_hand = await next_offer(busy, 5)
+                in_hand = await next_frame(busy, "offer", 5)
                 await busy.send(type="accept", offer_id=in_hand["offer_id"])
                 await busy.expect("call.connected")
                 await holder.available()
                 await b.post_call(cti, NANJING)
-                held = await next_offer(holder, 5)  # left unanswered: Redis loses it
+                held = await next_frame(holder, "offer", 5)  # left unanswered: Redis loses it
                 for i in range(4):
                     await (a, b)[i % 2].post_call(cti, NANJING)
                 assert await waiting(a, cti) == 4
@@ -145,10 +145,10 @@ async def test_redis_restarted_empty_is_rebuilt_by_every_instance(
                 restarted = time.monotonic()
 
                 # The lost offer is revoked and a waiting call offered to the same agent.
-                revoked = await holder.expect("offer.revoked", within=REBUILD_S)
+                revoked = await next_frame(holder, "offer.revoked", REBUILD_S)
                 assert revoked["offer_id"] == held["offer_id"]
                 assert revoked["reason"] == "recovered"
-                offered = await next_offer(holder, REBUILD_S)
+                offered = await next_frame(holder, "offer", REBUILD_S)
                 first_offer_s = time.monotonic() - restarted
                 # Queue depths equal the database on both instances.
                 while True:
@@ -165,7 +165,7 @@ async def test_redis_restarted_empty_is_rebuilt_by_every_instance(
                 call_id = in_hand["call"]["id"]
                 await busy.send(type="complete", call_id=call_id, disposition="answered")
                 await busy.expect("call.completed", within=REBUILD_S)
-                nxt = await next_offer(busy, REBUILD_S)
+                nxt = await next_frame(busy, "offer", REBUILD_S)
                 assert nxt["call"]["id"] != offered["call"]["id"]
                 print(
                     f"\nredis restarted empty: queue depths equal the database after "

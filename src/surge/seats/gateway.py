@@ -40,14 +40,22 @@ class Connection:
         self.city = city
         self._outbox: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.close_code: int | None = None
-        # The agent state this console was last told (`hello`, `state`): what a rebuilt hot
-        # state restores it to.
+        # The agent state this console was last told (`hello`, `state`) and the offer it was
+        # last shown: what a rebuilt hot state restores, or revokes.
         self.told_state: str | None = None
+        self.told_offer: str | None = None
 
     def send(self, frame: Frame) -> None:
         """Queue a frame; a socket that cannot keep up is closed rather than buffered forever."""
-        if frame.get("type") in ("hello", "state") and "state" in frame:
+        kind = frame.get("type")
+        if kind in ("hello", "state") and "state" in frame:
             self.told_state = frame["state"]
+        elif kind == "offer":
+            self.told_offer = frame["offer_id"]
+        elif kind == "call.connected" or (
+            kind == "offer.revoked" and frame.get("offer_id") == self.told_offer
+        ):
+            self.told_offer = None
         try:
             self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
@@ -77,6 +85,7 @@ class AgentConsole:
     agent_id: int
     city: str
     available: bool  # it was last told `available` (or held an offer or a call), not `break`
+    offer_id: str | None  # the offer it was last shown, if not since revoked or accepted
 
 
 class Gateway:
@@ -99,7 +108,12 @@ class Gateway:
     def agent_consoles(self) -> list[AgentConsole]:
         """The agent consoles connected here, and what each was last told it is."""
         return [
-            AgentConsole(agent_id, connection.city or "", connection.told_state != AgentState.BREAK)
+            AgentConsole(
+                agent_id,
+                connection.city or "",
+                available=connection.told_state != AgentState.BREAK,
+                offer_id=connection.told_offer,
+            )
             for agent_id, connection in self.agents.items()
         ]
 

@@ -134,6 +134,9 @@ async def restore_presence(
 
     An agent with a connected call (the database says so) is busy with it; one that was last
     available (or held an offer the state lost) is available again; one on break stays on break.
+    An offer the console still shows is revoked (`recovered`): the rebuilt state has none, and
+    the revocation the rebuilding instance announced may have crossed the bus before this
+    instance listened again.
     """
     rows = await session.execute(
         select(Call.agent_id, Call.id).where(
@@ -144,6 +147,9 @@ async def restore_presence(
     in_hand: dict[int | None, int] = dict(rows.tuples().all())
     out: list[events.Event] = []
     for console in consoles:
+        if console.offer_id is not None:
+            revoked = {"type": "offer.revoked", "offer_id": console.offer_id, "reason": "recovered"}
+            out.append(events.to_agent(console.agent_id, revoked))
         now = time.time()
         presence = await state.agent_connect(
             console.agent_id,
