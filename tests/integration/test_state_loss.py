@@ -164,7 +164,7 @@ async def test_redis_restarted_empty_is_rebuilt_by_every_instance(
                 # The busy agent still holds its call, completes it and is offered the next.
                 call_id = in_hand["call"]["id"]
                 await busy.send(type="complete", call_id=call_id, disposition="answered")
-                await busy.expect("call.completed", within=REBUILD_S)
+                await next_frame(busy, "call.completed", REBUILD_S)
                 nxt = await next_frame(busy, "offer", REBUILD_S)
                 assert nxt["call"]["id"] != offered["call"]["id"]
                 print(
