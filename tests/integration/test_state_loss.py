@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -173,3 +174,59 @@ async def test_redis_restarted_empty_is_rebuilt_by_every_instance(
                 )
                 assert depths_s < REBUILD_S
                 assert first_offer_s < REBUILD_S
+
+
+@pytest.mark.slow
+async def test_redis_loss_at_surge_scale(shared_backend: Backend, tmp_path: Path) -> None:
+    """The issue's round: 10 agents on two instances (5 busy, 5 holding offers), 150 queued."""
+    await seed(shared_backend.settings())
+    log = tmp_path / "serve.log"
+    async with private_redis(tmp_path) as redis_server:
+        env = {"SURGE_REDIS_URL": redis_server.url, "SURGE_OFFER_TIMEOUT_S": "60"}
+        async with (
+            surge_process(shared_backend, instance="a", log_path=log, **env) as (a, _),
+            surge_process(shared_backend, instance="b", log_path=log, **env) as (b, _),
+        ):
+            cti = await a.add_user(Role.CTI, NANJING)
+            b.tokens.update(a.tokens)
+            names = [await (a, b)[i % 2].add_user(Role.AGENT, NANJING) for i in range(10)]
+            async with contextlib.AsyncExitStack() as stack:
+                consoles = [
+                    await stack.enter_async_context((a, b)[i % 2].console(name))
+                    for i, name in enumerate(names)
+                ]
+                for console in consoles:
+                    await console.available()
+                for i in range(10):
+                    await (a, b)[i % 2].post_call(cti, NANJING)
+                offers = [await next_frame(console, "offer", 5) for console in consoles]
+                busy, holders = consoles[:5], consoles[5:]
+                for console, frame in zip(busy, offers, strict=False):
+                    await console.send(type="accept", offer_id=frame["offer_id"])
+                    await next_frame(console, "call.connected", 5)
+                await asyncio.gather(*((a, b)[i % 2].post_call(cti, NANJING) for i in range(150)))
+                assert await waiting(a, cti) == 150
+
+                await redis_server.kill()
+                await redis_server.start()
+                restarted = time.monotonic()
+                again = await asyncio.gather(
+                    *(next_frame(console, "offer", REBUILD_S) for console in holders)
+                )
+                first_offer_s = time.monotonic() - restarted
+                while True:
+                    depths = (await waiting(a, cti), await waiting(b, cti))
+                    expected = await queued_in_database(shared_backend.database_url)
+                    if depths == (expected, expected):
+                        break
+                    assert time.monotonic() - restarted < REBUILD_S, (depths, expected)
+                    await asyncio.sleep(0.05)
+                depths_s = time.monotonic() - restarted
+                assert expected == 150  # 155 waiting, 5 offered again
+                assert len({frame["call"]["id"] for frame in again}) == 5
+                print(
+                    f"\nredis restarted empty (10 agents, 155 waiting): depths equal the "
+                    f"database after {depths_s:.2f} s, the 5 holders offered again after "
+                    f"{first_offer_s:.2f} s"
+                )
+                assert depths_s < REBUILD_S
