@@ -24,7 +24,7 @@ from surge.errors import (
 )
 from surge.runtime import Runtime
 from surge.seats import service as seats_service
-from surge.seats.gateway import Connection
+from surge.seats.gateway import CLOSE_OVERWHELMED, Connection
 from surge.seats.schemas import (
     AcceptMessage,
     AgentMessage,
@@ -184,7 +184,9 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         connection.send(events.error_frame(exc.code, exc.message))
     finally:
         if seat is not None and runtime.gateway.detach_agent(seat.agent_id, connection):
-            await _leave(runtime, seat, said_goodbye=said_goodbye)
+            # A console this server closed on purpose (a withdrawn user, a logout) is offline.
+            closed_here = connection.close_code not in (None, CLOSE_OVERWHELMED)
+            await _leave(runtime, seat, said_goodbye=said_goodbye or closed_here)
         connection.close(1000)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer, timeout=1)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 1000  # frames queued for one socket before it is considered dead and closed
 CLOSE_REPLACED = 4409  # the agent opened its console elsewhere
+CLOSE_OVERWHELMED = 1011  # the console did not keep up with its frames: as good as lost
 
 
 class Connection:
@@ -62,7 +63,7 @@ class Connection:
             log.warning("closing connection %s: %d frames not yet sent", self.id, OUTBOX_LIMIT)
             while not self._outbox.empty():  # make room for the close: this socket is lost anyway
                 self._outbox.get_nowait()
-            self.close(1011)
+            self.close(CLOSE_OVERWHELMED)
 
     def close(self, code: int) -> None:
         """Ask the writer to close the socket after the frames already queued."""
