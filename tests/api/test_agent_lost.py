@@ -174,6 +174,9 @@ async def test_a_lost_agents_call_stays_connected_and_comes_back_on_reconnect(
         async with live.console(agent) as console:
             assert console.hello["state"] == "busy"
             assert console.hello["call"]["id"] == call["id"]
+            await console.send(type="complete", call_id=call["id"], disposition="released")
+            refused = await console.expect("error")  # a supervisor's disposition, not an agent's
+            assert refused["code"] == "invalid_request"
             await console.send(type="complete", call_id=call["id"], disposition="answered")
             await console.expect("call.completed")
 
