@@ -24,6 +24,7 @@ from surge.calls.schemas import (
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep, require_city_access, require_role
 from surge.errors import NotFound
 from surge.events import mask_caller
+from surge.surges import service as surges_service
 
 router = APIRouter(tags=["calls"])
 
@@ -169,6 +170,15 @@ async def release_call(
             reason=body.reason,
             instance=runtime.settings.instance_id,
         )
+        if out:  # released now, not a retry
+            surges_service.audit(
+                session=session,
+                actor=principal.username,
+                action="call.released",
+                surge_id=None,
+                detail={"call_id": call_id, "agent_id": call.agent_id, "city": call.city_code},
+                reason=body.reason,
+            )
     if out and call.agent_id is not None:
         # An agent that connected again in the meantime is freed from the closed call.
         freed = await runtime.state.finish_call(call.agent_id, call_id, time.time())
