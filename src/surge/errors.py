@@ -21,7 +21,8 @@ SurgeError                      500 internal_error
 │   ├── StaleVersion            409 stale_version
 │   ├── CallNotConnected        409 call_not_connected
 │   ├── FeedbackRecorded        409 feedback_recorded
-│   └── IdempotencyConflict     409 idempotency_conflict
+│   ├── IdempotencyConflict     409 idempotency_conflict
+│   └── AgentStillPresent       409 agent_present
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
@@ -150,6 +151,10 @@ class StaleVersion(Conflict):
 
 class CallNotConnected(Conflict):
     code = "call_not_connected"
+
+
+class AgentStillPresent(Conflict):
+    code = "agent_present"
 
 
 class FeedbackRecorded(Conflict):

@@ -513,6 +513,62 @@ async def test_disconnect_leaves_a_connected_call_to_the_database(state: HotStat
     assert await state.agent_disconnect(11, instance="i1") is None  # never connected
 
 
+async def test_a_lost_agent_gives_back_its_offer_and_gets_no_more(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10)
+    await make_available(state, 11, since=T0 + 1)
+    held = await offer(state, 1, 10)
+
+    assert await state.agent_lost(10, instance="i2") is None  # it is on i1: not lost there
+    assert await state.agent_lost(10, instance="i1") == held
+
+    assert (await present(state, 10)).state is AgentState.LOST
+    assert await queue_ids(state) == [1, 2]
+    city = await view(state)
+    assert (city.offered, city.busy, city.on_break, await idle_ids(state)) == (0, 0, 0, [11])
+    assert await state.present_agents([CITY]) == {CITY: [11]}
+    assert await state.claim([claim(2, 10)]) == [None]
+    assert await state.accept(held.offer_id, 10, T0 + 2) == (Outcome.UNKNOWN, None)
+    with pytest.raises(AgentNotPresent):
+        await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 3)
+    assert await state.agent_lost(10, instance="i1") is None  # already lost
+
+
+async def test_a_lost_agent_keeps_its_call_and_takes_it_back_on_connect(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10)
+    await state.accept((await offer(state, 1, 10)).offer_id, 10, T0 + 1)
+
+    assert await state.agent_lost(10, instance="i1") is None
+    lost = await present(state, 10)
+    assert (lost.state, lost.call_id) == (AgentState.LOST, 1)
+    assert await state.finish_call(10, 1, T0 + 2) is None
+
+    back = await state.agent_connect(10, CITY, instance="i2", now=T0 + 30, call_id=1)
+    assert back == AgentPresence(10, CITY, AgentState.BUSY, "i2", T0 + 30, call_id=1)
+    assert (await view(state)).busy == 1
+    assert await state.present_agents([CITY]) == {CITY: [10]}
+
+
+async def test_a_lost_agent_without_a_call_comes_back_on_break(state: HotState) -> None:
+    await make_available(state, 10)
+    await state.agent_lost(10, instance="i1")
+
+    back = await state.agent_connect(10, CITY, instance="i1", now=T0 + 30, call_id=None)
+
+    assert back == AgentPresence(10, CITY, AgentState.BREAK, "i1", T0 + 30)
+    assert (await view(state)).on_break == 1
+
+
+async def test_a_lost_agent_is_reaped_with_its_instance(state: HotState) -> None:
+    await make_available(state, 10)
+    await state.heartbeat("i1", T0)
+    await state.agent_lost(10, instance="i1")
+
+    assert await state.reap_instances(T0 + 100, max_silence_s=10) == [(10, None)]
+    assert await state.get_agent(10) is None
+
+
 async def test_set_agent_state_moves_between_available_and_break(state: HotState) -> None:
     with pytest.raises(AgentNotPresent):
         await state.set_agent_state(10, AgentState.AVAILABLE, T0)
@@ -729,6 +785,23 @@ async def test_close_ends_a_listener_paused_between_events(backend: Backend) -> 
     # The listener ends at once, even with more probes on their way to it.
     async with asyncio.timeout(5):
         assert [event async for event in events] == []
+
+
+# --- epoch ------------------------------------------------------------------------------------
+
+
+async def test_the_first_epoch_marked_is_the_one_every_instance_adopts(backend: Backend) -> None:
+    assert await backend.state.epoch() is None
+    assert await backend.state.begin_epoch("first") == "first"
+    assert await backend.peer().begin_epoch("second") == "first"
+    assert await backend.peer().epoch() == "first"
+
+
+async def test_a_lost_state_has_no_epoch(state: HotState) -> None:
+    await state.begin_epoch("built")
+    await state.reset()  # what a Redis restarted empty looks like
+    assert await state.epoch() is None
+    assert await state.begin_epoch("rebuilt") == "rebuilt"
 
 
 # --- reset ------------------------------------------------------------------------------------

@@ -74,4 +74,5 @@ class CallEvent(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), default=None)
     offer_id: Mapped[str | None] = mapped_column(String(32), default=None)
     reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)  # a person's words: why
     instance: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -59,6 +59,7 @@ class CallEventRead(BaseModel):
     agent_id: int | None
     offer_id: str | None
     reason: str | None
+    note: str | None = None  # a person's words, e.g. why a supervisor released the call
 
 
 class CallRead(BaseModel):
@@ -126,3 +127,11 @@ class FeedbackRead(BaseModel):
     satisfied: bool
     score: int | None
     at: datetime
+
+
+class CallRelease(BaseModel):
+    """A supervisor closes a connected call whose agent is gone, and says why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

@@ -28,13 +28,14 @@ from surge.calls.models import Call, CallEvent
 from surge.calls.schemas import CallCreate, FeedbackCreate, FeedbackRead
 from surge.db import utcnow
 from surge.errors import (
+    AgentStillPresent,
     CallNotConnected,
     CallNotOpen,
     FeedbackRecorded,
     IdempotencyConflict,
     NotFound,
 )
-from surge.state.base import CallLocation, HeldOffer, HotState, QueuedCall
+from surge.state.base import AgentState, CallLocation, HeldOffer, HotState, QueuedCall
 
 # Status changes go through Core tables, not the ORM classes: SQLAlchemy's ORM DML path costs
 # far more CPU per statement, and a list of parameters runs as one executemany.
@@ -122,6 +123,7 @@ async def move(
     at: datetime,
     instance: str,
     reason: str | None = None,
+    note: str | None = None,
     agent_id: int | None = None,
     offer_id: str | None = None,
     only_from: frozenset[CallStatus] | None = None,
@@ -163,6 +165,7 @@ async def move(
             agent_id=agent_id,
             offer_id=offer_id,
             reason=reason,
+            note=note,
             instance=instance,
         )
     )
@@ -344,6 +347,56 @@ async def abandon(
             )
         )
     return call, out
+
+
+async def release(
+    *, session: AsyncSession, state: HotState, call_id: int, reason: str, instance: str
+) -> tuple[Call, list[events.Event]]:
+    """A supervisor closes a connected call whose agent is gone (offline, or `lost`).
+
+    The call is completed with the disposition `released` and the supervisor's reason in its
+    history. Releasing a released call again returns it (a retry).
+    """
+    call = await get(session=session, call_id=call_id)
+    if call.status == CallStatus.COMPLETED and call.disposition == Disposition.RELEASED:
+        return call, []
+    if call.status != CallStatus.CONNECTED:
+        raise CallNotConnected(
+            f"call {call_id} is {call.status}; only a connected call is released"
+        )
+    presence = None if call.agent_id is None else await state.get_agent(call.agent_id)
+    if presence is not None and presence.state is not AgentState.LOST:
+        raise AgentStillPresent(
+            f"the agent of call {call_id} is connected and answering; it completes the call"
+        )
+    now = utcnow()
+    moved = await move(
+        session=session,
+        call_id=call_id,
+        target=CallStatus.COMPLETED,
+        at=now,
+        instance=instance,
+        reason="released",
+        note=reason,
+        agent_id=call.agent_id,
+        only_from=frozenset({CallStatus.CONNECTED}),
+        match={"agent_id": call.agent_id},
+        values={"ended_at": now, "disposition": Disposition.RELEASED.value},
+    )
+    await session.refresh(call)
+    if moved is None:
+        raise CallNotConnected(f"call {call_id} is already {call.status}")
+    return call, [
+        events.to_cti(
+            call.city_code,
+            events.cti_frame(
+                "call.completed",
+                call_id=call_id,
+                at=now.timestamp(),
+                disposition=Disposition.RELEASED.value,
+            ),
+        )
+    ]
 
 
 async def record_feedback(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints, TypeAdapter
 
 from surge.calls.lifecycle import Disposition
 from surge.cities.schemas import CityCode
@@ -12,6 +12,15 @@ from surge.db import BIG_INTEGER_MAX, INTEGER_MAX
 from surge.schemas import RequestModel
 
 OfferId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _chosen_by_agents(disposition: Disposition) -> Disposition:
+    if disposition is Disposition.RELEASED:
+        raise ValueError("`released` is set by a supervisor's release, not by an agent")
+    return disposition
+
+
+AgentDisposition = Annotated[Disposition, AfterValidator(_chosen_by_agents)]
 
 
 class _Message(RequestModel):
@@ -44,7 +53,7 @@ class CompleteMessage(_Message):
 
     type: Literal["complete"]
     call_id: StrictInt = Field(ge=1, le=BIG_INTEGER_MAX)
-    disposition: Disposition
+    disposition: AgentDisposition
     category_code: Annotated[str, StringConstraints(max_length=16)] | None = None
     summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
     script_version: StrictInt | None = Field(default=None, ge=1, le=INTEGER_MAX)
