@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench migrate seed install clean browser
+.PHONY: run test lint bench faults migrate seed install clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,13 +51,20 @@ browser:
 test: lint browser
 	$(BIN)/pytest -m "not slow" -q
 
+## faults: the long fault rounds (needs Postgres, Redis and redis-server); `make test` runs
+## the short ones
+faults: $(STAMP)
+	$(BIN)/pytest -m slow -q -s tests/integration/test_state_loss.py
+
 ## bench: the load tests with their full figures (needs Postgres + Redis)
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench
 	$(BIN)/python -m loadtests.routing
+	$(BIN)/python -m loadtests.protection
 	$(BIN)/python -m loadtests.scripts
 	$(BIN)/python -m loadtests.publish
 	$(BIN)/python -m loadtests.report
+	$(BIN)/pytest -q -m slow tests/api/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

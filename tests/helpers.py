@@ -154,7 +154,13 @@ async def run_service(settings: Settings) -> AsyncIterator[LiveService]:
     """Serve the app on a real uvicorn server on a free port, in this event loop."""
     await seed(settings)
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_interval_s,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

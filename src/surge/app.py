@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,7 +23,7 @@ from surge.calls import api as calls_api
 from surge.cities import api as cities_api
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
-from surge.db import create_engine, create_sessionmaker, is_outage, outage
+from surge.db import OutageLog, create_engine, create_sessionmaker, is_outage
 from surge.errors import PayloadTooLarge, SurgeError, describe
 from surge.reports import api as reports_api
 from surge.reports.schedule import ScheduledExport
@@ -98,7 +99,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, outages: OutageLog) -> None:
     @app.exception_handler(SurgeError)
     async def surge_error(_: Request, exc: SurgeError) -> JSONResponse:
         return _error(exc.status, exc.code, exc.message)
@@ -110,15 +111,26 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's answer to a body it cannot decode: bad input
+            return _error(422, "invalid_request", "body: not valid JSON (not UTF-8 text)")
         code = _HTTP_CODES.get(exc.status_code, "invalid_request")
         return _error(exc.status_code, code, str(exc.detail))
 
+    # Handlers for these classes run in the ExceptionMiddleware, which answers and keeps the
+    # connection; the catch-all `Exception` handler runs in the ServerErrorMiddleware, which
+    # re-raises after answering, so uvicorn logs a traceback and closes the connection.
+    async def database_error(_: Request, exc: Exception) -> JSONResponse:
+        if is_outage(exc):
+            error = outages.failed(exc)
+            return _error(error.status, error.code, error.message)
+        log.exception("unexpected database error", exc_info=exc)
+        return _error(500, "internal_error", "something went wrong on our side; it was logged")
+
+    app.add_exception_handler(SQLAlchemyError, database_error)
+    app.add_exception_handler(OSError, database_error)
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if is_outage(exc):
-            log.warning("database outage: %s", exc)
-            error = outage(exc)
-            return _error(error.status, error.code, error.message)
         log.exception("unexpected error", exc_info=exc)
         return _error(500, "internal_error", "something went wrong on our side; it was logged")
 
@@ -127,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for `settings` (read from the environment when not given)."""
     settings = settings or Settings()
     classification = Classification.load(settings.classification_file)  # fail fast if invalid
+    outages = OutageLog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,7 +147,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            pool_timeout_s=settings.db_pool_timeout_s,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            command_timeout_s=settings.db_command_timeout_s,
         )
+        outages.watch(engine)
         sessions = create_sessionmaker(engine)
         state = make_state(settings)
         cities = CityRegistry(sessions)
@@ -147,6 +164,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             announce=gateway.announce,
         )
         gateway.on_surges_changed = dispatcher.surges_changed
+        watch = recovery.StateWatch(
+            settings=settings,
+            state=state,
+            sessions=sessions,
+            gateway=gateway,
+            poke=dispatcher.poke,
+        )
         monitor = PressureMonitor(settings=settings, state=state, sessions=sessions, cities=cities)
         monitor.after_survey = Autopilot(
             settings=settings, sessions=sessions, cities=cities, announce=gateway.announce
@@ -161,8 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await cities.load()
             await users.load()
-            async with sessions() as session, session.begin():
-                await recovery.rebuild(session=session, state=state, instance=settings.instance_id)
+            await watch.rebuild()
             app.state.runtime = Runtime(
                 settings=settings,
                 engine=engine,
@@ -181,6 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(dispatcher.maintain(), name="offer-maintenance"),
                 asyncio.create_task(monitor.run(), name="pressure"),
                 asyncio.create_task(users.run(gateway.close_withdrawn), name="user-refresh"),
+                asyncio.create_task(watch.run(), name="hot-state-watch"),
             ]
             if settings.uses_redis:
                 tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
@@ -191,6 +215,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher.stop()
             monitor.stop()
             users.stop()
+            watch.stop()
+            gateway.stop()
             if exporter is not None:
                 exporter.stop()
             for task in tasks:
@@ -213,7 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         max_script_book_bytes=settings.max_script_book_bytes,
     )
-    _install_error_handlers(app)
+    _install_error_handlers(app, outages)
     for module in (auth_api, cities_api, calls_api, surges_api, scripts_api, reports_api):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(seats_api.router)
@@ -229,7 +255,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "Not ready: the same body, naming the failing check"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         """The database and the hot state answer."""
         runtime: Runtime = request.app.state.runtime

@@ -88,8 +88,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         ws_max_size=4 * settings.ws_max_message_bytes,  # larger frames get a clear error first
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_interval_s,
         # Whose X-Forwarded-For names the client (login throttling is per client address).
         forwarded_allow_ips=args.forwarded_allow_ips,
     )

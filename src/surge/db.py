@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -23,6 +25,8 @@ from sqlalchemy.types import TypeDecorator
 
 from surge.errors import ServiceUnavailable
 
+log = logging.getLogger(__name__)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -30,6 +34,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+INTEGER_MAX = 2**31 - 1
+"""The largest value an `Integer` column holds everywhere (Postgres int4): bound what reads one."""
+BIG_INTEGER_MAX = 2**63 - 1
+"""The largest value a `BigInteger` column holds (Postgres int8, any SQLite integer)."""
 
 
 class Base(DeclarativeBase):
@@ -86,8 +95,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
-    """Build the async engine; SQLite gets WAL, foreign keys and a busy timeout."""
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_timeout_s: float = 30.0,
+    connect_timeout_s: float = 60.0,
+    command_timeout_s: float | None = None,
+) -> AsyncEngine:
+    """Build the async engine; SQLite gets WAL, foreign keys and a busy timeout.
+
+    On PostgreSQL a request waits at most `pool_timeout_s` for a pooled connection,
+    `connect_timeout_s` for a server that does not answer a new connection and
+    `command_timeout_s` for one that stops answering a statement, so an outage is answered
+    rather than left hanging.
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -103,7 +126,14 @@ def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> As
     # No ping on every checkout (a round trip per transaction): a dropped connection is
     # invalidated when it fails, and connections are recycled before servers time them out.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_recycle=1800,
+        pool_timeout=pool_timeout_s,
+        connect_args={"timeout": connect_timeout_s, "command_timeout": command_timeout_s}
+        if url.startswith("postgresql")
+        else {},
     )
 
 
@@ -123,6 +153,44 @@ def is_outage(exc: BaseException) -> bool:
 def outage(exc: BaseException) -> ServiceUnavailable:
     """The project's 503 for a database that cannot be reached."""
     return ServiceUnavailable(f"the database is not answering ({type(exc).__name__}); try again")
+
+
+class OutageLog:
+    """One log line per database outage, not one per refused request.
+
+    An outage begins with the first failure; it ends when the pool connects again (the engine's
+    `connect` event). A failure long after the last line is logged again, in case the outage
+    never dropped the pool's connections (a pool exhausted under load, say).
+    """
+
+    def __init__(self, *, repeat_after_s: float = 60.0) -> None:
+        self._repeat_after_s = repeat_after_s
+        self._since: float | None = None  # monotonic time of the last line of this outage
+        self._refused = 0
+
+    def watch(self, engine: AsyncEngine) -> None:
+        """End the outage whenever `engine` makes a new connection."""
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _connected(_dbapi_connection: Any, _record: Any) -> None:
+            self.ended()
+
+    def failed(self, exc: BaseException) -> ServiceUnavailable:
+        """Note one request refused by the outage; return the error to answer with."""
+        now = time.monotonic()
+        self._refused += 1
+        if self._since is None or now - self._since >= self._repeat_after_s:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("database outage: %s (%d refused so far)", first_line, self._refused)
+            self._since = now
+        return outage(exc)
+
+    def ended(self) -> None:
+        """The database answers again."""
+        if self._since is not None:
+            log.info("database answering again after %d refused requests", self._refused)
+        self._since = None
+        self._refused = 0
 
 
 @asynccontextmanager

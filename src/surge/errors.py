@@ -20,19 +20,24 @@ SurgeError                      500 internal_error
 │   ├── SurgeEnded              409 surge_ended
 │   ├── StaleVersion            409 stale_version
 │   ├── CallNotConnected        409 call_not_connected
-│   └── FeedbackRecorded        409 feedback_recorded
+│   ├── FeedbackRecorded        409 feedback_recorded
+│   ├── IdempotencyConflict     409 idempotency_conflict
+│   └── AgentStillPresent       409 agent_present
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
 
 HTTP responses and websocket `error` frames render the same body: {"code", "message"}.
-Validation problems are put in words by `describe`, wherever they are found.
+Validation problems are put in words by `describe`, wherever they are found. `responses` declares
+in the OpenAPI the error answers a router's routes give, with that body.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from http import HTTPStatus
+from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
 from pydantic_core import ErrorDetails
 
 
@@ -148,8 +153,18 @@ class CallNotConnected(Conflict):
     code = "call_not_connected"
 
 
+class AgentStillPresent(Conflict):
+    code = "agent_present"
+
+
 class FeedbackRecorded(Conflict):
     code = "feedback_recorded"
+
+
+class IdempotencyConflict(Conflict):
+    """The key was used before for a different request (Stripe's rule: a key names one body)."""
+
+    code = "idempotency_conflict"
 
 
 class TooManyAttempts(SurgeError):
@@ -164,3 +179,42 @@ class ServiceUnavailable(SurgeError):
 
 class StateUnavailable(ServiceUnavailable):
     code = "state_unavailable"
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable snake_case code for programs, a sentence for people."""
+
+    code: str = Field(examples=["not_found"])
+    message: str
+
+
+class ErrorRead(BaseModel):
+    """The contract's error body, the same for every error (and in websocket `error` frames)."""
+
+    error: ErrorDetail
+
+
+ANY_ROUTE: tuple[type[SurgeError], ...] = (
+    Unauthorized,
+    BadRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    StateUnavailable,
+)
+"""What every API route may answer: no or a bad token, bad input, a body too large, an outage."""
+
+
+def responses(*errors: type[SurgeError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for routes that may raise `errors` (and `ANY_ROUTE`'s), by status."""
+    codes: dict[int, list[str]] = {}
+    for error in (*ANY_ROUTE, *errors):
+        if error.code not in codes.setdefault(error.status, []):
+            codes[error.status].append(error.code)
+    return {
+        status: {
+            "model": ErrorRead,
+            "description": f"{HTTPStatus(status).phrase}: "
+            + ", ".join(f"`{code}`" for code in codes[status]),
+        }
+        for status in sorted(codes)
+    }

@@ -16,7 +16,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from surge.cities.pressure import Thresholds
 from surge.reports.schemas import ReportFormat
-from surge.router.policy import DEFAULT_PROTECTION_FLOOR
 from surge.seats.origins import normal_origin
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
@@ -41,6 +40,15 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=128, gt=0, description="Redis pool size")
     db_pool_size: int = Field(default=30, gt=0, description="Database connections kept open")
     db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load")
+    db_pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long a request waits for a database connection"
+    )
+    db_connect_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long connecting to a silent database may take"
+    )
+    db_command_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long one statement may wait for the database"
+    )
     secret_key: SecretStr = SecretStr("")
     instance_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{secrets.token_hex(3)}"
@@ -61,10 +69,11 @@ class Settings(BaseSettings):
 
     offer_timeout_s: float = Field(default=15.0, gt=0, description="How long an offer is held")
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="Dispatcher safety tick")
-    helper_protection_floor: int = Field(
-        default=DEFAULT_PROTECTION_FLOOR,
-        ge=0,
-        description="A helper city serves a host only while fewer own calls wait",
+    protection_service_level: float = Field(
+        default=0.8, ge=0, le=1, description="A helper lends no agent under this own level (0: off)"
+    )
+    protection_window_s: float = Field(
+        default=900.0, gt=0, le=86_400, description="The helper's own service level is over this"
     )
     dispatch_coalesce_s: float = Field(
         default=0.005, ge=0, description="Gather changes this long before a dispatch cycle"
@@ -72,6 +81,12 @@ class Settings(BaseSettings):
     dispatch_batch: int = Field(default=256, gt=0, description="Calls per city per dispatch cycle")
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     instance_timeout_s: float = Field(default=15.0, gt=0, description="Silence before reaping")
+    heartbeat_timeout_s: float = Field(
+        default=10.0, gt=0, description="An agent console silent to pings this long is lost"
+    )
+    state_rebuild_s: float = Field(
+        default=5.0, gt=0, description="A hot state lost (Redis restarted empty) is rebuilt within"
+    )
     pressure_interval_s: float = Field(default=5.0, gt=0, description="How often cities are read")
     pressure_arrival_ratio: float = Field(default=2.0, gt=0, description="Arrivals vs normal")
     pressure_longest_wait_s: float = Field(default=60.0, gt=0)
@@ -188,6 +203,12 @@ class Settings(BaseSettings):
             service_level=self.service_level_target,
             service_level_s=self.service_level_s,
         )
+
+    @property
+    def ws_ping_interval_s(self) -> float:
+        """Websocket ping interval and pong timeout: a silent console is lost within
+        `heartbeat_timeout_s` (a ping every half of it, each answered within the other half)."""
+        return self.heartbeat_timeout_s / 2
 
     @property
     def uses_redis(self) -> bool:

@@ -111,8 +111,11 @@ async def test_the_surge_counts_the_calls_each_helper_answered(service: LiveServ
     url = f"/api/v1/surges/{surge['id']}"
     read = (await service.http.get(url, headers=service.auth(coordinator))).json()
     helpers = {h["city"]: h for w in read["waves"] for h in w["helpers"]}
-    assert helpers[XUZHOU] == {"city": XUZHOU, "seats": 2, "in_use": 0, "answered": 2}
-    assert helpers[SUZHOU] == {"city": SUZHOU, "seats": 1, "in_use": 0, "answered": 0}
+    assert helpers[XUZHOU] == {"city": XUZHOU, "seats": 2, "in_use": 0, "answered": 2,
+                               "lending": True, "lending_reason": None}  # fmt: skip
+    # Wave 2 is not active: its helper is not lending, nor refused.
+    assert helpers[SUZHOU] == {"city": SUZHOU, "seats": 1, "in_use": 0, "answered": 0,
+                               "lending": None, "lending_reason": None}  # fmt: skip
 
     ended = await service.http.post(f"{url}/end", headers=service.auth(coordinator))
     after = [h["answered"] for w in ended.json()["waves"] for h in w["helpers"]]

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+
+import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -11,6 +18,7 @@ from tests.conftest import PG_ADMIN_URL, Backend
 from tests.helpers import run_service
 
 NANJING = "320100"
+CALL = {"city": NANJING, "caller": "13812345678", "channel": "phone"}
 
 
 async def set_reachable(database: str, reachable: bool) -> None:
@@ -53,3 +61,140 @@ async def test_database_outage_is_a_503_and_passes(shared_backend: Backend) -> N
         response = await service.http.post("/api/v1/calls", json=call, headers=service.auth(cti))
         assert response.status_code == 201
         assert (await service.http.get("/readyz")).status_code == 200
+
+
+async def test_every_request_in_a_database_outage_is_answered_on_the_same_connection(
+    shared_backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """N requests over one keep-alive connection: all 503, none dropped, no traceback each."""
+    database = make_url(shared_backend.database_url).database
+    assert database is not None
+    async with run_service(shared_backend.settings()) as service:
+        cti = await service.add_user(Role.CTI)
+        made = await service.post_call(cti, NANJING)
+        connects: list[str] = []
+
+        async def trace(name: str, _: object) -> None:
+            if name == "connection.connect_tcp.complete":
+                connects.append(name)
+
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(
+            base_url=service.base_url, timeout=10, limits=limits, headers=service.auth(cti)
+        ) as client:
+            assert (await client.get("/healthz", extensions={"trace": trace})).status_code == 200
+            await set_reachable(database, False)
+            caplog.clear()
+            answers: list[httpx.Response] = []
+            try:
+                for i in range(30):
+                    requests = (
+                        client.build_request("POST", "/api/v1/calls", json=CALL),
+                        client.build_request("GET", f"/api/v1/calls/{made['id']}"),
+                        client.build_request(
+                            "POST", f"/api/v1/calls/{made['id']}/feedback", json={"score": 5}
+                        ),
+                    )
+                    request = requests[i % len(requests)]
+                    request.extensions["trace"] = trace
+                    answers.append(await client.send(request))
+            finally:
+                await set_reachable(database, True)
+        lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [a.status_code for a in answers] == [503] * 30
+    assert {a.json()["error"]["code"] for a in answers} == {"service_unavailable"}
+    assert len(connects) == 1, "the keep-alive connection was dropped"
+    assert not [r for r in lines if r.exc_info], "a traceback was logged"
+    outage_lines = [r for r in lines if r.name != "surge.loops"]
+    assert len(outage_lines) <= 1, [r.getMessage() for r in outage_lines]
+
+
+class FreezingProxy:
+    """A TCP proxy to the database that can stop passing bytes: a server that does not answer."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        """Listen on a free port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection and the listener."""
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        if not self.flowing.is_set():
+            return  # accepted, never answered
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+        self._writers.append(upstream_writer)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await source.read(65536):
+                    await self.flowing.wait()  # hold every byte: nothing gets an answer
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+async def test_a_database_that_does_not_answer_is_a_503_in_bounded_time(
+    shared_backend: Backend,
+) -> None:
+    """Connections that hang (not refused): every request is still answered, and soon."""
+    url = make_url(shared_backend.database_url)
+    proxy = FreezingProxy(url.port or 5432)
+    await proxy.start()
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = shared_backend.settings(
+        database_url=through_proxy,
+        db_pool_timeout_s=1.0,
+        db_connect_timeout_s=1.0,
+        db_command_timeout_s=1.0,
+    )
+    try:
+        async with run_service(settings) as service:
+            cti = await service.add_user(Role.CTI)
+            made = await service.post_call(cti, NANJING)
+            proxy.flowing.clear()
+            started = time.monotonic()
+
+            async def one(i: int) -> int:
+                path = "/api/v1/calls" if i % 2 else f"/api/v1/calls/{made['id']}"
+                method = "POST" if i % 2 else "GET"
+                response = await service.http.request(
+                    method, path, json=CALL if i % 2 else None, headers=service.auth(cti)
+                )
+                return response.status_code
+
+            statuses = await asyncio.gather(*(one(i) for i in range(40)))
+            elapsed = time.monotonic() - started
+            proxy.flowing.set()
+            for _ in range(50):  # connections the freeze broke are replaced
+                response = await service.http.post(
+                    "/api/v1/calls", json=CALL, headers=service.auth(cti)
+                )
+                if response.status_code == 201:
+                    break
+                await asyncio.sleep(0.2)
+            assert response.status_code == 201, response.text
+    finally:
+        await proxy.stop()
+    print(f"\ndatabase not answering: {statuses.count(503)}/{len(statuses)} answered 503 "
+          f"in {elapsed:.1f} s")  # fmt: skip
+    assert statuses == [503] * 40
+    assert elapsed < 8

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
 from surge.auth.models import Role
 from tests.api.test_bad_input import error_of
-from tests.helpers import Console, LiveService
+from tests.conftest import Backend
+from tests.helpers import Console, LiveService, run_service
 
 NANJING, XUZHOU, SUZHOU, WUXI = "320100", "320300", "320500", "320200"
 
@@ -94,7 +96,10 @@ async def test_helper_agents_take_the_hosts_calls_with_masked_numbers(
             f"/api/v1/surges/{surge['id']}", headers=service.auth(coordinator)
         )
         helpers = live.json()["waves"][0]["helpers"]
-        assert helpers == [{"city": XUZHOU, "seats": 1, "in_use": 1, "answered": 1}]
+        assert helpers == [
+            {"city": XUZHOU, "seats": 1, "in_use": 1, "answered": 1, "lending": False,
+             "lending_reason": "quota full"}
+        ]  # fmt: skip
 
 
 async def test_quota_holds_and_own_calls_come_first(service: LiveService) -> None:
@@ -326,6 +331,15 @@ BAD_SURGES: list[tuple[dict[str, Any], int, str]] = [
     ({"waves": [{"cities": [], "seats_per_city": 1}]}, 422, "invalid_request"),
     ({"waves": [{"cities": [XUZHOU], "seats_per_city": 0}]}, 422, "invalid_request"),
     ({"waves": []}, 422, "invalid_request"),
+    ({"severity": 0}, 422, "invalid_request"),
+    ({"severity": 10.5}, 422, "invalid_request"),
+    ({"severity": None}, 422, "invalid_request"),
+    ({"waves": [{"cities": [XUZHOU], "seats_per_city": 1, "reserve": -1}]}, 422, "invalid_request"),
+    (
+        {"waves": [{"cities": [XUZHOU], "seats_per_city": 1, "reserve": 10**4 + 1}]},
+        422,
+        "invalid_request",
+    ),
     ({"overflow_after_s": -1}, 422, "invalid_request"),
     ({"host_city": "Nanjing"}, 422, "invalid_request"),
 ]
@@ -414,3 +428,129 @@ async def test_audit_log_records_who_did_what_and_why(service: LiveService) -> N
     page = await service.http.get(f"/api/v1/audit?before_id={log[1]['id']}&limit=1", headers=auth)
     assert [e["action"] for e in page.json()] == ["wave.activated"]
     error_of(await service.http.get("/api/v1/audit", headers=service.auth(admin)), 403, "forbidden")
+
+
+async def offer_or_nothing(console: Console, within: float = 1.0) -> dict[str, Any] | None:
+    """The next offer this console gets within `within` seconds, if any."""
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frame = await console.recv(left)
+        except TimeoutError:
+            return None
+        if frame["type"] == "offer":
+            return frame
+    return None
+
+
+async def helper_lending(service: LiveService, user: str, surge_id: int) -> dict[str, Any]:
+    """The first helper of the surge's first wave, as GET /surges/{id} shows it."""
+    response = await service.http.get(f"/api/v1/surges/{surge_id}", headers=service.auth(user))
+    assert response.status_code == 200, response.text
+    helper: dict[str, Any] = response.json()["waves"][0]["helpers"][0]
+    return helper
+
+
+async def test_a_helper_keeps_its_reserve_for_its_own_callers(service: LiveService) -> None:
+    # The issue's case: 3 Wuxi calls waiting and 4 Wuxi agents freed together. With a reserve
+    # of 1, the 4th agent stays free for Wuxi's next caller instead of taking a Nanjing call.
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    agents = [await service.add_user(Role.AGENT, WUXI) for _ in range(4)]
+    surge = await start_surge(
+        service,
+        coordinator,
+        waves=[{"cities": [WUXI], "seats_per_city": 4, "reserve": 1}],
+        severity=2.5,
+    )
+    assert (surge["severity"], surge["waves"][0]["reserve"]) == (2.5, 1)
+    host_calls = [await service.post_call(cti, NANJING) for _ in range(2)]
+    own = [await service.post_call(cti, WUXI) for _ in range(3)]
+    helper = await helper_lending(service, coordinator, surge["id"])
+    assert (helper["lending"], helper["lending_reason"]) == (False, "own calls waiting")
+    async with contextlib.AsyncExitStack() as stack:
+        consoles = [await stack.enter_async_context(service.console(a)) for a in agents]
+        for console in consoles:
+            await console.send(type="status", state="available")
+        offers = await asyncio.gather(*(offer_or_nothing(c) for c in consoles))
+        offered = [o["call"]["id"] for o in offers if o is not None]
+        assert sorted(offered) == sorted(call["id"] for call in own), offers
+        assert all(o is None or o["surge_id"] is None for o in offers)
+        helper = await helper_lending(service, coordinator, surge["id"])
+        assert (helper["lending"], helper["lending_reason"]) == (False, "reserve")
+        # One of them finishes its own call: two are free, so one may serve Nanjing.
+        index = next(i for i, o in enumerate(offers) if o is not None)
+        first, offer = consoles[index], offers[index]
+        assert offer is not None
+        await first.send(type="accept", offer_id=offer["offer_id"])
+        await first.expect("call.connected")
+        await first.send(type="complete", call_id=offer["call"]["id"], disposition="answered")
+        await first.expect("call.completed")
+        lent = await asyncio.gather(*(offer_or_nothing(c) for c in consoles))
+        host = [o for o in lent if o is not None]
+        assert [o["call"]["id"] for o in host] == [host_calls[0]["id"]], lent
+        assert host[0]["surge_id"] == surge["id"]
+        helper = await helper_lending(service, coordinator, surge["id"])
+        assert (helper["lending"], helper["lending_reason"]) == (False, "reserve")
+
+
+async def test_a_helper_under_its_own_service_level_stops_lending(backend: Backend) -> None:
+    # A 0.2 s service-level time: Wuxi's own calls answered after 0.5 s are late.
+    async with run_service(backend.settings(service_level_s=0.2)) as service:
+        coordinator = await service.add_user(Role.COORDINATOR)
+        cti = await service.add_user(Role.CTI)
+        agent = await service.add_user(Role.AGENT, WUXI)
+        surge = await start_surge(service, coordinator,
+                                  waves=[{"cities": [WUXI], "seats_per_city": 2}])  # fmt: skip
+        async with service.console(agent) as console:
+            await console.expect("surge.joined")
+            for _ in range(3):  # three late calls of three: 0.70 (the small-sample rule)
+                call = await service.post_call(cti, WUXI)
+                await asyncio.sleep(0.5)
+                await console.available()
+                offer = await next_offer(console)
+                assert offer["call"]["id"] == call["id"]
+                await console.send(type="accept", offer_id=offer["offer_id"])
+                await console.expect("call.connected")
+                await console.send(type="complete", call_id=call["id"], disposition="answered")
+                await console.expect("call.completed")
+                assert (await console.expect("state"))["state"] == "available"
+                await console.send(type="status", state="break")
+                await console.expect("state")
+            await console.available()
+            deadline = time.monotonic() + 8  # own service levels are cached for a few seconds
+            while (helper := await helper_lending(service, coordinator, surge["id"]))["lending"]:
+                assert time.monotonic() < deadline, helper
+                await asyncio.sleep(0.2)
+            assert helper["lending_reason"] == "own service level 0.70 under 0.80"
+            await service.post_call(cti, NANJING)
+            assert await offer_or_nothing(console) is None
+
+
+async def test_two_hosts_sharing_a_helper_longest_wait_first(service: LiveService) -> None:
+    # The issue's case: the older Nanjing surge took every Wuxi agent while Yangzhou's callers
+    # waited longer. Now a shared helper's free agent takes the longest-waiting call.
+    yangzhou = "321000"
+    coordinator = await service.add_user(Role.COORDINATOR)
+    cti = await service.add_user(Role.CTI)
+    agent = await service.add_user(Role.AGENT, WUXI)
+    wave = {"cities": [WUXI], "seats_per_city": 4}
+    first = await start_surge(service, coordinator, waves=[wave])
+    second = await start_surge(
+        service, coordinator, host_city=yangzhou, waves=[wave], allow_shared_helpers=True
+    )
+    waited = await service.post_call(cti, yangzhou)
+    await asyncio.sleep(0.3)
+    fresh = [await service.post_call(cti, NANJING) for _ in range(2)]
+    async with service.console(agent) as console:
+        joined = {(await console.expect("surge.joined"))["surge_id"] for _ in range(2)}
+        assert joined == {first["id"], second["id"]}
+        await console.available()
+        offer = await next_offer(console)
+        assert (offer["call"]["id"], offer["surge_id"]) == (waited["id"], second["id"])
+        await console.send(type="accept", offer_id=offer["offer_id"])
+        await console.expect("call.connected")
+        await console.send(type="complete", call_id=waited["id"], disposition="answered")
+        await console.expect("call.completed")
+        # Then Nanjing's calls, whose wait is now the longest.
+        assert (await next_offer(console))["call"]["id"] == fresh[0]["id"]

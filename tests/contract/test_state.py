@@ -367,6 +367,37 @@ async def test_an_agent_leaving_with_a_hosts_call_in_hand_still_counts(state: Ho
     assert await lent_counts(state) == {}
 
 
+async def test_a_lost_agent_counts_while_it_has_a_hosts_call(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 20, HELPER)
+    await make_available(state, 21, HELPER)
+    [call] = await state.claim([lent(1, 20, quota=2)])
+    [pending] = await state.claim([lent(2, 21, quota=2)])
+    assert call is not None
+    assert pending is not None
+    await state.accept(call.offer_id, 20, T0 + 1)
+
+    await state.agent_lost(20, instance="i1")  # the voice may go on
+    await state.agent_lost(21, instance="i1")  # its offer is requeued: it serves nobody
+
+    assert await lent_counts(state) == {HOST: 1}
+    assert (await present(state, 21)).lent_to is None
+    await state.finish_call(20, 1, T0 + 2)  # released without it
+    assert await lent_counts(state) == {}
+    back = await state.agent_connect(20, HELPER, instance="i1", now=T0 + 3, call_id=None)
+    assert (back.state, back.lent_to) == (AgentState.BREAK, None)
+    await state.enqueue([qc(3)])
+    await make_available(state, 20, HELPER)
+    [again] = await state.claim([lent(3, 20, quota=2)])
+    assert again is not None
+    await state.accept(again.offer_id, 20, T0 + 4)
+    await state.agent_lost(20, instance="i1")
+    back = await state.agent_connect(20, HELPER, instance="i2", now=T0 + 5, call_id=3,
+                                     call_city=HOST)  # fmt: skip
+    assert (back.state, back.lent_to) == (AgentState.BUSY, HOST)
+    assert await lent_counts(state) == {HOST: 1}  # not twice
+
+
 async def test_a_lent_claim_holds_the_helpers_quota(state: HotState) -> None:
     await state.enqueue([qc(c) for c in range(1, 5)] + [qc(9, HELPER)])
     for agent_id in (20, 21, 22, 23):
@@ -682,6 +713,62 @@ async def test_disconnect_leaves_a_connected_call_to_the_database(state: HotStat
     assert await state.agent_disconnect(11, instance="i1") is None  # never connected
 
 
+async def test_a_lost_agent_gives_back_its_offer_and_gets_no_more(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10)
+    await make_available(state, 11, since=T0 + 1)
+    held = await offer(state, 1, 10)
+
+    assert await state.agent_lost(10, instance="i2") is None  # it is on i1: not lost there
+    assert await state.agent_lost(10, instance="i1") == held
+
+    assert (await present(state, 10)).state is AgentState.LOST
+    assert await queue_ids(state) == [1, 2]
+    city = await view(state)
+    assert (city.offered, city.busy, city.on_break, await idle_ids(state)) == (0, 0, 0, [11])
+    assert await state.present_agents([CITY]) == {CITY: [11]}
+    assert await state.claim([claim(2, 10)]) == [None]
+    assert await state.accept(held.offer_id, 10, T0 + 2) == (Outcome.UNKNOWN, None)
+    with pytest.raises(AgentNotPresent):
+        await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 3)
+    assert await state.agent_lost(10, instance="i1") is None  # already lost
+
+
+async def test_a_lost_agent_keeps_its_call_and_takes_it_back_on_connect(state: HotState) -> None:
+    await state.enqueue([qc(1)])
+    await make_available(state, 10)
+    await state.accept((await offer(state, 1, 10)).offer_id, 10, T0 + 1)
+
+    assert await state.agent_lost(10, instance="i1") is None
+    lost = await present(state, 10)
+    assert (lost.state, lost.call_id) == (AgentState.LOST, 1)
+    assert await state.finish_call(10, 1, T0 + 2) is None
+
+    back = await state.agent_connect(10, CITY, instance="i2", now=T0 + 30, call_id=1)
+    assert back == AgentPresence(10, CITY, AgentState.BUSY, "i2", T0 + 30, call_id=1)
+    assert (await view(state)).busy == 1
+    assert await state.present_agents([CITY]) == {CITY: [10]}
+
+
+async def test_a_lost_agent_without_a_call_comes_back_on_break(state: HotState) -> None:
+    await make_available(state, 10)
+    await state.agent_lost(10, instance="i1")
+
+    back = await state.agent_connect(10, CITY, instance="i1", now=T0 + 30, call_id=None)
+
+    assert back == AgentPresence(10, CITY, AgentState.BREAK, "i1", T0 + 30)
+    assert (await view(state)).on_break == 1
+
+
+async def test_a_lost_agent_is_reaped_with_its_instance(state: HotState) -> None:
+    await make_available(state, 10)
+    await state.heartbeat("i1", T0)
+    await state.agent_lost(10, instance="i1")
+
+    assert await state.reap_instances(T0 + 100, max_silence_s=10) == [(10, None)]
+    assert await state.get_agent(10) is None
+
+
 async def test_set_agent_state_moves_between_available_and_break(state: HotState) -> None:
     with pytest.raises(AgentNotPresent):
         await state.set_agent_state(10, AgentState.AVAILABLE, T0)
@@ -900,6 +987,23 @@ async def test_close_ends_a_listener_paused_between_events(backend: Backend) -> 
         assert [event async for event in events] == []
 
 
+# --- epoch ------------------------------------------------------------------------------------
+
+
+async def test_the_first_epoch_marked_is_the_one_every_instance_adopts(backend: Backend) -> None:
+    assert await backend.state.epoch() is None
+    assert await backend.state.begin_epoch("first") == "first"
+    assert await backend.peer().begin_epoch("second") == "first"
+    assert await backend.peer().epoch() == "first"
+
+
+async def test_a_lost_state_has_no_epoch(state: HotState) -> None:
+    await state.begin_epoch("built")
+    await state.reset()  # what a Redis restarted empty looks like
+    assert await state.epoch() is None
+    assert await state.begin_epoch("rebuilt") == "rebuilt"
+
+
 # --- reset ------------------------------------------------------------------------------------
 
 
@@ -959,7 +1063,7 @@ async def random_step(state: HotState, rng: random.Random, trial: Trial) -> None
     """One random operation, sensible or not; only the invariants afterwards matter."""
     now = T0 + next(trial.ticks) / 10  # offers last 10 to 300 steps
     agent_id = rng.choice(AGENTS)
-    match rng.choices(range(9), weights=[2, 6, 3, 1, 1, 2, 2, 1, 1])[0]:
+    match rng.choices(range(10), weights=[2, 6, 3, 1, 1, 2, 2, 1, 1, 1])[0]:
         case 0:
             trial.last_call += 1
             arrivals = [qc(trial.last_call, rng.choice(CITIES), rng.randrange(3))]
@@ -1003,6 +1107,8 @@ async def random_step(state: HotState, rng: random.Random, trial: Trial) -> None
                     await state.set_agent_state(agent_id, AgentState.BREAK, now)
         case 7:
             await state.agent_disconnect(agent_id, instance=rng.choice(["i1", "i2"]))
+        case 8:
+            await state.agent_lost(agent_id, instance=rng.choice(["i1", "i2"]))
         case _:
             await state.agent_connect(
                 agent_id,
@@ -1054,13 +1160,18 @@ async def check_invariants(
     assert set(offered_calls) == {c for c, place in where.items() if place is CallLocation.OFFERED}
     for agent in present_agents:
         assert (agent.offer_id is not None) == (agent.state is AgentState.OFFERED)
-        assert (agent.call_id is not None) == (agent.state is AgentState.BUSY)
+        if agent.state is AgentState.BUSY:
+            assert agent.call_id is not None
+        elif agent.state is not AgentState.LOST:  # a lost agent keeps its call in hand
+            assert agent.call_id is None
         if agent.call_id is not None and agent.call_id in where:
             assert where[agent.call_id] is CallLocation.ABSENT
         if agent.offer_id is not None:
             host = offers[agent.offer_id].call.city
             assert agent.lent_to == (None if host == agent.city else host)
-        if agent.state not in (AgentState.OFFERED, AgentState.BUSY):
+        if agent.state not in (AgentState.OFFERED, AgentState.BUSY, AgentState.LOST):
+            assert agent.lent_to is None
+        if agent.state is AgentState.LOST and agent.call_id is None:
             assert agent.lent_to is None
     return live
 

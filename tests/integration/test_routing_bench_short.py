@@ -33,3 +33,15 @@ async def test_publish_bench_short_prints_its_figure(shared_backend: Backend) ->
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert "script publish to 100 agents on two instances" in out.decode()
+
+
+async def test_lender_protection_figures_print() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "loadtests.protection",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert sum(line.startswith("helper ") and "with it" in line for line in lines) == 2
+    assert any(line.startswith("host ") and "alone" in line for line in lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,6 +166,13 @@ def test_overflow_threshold_keeps_fresh_calls_home() -> None:
         ({"waves": [{"at_s": 0, "cities": ["321300"], "seats_per_city": 1}]}, "not among"),
         ({"waves": [{"at_s": 0, "cities": [XUZHOU], "seats_per_city": 0}]}, "greater than"),
         ({"waves": []}, "at least 1"),
+        ({"severity": 0}, "greater than 0"),
+        ({"severity": 11}, "less than or equal to 10"),
+        (
+            {"waves": [{"at_s": 0, "cities": [XUZHOU], "seats_per_city": 1, "reserve": -1}]},
+            "greater",
+        ),
+        ({"protection_floor": 3}, "Extra inputs"),
     ],
 )
 def test_bad_scenarios_are_refused_with_a_reason(change: dict[str, Any], message: str) -> None:
@@ -183,3 +191,60 @@ def test_bad_arrival_windows_and_duplicate_cities_are_refused() -> None:
     data["cities"].append(data["cities"][0])
     with pytest.raises(ValidationError, match="appear once"):
         Scenario.model_validate(data)
+
+
+PROTECTION_SCENARIO = Path(__file__).parents[2] / "loadtests/scenarios/lender_protection.json"
+
+
+def protection_runs() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The lender-protection scenario with its guard, without it, and with no surge at all."""
+    guarded = Scenario.model_validate_json(PROTECTION_SCENARIO.read_bytes())
+    unguarded = guarded.model_copy(update={"protection": None})
+    alone = guarded.model_copy(update={"surges": []})
+    return simulate(guarded), simulate(unguarded), simulate(alone)
+
+
+def test_the_guard_keeps_helpers_near_their_target_at_it_while_the_host_gets_help() -> None:
+    guarded, unguarded, alone = protection_runs()
+    helpers = (XUZHOU, SUZHOU)
+    lending = "own_service_level_while_lending"
+    # Unguarded, lending as much as the quota allows takes a helper under its own 80 %.
+    assert min(city(unguarded, code)[lending] for code in helpers) < 0.8
+    # Guarded, each stays at or above it...
+    for code in helpers:
+        assert city(guarded, code)[lending] >= 0.8
+        assert city(guarded, code)["service_level"] >= 0.8
+    # ...while the host still gets most of the help.
+    host, host_alone = city(guarded, NANJING), city(alone, NANJING)
+    assert host["answered_by_helpers"] > 0.7 * city(unguarded, NANJING)["answered_by_helpers"]
+    assert host["answered"] > 1.8 * host_alone["answered"]
+    assert lending not in city(guarded, NANJING)  # the host lends nothing
+
+
+def test_a_reserve_keeps_helper_agents_for_their_own_callers() -> None:
+    def helpers_service(reserve: int) -> float:
+        data = surge_scenario().model_dump()
+        data["cities"][1]["arrivals"] = [{"from_s": 0, "to_s": 14_400, "per_hour": 120}]
+        data["cities"][1]["patience_s"] = 300
+        data["surges"][0]["waves"][0]["reserve"] = reserve
+        result = simulate(Scenario.model_validate(data))
+        return float(city(result, XUZHOU)["own_service_level_while_lending"])
+
+    assert helpers_service(2) > helpers_service(0) + 0.1
+
+
+def test_severity_shares_a_helper_between_two_hosts() -> None:
+    def helped(severity: float) -> dict[str, int]:
+        data = surge_scenario().model_dump()
+        yangzhou = {**data["cities"][0], "code": "321000"}
+        data["cities"].append(yangzhou)
+        data["surges"].append({**data["surges"][0], "host_city": "321000",
+                               "severity": severity})  # fmt: skip
+        rows = simulate(Scenario.model_validate(data))["helpers"]
+        return {row["host"]: row["answered"] for row in rows if row["city"] == XUZHOU}
+
+    even = helped(1.0)
+    # Equal hosts sharing a helper get about the same help (not all of it to the older surge).
+    assert abs(even[NANJING] - even["321000"]) < 0.2 * even[NANJING]
+    weighted = helped(3.0)
+    assert weighted["321000"] > weighted[NANJING]

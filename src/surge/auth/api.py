@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from surge import errors
 from surge.auth import service as auth_service
 from surge.auth.schemas import TokenRead, TokenRequest
 from surge.deps import SessionDep, SettingsDep, StateDep
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(
+    tags=["auth"], responses=errors.responses(errors.InvalidCredentials, errors.TooManyAttempts)
+)
 
 
 @router.post("/auth/token", response_model=TokenRead)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, StringConstraints
 
 from surge.auth.models import Role
+from surge.schemas import RequestModel
 
 
-class TokenRequest(BaseModel):
+class TokenRequest(RequestModel):
     """A username and password."""
-
-    model_config = ConfigDict(extra="forbid")
 
     username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
 
+from surge import errors, events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.calls import service as calls_service
@@ -15,17 +17,32 @@ from surge.calls.schemas import (
     CallCreate,
     CallEventRead,
     CallRead,
+    CallRelease,
     FeedbackCreate,
     FeedbackRead,
 )
+from surge.db import BIG_INTEGER_MAX
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep, require_city_access, require_role
 from surge.errors import NotFound
 from surge.events import mask_caller
+from surge.surges import service as surges_service
 
-router = APIRouter(tags=["calls"])
+router = APIRouter(
+    tags=["calls"],
+    responses=errors.responses(
+        errors.Forbidden,
+        errors.NotFound,
+        errors.UnknownCity,
+        errors.CallNotOpen,
+        errors.CallNotConnected,
+        errors.FeedbackRecorded,
+        errors.IdempotencyConflict,
+    ),
+)
 
 CtiDep = Annotated[Principal, Depends(require_role(Role.CTI))]
-CallId = Annotated[int, Path(ge=1, le=2**62, description="The call's id")]
+SupervisorDep = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
+CallId = Annotated[int, Path(ge=1, le=BIG_INTEGER_MAX, description="The call's id")]
 
 
 async def _read(call: Call, *, session: SessionDep, viewer: Principal) -> CallRead:
@@ -71,7 +88,7 @@ async def post_call(
     runtime: RuntimeDep,
     response: Response,
 ) -> CallRead:
-    """A call arrives: record it and queue it (idempotent on `external_id`)."""
+    """A call arrives: record it and queue it (idempotent on the city and `external_id`)."""
     require_city_access(principal, body.city)
     await runtime.cities.require(body.city)
     async with session.begin():
@@ -79,6 +96,12 @@ async def post_call(
             session=session, payload=body, instance=runtime.settings.instance_id
         )
     if not created:
+        if call.status == CallStatus.QUEUED:
+            # A first answer of 503 (the hot state was down) left the call recorded but not
+            # queued: the retry queues it. A call the hot state already holds is left alone.
+            (added,) = await runtime.state.enqueue([calls_service.as_queued(call)])
+            if added:
+                runtime.dispatcher.poke()
         response.status_code = status.HTTP_200_OK
         return await _read(call, session=session, viewer=principal)
     await runtime.state.enqueue([calls_service.as_queued(call)])
@@ -143,4 +166,47 @@ async def get_call(call_id: CallId, principal: PrincipalDep, session: SessionDep
             raise NotFound(f"no call with id {call_id}")
     else:
         require_city_access(principal, call.city_code)
+    return await _read(call, session=session, viewer=principal)
+
+
+@router.post("/calls/{call_id}/release", response_model=CallRead)
+async def release_call(
+    call_id: CallId,
+    body: CallRelease,
+    principal: SupervisorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> CallRead:
+    """Close a connected call whose agent is gone (offline or lost): completed, `released`."""
+    async with session.begin():
+        call = await calls_service.get(session=session, call_id=call_id)
+        require_city_access(principal, call.city_code)
+        call, out = await calls_service.release(
+            session=session,
+            state=runtime.state,
+            call_id=call_id,
+            reason=body.reason,
+            instance=runtime.settings.instance_id,
+        )
+        if out:  # released now, not a retry
+            surges_service.audit(
+                session=session,
+                actor=principal.username,
+                action="call.released",
+                surge_id=None,
+                detail={"call_id": call_id, "agent_id": call.agent_id, "city": call.city_code},
+                reason=body.reason,
+            )
+    if out and call.agent_id is not None:
+        # An agent that connected again in the meantime is freed from the closed call.
+        freed = await runtime.state.finish_call(call.agent_id, call_id, time.time())
+        if freed is not None:
+            out.append(
+                events.to_agent(call.agent_id, {"type": "call.completed", "call_id": call_id})
+            )
+            out.append(
+                events.to_agent(call.agent_id, {"type": "state", "state": freed.state.value})
+            )
+            runtime.dispatcher.poke()
+    await runtime.gateway.announce(out)
     return await _read(call, session=session, viewer=principal)

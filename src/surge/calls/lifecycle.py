@@ -26,10 +26,12 @@ class Channel(StrEnum):
 
 
 class Disposition(StrEnum):
-    """How a handled call ended: answered online, or transferred to the responsible office."""
+    """How a handled call ended: answered online, or transferred to the responsible office;
+    `released` by a supervisor when its agent was gone (never an agent's own choice)."""
 
     ANSWERED = "answered"
     TRANSFERRED = "transferred"
+    RELEASED = "released"
 
 
 MOVES: dict[CallStatus, frozenset[CallStatus]] = {

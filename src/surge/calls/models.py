@@ -14,6 +14,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,10 +33,12 @@ class Call(Base):
         # The province-wide daily report reads one day of every city's calls.
         Index("ix_call_received_at", "received_at"),
         CheckConstraint("feedback_score BETWEEN 1 AND 5", name="feedback_score_range"),
+        # A telephony key names one call of one city: two cities' CTIs may use the same keys.
+        UniqueConstraint("city_code", "external_id", name="uq_call_city_code_external_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    external_id: Mapped[str | None] = mapped_column(String(128), unique=True, default=None)
+    external_id: Mapped[str | None] = mapped_column(String(128), default=None)
     city_code: Mapped[str] = mapped_column(ForeignKey("city.code"))
     caller: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(8))
@@ -71,4 +74,5 @@ class CallEvent(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"), default=None)
     offer_id: Mapped[str | None] = mapped_column(String(32), default=None)
     reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)  # a person's words: why
     instance: Mapped[str | None] = mapped_column(String(64), default=None)

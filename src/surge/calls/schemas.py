@@ -12,26 +12,40 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from surge.calls.lifecycle import CallStatus, Channel
 from surge.cities.schemas import CityCode
+from surge.schemas import RequestModel
 from surge.state.base import MAX_PRIORITY
 
 
-class CallCreate(BaseModel):
+class CallCreate(RequestModel):
     """A call arriving from the telephony side."""
-
-    model_config = ConfigDict(extra="forbid")
 
     city: CityCode
     caller: Annotated[
         str, StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9+\-*#() ]+$")
     ]
     channel: Channel
-    external_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
-    priority: int = Field(default=0, ge=0, le=MAX_PRIORITY, description="Higher is served first")
+    # Omitted is "no key"; an explicit null is refused (it would silently turn deduplication off).
+    external_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128)] | SkipJsonSchema[None]
+    ) = Field(default=None, description="The telephony side's key for the call, unique per city")
+    # Strict: "5", true or 5.0 as a priority is a client's bug, not a priority to route by.
+    priority: StrictInt = Field(
+        default=0, ge=0, le=MAX_PRIORITY, description="Higher is served first"
+    )
+
+    @field_validator("external_id", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted, but not null")
+        return value
 
 
 class CallEventRead(BaseModel):
@@ -45,6 +59,7 @@ class CallEventRead(BaseModel):
     agent_id: int | None
     offer_id: str | None
     reason: str | None
+    note: str | None = None  # a person's words, e.g. why a supervisor released the call
 
 
 class CallRead(BaseModel):
@@ -75,10 +90,8 @@ SATISFIED_FROM_SCORE = 4
 """A 1-5 score counts as satisfied from this score up."""
 
 
-class FeedbackCreate(BaseModel):
+class FeedbackCreate(RequestModel):
     """The citizen's answer to the satisfaction follow-up: satisfied or not, or a 1-5 score."""
-
-    model_config = ConfigDict(extra="forbid")
 
     # Strict: a score of `true` or a satisfied of "off" is a client's bug, not an answer to store.
     satisfied: StrictBool | None = Field(default=None, description="The yes/no answer")
@@ -114,3 +127,11 @@ class FeedbackRead(BaseModel):
     satisfied: bool
     score: int | None
     at: datetime
+
+
+class CallRelease(BaseModel):
+    """A supervisor closes a connected call whose agent is gone, and says why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

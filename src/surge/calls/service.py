@@ -27,8 +27,15 @@ from surge.calls.lifecycle import (
 from surge.calls.models import Call, CallEvent
 from surge.calls.schemas import CallCreate, FeedbackCreate, FeedbackRead
 from surge.db import utcnow
-from surge.errors import CallNotConnected, CallNotOpen, FeedbackRecorded, NotFound
-from surge.state.base import CallLocation, HeldOffer, HotState, QueuedCall
+from surge.errors import (
+    AgentStillPresent,
+    CallNotConnected,
+    CallNotOpen,
+    FeedbackRecorded,
+    IdempotencyConflict,
+    NotFound,
+)
+from surge.state.base import AgentState, CallLocation, HeldOffer, HotState, QueuedCall
 
 # Status changes go through Core tables, not the ORM classes: SQLAlchemy's ORM DML path costs
 # far more CPU per statement, and a list of parameters runs as one executemany.
@@ -49,7 +56,11 @@ def as_queued(call: Call) -> QueuedCall:
 
 
 async def ingest(*, session: AsyncSession, payload: CallCreate, instance: str) -> tuple[Call, bool]:
-    """Record an arriving call; the same `external_id` again returns the first call (False)."""
+    """Record an arriving call; the same city and `external_id` again returns the first (False).
+
+    The key names one request: sent again with another caller, channel or priority it is an
+    `IdempotencyConflict`, and the first call is not shown.
+    """
     now = utcnow()
     values = {
         "external_id": payload.external_id,
@@ -66,10 +77,20 @@ async def ingest(*, session: AsyncSession, payload: CallCreate, instance: str) -
     statement = builder(Call).values(values).on_conflict_do_nothing().returning(Call)
     call = (await session.execute(statement)).scalar_one_or_none()
     if call is None:
+        # The key is a city's own: another city's call under the same key is not this one.
         existing = await session.execute(
-            select(Call).where(Call.external_id == payload.external_id)
+            select(Call).where(
+                Call.city_code == payload.city, Call.external_id == payload.external_id
+            )
         )
-        return existing.scalar_one(), False
+        first = existing.scalar_one()
+        sent = (payload.caller, payload.channel.value, payload.priority)
+        if (first.caller, first.channel, first.priority) != sent:
+            raise IdempotencyConflict(
+                f"external_id {payload.external_id!r} of city {payload.city} names another call"
+                " (its caller, channel or priority differ); send a new external_id"
+            )
+        return first, False
     await session.execute(
         insert(_EVENT_TABLE).values(
             call_id=call.id, at=now, to_status=CallStatus.QUEUED.value, instance=instance
@@ -102,6 +123,7 @@ async def move(
     at: datetime,
     instance: str,
     reason: str | None = None,
+    note: str | None = None,
     agent_id: int | None = None,
     offer_id: str | None = None,
     only_from: frozenset[CallStatus] | None = None,
@@ -143,6 +165,7 @@ async def move(
             agent_id=agent_id,
             offer_id=offer_id,
             reason=reason,
+            note=note,
             instance=instance,
         )
     )
@@ -324,6 +347,56 @@ async def abandon(
             )
         )
     return call, out
+
+
+async def release(
+    *, session: AsyncSession, state: HotState, call_id: int, reason: str, instance: str
+) -> tuple[Call, list[events.Event]]:
+    """A supervisor closes a connected call whose agent is gone (offline, or `lost`).
+
+    The call is completed with the disposition `released` and the supervisor's reason in its
+    history. Releasing a released call again returns it (a retry).
+    """
+    call = await get(session=session, call_id=call_id)
+    if call.status == CallStatus.COMPLETED and call.disposition == Disposition.RELEASED:
+        return call, []
+    if call.status != CallStatus.CONNECTED:
+        raise CallNotConnected(
+            f"call {call_id} is {call.status}; only a connected call is released"
+        )
+    presence = None if call.agent_id is None else await state.get_agent(call.agent_id)
+    if presence is not None and presence.state is not AgentState.LOST:
+        raise AgentStillPresent(
+            f"the agent of call {call_id} is connected and answering; it completes the call"
+        )
+    now = utcnow()
+    moved = await move(
+        session=session,
+        call_id=call_id,
+        target=CallStatus.COMPLETED,
+        at=now,
+        instance=instance,
+        reason="released",
+        note=reason,
+        agent_id=call.agent_id,
+        only_from=frozenset({CallStatus.CONNECTED}),
+        match={"agent_id": call.agent_id},
+        values={"ended_at": now, "disposition": Disposition.RELEASED.value},
+    )
+    await session.refresh(call)
+    if moved is None:
+        raise CallNotConnected(f"call {call_id} is already {call.status}")
+    return call, [
+        events.to_cti(
+            call.city_code,
+            events.cti_frame(
+                "call.completed",
+                call_id=call_id,
+                at=now.timestamp(),
+                disposition=Disposition.RELEASED.value,
+            ),
+        )
+    ]
 
 
 async def record_feedback(

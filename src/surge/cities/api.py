@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from surge import errors
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities import service as cities_service
@@ -22,7 +23,9 @@ from surge.cities.schemas import (
 )
 from surge.deps import PrincipalDep, RuntimeDep, require_role
 
-router = APIRouter(tags=["cities"])
+router = APIRouter(
+    tags=["cities"], responses=errors.responses(errors.Forbidden, errors.UnknownCity)
+)
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import select
 
+from surge import errors
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities.schemas import CITY_CODE
@@ -24,7 +25,9 @@ from surge.reports.schemas import (
     check_day,
 )
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(
+    tags=["reports"], responses=errors.responses(errors.Forbidden, errors.UnknownCity)
+)
 
 Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]

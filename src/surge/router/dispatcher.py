@@ -17,8 +17,8 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,6 +35,7 @@ from surge.surges import service as surges_service
 log = logging.getLogger(__name__)
 
 SURGES_TTL_S = 1.0  # other instances' surge changes arrive by event; this is the backstop
+SERVICE_LEVELS_TTL_S = 5.0  # the lender protection's own service levels change slowly
 Announce = Callable[[Sequence[events.Event]], Awaitable[None]]
 
 
@@ -61,6 +62,9 @@ class Dispatcher:
         self._draining: tuple[tuple[int, str], ...] = ()  # (surge id, host) of draining surges
         self._surges_read_at = -math.inf
         self._surges_lock = asyncio.Lock()
+        self._levels: dict[str, float | None] = {}
+        self._levels_read_at = -math.inf
+        self._levels_lock = asyncio.Lock()
 
     def surges_changed(self) -> None:
         """A surge started, gained a wave, ended or drained: re-read them before the next cycle."""
@@ -85,6 +89,28 @@ class Dispatcher:
                     )
                     self._surges_read_at = time.monotonic()
         return self._surges
+
+    @property
+    def protection_service_level(self) -> float | None:
+        """The lender protection's target (None: the guard is off)."""
+        return self._settings.protection_service_level or None
+
+    async def own_service_levels(self) -> Mapping[str, float | None]:
+        """Each city's own service level over the protection window, re-read every few seconds."""
+        if time.monotonic() - self._levels_read_at > SERVICE_LEVELS_TTL_S:
+            async with self._levels_lock:
+                if time.monotonic() - self._levels_read_at > SERVICE_LEVELS_TTL_S:
+                    settings = self._settings
+                    since = datetime.now(UTC) - timedelta(seconds=settings.protection_window_s)
+                    async with self._sessions() as session:
+                        self._levels = await surges_service.own_service_levels(
+                            session=session,
+                            since=since,
+                            within_s=settings.service_level_s,
+                            short_abandon_s=settings.report_short_abandon_s,
+                        )
+                    self._levels_read_at = time.monotonic()
+        return self._levels
 
     def stop(self) -> None:
         """Ask the loops to end after their current step (shutdown also cancels them)."""
@@ -116,6 +142,13 @@ class Dispatcher:
             self._cities.codes, queue_depth=self._settings.dispatch_batch, placeable_only=True
         )
         surges = await self.surges()
+        levels: Mapping[str, float | None] = {}
+        if (
+            surges
+            and self.protection_service_level is not None
+            and any(view.idle for view in views.values())
+        ):
+            levels = await self.own_service_levels()
         snapshot = policy.Snapshot(
             now=now,
             cities={
@@ -125,12 +158,13 @@ class Dispatcher:
                     free_agents=view.idle,
                     waiting=view.waiting,
                     serving=view.lent,
-                    protection_floor=self._settings.helper_protection_floor,
+                    service_level=levels.get(code),
                 )
                 for code, view in views.items()
                 if view.queue or view.idle
             },
             surges=surges,
+            protection_service_level=self.protection_service_level,
         )
         assignments = policy.decide(snapshot)
         if not assignments:

@@ -1,55 +1,174 @@
-"""Rebuilding the hot state from the database, so losing Redis (or a restart) loses no call."""
+"""Rebuilding the hot state from the database, so losing Redis (or a restart) loses no call.
+
+Every instance watches the hot state's epoch marker. When it is missing (Redis came back empty)
+or changed (another instance rebuilt first), the instance rebuilds: it puts every open call back
+in its queue, records the offers the state lost as queued again, and registers the agents whose
+consoles are connected to it, each as it was (available, on break, or busy with its call).
+Several instances rebuilding at once is safe: enqueueing is idempotent, the database moves are
+compare-and-set, and one epoch marker wins.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from surge import events
 from surge.calls import service as calls_service
-from surge.calls.lifecycle import CallStatus
+from surge.calls.lifecycle import OPEN_STATUSES, CallStatus
+from surge.calls.models import Call
 from surge.db import utcnow
+from surge.loops import run_forever
+from surge.seats import service as seats_service
+from surge.seats.gateway import Gateway
+from surge.settings import Settings
 from surge.state.base import CallLocation, HotState
 
 log = logging.getLogger(__name__)
 
+LISTEN_WAIT_S = 2.0  # how long a rebuild waits for this instance's event listener to be back
+
 
 @dataclass(frozen=True, slots=True)
 class Recovery:
-    """What a rebuild did."""
+    """What a rebuild did, and the events to announce once its transaction commits."""
 
     open_calls: int
     requeued: int
     offers_lost: int
+    announce: list[events.Event] = field(default_factory=list)
 
 
 async def rebuild(*, session: AsyncSession, state: HotState, instance: str) -> Recovery:
     """Put every open call the hot state has lost back in its queue, at its original place.
 
     Calls the hot state still holds (another instance is running) are left alone. A call the
-    database says is offered but whose offer the hot state lost is recorded as queued again.
+    database says is offered but whose offer the hot state lost is recorded as queued again
+    (`call.requeued`, reason `recovered`) and its agent told the offer is gone.
     """
     calls = await calls_service.open_calls(session=session)
     where = await state.locate([call.id for call in calls])
-    lost = [call for call in calls if where[call.id] is CallLocation.ABSENT]
+    absent = [call.id for call in calls if where[call.id] is CallLocation.ABSENT]
+    # Read those again: one may have been offered, accepted and connected by another instance
+    # between the first read and `locate` (the hot state no longer holds a connected call).
+    still_open = set(
+        (
+            await session.execute(
+                select(Call.id).where(
+                    Call.id.in_(absent), Call.status.in_([s.value for s in OPEN_STATUSES])
+                )
+            )
+        ).scalars()
+    )
+    lost = [call for call in calls if call.id in still_open]
     at = utcnow()
+    out: list[events.Event] = []
     offers_lost = 0
     for call in lost:
-        if call.status == CallStatus.OFFERED:
-            offers_lost += 1
-            await calls_service.move(
-                session=session,
-                call_id=call.id,
-                target=CallStatus.QUEUED,
-                at=at,
-                instance=instance,
-                reason="recovered",
-                agent_id=call.agent_id,
-                offer_id=call.offer_id,
-                values={"agent_id": None, "offer_id": None},
+        if call.status != CallStatus.OFFERED:
+            continue
+        moved = await calls_service.move(
+            session=session,
+            call_id=call.id,
+            target=CallStatus.QUEUED,
+            at=at,
+            instance=instance,
+            reason="recovered",
+            agent_id=call.agent_id,
+            offer_id=call.offer_id,
+            match={"offer_id": call.offer_id},
+            values={"agent_id": None, "offer_id": None},
+        )
+        if moved is None:
+            continue  # another instance rebuilding at the same time recorded it
+        offers_lost += 1
+        out.append(
+            events.to_cti(
+                call.city_code,
+                events.cti_frame(
+                    "call.requeued", call_id=call.id, at=at.timestamp(), reason="recovered"
+                ),
             )
+        )
+        if call.agent_id is not None and call.offer_id is not None:
+            revoked = {"type": "offer.revoked", "offer_id": call.offer_id, "reason": "recovered"}
+            out.append(events.to_agent(call.agent_id, revoked))
     await state.enqueue([calls_service.as_queued(call) for call in lost])
     if lost:
         log.info("recovered %d open calls (%d lost offers)", len(lost), offers_lost)
-    return Recovery(open_calls=len(calls), requeued=len(lost), offers_lost=offers_lost)
+    return Recovery(
+        open_calls=len(calls), requeued=len(lost), offers_lost=offers_lost, announce=out
+    )
+
+
+class StateWatch:
+    """Notices a lost or rebuilt hot state and rebuilds this instance's share of it (a task)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        state: HotState,
+        sessions: async_sessionmaker[AsyncSession],
+        gateway: Gateway,
+        poke: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._state = state
+        self._sessions = sessions
+        self._gateway = gateway
+        self._poke = poke
+        self._epoch: str | None = None  # the build this instance has caught up with
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask the loop to end after its current step."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        """Check the epoch a few times per `SURGE_STATE_REBUILD_S` until stopped."""
+
+        async def tick() -> None:
+            await asyncio.sleep(self._settings.state_rebuild_s / 10)
+            current = await self._state.epoch()
+            if current is None or current != self._epoch:
+                await self.rebuild()
+
+        await run_forever("hot-state watch", tick, stopping=lambda: self._stopping)
+
+    async def rebuild(self) -> Recovery:
+        """Mark the build, put the open calls back, re-register this instance's agents."""
+        started = time.monotonic()
+        caught_up = self._epoch is not None  # False at start-up: nothing was lost here
+        epoch = await self._state.begin_epoch(secrets.token_hex(8))
+        instance = self._settings.instance_id
+        async with self._sessions() as session, session.begin():
+            recovery = await rebuild(session=session, state=self._state, instance=instance)
+        await self._gateway.announce(recovery.announce)
+        consoles = self._gateway.agent_consoles()
+        if consoles:
+            # Offers made to these agents by other instances reach them over the event bus.
+            await self._gateway.wait_listening(within_s=LISTEN_WAIT_S)
+            async with self._sessions() as session:
+                restored = await seats_service.restore_presence(
+                    session=session, state=self._state, instance=instance, consoles=consoles
+                )
+            await self._gateway.announce(restored)
+        self._epoch = epoch
+        self._poke()
+        if caught_up:
+            log.warning(
+                "hot state rebuilt in %.2f s: %d calls requeued (%d lost offers), %d agents here",
+                time.monotonic() - started,
+                recovery.requeued,
+                recovery.offers_lost,
+                len(consoles),
+            )
+        return recovery

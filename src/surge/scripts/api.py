@@ -7,12 +7,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from surge import events
+from surge import errors, events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities.schemas import CITY_CODE
+from surge.db import INTEGER_MAX
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep
 from surge.errors import BadRequest, Forbidden
+from surge.schemas import NO_NUL
 from surge.scripts import service as scripts_service
 from surge.scripts import transfer
 from surge.scripts.models import ScriptVersion
@@ -33,10 +35,19 @@ from surge.scripts.schemas import (
     VersionSummary,
 )
 
-router = APIRouter(tags=["scripts"])
+router = APIRouter(
+    tags=["scripts"],
+    responses=errors.responses(
+        errors.Forbidden,
+        errors.NotFound,
+        errors.UnknownCity,
+        errors.UnknownCategory,
+        errors.StaleVersion,
+    ),
+)
 
 CityCode = Annotated[str, Path(pattern=CITY_CODE)]
-Number = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Number = Annotated[int, Path(ge=1, le=INTEGER_MAX)]
 
 
 def _summary(found: ScriptVersion) -> VersionSummary:
@@ -210,7 +221,9 @@ async def export_scripts(
     session: SessionDep,
     runtime: RuntimeDep,
     file_format: FileFormat = "csv",
-    version: Annotated[int | None, Query(ge=1, description="default: the current one")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=INTEGER_MAX, description="default: the current one")
+    ] = None,
 ) -> Response:
     """Download a version of the book as CSV (opens in Excel) or JSON."""
     await _reader(city, principal, session, runtime)
@@ -239,8 +252,8 @@ async def import_scripts(
     session: SessionDep,
     runtime: RuntimeDep,
     file_format: FileFormat = "csv",
-    note: Annotated[str | None, Query(max_length=1000)] = None,
-    base_version: Annotated[int | None, Query(ge=0)] = None,
+    note: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
+    base_version: Annotated[int | None, Query(ge=0, le=INTEGER_MAX)] = None,
 ) -> ScriptBookRead:
     """Publish a new version from a CSV or JSON file sent as the request body."""
     await runtime.cities.require(city)
@@ -284,8 +297,8 @@ async def diff_versions(
     principal: PrincipalDep,
     session: SessionDep,
     runtime: RuntimeDep,
-    from_version: Annotated[int, Query(alias="from", ge=0)],
-    to_version: Annotated[int, Query(alias="to", ge=0)],
+    from_version: Annotated[int, Query(alias="from", ge=0, le=INTEGER_MAX)],
+    to_version: Annotated[int, Query(alias="to", ge=0, le=INTEGER_MAX)],
 ) -> ScriptDiff:
     """Entries added, removed and changed (with the changed fields) between two versions."""
     await _reader(city, principal, session, runtime)

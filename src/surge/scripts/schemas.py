@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictInt, StringConstraints
+
+from surge.db import INTEGER_MAX
+from surge.schemas import RequestModel
 
 MAX_ENTRIES = 5000
 
@@ -15,10 +18,8 @@ LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 
 
-class ScriptEntry(BaseModel):
+class ScriptEntry(RequestModel):
     """One unified answer to one hot question."""
-
-    model_config = ConfigDict(extra="forbid")
 
     key: Key = Field(description="stable across versions: letters, digits, . _ -")
     title: Text
@@ -28,26 +29,25 @@ class ScriptEntry(BaseModel):
     tags: list[Tag] = Field(default_factory=list, max_length=20)
 
 
-class ScriptBookCreate(BaseModel):
+class ScriptBookCreate(RequestModel):
     """A whole new version of a city's script book."""
-
-    model_config = ConfigDict(extra="forbid")
 
     entries: list[ScriptEntry] = Field(max_length=MAX_ENTRIES)
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    base_version: int | None = Field(
-        default=None, ge=0, description="the version this edit started from (409 if stale)"
+    base_version: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=INTEGER_MAX,
+        description="the version this edit started from (409 if stale)",
     )
 
 
-class RollbackRequest(BaseModel):
+class RollbackRequest(RequestModel):
     """Publish an old version's content again."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    to_version: int = Field(ge=1)
+    to_version: StrictInt = Field(ge=1, le=INTEGER_MAX)
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    base_version: int | None = Field(default=None, ge=0)
+    base_version: StrictInt | None = Field(default=None, ge=0, le=INTEGER_MAX)
 
 
 class VersionSummary(BaseModel):

@@ -27,7 +27,7 @@ from surge.errors import (
 )
 from surge.runtime import Runtime
 from surge.seats import service as seats_service
-from surge.seats.gateway import CLOSE_UNAUTHORIZED, Connection
+from surge.seats.gateway import CLOSE_OVERWHELMED, CLOSE_UNAUTHORIZED, Connection
 from surge.seats.origins import origin_allowed
 from surge.seats.schemas import (
     AcceptMessage,
@@ -45,6 +45,9 @@ router = APIRouter()
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_SERVER_ERROR = 1011
+# A console that closes with these said goodbye (offline); any other end (no close frame,
+# 1005/1006, or pings unanswered for SURGE_HEARTBEAT_TIMEOUT_S) leaves the agent `lost`.
+CLEAN_CLOSES = frozenset({1000, 1001})
 
 
 async def _admit(websocket: WebSocket, token: str | None, role: Role) -> Principal | None:
@@ -145,6 +148,21 @@ async def _handle(
     return await seats_service.release(state=state, seat=seat, call_id=message.call_id)
 
 
+async def _leave(runtime: Runtime, seat: seats_service.Seat, *, said_goodbye: bool) -> None:
+    """The console is gone: offline after a goodbye, else `lost`; a held offer is requeued."""
+    instance = runtime.settings.instance_id
+    with contextlib.suppress(SurgeError):
+        if said_goodbye:
+            held = await runtime.state.agent_disconnect(seat.agent_id, instance=instance)
+            reason = "agent_disconnected"
+        else:
+            held = await runtime.state.agent_lost(seat.agent_id, instance=instance)
+            reason = "agent_lost"
+            log.info("agent %s lost (its console stopped answering)", seat.agent_id)
+        if held is not None:
+            await runtime.dispatcher.requeue([held], reason=reason)
+
+
 @router.websocket("/ws/agent")
 async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     """An agent's console: offers in, accept/decline/complete out (see API.md)."""
@@ -156,6 +174,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     connection = Connection(websocket, city=principal.city, principal=principal)
     writer = asyncio.create_task(connection.write())
     seat: seats_service.Seat | None = None
+    said_goodbye = True  # unless the socket is found gone without its closing handshake
     try:
         async with database_errors():
             # Read before taking a connection: never hold one while waiting for another.
@@ -182,16 +201,16 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
                 out = []
             await runtime.gateway.announce(out)
             runtime.dispatcher.poke()
-    except (WebSocketDisconnect, RuntimeError):
-        pass  # the console went away (RuntimeError: it went while we were reading)
+    except (WebSocketDisconnect, RuntimeError) as exc:
+        # The console went away (RuntimeError: it went while we were reading).
+        said_goodbye = isinstance(exc, WebSocketDisconnect) and exc.code in CLEAN_CLOSES
     except SurgeError as exc:  # connecting failed: the seat is gone or the state is down
         connection.send(events.error_frame(exc.code, exc.message))
     finally:
         if seat is not None and runtime.gateway.detach_agent(seat.agent_id, connection):
-            with contextlib.suppress(SurgeError):
-                lost = await runtime.state.agent_disconnect(seat.agent_id, instance=instance)
-                if lost is not None:
-                    await runtime.dispatcher.requeue([lost], reason="agent_disconnected")
+            # A console this server closed on purpose (a withdrawn user, a logout) is offline.
+            closed_here = connection.close_code not in (None, CLOSE_OVERWHELMED)
+            await _leave(runtime, seat, said_goodbye=said_goodbye or closed_here)
         connection.close(1000)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer, timeout=1)

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketState
@@ -20,13 +22,15 @@ from surge.auth.directory import WITHDRAWN
 from surge.auth.service import Principal
 from surge.errors import SurgeError, Unauthorized
 from surge.events import Event, Frame, error_frame
-from surge.state.base import HotState
+from surge.loops import run_forever
+from surge.state.base import AgentState, HotState
 
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 1000  # frames queued for one socket before it is considered dead and closed
 CLOSE_REPLACED = 4409  # the agent opened its console elsewhere
 CLOSE_UNAUTHORIZED = 4401  # no valid token, or its user was disabled or deleted
+CLOSE_OVERWHELMED = 1011  # the console did not keep up with its frames: as good as lost
 
 
 class Connection:
@@ -41,16 +45,29 @@ class Connection:
         self.principal = principal  # whose token opened the socket
         self._outbox: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self.close_code: int | None = None
+        # The agent state this console was last told (`hello`, `state`) and the offer it was
+        # last shown: what a rebuilt hot state restores, or revokes.
+        self.told_state: str | None = None
+        self.told_offer: str | None = None
 
     def send(self, frame: Frame) -> None:
         """Queue a frame; a socket that cannot keep up is closed rather than buffered forever."""
+        kind = frame.get("type")
+        if kind in ("hello", "state") and "state" in frame:
+            self.told_state = frame["state"]
+        elif kind == "offer":
+            self.told_offer = frame["offer_id"]
+        elif kind == "call.connected" or (
+            kind == "offer.revoked" and frame.get("offer_id") == self.told_offer
+        ):
+            self.told_offer = None
         try:
             self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("closing connection %s: %d frames not yet sent", self.id, OUTBOX_LIMIT)
             while not self._outbox.empty():  # make room for the close: this socket is lost anyway
                 self._outbox.get_nowait()
-            self.close(1011)
+            self.close(CLOSE_OVERWHELMED)
 
     def close(self, code: int) -> None:
         """Ask the writer to close the socket after the frames already queued."""
@@ -66,6 +83,16 @@ class Connection:
             await self.websocket.close(self.close_code or 1000)
 
 
+@dataclass(frozen=True, slots=True)
+class AgentConsole:
+    """An agent console connected here, as a rebuilt hot state needs it."""
+
+    agent_id: int
+    city: str
+    available: bool  # it was last told `available` (or held an offer or a call), not `break`
+    offer_id: str | None  # the offer it was last shown, if not since revoked or accepted
+
+
 class Gateway:
     """The sockets connected to this instance, and delivery of events to them."""
 
@@ -76,6 +103,24 @@ class Gateway:
         self.agents: dict[int, Connection] = {}
         self.cti: dict[int, Connection] = {}
         self.on_surges_changed: Callable[[], None] = lambda: None
+        self._probes: dict[str, asyncio.Event] = {}
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask the event listener to end."""
+        self._stopping = True
+
+    def agent_consoles(self) -> list[AgentConsole]:
+        """The agent consoles connected here, and what each was last told it is."""
+        return [
+            AgentConsole(
+                agent_id,
+                connection.city or "",
+                available=connection.told_state != AgentState.BREAK,
+                offer_id=connection.told_offer,
+            )
+            for agent_id, connection in self.agents.items()
+        ]
 
     async def attach_agent(self, agent_id: int, connection: Connection) -> None:
         """Make `connection` the agent's console; any older one, here or elsewhere, is closed."""
@@ -117,12 +162,43 @@ class Gateway:
                 log.warning("%d events not sent to other instances: %s", len(remote), exc)
 
     async def listen(self) -> None:
-        """Deliver events published by other instances (run as a task)."""
-        async for message in self._state.listen():
-            if message.get("from") == self._instance:
-                continue
-            for event in message.get("events", ()):
-                self._deliver(event)
+        """Deliver events published by other instances (a task); resubscribe after a failure."""
+
+        async def subscription() -> None:
+            async for message in self._state.listen():
+                if message.get("from") == self._instance:
+                    heard = self._probes.get(message.get("probe", ""))
+                    if heard is not None:
+                        heard.set()
+                    continue
+                for event in message.get("events", ()):
+                    self._deliver(event)
+            await asyncio.sleep(0.5)  # the state was closed: do not spin until cancelled
+
+        await run_forever("event listener", subscription, stopping=lambda: self._stopping)
+
+    async def wait_listening(self, *, within_s: float) -> bool:
+        """Wait until this instance's listener hears the bus again; False if it did not in time.
+
+        A probe is published until the listener hears it: the first may go out before a
+        listener that lost its connection has subscribed again.
+        """
+        if not self._shared:
+            return True
+        token = secrets.token_hex(8)
+        heard = self._probes[token] = asyncio.Event()
+        try:
+            async with asyncio.timeout(within_s):
+                while not heard.is_set():
+                    await self._state.publish({"from": self._instance, "probe": token})
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(heard.wait(), 0.1)
+            return True
+        except TimeoutError:
+            log.warning("the event listener did not hear the bus within %s s", within_s)
+            return False
+        finally:
+            del self._probes[token]
 
     async def _publish(self, events: list[Event]) -> None:
         await self._state.publish({"from": self._instance, "events": events})

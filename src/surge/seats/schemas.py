@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, Field, StrictInt, StringConstraints, TypeAdapter
 
 from surge.calls.lifecycle import Disposition
 from surge.cities.schemas import CityCode
+from surge.db import BIG_INTEGER_MAX, INTEGER_MAX
+from surge.schemas import RequestModel
 
 OfferId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _chosen_by_agents(disposition: Disposition) -> Disposition:
+    if disposition is Disposition.RELEASED:
+        raise ValueError("`released` is set by a supervisor's release, not by an agent")
+    return disposition
+
+
+AgentDisposition = Annotated[Disposition, AfterValidator(_chosen_by_agents)]
+
+
+class _Message(RequestModel):
+    """A message from an agent's console."""
 
 
 class StatusMessage(_Message):
@@ -41,11 +52,11 @@ class CompleteMessage(_Message):
     """The agent closes the ticket of the call in hand."""
 
     type: Literal["complete"]
-    call_id: int
-    disposition: Disposition
+    call_id: StrictInt = Field(ge=1, le=BIG_INTEGER_MAX)
+    disposition: AgentDisposition
     category_code: Annotated[str, StringConstraints(max_length=16)] | None = None
     summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    script_version: int | None = Field(default=None, ge=1)
+    script_version: StrictInt | None = Field(default=None, ge=1, le=INTEGER_MAX)
     script_key: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
@@ -54,7 +65,7 @@ class ScriptsAckMessage(_Message):
 
     type: Literal["scripts.ack"]
     city: CityCode
-    version: int = Field(ge=0)
+    version: StrictInt = Field(ge=0, le=INTEGER_MAX)
 
 
 AgentMessage = Annotated[

@@ -18,10 +18,18 @@ from surge.calls import service as calls_service
 from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
 from surge.db import utcnow
-from surge.errors import CallNotOpen, Forbidden, OfferUnavailable, Unauthorized
+from surge.errors import (
+    AgentEngaged,
+    AgentNotPresent,
+    CallNotOpen,
+    Forbidden,
+    OfferUnavailable,
+    Unauthorized,
+)
 from surge.router.policy import SurgeView
 from surge.scripts import service as scripts_service
 from surge.scripts.classification import Classification
+from surge.seats.gateway import AgentConsole
 from surge.seats.models import Agent
 from surge.seats.schemas import CompleteMessage, ScriptsAckMessage
 from surge.state.base import AgentPresence, AgentState, HotState, Outcome
@@ -118,6 +126,50 @@ async def connect(
             events.offer_frame(pending, agent_city=seat.city, surge_id=None, now=time.time())
         )
     return frames
+
+
+async def restore_presence(
+    *, session: AsyncSession, state: HotState, instance: str, consoles: Sequence[AgentConsole]
+) -> list[events.Event]:
+    """Register again, after the hot state was rebuilt, the agents whose consoles are here.
+
+    An agent with a connected call (the database says so) is busy with it; one that was last
+    available (or held an offer the state lost) is available again; one on break stays on break.
+    An offer the console still shows is revoked (`recovered`): the rebuilt state has none, and
+    the revocation the rebuilding instance announced may have crossed the bus before this
+    instance listened again.
+    """
+    rows = await session.execute(
+        select(Call.agent_id, Call.id, Call.city_code).where(
+            Call.agent_id.in_([console.agent_id for console in consoles]),
+            Call.status == CallStatus.CONNECTED.value,
+        )
+    )
+    in_hand: dict[int | None, tuple[int, str]] = {
+        agent_id: (call_id, city) for agent_id, call_id, city in rows.tuples().all()
+    }
+    out: list[events.Event] = []
+    for console in consoles:
+        if console.offer_id is not None:
+            revoked = {"type": "offer.revoked", "offer_id": console.offer_id, "reason": "recovered"}
+            out.append(events.to_agent(console.agent_id, revoked))
+        now = time.time()
+        call_id, call_city = in_hand.get(console.agent_id, (None, None))
+        presence = await state.agent_connect(
+            console.agent_id,
+            console.city,
+            instance=instance,
+            now=now,
+            call_id=call_id,
+            call_city=call_city,  # a host's call in hand counts on its quota again
+        )
+        if console.available and presence.state is AgentState.BREAK:
+            try:
+                presence = await state.set_agent_state(console.agent_id, AgentState.AVAILABLE, now)
+            except (AgentNotPresent, AgentEngaged):
+                continue  # it left, or an offer reached it, in the meantime
+        out.append(events.to_agent(console.agent_id, state_frame(presence)))
+    return out
 
 
 def state_frame(presence: AgentPresence) -> events.Frame:

@@ -18,6 +18,12 @@ Metrics per city (the city whose callers they are):
 
 `helpers` (an extension) lists, for each helper city and host, the calls it answered and the most
 of its agents that served the host at once (never above its quota).
+
+Lender protection is the policy's: a wave's `reserve`, and with the scenario's `protection` each
+city's own service level over the last `window_s` of virtual time (own calls received in it,
+`router.policy.own_service_level`) is measured and put in the snapshot. A helper city's row adds
+`own_service_level_while_lending`: the service level of its own calls received while it was a
+helper of an active wave (held back by the guard or not).
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from surge.router.policy import CitySnapshot, Snapshot, SurgeView, decide
+from surge.router.policy import (
+    CitySnapshot,
+    Snapshot,
+    SurgeView,
+    decide,
+    helper_reserves,
+    lending_refusal,
+    own_service_level,
+)
 from surge.sim.scenario import Scenario, SurgePlan
 from surge.state.base import IdleAgent, QueuedCall
 
@@ -67,12 +81,15 @@ class CityStats:
     answered_in_time: int = 0
     wait_total_s: float = 0.0
     busy_s: float = 0.0
+    helper: bool = False  # it had seats in an active wave at some point
+    lending_counted: int = 0  # its own calls received while it was a helper, as `service_level`
+    lending_in_time: int = 0
 
     def result(self, *, duration_s: float) -> dict[str, Any]:
-        """The output row API.md specifies."""
+        """The output row API.md specifies (and, for a helper, its service while lending)."""
         counted = self.answered + self.abandoned - self.abandoned_short
         capacity = self.agents * duration_s
-        return {
+        row = {
             "code": self.code,
             "offered": self.offered,
             "answered": self.answered,
@@ -83,6 +100,12 @@ class CityStats:
             "connection_rate": round(self.answered / self.offered, 4) if self.offered else None,
             "occupancy": round(min(1.0, self.busy_s / capacity), 4) if capacity else None,
         }
+        if self.helper:
+            lent = self.lending_counted
+            row["own_service_level_while_lending"] = (
+                round(self.lending_in_time / lent, 4) if lent else None
+            )
+        return row
 
 
 @dataclass(slots=True)
@@ -92,10 +115,17 @@ class _Surge:
     surge_id: int
     plan: SurgePlan
     quotas: dict[str, int] = field(default_factory=dict)
+    reserves: dict[str, int] = field(default_factory=dict)
 
     def view(self) -> SurgeView:
+        plan = self.plan
         return SurgeView(
-            self.surge_id, self.plan.host_city, self.plan.overflow_after_s, self.quotas
+            self.surge_id,
+            plan.host_city,
+            plan.overflow_after_s,
+            self.quotas,
+            self.reserves,
+            plan.severity,
         )
 
 
@@ -113,6 +143,7 @@ class Simulation:
         self._city_of: list[str] = []
         self._arrived: list[float] = []
         self._status = bytearray()
+        self._lending = bytearray()  # 1: the call's city was a helper when it arrived
         self._queues: dict[str, deque[int]] = {code: deque() for code in self._plans}
         self._waiting: Counter[str] = Counter()
         # Agents: free ones per city in idle order (dicts keep insertion order, remove in O(1)).
@@ -124,6 +155,14 @@ class Simulation:
         self.decisions = 0
         self._helped: Counter[tuple[str, str]] = Counter()  # (helper, host) -> calls answered
         self._peak: Counter[tuple[str, str]] = Counter()  # (helper, host) -> most seats at once
+        # The guard's window: per city, its counted own calls by arrival (a heap, oldest first)
+        # and how many of those are in it and were answered in time.
+        self._protection = scenario.protection
+        self._window: dict[str, list[tuple[float, bool]]] = {code: [] for code in self._plans}
+        self._window_counted: Counter[str] = Counter()
+        self._window_in_time: Counter[str] = Counter()
+        self._helpers: set[str] = set()  # cities with seats in an active wave
+        self._reserves: dict[str, int] = {}  # each helper's reserve (`helper_reserves`)
 
     # --- set-up --------------------------------------------------------------------------------
     def _schedule(self, at: float, kind: _Kind, payload: Any = None) -> None:
@@ -199,6 +238,7 @@ class Simulation:
         self._city_of.append(city)
         self._arrived.append(self._now)
         self._status.append(_Status.WAITING)
+        self._lending.append(city in self._helpers)
         self._queues[city].append(call)
         self._waiting[city] += 1
         self.stats[city].offered += 1
@@ -220,7 +260,9 @@ class Simulation:
         stats.abandoned += 1
         if self._now - self._arrived[call] < SHORT_ABANDON_S:
             stats.abandoned_short += 1
-        # A helper whose own queue just fell below its floor may help again.
+        else:
+            self._count(call, in_time=False)
+        # A helper whose own queue just emptied may help again.
         return any(city in surge.quotas and self._free[city] for surge in self._surges)
 
     def _surge_event(self, number: int, plan: SurgePlan, wave: Any) -> None:
@@ -235,17 +277,57 @@ class Simulation:
                         self._schedule(at, _Kind.ELIGIBLE, call)
         if wave is not None:
             surge.quotas.update(dict.fromkeys(wave.cities, wave.seats_per_city))
+            surge.reserves.update(dict.fromkeys(wave.cities, wave.reserve))
+            self._helpers.update(wave.cities)
+            self._reserves = helper_reserves([s.view() for s in self._surges])
+            for code in wave.cities:
+                self.stats[code].helper = True
+
+    def _count(self, call: int, *, in_time: bool) -> None:
+        """A call of its city answered, or abandoned after the short-abandon time."""
+        city = self._city_of[call]
+        if self._lending[call]:
+            stats = self.stats[city]
+            stats.lending_counted += 1
+            stats.lending_in_time += in_time
+        if self._protection is not None:
+            heapq.heappush(self._window[city], (self._arrived[call], in_time))
+            self._window_counted[city] += 1
+            self._window_in_time[city] += in_time
+
+    def _service_level(self, city: str) -> float | None:
+        """The city's own service level over the guard's window (None: no guard, or no call)."""
+        if self._protection is None:
+            return None
+        window = self._window[city]
+        since = self._now - self._protection.window_s
+        while window and window[0][0] < since:
+            _, in_time = heapq.heappop(window)
+            self._window_counted[city] -= 1
+            self._window_in_time[city] -= in_time
+        return own_service_level(self._window_in_time[city], self._window_counted[city])
 
     def _helper_room(self, host: str) -> int:
-        """How many free helper agents could take the host's calls right now."""
+        """How many free helper agents could take the host's calls right now (an upper bound)."""
         room = 0
+        target = self._protection.service_level if self._protection else None
         for surge in self._surges:
             if surge.plan.host_city != host:
                 continue
             for helper, quota in surge.quotas.items():
-                if self._waiting[helper] < self._plans[helper].protection_floor:
-                    spare = quota - self._serving[helper][host]
-                    room += max(0, min(len(self._free[helper]), spare))
+                free, in_use = len(self._free[helper]), self._serving[helper][host]
+                reserve = self._reserves.get(helper, 0)
+                refusal = lending_refusal(
+                    service_level=self._service_level(helper),
+                    target=target,
+                    own_waiting=self._waiting[helper],
+                    in_use=in_use,
+                    quota=quota,
+                    free=free,
+                    reserve=reserve,
+                )
+                if refusal is None:
+                    room += max(0, min(free - reserve, quota - in_use))
         return room
 
     def _helpers_have_room(self, host: str) -> bool:
@@ -280,11 +362,12 @@ class Simulation:
                     free_agents=tuple(self._free[code].values()),
                     waiting=self._waiting[code],
                     serving=self._serving[code],
-                    protection_floor=self._plans[code].protection_floor,
+                    service_level=self._service_level(code),
                 )
                 for code in self._plans
             },
             surges=tuple(surge.view() for surge in self._surges),
+            protection_service_level=self._protection.service_level if self._protection else None,
         )
         self.decisions += 1
         for assignment in decide(snapshot):
@@ -301,6 +384,7 @@ class Simulation:
         stats.wait_total_s += wait
         if wait <= self.scenario.service_level_s:
             stats.answered_in_time += 1
+        self._count(call, in_time=wait <= self.scenario.service_level_s)
         handling = self._rng.expovariate(1 / self._plans[city].aht_s)
         self.stats[home].busy_s += max(0.0, min(handling, self.scenario.duration_s - self._now))
         if city != home:

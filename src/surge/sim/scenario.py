@@ -7,7 +7,6 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from surge.cities.schemas import CityCode
-from surge.router.policy import DEFAULT_PROTECTION_FLOOR
 
 
 class _Strict(BaseModel):
@@ -36,7 +35,6 @@ class CityPlan(_Strict):
     aht_s: float = Field(gt=0)
     arrivals: list[ArrivalWindow] = Field(default_factory=list)
     patience_s: float | None = Field(default=None, gt=0, description="None: callers never hang up")
-    protection_floor: int = Field(default=DEFAULT_PROTECTION_FLOOR, ge=0)
 
 
 class WavePlan(_Strict):
@@ -45,6 +43,9 @@ class WavePlan(_Strict):
     at_s: float = Field(ge=0)
     cities: list[CityCode] = Field(min_length=1)
     seats_per_city: int = Field(ge=1)
+    reserve: int = Field(
+        default=0, ge=0, le=10_000, description="free agents each helper keeps for its own calls"
+    )
 
 
 class SurgePlan(_Strict):
@@ -54,6 +55,14 @@ class SurgePlan(_Strict):
     host_city: CityCode
     waves: list[WavePlan] = Field(min_length=1)
     overflow_after_s: float = Field(default=0.0, ge=0)
+    severity: float = Field(default=1.0, gt=0, le=10, description="weighs its callers' waits")
+
+
+class ProtectionPlan(_Strict):
+    """The lender protection's guard: a helper under `service_level` over `window_s` lends none."""
+
+    service_level: float = Field(gt=0, le=1)
+    window_s: float = Field(default=900.0, gt=0)
 
 
 class Scenario(_Strict):
@@ -64,6 +73,7 @@ class Scenario(_Strict):
     service_level_s: float = Field(default=20.0, gt=0)
     cities: list[CityPlan] = Field(min_length=1)
     surges: list[SurgePlan] = Field(default_factory=list)
+    protection: ProtectionPlan | None = Field(default=None, description="None: no guard")
 
     @model_validator(mode="after")
     def _cities_are_consistent(self) -> Self:

@@ -17,6 +17,9 @@ Vocabulary:
   counts until it is back and done, or `finish_call` names that call. Each city's lent agents
   are counted per host, and a claim made for a surge (`Lend`) succeeds only while that count is
   below the helper's seat quota, so the quota holds however many instances dispatch at once.
+- the *epoch* marks one build of the state: written when the state is (re)built from the
+  database, it disappears with the data (a Redis restarted empty), which is how every instance
+  notices the loss and rebuilds.
 """
 
 from __future__ import annotations
@@ -38,12 +41,40 @@ def queue_score(priority: int, call_id: int) -> float:
 
 
 class AgentState(StrEnum):
-    """Where a present agent is. `offered` and `busy` are set only by the dispatcher's claims."""
+    """Where a known agent is. `offered` and `busy` are set only by the dispatcher's claims.
+
+    `lost`: the console stopped answering (no closing handshake, pings unanswered); unlike a
+    clean logout (offline: no presence at all) the agent is still known, with the connected
+    call it may still be talking on, until it connects again.
+    """
 
     AVAILABLE = "available"
     BREAK = "break"
     OFFERED = "offered"
     BUSY = "busy"
+    LOST = "lost"
+
+
+AGENT_MOVES: dict[AgentState, frozenset[AgentState]] = {
+    AgentState.AVAILABLE: frozenset({AgentState.BREAK, AgentState.OFFERED, AgentState.LOST}),
+    AgentState.BREAK: frozenset({AgentState.AVAILABLE, AgentState.LOST}),
+    AgentState.OFFERED: frozenset(
+        {AgentState.AVAILABLE, AgentState.BREAK, AgentState.BUSY, AgentState.LOST}
+    ),
+    AgentState.BUSY: frozenset({AgentState.AVAILABLE, AgentState.LOST}),
+    AgentState.LOST: frozenset({AgentState.BREAK, AgentState.BUSY}),  # when it connects again
+}
+"""The only moves between agent states (a new presence starts on `break`, or `busy`)."""
+
+
+class IllegalAgentMove(Exception):
+    """A programming error: an adapter tried an agent move `AGENT_MOVES` forbids."""
+
+
+def check_agent_move(source: AgentState, target: AgentState) -> None:
+    """Raise `IllegalAgentMove` unless an agent may move from `source` to `target`."""
+    if target not in AGENT_MOVES[source]:
+        raise IllegalAgentMove(f"an agent cannot move from {source} to {target}")
 
 
 class Outcome(StrEnum):
@@ -167,6 +198,15 @@ class HotState(Protocol):
     async def reset(self) -> None:
         """Delete every key this state owns (tests, and `surge` tools that rebuild from the DB)."""
 
+    async def epoch(self) -> str | None:
+        """The marker of the state's current build, or None when the state was lost (or is new)."""
+
+    async def begin_epoch(self, epoch: str) -> str:
+        """Mark a (re)build with `epoch` unless one is marked already; return the one in force.
+
+        Of instances rebuilding at once, one marker wins and all of them adopt it.
+        """
+
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
         """Queue calls in their cities; a call already queued or offered is left alone (False)."""
@@ -242,8 +282,9 @@ class HotState(Protocol):
     ) -> AgentPresence:
         """Make the agent present on `instance`.
 
-        An agent already present keeps its state and moves to `instance`. A new presence is `busy`
-        with `call_id` if given (a connected call survived a disconnect), else on `break`.
+        An agent already present keeps its state and moves to `instance`. A new presence, or a
+        `lost` agent's, is `busy` with `call_id` if given (a connected call survived a
+        disconnect), else on `break`.
         `call_city` is the city of `call_id`: a call of another city makes the agent lent to it
         (counted against that host's quota again).
         """
@@ -255,10 +296,20 @@ class HotState(Protocol):
         is not touched: it lives on in the database and can be completed after reconnecting.
         """
 
+    async def agent_lost(self, agent_id: int, *, instance: str) -> HeldOffer | None:
+        """The agent's console stopped answering: it is `lost`, unless it has since connected on
+        another instance (no-op).
+
+        An offer it held ends and its call goes back to its place (returned). A connected call
+        stays with it (the voice may go on); connecting again makes it `busy` with that call, or
+        on `break`. A lost agent gets no offers and is not counted among present agents.
+        """
+
     async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:
         """Move a present agent between `available` and `break`.
 
-        Raises `AgentNotPresent`, or `AgentEngaged` while it holds an offer or a call. Becoming
+        Raises `AgentNotPresent` (a lost agent too), or `AgentEngaged` while it holds an offer or
+        a call. Becoming
         available sets idle-since to now; staying available keeps it.
         """
 
@@ -270,10 +321,10 @@ class HotState(Protocol):
         """
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
-        """Return the agent's presence, or None when it is offline."""
+        """Return the agent's presence (`lost` included), or None when it is offline."""
 
     async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
-        """The ids of every present agent of each named city (in any state), ascending."""
+        """The ids of every present agent of each named city (in any state but lost), ascending."""
 
     async def get_offer(self, offer_id: str) -> HeldOffer | None:
         """Return the live offer (to show it again to a console that reconnected), or None."""

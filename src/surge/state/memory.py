@@ -26,6 +26,7 @@ from surge.state.base import (
     Outcome,
     QueuedCall,
     Withdrawn,
+    check_agent_move,
 )
 
 _HITS_PRUNE_AT = 10_000  # rate-limit keys kept before ended windows are swept out
@@ -103,6 +104,7 @@ class InMemoryState:
         self._hits: dict[str, tuple[float, int]] = {}  # key -> (window end, monotonic clock; hits)
         self._listeners: set[asyncio.Queue[bytes | None]] = set()
         self._closed = False
+        self._epoch: str | None = None
 
     async def ping(self) -> None:
         """Always answers: the state lives in this process."""
@@ -133,6 +135,17 @@ class InMemoryState:
             self._hits,
         ):
             container.clear()
+        self._epoch = None
+
+    async def epoch(self) -> str | None:
+        """The marker of the current build (lost only by `reset`: the process holds the data)."""
+        return self._epoch
+
+    async def begin_epoch(self, epoch: str) -> str:
+        """Mark a build with `epoch` unless one is marked; return the one in force."""
+        if self._epoch is None:
+            self._epoch = epoch
+        return self._epoch
 
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
@@ -281,8 +294,8 @@ class InMemoryState:
     ) -> AgentPresence:
         """Make the agent present on `instance`; a known agent keeps its city and state."""
         agent = self._agents.get(agent_id)
+        state = AgentState.BREAK if call_id is None else AgentState.BUSY
         if agent is None:
-            state = AgentState.BREAK if call_id is None else AgentState.BUSY
             agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)
             self._agents[agent_id] = agent
             self._engaged[(city, state)].add(agent_id)
@@ -297,6 +310,11 @@ class InMemoryState:
         else:
             self._members[agent.instance].discard(agent_id)
             agent.instance = instance
+            if agent.state is AgentState.LOST:
+                self._move(agent_id, agent, state, now)
+                agent.call_id = call_id
+                if call_id is not None and call_city is not None and agent.lent_to is None:
+                    self._lend(agent, call_city)
         self._members[instance].add(agent_id)
         # An instance that dies before its first heartbeat must still be reapable.
         self._heartbeats.setdefault(instance, now)
@@ -309,12 +327,28 @@ class InMemoryState:
             return None
         return self._drop(agent_id, agent)
 
+    async def agent_lost(self, agent_id: int, *, instance: str) -> HeldOffer | None:
+        """The agent stopped answering: `lost`, keeping its call; its offer's call is requeued."""
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.instance != instance or agent.state is AgentState.LOST:
+            return None
+        held = None
+        if agent.offer_id is not None:
+            held = self._end_offer(agent.offer_id)
+            self._queue(held.call)
+        call_id = agent.call_id
+        self._move(agent_id, agent, AgentState.LOST, agent.idle_since)
+        agent.call_id = call_id
+        if call_id is None:
+            self._unlend(agent)  # it lost an offer only: it serves no host now
+        return held
+
     async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:
         """Move a present agent between `available` and `break`."""
         if state not in (AgentState.AVAILABLE, AgentState.BREAK):
             raise ValueError(f"agents can only choose available or break, not {state}")
         agent = self._agents.get(agent_id)
-        if agent is None:
+        if agent is None or agent.state is AgentState.LOST:
             raise AgentNotPresent(f"agent {agent_id} is not connected")
         if agent.state in (AgentState.OFFERED, AgentState.BUSY):
             raise AgentEngaged(f"agent {agent_id} is {agent.state}")
@@ -333,6 +367,8 @@ class InMemoryState:
             del self._away[agent_id]
             self._uncount(away[0], away[1])
         agent = self._agents.get(agent_id)
+        if agent is not None and agent.state is AgentState.LOST and agent.call_id == call_id:
+            self._unlend(agent)  # its call was finished without it (released)
         if agent is None or agent.state is not AgentState.BUSY or agent.call_id != call_id:
             return None
         self._move(agent_id, agent, AgentState.AVAILABLE, now)
@@ -347,7 +383,7 @@ class InMemoryState:
         """The ids of every present agent of each named city (in any state), ascending."""
         present: dict[str, list[int]] = {city: [] for city in cities}
         for agent_id, agent in self._agents.items():
-            if agent.city in present:
+            if agent.city in present and agent.state is not AgentState.LOST:
                 present[agent.city].append(agent_id)
         return {city: sorted(ids) for city, ids in present.items()}
 
@@ -487,6 +523,7 @@ class InMemoryState:
         An agent lent to a host stays lent while offered or busy (an accepted offer), and no
         longer once it is available or on break.
         """
+        check_agent_move(agent.state, state)
         self._leave(agent_id, agent)
         if state in (AgentState.AVAILABLE, AgentState.BREAK):
             self._unlend(agent)

@@ -14,10 +14,13 @@ Key layout, under the prefix P (default ``surge:``):
   (city, host, call) of an absent agent that left with a host's call in hand, which still counts;
   ``P ended_surges`` set of surge ids no claim may lend for any more;
 - ``P idle:{city}`` zset agent id -> idle_since (available agents), ``P offered:{city}``,
-  ``P busy:{city}``, ``P break:{city}`` sets of agent ids: every present agent is in exactly one;
+  ``P busy:{city}``, ``P break:{city}``, ``P lost:{city}`` sets of agent ids: every known agent
+  is in exactly one;
 - ``P offer:{offer_id}`` hash: call, agent, expires_at; ``P offers`` zset offer id -> expires_at;
 - ``P inst`` zset instance -> last heartbeat, ``P members:{instance}`` set of its agents' ids;
 - ``P rl:{key}`` fixed-window hit counters (INCR, then PEXPIRE on the first hit);
+- ``P epoch`` the marker of the state's current build (SET NX when it is rebuilt): a Redis
+  restarted empty has none, which tells every instance to rebuild;
 - pub/sub channel ``P events`` carrying orjson-encoded events.
 
 Scripts build their keys from the prefix (ARGV[1]) because most keys depend on data read inside
@@ -320,10 +323,20 @@ return {'offered', held}
 _CONNECT = """
 local agent, city, instance, now, call = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = P .. 'agent:' .. agent
-local old = redis.call('HGET', key, 'instance')
-if old then
-  redis.call('SREM', P .. 'members:' .. old, agent)
+local old = redis.call('HMGET', key, 'instance', 'state')
+if old[1] then
+  redis.call('SREM', P .. 'members:' .. old[1], agent)
   redis.call('HSET', key, 'instance', instance)
+  if old[2] == 'lost' then
+    if call ~= '' then
+      move(agent, 'busy', now, 'call', call)
+      if ARGV[7] ~= '' and not redis.call('HGET', key, 'lent') then
+        lend(agent, redis.call('HGET', key, 'city'), ARGV[7])
+      end
+    else
+      move(agent, 'break', now)
+    end
+  end
 else
   local state = 'break'
   if call ~= '' then
@@ -359,12 +372,36 @@ end
 return drop(ARGV[2]) or {}
 """
 
+# ARGV: P, agent id, instance. Returns the lost offer, or {} when there was none.
+_LOST = """
+local agent = ARGV[2]
+local key = P .. 'agent:' .. agent
+local a = redis.call('HMGET', key, 'city', 'state', 'instance', 'offer')
+if a[3] ~= ARGV[3] or a[2] == 'lost' then
+  return {}
+end
+local held = {}
+if a[4] then
+  local call
+  held, call = end_offer(a[4])
+  queue(call)
+end
+leave(agent, a[1], a[2])
+enter(agent, a[1], 'lost')
+redis.call('HDEL', key, 'offer')
+redis.call('HSET', key, 'state', 'lost')
+if not redis.call('HGET', key, 'call') then
+  unlend(agent)  -- it lost an offer only: it serves no host now
+end
+return held
+"""
+
 # ARGV: P, agent id, 'available' | 'break', now. Returns {'absent'}, {'engaged'} or
 # {'ok', presence}.
 _SET_STATE = """
 local agent, state, now = ARGV[2], ARGV[3], ARGV[4]
 local current = redis.call('HGET', P .. 'agent:' .. agent, 'state')
-if not current then
+if not current or current == 'lost' then
   return {'absent'}
 end
 if current == 'offered' or current == 'busy' then
@@ -389,6 +426,9 @@ if away[3] == ARGV[3] then  -- finished without the agent that left with it
   uncount(away[1], away[2])
 end
 local a = redis.call('HMGET', P .. 'agent:' .. agent, 'state', 'call')
+if a[1] == 'lost' and a[2] == ARGV[3] then
+  unlend(agent)  -- its call was finished without it (released)
+end
 if a[1] ~= 'busy' or a[2] ~= ARGV[3] then
   return {}
 end
@@ -598,6 +638,7 @@ class RedisState:
         self._end_lending = script(_END_LENDING)
         self._connect = script(_CONNECT)
         self._disconnect = script(_DISCONNECT)
+        self._lost = script(_LOST)
         self._set_state = script(_SET_STATE)
         self._finish = script(_FINISH)
         self._reap = script(_REAP)
@@ -641,6 +682,22 @@ class RedisState:
                     batch.clear()
             if batch:
                 await self._client.unlink(*batch)
+
+    async def epoch(self) -> str | None:
+        """The marker of the state's current build, or None when Redis lost it."""
+        with _mapped():
+            value = await self._client.get(f"{self._prefix}epoch")
+        return None if value is None else _text(value)
+
+    async def begin_epoch(self, epoch: str) -> str:
+        """Mark a rebuild with `epoch` unless one is marked (SET NX); return the one in force."""
+        key = f"{self._prefix}epoch"
+        with _mapped():
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.set(key, epoch, nx=True)
+                pipe.get(key)
+                _, current = await pipe.execute()
+        return _text(current)
 
     async def _run(self, script: AsyncScript, *args: str | int | bytes) -> Any:
         with _mapped():
@@ -744,6 +801,11 @@ class RedisState:
     async def agent_disconnect(self, agent_id: int, *, instance: str) -> HeldOffer | None:
         """Make the agent absent unless it is now on another instance; return the offer it lost."""
         row = await self._run(self._disconnect, agent_id, instance)
+        return _held(row) if row else None
+
+    async def agent_lost(self, agent_id: int, *, instance: str) -> HeldOffer | None:
+        """The agent stopped answering: `lost`, keeping its call; return the offer it lost."""
+        row = await self._run(self._lost, agent_id, instance)
         return _held(row) if row else None
 
     async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from surge import events
+from surge import errors, events
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities.schemas import CityCode
+from surge.db import INTEGER_MAX
 from surge.deps import RuntimeDep, SessionDep, require_role
 from surge.scripts import service as scripts_service
 from surge.surges import service as surges_service
@@ -28,24 +29,46 @@ from surge.surges.schemas import (
     WaveRead,
 )
 
-router = APIRouter(tags=["surges"])
+router = APIRouter(
+    tags=["surges"],
+    responses=errors.responses(
+        errors.Forbidden,
+        errors.NotFound,
+        errors.UnknownCity,
+        errors.HostInSurge,
+        errors.HelperInSurge,
+        errors.SurgeEnded,
+    ),
+)
 
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
-SurgeId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+SurgeId = Annotated[int, Path(ge=1, le=INTEGER_MAX)]
 WaveNumber = Annotated[int, Path(ge=1, le=100)]
 
 
 async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> SurgeRead:
     serving = await surges_service.serving(session=session, hosts=[surge.host_city])
     answered = await surges_service.answered_by_helpers(session=session, surge=surge)
-    views = await runtime.state.snapshot([surge.host_city], queue_depth=0)
+    helpers = surges_service.helpers_of(surge, active_only=True)
+    views = await runtime.state.snapshot([surge.host_city, *helpers], queue_depth=0)
+    dispatcher = runtime.dispatcher
+    target = dispatcher.protection_service_level
+    refusals = surges_service.lending(
+        surge,
+        cities=views,
+        serving=serving,
+        levels=await dispatcher.own_service_levels() if helpers and target is not None else {},
+        active=await dispatcher.surges(),
+        target=target,
+    )
     return SurgeRead(
         id=surge.id,
         host_city=surge.host_city,
         status=surge.status,
         overflow_after_s=surge.overflow_after_s,
         allow_shared_helpers=surge.allow_shared_helpers,
+        severity=surge.severity,
         created_by=surge.created_by,
         created_at=surge.created_at,
         ended_by=surge.ended_by,
@@ -57,6 +80,7 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
                 number=wave.number,
                 cities=[c.city_code for c in wave.cities],
                 seats_per_city=wave.seats_per_city,
+                reserve=wave.reserve,
                 active=wave.activated_at is not None,
                 activated_at=wave.activated_at,
                 helpers=[
@@ -65,6 +89,8 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
                         seats=wave.seats_per_city,
                         in_use=serving.get(c.city_code, {}).get(surge.host_city, 0),
                         answered=answered.get(c.city_code, 0),
+                        lending=refusals[c.city_code] is None if c.city_code in refusals else None,
+                        lending_reason=refusals.get(c.city_code),
                     )
                     for c in wave.cities
                 ],
@@ -236,7 +262,7 @@ async def audit_log(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[
-        int | None, Query(ge=1, description="page: entries older than this")
+        int | None, Query(ge=1, le=INTEGER_MAX, description="page: entries older than this")
     ] = None,
 ) -> list[AuditRead]:
     """Every coordinator and automatic action, newest first."""

@@ -46,6 +46,8 @@ class Surge(Base):
     status: Mapped[str] = mapped_column(String(8), index=True)
     overflow_after_s: Mapped[float] = mapped_column(Float)
     allow_shared_helpers: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Weighs its callers' waits against other hosts' when they share a helper.
+    severity: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1.0"))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ended_by: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -56,7 +58,11 @@ class Surge(Base):
 
 
 class SurgeWave(Base):
-    """A group of helper cities, each lending `seats_per_city` agents once the wave is active."""
+    """A group of helper cities, each lending `seats_per_city` agents once the wave is active.
+
+    Each keeps `reserve` of its free agents for its own callers (the largest reserve of its
+    active waves, see `router.policy.helper_reserves`).
+    """
 
     __tablename__ = "surge_wave"
     __table_args__ = (UniqueConstraint("surge_id", "number"),)
@@ -65,6 +71,8 @@ class SurgeWave(Base):
     surge_id: Mapped[int] = mapped_column(ForeignKey("surge.id"))
     number: Mapped[int] = mapped_column(Integer)
     seats_per_city: Mapped[int] = mapped_column(Integer)
+    # Free agents each of its helpers keeps back for its own callers.
+    reserve: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     surge: Mapped[Surge] = relationship(back_populates="waves")
     cities: Mapped[list[SurgeWaveCity]] = relationship(

@@ -5,38 +5,51 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 
 from surge.cities.schemas import CityCode
+from surge.schemas import RequestModel
 
 
-class WaveCreate(BaseModel):
+class WaveCreate(RequestModel):
     """A wave of helper cities, each lending `seats_per_city` agents."""
 
-    model_config = ConfigDict(extra="forbid")
-
     cities: list[CityCode] = Field(min_length=1, description="helper cities (none may repeat)")
-    seats_per_city: int = Field(ge=1, le=10_000)
+    seats_per_city: StrictInt = Field(ge=1, le=10_000)
+    reserve: StrictInt = Field(
+        default=0, ge=0, le=10_000, description="free agents each helper keeps for its own calls"
+    )
 
 
-class SurgeCreate(BaseModel):
+class SurgeCreate(RequestModel):
     """What the coordinator asks for; wave 1 starts at once."""
-
-    model_config = ConfigDict(extra="forbid")
 
     host_city: CityCode
     waves: list[WaveCreate] = Field(min_length=1, max_length=12)
-    overflow_after_s: float = Field(default=0.0, ge=0, le=3600)
-    allow_shared_helpers: bool = Field(
+    overflow_after_s: StrictFloat = Field(default=0.0, ge=0, le=3600)
+    allow_shared_helpers: StrictBool = Field(
         default=False, description="let helpers already serving another surge serve this one too"
+    )
+    severity: StrictFloat = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
+        description="weighs this host's waits against other hosts' on a shared helper",
     )
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
-class SurgeAction(BaseModel):
+class SurgeAction(RequestModel):
     """An optional reason for activating a wave or ending a surge (kept in the audit log)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
@@ -50,6 +63,13 @@ class HelperRead(BaseModel):
     answered: int = Field(
         description="calls of the host its agents answered since the surge began (until it ended)"
     )
+    lending: bool | None = Field(
+        default=None,
+        description="whether its next free agent may serve the host now (null: wave not active)",
+    )
+    lending_reason: str | None = Field(
+        default=None, description="why it lends no agent now (the lender protection's rule)"
+    )
 
 
 class WaveRead(BaseModel):
@@ -58,6 +78,7 @@ class WaveRead(BaseModel):
     number: int
     cities: list[str]
     seats_per_city: int
+    reserve: int
     active: bool
     activated_at: datetime | None
     helpers: list[HelperRead]
@@ -83,6 +104,7 @@ class SurgeRead(BaseModel):
     )
     overflow_after_s: float
     allow_shared_helpers: bool
+    severity: float
     created_by: str
     created_at: datetime
     ended_by: str | None

@@ -11,11 +11,11 @@ transaction and announces the returned events once it commits.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,10 +25,11 @@ from surge.calls.models import Call
 from surge.cities import pressure
 from surge.cities.monitor import Survey
 from surge.cities.service import CityRegistry
-from surge.db import utcnow
+from surge.db import epoch_seconds, utcnow
 from surge.errors import BadRequest, HelperInSurge, HostInSurge, NotFound, SurgeEnded
-from surge.router.policy import SurgeView
+from surge.router.policy import SurgeView, helper_reserves, lending_refusal, own_service_level
 from surge.seats.models import Agent
+from surge.state.base import CityView
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
 from surge.surges.schemas import SurgeCreate
 
@@ -37,6 +38,7 @@ DRAINING = "draining"
 ENDED = "ended"
 LIVE = (ACTIVE, DRAINING)
 SYSTEM = "system"  # the actor of automatic changes
+_TOLERANCE_S = 0.001  # the report's: epoch arithmetic in the database is exact to the millisecond
 
 
 def audit(
@@ -112,12 +114,14 @@ async def create(
         status=ACTIVE,
         overflow_after_s=payload.overflow_after_s,
         allow_shared_helpers=payload.allow_shared_helpers,
+        severity=payload.severity,
         created_by=actor,
         created_at=now,
         waves=[
             SurgeWave(
                 number=number,
                 seats_per_city=wave.seats_per_city,
+                reserve=wave.reserve,
                 activated_at=now if number == 1 else None,
                 cities=[SurgeWaveCity(city_code=code) for code in wave.cities],
             )
@@ -255,6 +259,13 @@ def views(surges: Sequence[Surge]) -> tuple[SurgeView, ...]:
                 if wave.activated_at is not None
                 for c in wave.cities
             },
+            reserves={
+                c.city_code: wave.reserve
+                for wave in surge.waves
+                if wave.activated_at is not None
+                for c in wave.cities
+            },
+            severity=surge.severity,
         )
         for surge in surges
         if surge.status == ACTIVE
@@ -279,6 +290,73 @@ async def serving(*, session: AsyncSession, hosts: Sequence[str]) -> dict[str, d
     for helper, host, count in rows:
         counts[helper][host] = count
     return dict(counts)
+
+
+async def own_service_levels(
+    *, session: AsyncSession, since: datetime, within_s: float, short_abandon_s: float
+) -> dict[str, float | None]:
+    """Each city's own service level over its calls received since `since` (lender protection).
+
+    Answered within `within_s` / (answered + abandoned after `short_abandon_s`), the report's
+    definition, through `router.policy.own_service_level` (its rule for small samples).
+    """
+    dialect = session.get_bind().dialect.name
+    received = epoch_seconds(dialect, Call.received_at)
+    answered = Call.connected_at.is_not(None)
+    in_time = and_(
+        answered, epoch_seconds(dialect, Call.connected_at) - received <= within_s + _TOLERANCE_S
+    )
+    long_abandon = and_(
+        Call.status == CallStatus.ABANDONED.value,
+        epoch_seconds(dialect, Call.ended_at) - received >= short_abandon_s - _TOLERANCE_S,
+    )
+    rows = await session.execute(
+        select(
+            Call.city_code,
+            func.sum(case((in_time, 1), else_=0)).label("in_time"),
+            func.sum(case((or_(answered, long_abandon), 1), else_=0)).label("counted"),
+        )
+        .where(Call.received_at >= since)
+        .group_by(Call.city_code)
+    )
+    return {
+        row.city_code: own_service_level(int(row.in_time or 0), int(row.counted or 0))
+        for row in rows
+    }
+
+
+def lending(
+    surge: Surge,
+    *,
+    cities: Mapping[str, CityView],
+    serving: Mapping[str, Mapping[str, int]],
+    levels: Mapping[str, float | None],
+    active: Sequence[SurgeView],
+    target: float | None,
+) -> dict[str, str | None]:
+    """Why each helper of the surge's active waves lends no agent now (None: it lends).
+
+    The policy's own rule (`router.policy.lending_refusal`) on the live figures: the hot state's
+    queues and free agents, the agents serving the host, the cached own service levels and the
+    reserves of every active surge.
+    """
+    reserves = helper_reserves(active)
+    refusals: dict[str, str | None] = {}
+    for wave in surge.waves:
+        if wave.activated_at is None or surge.status != ACTIVE:
+            continue
+        for helper in (c.city_code for c in wave.cities):
+            city = cities.get(helper)
+            refusals[helper] = lending_refusal(
+                service_level=levels.get(helper),
+                target=target,
+                own_waiting=city.waiting if city else 0,
+                in_use=serving.get(helper, {}).get(surge.host_city, 0),
+                quota=wave.seats_per_city,
+                free=len(city.idle) if city else 0,
+                reserve=reserves.get(helper, 0),
+            )
+    return refusals
 
 
 async def answered_by_helpers(*, session: AsyncSession, surge: Surge) -> dict[str, int]:

@@ -348,6 +348,6 @@ export function mount(view, { who, banner }) {
     clearInterval(ticker);
     document.removeEventListener("keydown", onKey);
     stopTranslating();
-    if (state.socket) state.socket.close();
+    if (state.socket) state.socket.close(1000, "logout"); // a goodbye: offline, not lost
   };
 }
