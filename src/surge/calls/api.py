@@ -37,6 +37,7 @@ router = APIRouter(
         errors.CallNotConnected,
         errors.FeedbackRecorded,
         errors.IdempotencyConflict,
+        errors.AgentStillPresent,
     ),
 )
 
