@@ -241,3 +241,33 @@ async def test_a_console_that_reconnects_sees_its_pending_offer_again(service: L
             await console.drain()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4409
+
+
+async def test_a_console_reopened_while_the_old_one_closes_keeps_the_agent(
+    service: LiveService,
+) -> None:
+    """The old console's departure never undoes the new one's arrival (nor hands it a revoke)."""
+    cti = await service.add_user(Role.CTI)
+    agent = await service.add_user(Role.AGENT, NANJING)
+    url = f"{service.ws_url}/ws/agent?token={service.tokens[agent]}"
+    old = Console(await websockets.connect(url))
+    await old.expect("hello")
+    await old.available()
+    call = await service.post_call(cti, NANJING)
+    for _ in range(8):
+        assert (await old.expect("offer"))["call"]["id"] == call["id"]
+        # Close the old console and open the new one at the same moment.
+        _, socket = await asyncio.gather(old.socket.close(), websockets.connect(url))
+        new = Console(socket)
+        await new.expect("hello")
+        try:  # the new console came first: the offer is shown to it again
+            frame = await new.recv(within=0.5)
+        except TimeoutError:  # the old one left first: its offer went back to the queue
+            await new.send(type="status", state="available")
+            assert (await new.expect("state"))["state"] == "available"
+            frame = await new.recv()
+        assert frame["type"] == "offer", frame  # never an offer.revoked, nor agent_not_present
+        assert frame["call"]["id"] == call["id"]
+        await new.send(type="decline", offer_id=frame["offer_id"])
+        old = new
+    await old.socket.close()

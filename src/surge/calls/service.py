@@ -181,24 +181,36 @@ _OFFER = (
 
 async def record_offers(
     *, session: AsyncSession, offers: Sequence[HeldOffer], at: datetime, instance: str
-) -> list[HeldOffer]:
-    """Record that queued calls are now offered to agents; return the offers that took.
+) -> tuple[list[HeldOffer], list[HeldOffer]]:
+    """Record that queued calls are now offered to agents.
+
+    Returns the offers that took, and those whose call is still open but not queued in the
+    database yet (the hot state is a step ahead: a decline or requeue not yet committed).
+    Offers of calls that closed meanwhile (the caller hung up) are in neither list.
 
     One batch for a whole dispatch cycle: a guarded UPDATE per call (sent together), one SELECT
     to see which calls were still queued, one INSERT for their history rows.
     """
     check_move(CallStatus.QUEUED, CallStatus.OFFERED)
     if not offers:
-        return []
+        return [], []
     await session.execute(
         _OFFER,
         [{"call": o.call.call_id, "agent": o.agent_id, "oid": o.offer_id} for o in offers],
     )
     held = await session.execute(
-        select(Call.id, Call.offer_id).where(Call.id.in_([o.call.call_id for o in offers]))
+        select(Call.id, Call.offer_id, Call.status).where(
+            Call.id.in_([o.call.call_id for o in offers])
+        )
     )
-    current: dict[int, str | None] = dict(held.all())
-    made = [o for o in offers if current.get(o.call.call_id) == o.offer_id]
+    current = {call_id: (offer_id, status) for call_id, offer_id, status in held.all()}
+    made = [o for o in offers if current[o.call.call_id][0] == o.offer_id]
+    open_ = {status.value for status in OPEN_STATUSES}
+    behind = [
+        o
+        for o in offers
+        if current[o.call.call_id][0] != o.offer_id and current[o.call.call_id][1] in open_
+    ]
     if made:
         await session.execute(
             insert(_EVENT_TABLE),
@@ -216,7 +228,7 @@ async def record_offers(
                 for o in made
             ],
         )
-    return made
+    return made, behind
 
 
 async def record_requeue(

@@ -136,7 +136,7 @@ class Dispatcher:
         await run_forever("dispatch", cycle, stopping=lambda: self._stopping)
 
     async def dispatch_once(self) -> int:
-        """Run one cycle; return how many offers were made."""
+        """Run one cycle; return how many offers were made and recorded."""
         now = time.time()
         views = await self._state.snapshot(
             self._cities.codes, queue_depth=self._settings.dispatch_batch, placeable_only=True
@@ -192,7 +192,7 @@ class Dispatcher:
         at = datetime.fromtimestamp(now, UTC)
         try:
             async with self._sessions() as session, session.begin():
-                taken = await calls_service.record_offers(
+                taken, behind = await calls_service.record_offers(
                     session=session,
                     offers=[offer for offer, _ in made],
                     at=at,
@@ -211,8 +211,11 @@ class Dispatcher:
         recorded_ids = {offer.offer_id for offer, _ in recorded}
         for offer, _ in made:
             if offer.offer_id not in recorded_ids:
-                # The call closed in the meantime (the caller hung up): free the agent again.
+                # Free the agent again: the call closed in the meantime (the caller hung up), or
+                # the database has not yet committed what put it back in the queue.
                 await self._state.withdraw(offer.call.call_id)
+        # Those go back to their places; a later cycle offers them once the database agrees.
+        await self._state.enqueue([offer.call for offer in behind])
         out: list[events.Event] = []
         for offer, assignment in recorded:
             frame = events.offer_frame(
@@ -235,7 +238,7 @@ class Dispatcher:
                 )
             )
         await self._announce(out)
-        return len(made)
+        return len(recorded)
 
     async def end_lending(self, surge_id: int, host: str) -> None:
         """Revoke the helpers' pending offers of an ending surge and refuse it any new ones.

@@ -176,9 +176,10 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     seat: seats_service.Seat | None = None
     said_goodbye = True  # unless the socket is found gone without its closing handshake
     try:
+        # Read before taking a connection: never hold one while waiting for another.
         async with database_errors():
-            # Read before taking a connection: never hold one while waiting for another.
             surges = await runtime.dispatcher.surges()
+        async with runtime.gateway.console_turn(principal.agent_id), database_errors():
             async with runtime.sessions() as session:
                 seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)
                 greeting = await seats_service.connect(
@@ -188,7 +189,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
                     instance=instance,
                     surges=surges,
                 )
-        await runtime.gateway.attach_agent(seat.agent_id, connection)
+            await runtime.gateway.attach_agent(seat.agent_id, connection)
         for frame in greeting:
             connection.send(frame)
         while True:
@@ -207,10 +208,13 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     except SurgeError as exc:  # connecting failed: the seat is gone or the state is down
         connection.send(events.error_frame(exc.code, exc.message))
     finally:
-        if seat is not None and runtime.gateway.detach_agent(seat.agent_id, connection):
-            # A console this server closed on purpose (a withdrawn user, a logout) is offline.
-            closed_here = connection.close_code not in (None, CLOSE_OVERWHELMED)
-            await _leave(runtime, seat, said_goodbye=said_goodbye or closed_here)
+        if seat is not None:
+            async with runtime.gateway.console_turn(seat.agent_id):
+                if runtime.gateway.detach_agent(seat.agent_id, connection):
+                    # A console this server closed on purpose (a withdrawn user, a logout)
+                    # is offline.
+                    closed_here = connection.close_code not in (None, CLOSE_OVERWHELMED)
+                    await _leave(runtime, seat, said_goodbye=said_goodbye or closed_here)
         connection.close(1000)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer, timeout=1)

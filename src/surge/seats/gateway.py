@@ -12,7 +12,8 @@ import contextlib
 import itertools
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -105,6 +106,8 @@ class Gateway:
         self.on_surges_changed: Callable[[], None] = lambda: None
         self._probes: dict[str, asyncio.Event] = {}
         self._stopping = False
+        # One lock per agent while any console of it arrives or leaves (gone when unused).
+        self._turns: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def stop(self) -> None:
         """Ask the event listener to end."""
@@ -121,6 +124,20 @@ class Gateway:
             )
             for agent_id, connection in self.agents.items()
         ]
+
+    @contextlib.asynccontextmanager
+    async def console_turn(self, agent_id: int) -> AsyncIterator[None]:
+        """Let one console of the agent arrive or leave here at a time.
+
+        A console reopened while the old one is still closing would otherwise interleave with
+        it: the old one's departure could make the agent absent just after the new one made it
+        present, and hand the new console the old one's revoked offer.
+        """
+        lock = self._turns.get(agent_id)
+        if lock is None:
+            lock = self._turns[agent_id] = asyncio.Lock()
+        async with lock:
+            yield
 
     async def attach_agent(self, agent_id: int, connection: Connection) -> None:
         """Make `connection` the agent's console; any older one, here or elsewhere, is closed."""
