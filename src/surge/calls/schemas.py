@@ -129,9 +129,7 @@ class FeedbackRead(BaseModel):
     at: datetime
 
 
-class CallRelease(BaseModel):
+class CallRelease(RequestModel):
     """A supervisor closes a connected call whose agent is gone, and says why."""
-
-    model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

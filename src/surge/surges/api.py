@@ -48,18 +48,24 @@ WaveNumber = Annotated[int, Path(ge=1, le=100)]
 
 
 async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> SurgeRead:
-    serving = await surges_service.serving(session=session, hosts=[surge.host_city])
-    answered = await surges_service.answered_by_helpers(session=session, surge=surge)
     helpers = surges_service.helpers_of(surge, active_only=True)
-    views = await runtime.state.snapshot([surge.host_city, *helpers], queue_depth=0)
     dispatcher = runtime.dispatcher
     target = dispatcher.protection_service_level
+    # The dispatcher's cached reads first, with this request's connection given back (what it
+    # read is loaded): they may take a connection of their own, and a request must never hold
+    # one while waiting for another.
+    await session.commit()
+    levels = await dispatcher.own_service_levels() if helpers and target is not None else {}
+    active = await dispatcher.surges()
+    serving = await surges_service.serving(session=session, hosts=[surge.host_city])
+    answered = await surges_service.answered_by_helpers(session=session, surge=surge)
+    views = await runtime.state.snapshot([surge.host_city, *helpers], queue_depth=0)
     refusals = surges_service.lending(
         surge,
         cities=views,
         serving=serving,
-        levels=await dispatcher.own_service_levels() if helpers and target is not None else {},
-        active=await dispatcher.surges(),
+        levels=levels,
+        active=active,
         target=target,
     )
     return SurgeRead(
