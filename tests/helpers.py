@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
+import socket
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -176,3 +181,70 @@ async def run_service(settings: Settings) -> AsyncIterator[LiveService]:
     finally:
         server.should_exit = True
         await task
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class PrivateRedis:
+    """A `redis-server` of one test's own on a free port, keeping nothing: restarted, it is empty.
+
+    Fault tests stop and restart it; the shared Redis is never touched.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._directory = directory
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start it empty (no persistence) and wait until it answers."""
+        self._process = await asyncio.create_subprocess_exec(
+            "redis-server",
+            *("--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
+            *("--appendonly", "no", "--dir", str(self._directory)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            for _ in range(100):
+                try:
+                    await client.ping()
+                    return
+                except (aioredis.ConnectionError, OSError):
+                    await asyncio.sleep(0.05)
+            raise RuntimeError("redis-server did not start")
+        finally:
+            await client.aclose()
+
+    async def kill(self) -> None:
+        """SIGKILL, if it runs: everything it held is gone."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGKILL)
+            await self._process.wait()
+
+    async def configure(self, name: str, value: str) -> None:
+        """Change a setting while it runs (to make it refuse writes but keep its data, say)."""
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            await client.config_set(name, value)
+        finally:
+            await client.aclose()
+
+
+@asynccontextmanager
+async def private_redis(directory: Path) -> AsyncIterator[PrivateRedis]:
+    """A private Redis for the block; killed at the end."""
+    server = PrivateRedis(directory)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.kill()

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from surge.auth.models import Role
 from tests.api.test_bad_input import error_of
 from tests.conftest import Backend
-from tests.helpers import LiveService, run_service
+from tests.helpers import LiveService, private_redis, run_service
 
 NANJING = "320100"
 WUXI = "320200"
@@ -100,63 +93,16 @@ async def test_a_body_that_is_not_text_is_422(service: LiveService) -> None:
     assert "body" in error_of(response, 422, "invalid_request")["message"]
 
 
-class PrivateRedis:
-    """A `redis-server` of one test's own on a free port, that keeps nothing across a restart."""
-
-    def __init__(self, workdir: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port: int = probe.getsockname()[1]
-        self.workdir = workdir
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        """Where it listens."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        """Start it empty and wait until it answers."""
-        server = shutil.which("redis-server")
-        if server is None:
-            pytest.skip("redis-server is not installed")
-        self.process = await asyncio.create_subprocess_exec(
-            *(server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
-            *("--appendonly", "no", "--dir", str(self.workdir)),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        client = aioredis.Redis.from_url(self.url)
-        try:
-            for _ in range(200):
-                try:
-                    await client.ping()
-                    return
-                except (OSError, RedisError):
-                    await asyncio.sleep(0.02)
-            raise RuntimeError("the private redis-server did not start")
-        finally:
-            await client.aclose()
-
-    async def stop(self) -> None:
-        """Stop it (what it held is gone)."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            await self.process.wait()
-
-
 async def test_a_call_answered_503_is_queued_by_its_retry(
     shared_backend: Backend, tmp_path: Path
 ) -> None:
-    redis = PrivateRedis(tmp_path)
-    await redis.start()
-    try:
+    async with private_redis(tmp_path) as redis:
         backend = replace(shared_backend, redis_url=redis.url)
         async with run_service(backend.settings()) as service:
             cti = await service.add_user(Role.CTI, NANJING)
             agent = await service.add_user(Role.AGENT, NANJING)
             body = call_body(NANJING, external_id="pbx-outage")
-            await redis.stop()
+            await redis.kill()
             outage = await post(service, cti, body)
             error_of(outage, 503, "state_unavailable")
             await redis.start()  # back, and empty
@@ -170,5 +116,3 @@ async def test_a_call_answered_503_is_queued_by_its_retry(
                 assert offer["call"]["id"] == retry.json()["id"]
             again = await post(service, cti, body)  # queued once, however often it is sent
             assert again.status_code == 200
-    finally:
-        await redis.stop()

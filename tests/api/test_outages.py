@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from surge.auth.models import Role
 from tests.conftest import PG_ADMIN_URL, Backend
-from tests.helpers import run_service
+from tests.helpers import LiveService, private_redis, run_service
 
 NANJING = "320100"
 CALL = {"city": NANJING, "caller": "13812345678", "channel": "phone"}
@@ -198,3 +200,75 @@ async def test_a_database_that_does_not_answer_is_a_503_in_bounded_time(
           f"in {elapsed:.1f} s")  # fmt: skip
     assert statuses == [503] * 40
     assert elapsed < 8
+
+
+async def waiting_in(service: LiveService, viewer: str, city: str) -> int:
+    """The city's queue depth in `GET /cities`."""
+    cities = (await service.http.get("/api/v1/cities", headers=service.auth(viewer))).json()
+    return int(next(c for c in cities if c["code"] == city)["waiting"])
+
+
+async def test_a_call_answered_503_by_a_redis_refusing_writes_is_queued_without_a_retry(
+    shared_backend: Backend, tmp_path: Path
+) -> None:
+    """Redis keeps its data but fails a write after the call was recorded: nothing is stranded."""
+    async with private_redis(tmp_path) as redis:
+        backend = replace(shared_backend, redis_url=redis.url)
+        async with run_service(backend.settings(state_rebuild_s=2.0)) as service:
+            cti = await service.add_user(Role.CTI, NANJING)
+            agent = await service.add_user(Role.AGENT, NANJING)
+            await redis.configure("maxmemory", "1")  # every write refused (noeviction)
+            try:
+                body = {"city": NANJING, "caller": "13812345678", "channel": "phone"}
+                refused = await service.http.post(
+                    "/api/v1/calls", json=body, headers=service.auth(cti)
+                )
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"]["code"] == "state_unavailable"
+            finally:
+                await redis.configure("maxmemory", "0")
+            # No retry comes (the call had no external_id): the watcher puts it in its queue.
+            deadline = time.monotonic() + 4.0
+            while await waiting_in(service, cti, NANJING) != 1:
+                assert time.monotonic() < deadline, "the recorded call was never queued"
+                await asyncio.sleep(0.1)
+            async with service.console(agent) as console:
+                await console.available()
+                assert (await console.expect("offer"))["call"]["city"] == NANJING
+
+
+async def test_an_offer_that_ended_while_the_database_was_down_is_offered_again(
+    shared_backend: Backend,
+) -> None:
+    """The hot state requeued an expired offer but the database missed it: healed, not stuck."""
+    database = make_url(shared_backend.database_url).database
+    assert database is not None
+    async with run_service(shared_backend.settings(offer_timeout_s=1.0)) as service:
+        cti = await service.add_user(Role.CTI, NANJING)
+        agent = await service.add_user(Role.AGENT, NANJING)
+        async with service.console(agent) as console:
+            await console.available()
+            call = await service.post_call(cti, NANJING)
+            first = await console.expect("offer")
+            await set_reachable(database, False)
+            try:
+                await asyncio.sleep(2.0)  # the offer expires; recording its end fails
+            finally:
+                await set_reachable(database, True)
+            await console.send(type="status", state="available")
+            again = None
+            deadline = time.monotonic() + 8.0
+            while again is None:
+                assert time.monotonic() < deadline, "the call was never offered again"
+                with contextlib.suppress(TimeoutError):
+                    frame = await console.recv(within=1.0)
+                    if frame["type"] == "offer":
+                        again = frame
+                    elif frame["type"] == "state" and frame["state"] == "break":
+                        await console.send(type="status", state="available")
+            assert again["call"]["id"] == call["id"]
+            assert again["offer_id"] != first["offer_id"]
+            await console.send(type="accept", offer_id=again["offer_id"])
+            await console.expect("call.connected")
+        read = await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(cti))
+        assert read.json()["status"] == "connected"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from asyncio.subprocess import Process
@@ -16,17 +15,9 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Backend
-from tests.helpers import LiveService
+from tests.helpers import LiveService, free_port
 
 SURGE = str(Path(sys.executable).with_name("surge"))
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @asynccontextmanager

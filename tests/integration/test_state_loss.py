@@ -5,77 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
-import subprocess
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from surge.auth.models import Role
 from tests.conftest import Backend
-from tests.helpers import Console, LiveService, seed
-from tests.integration.conftest import free_port, surge_process
+from tests.helpers import Console, LiveService, private_redis, seed
+from tests.integration.conftest import surge_process
 
 NANJING = "320100"
 REBUILD_S = 5.0  # SURGE_STATE_REBUILD_S's default: the promised bound
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
-
-
-class PrivateRedis:
-    """A `redis-server` of this test's own, on a free port, that can be killed and restarted."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._directory = directory
-        self._process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        """Start it empty (no persistence) and wait until it answers."""
-        self._process = await asyncio.create_subprocess_exec(
-            "redis-server",
-            *("--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
-            *("--appendonly", "no", "--dir", str(self._directory)),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = aioredis.Redis.from_url(self.url)
-        try:
-            for _ in range(100):
-                try:
-                    await client.ping()
-                    return
-                except (aioredis.ConnectionError, OSError):
-                    await asyncio.sleep(0.05)
-            raise RuntimeError("redis-server did not start")
-        finally:
-            await client.aclose()
-
-    async def kill(self) -> None:
-        """SIGKILL: everything it held is gone."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGKILL)
-        await self._process.wait()
-
-
-@asynccontextmanager
-async def private_redis(directory: Path) -> AsyncIterator[PrivateRedis]:
-    """A private Redis for the block; killed at the end."""
-    server = PrivateRedis(directory)
-    await server.start()
-    try:
-        yield server
-    finally:
-        if server._process is not None and server._process.returncode is None:
-            await server.kill()
 
 
 async def queued_in_database(database_url: str) -> int:

@@ -198,8 +198,9 @@ async def release_call(
                 detail={"call_id": call_id, "agent_id": call.agent_id, "city": call.city_code},
                 reason=body.reason,
             )
-    if out and call.agent_id is not None:
-        # An agent that connected again in the meantime is freed from the closed call.
+    if call.agent_id is not None:
+        # An agent that connected again in the meantime is freed from the closed call (on a
+        # retry too: the first answer may have failed before this, holding the agent's seat).
         freed = await runtime.state.finish_call(call.agent_id, call_id, time.time())
         if freed is not None:
             out.append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -179,14 +179,23 @@ _OFFER = (
 )
 
 
+class Behind(NamedTuple):
+    """An offer the database was not ready for: it holds the call open, but not as queued."""
+
+    offer: HeldOffer
+    recorded_offer_id: str | None  # the offer the database still holds the call under
+    recorded_agent_id: int | None
+
+
 async def record_offers(
     *, session: AsyncSession, offers: Sequence[HeldOffer], at: datetime, instance: str
-) -> tuple[list[HeldOffer], list[HeldOffer]]:
+) -> tuple[list[HeldOffer], list[Behind]]:
     """Record that queued calls are now offered to agents.
 
     Returns the offers that took, and those whose call is still open but not queued in the
-    database yet (the hot state is a step ahead: a decline or requeue not yet committed).
-    Offers of calls that closed meanwhile (the caller hung up) are in neither list.
+    database: the hot state is a step ahead (a decline or requeue not yet committed), or the
+    end of an earlier offer was never recorded. Offers of calls that closed meanwhile (the
+    caller hung up) are in neither list.
 
     One batch for a whole dispatch cycle: a guarded UPDATE per call (sent together), one SELECT
     to see which calls were still queued, one INSERT for their history rows.
@@ -199,17 +208,17 @@ async def record_offers(
         [{"call": o.call.call_id, "agent": o.agent_id, "oid": o.offer_id} for o in offers],
     )
     held = await session.execute(
-        select(Call.id, Call.offer_id, Call.status).where(
+        select(Call.id, Call.offer_id, Call.agent_id, Call.status).where(
             Call.id.in_([o.call.call_id for o in offers])
         )
     )
-    current = {call_id: (offer_id, status) for call_id, offer_id, status in held.all()}
-    made = [o for o in offers if current[o.call.call_id][0] == o.offer_id]
+    current = {row.id: row for row in held}
+    made = [o for o in offers if current[o.call.call_id].offer_id == o.offer_id]
     open_ = {status.value for status in OPEN_STATUSES}
     behind = [
-        o
+        Behind(o, row.offer_id, row.agent_id)
         for o in offers
-        if current[o.call.call_id][0] != o.offer_id and current[o.call.call_id][1] in open_
+        if (row := current[o.call.call_id]).offer_id != o.offer_id and row.status in open_
     ]
     if made:
         await session.execute(
@@ -257,6 +266,50 @@ async def record_requeue(
             ),
         )
     ]
+
+
+async def record_lost_offer(
+    *,
+    session: AsyncSession,
+    call_id: int,
+    city: str,
+    offer_id: str,
+    agent_id: int | None,
+    at: datetime,
+    instance: str,
+) -> list[events.Event]:
+    """Record that an offer the hot state no longer holds ended: the call is queued again.
+
+    For an offer whose end was never recorded (the hot state was lost, or the database
+    failed just after the hot state ended it). Compare-and-set on the offer: nothing is
+    recorded if its end was recorded meanwhile.
+    """
+    moved = await move(
+        session=session,
+        call_id=call_id,
+        target=CallStatus.QUEUED,
+        at=at,
+        instance=instance,
+        reason="recovered",
+        agent_id=agent_id,
+        offer_id=offer_id,
+        match={"offer_id": offer_id},
+        values={"agent_id": None, "offer_id": None},
+    )
+    if moved is None:
+        return []
+    out = [
+        events.to_cti(
+            city,
+            events.cti_frame(
+                "call.requeued", call_id=call_id, at=at.timestamp(), reason="recovered"
+            ),
+        )
+    ]
+    if agent_id is not None:
+        revoked = {"type": "offer.revoked", "offer_id": offer_id, "reason": "recovered"}
+        out.append(events.to_agent(agent_id, revoked))
+    return out
 
 
 async def record_connect(

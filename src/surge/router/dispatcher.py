@@ -215,7 +215,8 @@ class Dispatcher:
                 # the database has not yet committed what put it back in the queue.
                 await self._state.withdraw(offer.call.call_id)
         # Those go back to their places; a later cycle offers them once the database agrees.
-        await self._state.enqueue([offer.call for offer in behind])
+        await self._state.enqueue([late.offer.call for late in behind])
+        await self._record_lost_offers(behind)
         out: list[events.Event] = []
         for offer, assignment in recorded:
             frame = events.offer_frame(
@@ -239,6 +240,37 @@ class Dispatcher:
             )
         await self._announce(out)
         return len(recorded)
+
+    async def _record_lost_offers(self, behind: Sequence[calls_service.Behind]) -> None:
+        """Record the end of offers the database still holds but the hot state has ended.
+
+        Their end was never recorded (the database failed just after the hot state ended
+        them): without this the call would stay offered in the database for good. A decline
+        still committing is no such case: its own record wins the compare-and-set.
+        """
+        stale = [
+            late
+            for late in behind
+            if late.recorded_offer_id is not None
+            and await self._state.get_offer(late.recorded_offer_id) is None
+        ]
+        if not stale:
+            return
+        at = datetime.now(UTC)
+        out: list[events.Event] = []
+        async with self._sessions() as session, session.begin():
+            for late in stale:
+                assert late.recorded_offer_id is not None
+                out += await calls_service.record_lost_offer(
+                    session=session,
+                    call_id=late.offer.call.call_id,
+                    city=late.offer.call.city,
+                    offer_id=late.recorded_offer_id,
+                    agent_id=late.recorded_agent_id,
+                    at=at,
+                    instance=self._settings.instance_id,
+                )
+        await self._announce(out)
 
     async def end_lending(self, surge_id: int, host: str) -> None:
         """Revoke the helpers' pending offers of an ending surge and refuse it any new ones.

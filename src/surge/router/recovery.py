@@ -72,34 +72,20 @@ async def rebuild(*, session: AsyncSession, state: HotState, instance: str) -> R
     out: list[events.Event] = []
     offers_lost = 0
     for call in lost:
-        if call.status != CallStatus.OFFERED:
+        if call.status != CallStatus.OFFERED or call.offer_id is None:
             continue
-        moved = await calls_service.move(
+        # Nothing recorded when another instance rebuilding at the same time recorded it.
+        recorded = await calls_service.record_lost_offer(
             session=session,
             call_id=call.id,
-            target=CallStatus.QUEUED,
+            city=call.city_code,
+            offer_id=call.offer_id,
+            agent_id=call.agent_id,
             at=at,
             instance=instance,
-            reason="recovered",
-            agent_id=call.agent_id,
-            offer_id=call.offer_id,
-            match={"offer_id": call.offer_id},
-            values={"agent_id": None, "offer_id": None},
         )
-        if moved is None:
-            continue  # another instance rebuilding at the same time recorded it
-        offers_lost += 1
-        out.append(
-            events.to_cti(
-                call.city_code,
-                events.cti_frame(
-                    "call.requeued", call_id=call.id, at=at.timestamp(), reason="recovered"
-                ),
-            )
-        )
-        if call.agent_id is not None and call.offer_id is not None:
-            revoked = {"type": "offer.revoked", "offer_id": call.offer_id, "reason": "recovered"}
-            out.append(events.to_agent(call.agent_id, revoked))
+        offers_lost += bool(recorded)
+        out += recorded
     await state.enqueue([calls_service.as_queued(call) for call in lost])
     if lost:
         log.info("recovered %d open calls (%d lost offers)", len(lost), offers_lost)
@@ -126,6 +112,7 @@ class StateWatch:
         self._gateway = gateway
         self._poke = poke
         self._epoch: str | None = None  # the build this instance has caught up with
+        self._failures = 0  # the hot state's failed operations this instance has repaired after
         self._stopping = False
 
     def stop(self) -> None:
@@ -137,11 +124,27 @@ class StateWatch:
 
         async def tick() -> None:
             await asyncio.sleep(self._settings.state_rebuild_s / 10)
+            failures = self._state.failures
             current = await self._state.epoch()
             if current is None or current != self._epoch:
                 await self.rebuild()
+            elif failures != self._failures:
+                # The state kept its data, but a write may have failed after the database
+                # committed (a call recorded and answered 503, an offer's end not recorded).
+                await self.repair()
+            self._failures = failures
 
         await run_forever("hot-state watch", tick, stopping=lambda: self._stopping)
+
+    async def repair(self) -> Recovery:
+        """Put back in their queues the open calls the hot state does not hold."""
+        async with self._sessions() as session, session.begin():
+            recovery = await rebuild(
+                session=session, state=self._state, instance=self._settings.instance_id
+            )
+        await self._gateway.announce(recovery.announce)
+        self._poke()
+        return recovery
 
     async def rebuild(self) -> Recovery:
         """Mark the build, put the open calls back, re-register this instance's agents."""
@@ -149,9 +152,7 @@ class StateWatch:
         caught_up = self._epoch is not None  # False at start-up: nothing was lost here
         epoch = await self._state.begin_epoch(secrets.token_hex(8))
         instance = self._settings.instance_id
-        async with self._sessions() as session, session.begin():
-            recovery = await rebuild(session=session, state=self._state, instance=instance)
-        await self._gateway.announce(recovery.announce)
+        recovery = await self.repair()
         consoles = self._gateway.agent_consoles()
         if consoles:
             # Offers made to these agents by other instances reach them over the event bus.

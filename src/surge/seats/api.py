@@ -151,16 +151,19 @@ async def _handle(
 async def _leave(runtime: Runtime, seat: seats_service.Seat, *, said_goodbye: bool) -> None:
     """The console is gone: offline after a goodbye, else `lost`; a held offer is requeued."""
     instance = runtime.settings.instance_id
+    # A failure here must not stop the socket's clean-up: an offer whose end the database
+    # missed is recorded by the dispatcher later (the hot state has its call queued again).
     with contextlib.suppress(SurgeError):
-        if said_goodbye:
-            held = await runtime.state.agent_disconnect(seat.agent_id, instance=instance)
-            reason = "agent_disconnected"
-        else:
-            held = await runtime.state.agent_lost(seat.agent_id, instance=instance)
-            reason = "agent_lost"
-            log.info("agent %s lost (its console stopped answering)", seat.agent_id)
-        if held is not None:
-            await runtime.dispatcher.requeue([held], reason=reason)
+        async with database_errors():
+            if said_goodbye:
+                held = await runtime.state.agent_disconnect(seat.agent_id, instance=instance)
+                reason = "agent_disconnected"
+            else:
+                held = await runtime.state.agent_lost(seat.agent_id, instance=instance)
+                reason = "agent_lost"
+                log.info("agent %s lost (its console stopped answering)", seat.agent_id)
+            if held is not None:
+                await runtime.dispatcher.requeue([held], reason=reason)
 
 
 @router.websocket("/ws/agent")
@@ -208,17 +211,19 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     except SurgeError as exc:  # connecting failed: the seat is gone or the state is down
         connection.send(events.error_frame(exc.code, exc.message))
     finally:
-        if seat is not None:
-            async with runtime.gateway.console_turn(seat.agent_id):
-                if runtime.gateway.detach_agent(seat.agent_id, connection):
-                    # A console this server closed on purpose (a withdrawn user, a logout)
-                    # is offline.
-                    closed_here = connection.close_code not in (None, CLOSE_OVERWHELMED)
-                    await _leave(runtime, seat, said_goodbye=said_goodbye or closed_here)
-        connection.close(1000)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer, timeout=1)
-        writer.cancel()
+        try:
+            if seat is not None:
+                async with runtime.gateway.console_turn(seat.agent_id):
+                    if runtime.gateway.detach_agent(seat.agent_id, connection):
+                        # A console this server closed on purpose (a withdrawn user, a
+                        # logout) is offline.
+                        closed_here = connection.close_code not in (None, CLOSE_OVERWHELMED)
+                        await _leave(runtime, seat, said_goodbye=said_goodbye or closed_here)
+        finally:
+            connection.close(1000)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, timeout=1)
+            writer.cancel()
 
 
 @router.websocket("/ws/cti")

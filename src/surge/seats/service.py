@@ -6,6 +6,7 @@ publish once that transaction commits.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from surge.errors import (
     CallNotOpen,
     Forbidden,
     OfferUnavailable,
+    SurgeError,
     Unauthorized,
 )
 from surge.router.policy import SurgeView
@@ -193,9 +195,18 @@ async def accept(
     if offer is None:
         raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
     at = utcnow()
-    if not await calls_service.record_connect(
-        session=session, offer=offer, at=at, instance=instance
-    ):
+    try:
+        connected = await calls_service.record_connect(
+            session=session, offer=offer, at=at, instance=instance
+        )
+    except BaseException:
+        # The database did not take it: the agent is free again, the call back at its place
+        # (the dispatcher records the offer's end, which the database missed too).
+        with contextlib.suppress(SurgeError):
+            await state.finish_call(seat.agent_id, offer.call.call_id, at.timestamp())
+            await state.enqueue([offer.call])
+        raise
+    if not connected:
         await state.finish_call(seat.agent_id, offer.call.call_id, at.timestamp())
         raise CallNotOpen("the caller hung up before the call was connected")
     call = offer.call  # the hot state's copy: no need to read the row back

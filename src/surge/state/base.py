@@ -189,6 +189,14 @@ class Withdrawn:
 class HotState(Protocol):
     """The operations the service needs; each is atomic across service instances."""
 
+    @property
+    def failures(self) -> int:
+        """How many operations have failed here so far.
+
+        A write that failed after the database committed (a call recorded, then not queued)
+        leaves the hot state short of a call; a rise in this count tells the watcher to repair.
+        """
+
     async def ping(self) -> None:
         """Raise `StateUnavailable` if the backend cannot answer."""
 

@@ -104,6 +104,7 @@ class InMemoryState:
         self._hits: dict[str, tuple[float, int]] = {}  # key -> (window end, monotonic clock; hits)
         self._listeners: set[asyncio.Queue[bytes | None]] = set()
         self._closed = False
+        self.failures = 0  # nothing here can fail the way a server can
         self._epoch: str | None = None
 
     async def ping(self) -> None:

@@ -33,7 +33,7 @@ Replies may be bytes (the default, ``decode_responses=False``) or str: both are 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -516,20 +516,21 @@ _CLOSE_WAIT_S = 5.0  # how long close() waits for a listener to leave its read
 
 
 @contextmanager
-def _mapped() -> Iterator[None]:
+def _mapped(failed: Callable[[], None]) -> Iterator[None]:
     """Turn a backend failure into `StateUnavailable`, the one error callers handle."""
     try:
         yield
     except (RedisError, OSError) as exc:
+        failed()
         raise StateUnavailable(f"hot state unavailable: {exc}") from exc
 
 
 @contextmanager
-def _in_use(at_rest: asyncio.Event) -> Iterator[None]:
+def _in_use(at_rest: asyncio.Event, failed: Callable[[], None]) -> Iterator[None]:
     """Flag a listener's connection as busy for `close()`, mapping failures as `_mapped` does."""
     at_rest.clear()
     try:
-        with _mapped():
+        with _mapped(failed):
             yield
     finally:
         at_rest.set()
@@ -625,6 +626,7 @@ class RedisState:
         # Each listener's pubsub, with an event set while its connection is at rest.
         self._listeners: dict[PubSub, asyncio.Event] = {}
         self._closed = False
+        self.failures = 0
 
         def script(body: str) -> AsyncScript:
             return client.register_script(_LUA_PRELUDE + body)
@@ -647,9 +649,12 @@ class RedisState:
         self._count_hit = client.register_script(_COUNT_HIT)
         self._forgive_hit = client.register_script(_FORGIVE_HIT)
 
+    def _failed(self) -> None:
+        self.failures += 1
+
     async def ping(self) -> None:
         """Raise `StateUnavailable` if Redis cannot answer."""
-        with _mapped():
+        with _mapped(self._failed):
             await self._client.ping()
 
     async def close(self) -> None:
@@ -672,7 +677,7 @@ class RedisState:
     async def reset(self) -> None:
         """Delete every key under the prefix."""
         batch: list[Any] = []
-        with _mapped():
+        with _mapped(self._failed):
             async for key in self._client.scan_iter(
                 match=_glob_escape(self._prefix) + "*", count=1000
             ):
@@ -685,14 +690,14 @@ class RedisState:
 
     async def epoch(self) -> str | None:
         """The marker of the state's current build, or None when Redis lost it."""
-        with _mapped():
+        with _mapped(self._failed):
             value = await self._client.get(f"{self._prefix}epoch")
         return None if value is None else _text(value)
 
     async def begin_epoch(self, epoch: str) -> str:
         """Mark a rebuild with `epoch` unless one is marked (SET NX); return the one in force."""
         key = f"{self._prefix}epoch"
-        with _mapped():
+        with _mapped(self._failed):
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.set(key, epoch, nx=True)
                 pipe.get(key)
@@ -700,7 +705,7 @@ class RedisState:
         return _text(current)
 
     async def _run(self, script: AsyncScript, *args: str | int | bytes) -> Any:
-        with _mapped():
+        with _mapped(self._failed):
             return await script(args=[self._prefix, *args])
 
     # --- queues -----------------------------------------------------------------------------
@@ -828,13 +833,13 @@ class RedisState:
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence, or None when it is offline."""
         fields = ["city", "state", "instance", "idle_since", "offer", "call", "lent"]
-        with _mapped():
+        with _mapped(self._failed):
             row = await self._client.hmget(f"{self._prefix}agent:{agent_id}", fields)
         return None if row[0] is None else _presence(agent_id, row)
 
     async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
         """The ids of every present agent of each named city (in any state), ascending."""
-        with _mapped():
+        with _mapped(self._failed):
             async with self._client.pipeline(transaction=True) as pipe:
                 for city in cities:
                     pipe.zrange(f"{self._prefix}idle:{city}", 0, -1)
@@ -852,7 +857,7 @@ class RedisState:
 
     async def heartbeat(self, instance: str, now: float) -> None:
         """Record that `instance` is alive."""
-        with _mapped():
+        with _mapped(self._failed):
             await self._client.zadd(f"{self._prefix}inst", {instance: now})
 
     async def reap_instances(
@@ -866,25 +871,25 @@ class RedisState:
     async def count_hit(self, key: str, *, window_s: float) -> int:
         """Count one hit on `key` and return the hits in the current fixed window."""
         window_ms = max(1, round(window_s * 1000))
-        with _mapped():
+        with _mapped(self._failed):
             hits = await self._count_hit(keys=[f"{self._prefix}rl:{key}"], args=[window_ms])
         return int(hits)
 
     async def reset_hits(self, key: str) -> None:
         """Forget the hits on `key`."""
-        with _mapped():
+        with _mapped(self._failed):
             await self._client.unlink(f"{self._prefix}rl:{key}")
 
     async def forgive_hit(self, key: str) -> None:
         """Take one hit on `key` back (an attempt counted beforehand that turned out well)."""
-        with _mapped():
+        with _mapped(self._failed):
             await self._forgive_hit(keys=[f"{self._prefix}rl:{key}"])
 
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:
         """Send a JSON-serialisable event to every service instance (this one included)."""
         data = orjson.dumps(event)
-        with _mapped():
+        with _mapped(self._failed):
             await self._client.publish(self._channel, data)
 
     async def listen(self) -> AsyncIterator[dict[str, Any]]:
@@ -896,12 +901,12 @@ class RedisState:
         at_rest.set()
         self._listeners[pubsub] = at_rest
         try:
-            with _in_use(at_rest):
+            with _in_use(at_rest, self._failed):
                 await pubsub.subscribe(self._channel)
             # Redis confirms the subscription before any message on it, so the first event
             # yielded was published after the listener was in place.
             while not self._closed:
-                with _in_use(at_rest):
+                with _in_use(at_rest, self._failed):
                     message = await pubsub.get_message(timeout=None)
                 if message is None:  # a health-check reply
                     continue
