@@ -15,8 +15,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from surge.cities.pressure import Thresholds
+from surge.origins import normal_origin
 from surge.reports.schemas import ReportFormat
-from surge.seats.origins import normal_origin
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
 

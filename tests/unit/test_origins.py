@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from surge.seats.origins import normal_origin, origin_allowed
+from surge.origins import normal_origin, origin_allowed
 
 LISTED = ("https://console.12345.example:443",)
 

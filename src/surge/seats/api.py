@@ -25,10 +25,10 @@ from surge.errors import (
     Unauthorized,
     describe,
 )
+from surge.origins import origin_allowed
 from surge.runtime import Runtime
 from surge.seats import service as seats_service
 from surge.seats.gateway import CLOSE_OVERWHELMED, CLOSE_UNAUTHORIZED, Connection
-from surge.seats.origins import origin_allowed
 from surge.seats.schemas import (
     AcceptMessage,
     AgentMessage,
