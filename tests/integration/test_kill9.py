@@ -74,6 +74,7 @@ class Round:
     orphans: dict[int, float] = field(default_factory=dict)  # call -> when its instance died
     remade_s: list[float] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)  # hellos saying busy without a call in hand
+    late: set[str] = field(default_factory=set)  # consoles that come back only after a while
 
     def survivor(self, than: Node | None = None) -> Node:
         """A live node other than `than` if there is one."""
@@ -86,7 +87,7 @@ class Round:
             self.remade_s.append(time.monotonic() - died)
 
 
-async def _agent(run: Round, name: str, home: Node, *, late: bool) -> None:
+async def _agent(run: Round, name: str, home: Node) -> None:
     """Work as a console does: take every offer, complete each call, reconnect after a drop."""
     node = home
     while not run.done.is_set():
@@ -98,7 +99,7 @@ async def _agent(run: Round, name: str, home: Node, *, late: bool) -> None:
                 return
         except (ConnectionClosed, OSError, TimeoutError):
             run.holding.pop(name, None)
-            if late and node is home:
+            if name in run.late and node is home:
                 await asyncio.sleep(LATE_RECONNECT_S)  # its offer must go to someone else
             else:
                 await asyncio.sleep(0.1)
@@ -165,10 +166,15 @@ async def _post(run: Round, cti: str, number: int, external_id: str) -> None:
 
 async def _kill(run: Round, node: Node) -> None:
     """SIGKILL the node once one of its agents holds an offer it has not answered."""
-    for _ in range(100):
-        if any(run.where.get(agent) is node for agent in run.holding):
+    for _ in range(100):  # the late console's offer, which the survivors must make again
+        if any(run.where.get(agent) is node and agent in run.late for agent in run.holding):
             break
         await asyncio.sleep(0.05)
+    else:
+        for _ in range(500):
+            if any(run.where.get(agent) is node for agent in run.holding):
+                break
+            await asyncio.sleep(0.01)
     died = time.monotonic()
     node.alive = False
     node.process.send_signal(signal.SIGKILL)
@@ -210,11 +216,8 @@ async def _kill9_round(
             for node in nodes
             for _ in range(agents_per_node)
         }
-        late = {next(name for name, node in agents.items() if node is nodes[0])}
-        workers = [
-            asyncio.create_task(_agent(run, name, node, late=name in late))
-            for name, node in agents.items()
-        ]
+        run.late = {next(name for name, node in agents.items() if node is nodes[0])}
+        workers = [asyncio.create_task(_agent(run, name, node)) for name, node in agents.items()]
         await asyncio.sleep(0.5)
 
         async def cti_posts() -> None:
