@@ -186,6 +186,15 @@ class Withdrawn:
     offer: HeldOffer | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """What `reap_instances` did: the silent instances it forgot (some may have had no agent
+    left) and each agent of theirs it disconnected, with the offer it lost."""
+
+    instances: tuple[str, ...] = ()
+    agents: list[tuple[int, HeldOffer | None]] = field(default_factory=list)
+
+
 class HotState(Protocol):
     """The operations the service needs; each is atomic across service instances."""
 
@@ -332,12 +341,11 @@ class HotState(Protocol):
     async def heartbeat(self, instance: str, now: float) -> None:
         """Record that `instance` is alive."""
 
-    async def reap_instances(
-        self, now: float, *, max_silence_s: float
-    ) -> list[tuple[int, HeldOffer | None]]:
-        """Disconnect the agents of instances silent for longer than `max_silence_s`.
+    async def reap_instances(self, now: float, *, max_silence_s: float) -> Reaped:
+        """Forget the instances silent for longer than `max_silence_s`; disconnect their agents.
 
-        Returns each reaped agent with the offer it lost (its call went back to its place).
+        Returns those instances, and each reaped agent with the offer it lost (its call went
+        back to its place).
         """
 
     # --- rate limits --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from surge.state.base import (
     OfferClaim,
     Outcome,
     QueuedCall,
+    Reaped,
     Withdrawn,
     check_agent_move,
 )
@@ -395,18 +396,17 @@ class InMemoryState:
         """Record that `instance` is alive."""
         self._heartbeats[instance] = now
 
-    async def reap_instances(
-        self, now: float, *, max_silence_s: float
-    ) -> list[tuple[int, HeldOffer | None]]:
-        """Disconnect the agents of instances silent for longer than `max_silence_s`."""
+    async def reap_instances(self, now: float, *, max_silence_s: float) -> Reaped:
+        """Forget the instances silent for longer than `max_silence_s`; disconnect their agents."""
         cutoff = now - max_silence_s
+        silent = tuple(name for name, seen in self._heartbeats.items() if seen < cutoff)
         reaped: list[tuple[int, HeldOffer | None]] = []
-        for instance in [name for name, seen in self._heartbeats.items() if seen < cutoff]:
+        for instance in silent:
             del self._heartbeats[instance]
             for agent_id in sorted(self._members.get(instance, ())):
                 reaped.append((agent_id, self._drop(agent_id, self._agents[agent_id])))
             self._members.pop(instance, None)
-        return reaped
+        return Reaped(silent, reaped)
 
     # --- rate limits --------------------------------------------------------------------------
     async def count_hit(self, key: str, *, window_s: float) -> int:

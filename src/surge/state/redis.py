@@ -54,6 +54,7 @@ from surge.state.base import (
     OfferClaim,
     Outcome,
     QueuedCall,
+    Reaped,
     Withdrawn,
 )
 
@@ -437,10 +438,11 @@ return presence(agent)
 """
 
 # ARGV: P, exclusive upper bound on the last heartbeat ('(' .. cutoff).
-# Returns {agent id, held offer or false} per reaped agent.
+# Returns {the reaped instances, then {agent id, held offer or false} per reaped agent}.
 _REAP = """
-local reaped = {}
-for _, instance in ipairs(redis.call('ZRANGEBYSCORE', P .. 'inst', '-inf', ARGV[2])) do
+local silent = redis.call('ZRANGEBYSCORE', P .. 'inst', '-inf', ARGV[2])
+local reaped = {silent}
+for _, instance in ipairs(silent) do
   local members = P .. 'members:' .. instance
   for _, agent in ipairs(redis.call('SMEMBERS', members)) do
     table.insert(reaped, {agent, drop(agent)})
@@ -855,12 +857,13 @@ class RedisState:
         with _mapped():
             await self._client.zadd(f"{self._prefix}inst", {instance: now})
 
-    async def reap_instances(
-        self, now: float, *, max_silence_s: float
-    ) -> list[tuple[int, HeldOffer | None]]:
-        """Disconnect the agents of instances silent for longer than `max_silence_s`."""
-        rows = await self._run(self._reap, "(" + _arg(now - max_silence_s))
-        return [(int(agent), None if held is None else _held(held)) for agent, held in rows]
+    async def reap_instances(self, now: float, *, max_silence_s: float) -> Reaped:
+        """Forget the instances silent for longer than `max_silence_s`; disconnect their agents."""
+        silent, *rows = await self._run(self._reap, "(" + _arg(now - max_silence_s))
+        return Reaped(
+            tuple(_text(name) for name in silent),
+            [(int(agent), None if held is None else _held(held)) for agent, held in rows],
+        )
 
     # --- rate limits --------------------------------------------------------------------------
     async def count_hit(self, key: str, *, window_s: float) -> int:
