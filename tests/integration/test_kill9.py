@@ -73,18 +73,26 @@ class Round:
     where: dict[str, Node] = field(default_factory=dict)  # agent -> the node its console is on
     orphans: dict[int, float] = field(default_factory=dict)  # call -> when its instance died
     remade_s: list[float] = field(default_factory=list)
+    handed_back: int = 0
     stuck: list[str] = field(default_factory=list)  # hellos saying busy without a call in hand
-    late: set[str] = field(default_factory=set)  # consoles that come back only after a while
+    late: set[str] = field(default_factory=set)
+    accepted: dict[str, float] = field(
+        default_factory=dict
+    )  # agent -> when it last accepted  # consoles that come back only after a while
 
     def survivor(self, than: Node | None = None) -> Node:
         """A live node other than `than` if there is one."""
         live = [node for node in self.nodes if node.alive]
         return next((node for node in live if node is not than), live[0])
 
-    def seen_again(self, call_id: int) -> None:
-        """The call was offered (or handed back) to an agent: time it if its instance died."""
+    def seen_again(self, call_id: int, *, offered: bool) -> None:
+        """The call was offered (or handed back, connected) to an agent: time a new offer of a
+        call whose instance died with its offer pending."""
         if (died := self.orphans.pop(call_id, None)) is not None:
-            self.remade_s.append(time.monotonic() - died)
+            if offered:
+                self.remade_s.append(time.monotonic() - died)
+            else:
+                self.handed_back += 1  # the accept was recorded before the kill
 
 
 async def _agent(run: Round, name: str, home: Node) -> None:
@@ -110,7 +118,7 @@ async def _agent(run: Round, name: str, home: Node) -> None:
 async def _work(run: Round, name: str, console: Console) -> None:
     hello = await console.expect("hello")
     if hello["call"] is not None:  # the call in hand comes back: finish it
-        run.seen_again(hello["call"]["id"])
+        run.seen_again(hello["call"]["id"], offered=False)
         await console.send(type="complete", call_id=hello["call"]["id"], disposition="answered")
     elif hello["state"] == "busy":
         run.stuck.append(name)
@@ -127,9 +135,10 @@ async def _work(run: Round, name: str, console: Console) -> None:
         if kind == "offer":
             call_id = frame["call"]["id"]
             run.holding[name] = call_id
-            run.seen_again(call_id)
+            run.seen_again(call_id, offered=True)
             await asyncio.sleep(RING_S)
             await console.send(type="accept", offer_id=frame["offer_id"])
+            run.accepted[name] = time.monotonic()
         elif kind == "call.connected":
             run.holding.pop(name, None)
             run.connected_by[frame["call_id"]].add(name)
@@ -165,16 +174,26 @@ async def _post(run: Round, cti: str, number: int, external_id: str) -> None:
 
 
 async def _kill(run: Round, node: Node) -> None:
-    """SIGKILL the node once one of its agents holds an offer it has not answered."""
-    for _ in range(100):  # the late console's offer, which the survivors must make again
-        if any(run.where.get(agent) is node and agent in run.late for agent in run.holding):
+    """SIGKILL the node a few milliseconds after one of its agents sent an accept, while one of
+    them holds an offer (the late console's if it can: the survivors must make it again)."""
+
+    def holds(agents: set[str] | None) -> bool:
+        return any(
+            run.where.get(agent) is node and (agents is None or agent in agents)
+            for agent in run.holding
+        )
+
+    for _ in range(100):
+        if holds(run.late):
             break
         await asyncio.sleep(0.05)
-    else:
-        for _ in range(500):
-            if any(run.where.get(agent) is node for agent in run.holding):
-                break
-            await asyncio.sleep(0.01)
+    since = time.monotonic()
+    for _ in range(1000):
+        accepted = [at for agent, at in run.accepted.items() if run.where.get(agent) is node]
+        if holds(None) and max(accepted, default=0.0) > since:
+            break
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.002)  # the accept is being taken: hot state and database disagree
     died = time.monotonic()
     node.alive = False
     node.process.send_signal(signal.SIGKILL)
@@ -270,16 +289,15 @@ async def _kill9_round(
         f" connected twice {len(twice_by_agents | twice_in_history)},"
         f" posts refused by a dead instance {run.refused},"
         f" offers of the dead re-made in {', '.join(f'{s:.2f}' for s in run.remade_s)} s"
-        f" (bound {REMADE_WITHIN_S:.0f} s)"
+        f" (bound {REMADE_WITHIN_S:.0f} s), connected before the kill {run.handed_back}"
     )
     assert run.acknowledged
     assert not lost, f"acknowledged calls not completed: {lost}"
     assert not twice_by_agents, f"calls connected by two agents: {twice_by_agents}"
     assert not twice_in_history, f"calls with two connected rows: {twice_in_history}"
     assert not run.stuck, f"agents back busy without a call in hand: {run.stuck}"
-    assert run.remade_s, "no offer was pending on the killed instance"
     assert not run.orphans, f"offers of the dead instance never made again: {run.orphans}"
-    assert max(run.remade_s) <= REMADE_WITHIN_S
+    assert max(run.remade_s, default=0.0) <= REMADE_WITHIN_S
 
 
 async def test_an_instance_killed_while_agents_work_loses_no_call(
