@@ -761,6 +761,27 @@ async def test_a_lost_agent_without_a_call_comes_back_on_break(state: HotState) 
     assert (await view(state)).on_break == 1
 
 
+async def test_a_console_back_busy_with_a_call_the_database_does_not_hold_starts_afresh(
+    state: HotState,
+) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10, instance="dead")
+    await make_available(state, 11, instance="dead")
+    for call_id, agent_id in ((1, 10), (2, 11)):
+        held = await offer(state, call_id, agent_id)
+        await state.accept(held.offer_id, agent_id, T0 + 1)
+    # The instance died before recording the accept of call 1: the database holds no call for
+    # agent 10. It did record call 2 for agent 11.
+    fresh = await state.agent_connect(10, CITY, instance="i2", now=T0 + 5, call_id=None)
+    kept = await state.agent_connect(11, CITY, instance="i2", now=T0 + 5, call_id=2)
+
+    assert fresh == AgentPresence(10, CITY, AgentState.BREAK, "i2", T0 + 5)
+    assert (kept.state, kept.call_id, kept.instance) == (AgentState.BUSY, 2, "i2")
+    assert (await view(state)).on_break == 1
+    await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 6)
+    assert await idle_ids(state) == [10]
+
+
 async def test_a_lost_agent_is_reaped_with_its_instance(state: HotState) -> None:
     await make_available(state, 10)
     await state.heartbeat("i1", T0)

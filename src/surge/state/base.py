@@ -293,7 +293,9 @@ class HotState(Protocol):
 
         An agent already present keeps its state and moves to `instance`. A new presence, or a
         `lost` agent's, is `busy` with `call_id` if given (a connected call survived a
-        disconnect), else on `break`.
+        disconnect), else on `break`. The database's `call_id` wins over a stale presence: an
+        agent `busy` with another call (its instance died between the hot-state step and the
+        database commit of an accept or a completion) starts afresh as a new presence.
         `call_city` is the city of `call_id`: a call of another city makes the agent lent to it
         (counted against that host's quota again).
         """

@@ -293,8 +293,13 @@ class InMemoryState:
         call_id: int | None,
         call_city: str | None = None,
     ) -> AgentPresence:
-        """Make the agent present on `instance`; a known agent keeps its city and state."""
+        """Make the agent present on `instance`; a known agent keeps its city and state, unless
+        it is busy with another call than the one in hand (`call_id`, the database's word): that
+        presence is stale (its instance died between the two) and the agent starts afresh."""
         agent = self._agents.get(agent_id)
+        if agent is not None and agent.state is AgentState.BUSY and agent.call_id != call_id:
+            self._drop(agent_id, agent)
+            agent = None
         state = AgentState.BREAK if call_id is None else AgentState.BUSY
         if agent is None:
             agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)

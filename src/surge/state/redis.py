@@ -324,7 +324,14 @@ return {'offered', held}
 _CONNECT = """
 local agent, city, instance, now, call = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = P .. 'agent:' .. agent
-local old = redis.call('HMGET', key, 'instance', 'state')
+local old = redis.call('HMGET', key, 'instance', 'state', 'call')
+if old[2] == 'busy' and old[3] ~= call then
+  -- Busy with a call the database does not have in its hand (an instance died between taking
+  -- an accept here and recording it, or between recording a completion and releasing the
+  -- agent): that presence is stale, the agent starts afresh.
+  drop(agent)
+  old = {false, false, false}
+end
 if old[1] then
   redis.call('SREM', P .. 'members:' .. old[1], agent)
   redis.call('HSET', key, 'instance', instance)
