@@ -173,9 +173,10 @@ async def _post(run: Round, cti: str, number: int, external_id: str) -> None:
         return
 
 
-async def _kill(run: Round, node: Node) -> None:
-    """SIGKILL the node a few milliseconds after one of its agents sent an accept, while one of
-    them holds an offer (the late console's if it can: the survivors must make it again)."""
+async def _kill(run: Round, node: Node, amid: str) -> None:
+    """SIGKILL the node a few milliseconds after one of its agents sent an accept (the late
+    console's, or a quick one's: `amid`), while the late console holds an offer if it can (the
+    survivors must make that one again)."""
 
     def holds(agents: set[str] | None) -> bool:
         return any(
@@ -189,7 +190,11 @@ async def _kill(run: Round, node: Node) -> None:
         await asyncio.sleep(0.05)
     since = time.monotonic()
     for _ in range(1000):
-        accepted = [at for agent, at in run.accepted.items() if run.where.get(agent) is node]
+        accepted = [
+            at
+            for agent, at in run.accepted.items()
+            if run.where.get(agent) is node and (agent in run.late) == (amid == "late")
+        ]
         if holds(None) and max(accepted, default=0.0) > since:
             break
         await asyncio.sleep(0.001)
@@ -210,7 +215,7 @@ async def _kill9_round(
     agents_per_node: int,
     calls_per_s: float,
     post_s: float,
-    kills: list[float],
+    kills: list[tuple[float, str]],
     restart: bool,
 ) -> None:
     await seed(backend.settings())
@@ -251,9 +256,9 @@ async def _kill9_round(
 
         async def killer() -> None:
             started = time.monotonic()
-            for number, at in enumerate(kills):
+            for number, (at, amid) in enumerate(kills):
                 await asyncio.sleep(max(0.0, at - (time.monotonic() - started)))
-                await _kill(run, run.survivor() if number else nodes[0])
+                await _kill(run, run.survivor() if number else nodes[0], amid)
                 if restart:
                     run.nodes.append(await start())
 
@@ -284,7 +289,8 @@ async def _kill9_round(
         if sum(row["to_status"] == "connected" for row in call["history"]) > 1
     }
     print(
-        f"\nkill -9 round ({len(kills)} kill(s), restart={restart}, {len(agents)} agents):"
+        f"\nkill -9 round ({len(kills)} kill(s) amid accepts of {[amid for _, amid in kills]},"
+        f" restart={restart}, {len(agents)} agents):"
         f" acknowledged {len(run.acknowledged)}, lost {len(lost)},"
         f" connected twice {len(twice_by_agents | twice_in_history)},"
         f" posts refused by a dead instance {run.refused},"
@@ -300,16 +306,19 @@ async def _kill9_round(
     assert max(run.remade_s, default=0.0) <= REMADE_WITHIN_S
 
 
+@pytest.mark.parametrize("amid", ["late", "quick"])
 async def test_an_instance_killed_while_agents_work_loses_no_call(
-    shared_backend: Backend, tmp_path: Path
+    shared_backend: Backend, tmp_path: Path, amid: str
 ) -> None:
+    """Killed amid the late console's accept, its call was lost (the hot state had taken the
+    accept, the database had not); amid a quick one's, that agent came back busy with no call."""
     await _kill9_round(
         shared_backend,
         tmp_path,
         agents_per_node=3,
         calls_per_s=6,
-        post_s=10,
-        kills=[4.0],
+        post_s=8,
+        kills=[(3.5, amid)],
         restart=False,
     )
 
@@ -324,6 +333,6 @@ async def test_instances_killed_and_restarted_under_load_lose_no_call(
         agents_per_node=6,
         calls_per_s=15,
         post_s=40,
-        kills=[8.0, 24.0],
+        kills=[(8.0, "late"), (24.0, "quick")],
         restart=True,
     )
