@@ -54,7 +54,7 @@ test: lint browser
 ## faults: the long fault rounds (needs Postgres, Redis and redis-server); `make test` runs
 ## the short ones
 faults: $(STAMP)
-	$(BIN)/pytest -m slow -q -s tests/integration/test_state_loss.py
+	$(BIN)/pytest -m slow -q -s tests/integration/test_state_loss.py tests/integration/test_kill9.py
 
 ## bench: the load tests with their full figures (needs Postgres + Redis)
 bench: $(STAMP)

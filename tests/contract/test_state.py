@@ -27,6 +27,7 @@ from surge.state.base import (
     OfferClaim,
     Outcome,
     QueuedCall,
+    Reaped,
     Withdrawn,
 )
 from surge.state.redis import RedisState
@@ -760,12 +761,33 @@ async def test_a_lost_agent_without_a_call_comes_back_on_break(state: HotState) 
     assert (await view(state)).on_break == 1
 
 
+async def test_a_console_back_busy_with_a_call_the_database_does_not_hold_starts_afresh(
+    state: HotState,
+) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 10, instance="dead")
+    await make_available(state, 11, instance="dead")
+    for call_id, agent_id in ((1, 10), (2, 11)):
+        held = await offer(state, call_id, agent_id)
+        await state.accept(held.offer_id, agent_id, T0 + 1)
+    # The instance died before recording the accept of call 1: the database holds no call for
+    # agent 10. It did record call 2 for agent 11.
+    fresh = await state.agent_connect(10, CITY, instance="i2", now=T0 + 5, call_id=None)
+    kept = await state.agent_connect(11, CITY, instance="i2", now=T0 + 5, call_id=2)
+
+    assert fresh == AgentPresence(10, CITY, AgentState.BREAK, "i2", T0 + 5)
+    assert (kept.state, kept.call_id, kept.instance) == (AgentState.BUSY, 2, "i2")
+    assert (await view(state)).on_break == 1
+    await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 6)
+    assert await idle_ids(state) == [10]
+
+
 async def test_a_lost_agent_is_reaped_with_its_instance(state: HotState) -> None:
     await make_available(state, 10)
     await state.heartbeat("i1", T0)
     await state.agent_lost(10, instance="i1")
 
-    assert await state.reap_instances(T0 + 100, max_silence_s=10) == [(10, None)]
+    assert await state.reap_instances(T0 + 100, max_silence_s=10) == Reaped(("i1",), [(10, None)])
     assert await state.get_agent(10) is None
 
 
@@ -833,14 +855,17 @@ async def test_reap_disconnects_the_agents_of_silent_instances(state: HotState) 
 
     reaped = await state.reap_instances(T0 + 60, max_silence_s=30)
 
-    assert sorted(reaped, key=lambda pair: pair[0]) == [(10, held), (11, None)]
+    assert reaped.instances == ("i1",)
+    assert sorted(reaped.agents, key=lambda pair: pair[0]) == [(10, held), (11, None)]
     assert await state.get_agent(10) is None
     assert await state.get_agent(11) is None
     assert await queue_ids(state) == [1, 2]
     assert await idle_ids(state) == [12, 13]
     # i2 has been silent for exactly 30 s: not longer.
-    assert await state.reap_instances(T0 + 70, max_silence_s=30) == []
-    assert [agent for agent, _ in await state.reap_instances(T0 + 71, max_silence_s=30)] in (
+    assert await state.reap_instances(T0 + 70, max_silence_s=30) == Reaped()
+    assert [
+        agent for agent, _ in (await state.reap_instances(T0 + 71, max_silence_s=30)).agents
+    ] in (
         [12, 13],
         [13, 12],
     )
@@ -851,15 +876,15 @@ async def test_an_instance_that_never_beat_is_reapable_from_its_first_agent(
 ) -> None:
     await state.agent_connect(10, CITY, instance="i3", now=T0, call_id=None)
 
-    assert await state.reap_instances(T0 + 30, max_silence_s=30) == []
-    assert await state.reap_instances(T0 + 31, max_silence_s=30) == [(10, None)]
+    assert await state.reap_instances(T0 + 30, max_silence_s=30) == Reaped()
+    assert await state.reap_instances(T0 + 31, max_silence_s=30) == Reaped(("i3",), [(10, None)])
 
 
 async def test_a_heartbeat_keeps_an_instance_alive(state: HotState) -> None:
     await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=None)
     await state.heartbeat("i1", T0 + 50)
 
-    assert await state.reap_instances(T0 + 60, max_silence_s=30) == []
+    assert await state.reap_instances(T0 + 60, max_silence_s=30) == Reaped()
     assert await state.get_agent(10) is not None
 
 
@@ -1024,7 +1049,7 @@ async def test_reset_forgets_everything(state: HotState) -> None:
         city: CityView(city, 0, None, (), (), 0, 0, 0) for city in CITIES
     }
     assert await state.expire_offers(T0 + 1000) == []
-    assert await state.reap_instances(T0 + 1000, max_silence_s=1) == []
+    assert (await state.reap_instances(T0 + 1000, max_silence_s=1)).agents == []
     assert await state.count_hit("k", window_s=60) == 1
 
 

@@ -6,7 +6,8 @@ fails), records the made offers in the database, then tells agents and the telep
 run when something changes here (`poke`) and on a short tick, which also catches changes made by
 other instances. A surge's offers to helpers are claimed with the helper's seat quota, which the
 hot state checks in the same atomic step. A maintenance loop ends expired offers, reaps agents of
-dead instances, and ends draining surges once their helpers' calls in hand are done.
+dead instances (putting back the calls they left out of the hot state), and ends draining
+surges once their helpers' calls in hand are done.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from surge.calls import service as calls_service
 from surge.cities.service import CityRegistry
 from surge.errors import SurgeError
 from surge.loops import run_forever
-from surge.router import policy
+from surge.router import policy, recovery
 from surge.settings import Settings
 from surge.state.base import HeldOffer, HotState, Lend, OfferClaim
 from surge.surges import service as surges_service
@@ -328,6 +329,29 @@ class Dispatcher:
         await self._announce(out)
         self.poke()
 
+    async def recover(self, dead: Sequence[str]) -> None:
+        """Put back the open calls dead instances left out of the hot state.
+
+        An instance killed between a hot-state step and its database commit (an accept taken
+        in the hot state but not yet recorded, a call recorded but not yet queued) leaves a
+        call the database says is open and the hot state no longer holds: nobody would ever
+        offer it again. The rebuild that start-up runs finds those and queues them (an offer
+        the database still shows is recorded as requeued, `recovered`); calls the hot state
+        holds are left alone, so it is safe while other instances run.
+        """
+        async with self._sessions() as session, session.begin():
+            found = await recovery.rebuild(
+                session=session, state=self._state, instance=self._settings.instance_id
+            )
+        if found.requeued:
+            log.warning(
+                "instance(s) %s died: %d open calls put back in their queues",
+                ", ".join(dead),
+                found.requeued,
+            )
+        await self._announce(found.announce)
+        self.poke()
+
     async def maintain(self) -> None:
         """End expired offers, keep this instance's heartbeat, reap dead instances, end drained
         surges (a task)."""
@@ -343,7 +367,11 @@ class Dispatcher:
                 reaped = await self._state.reap_instances(
                     now, max_silence_s=settings.instance_timeout_s
                 )
-                await self.requeue([o for _, o in reaped if o is not None], reason="seat_lost")
+                await self.requeue(
+                    [o for _, o in reaped.agents if o is not None], reason="seat_lost"
+                )
+                if reaped.instances:
+                    await self.recover(reaped.instances)
                 last_heartbeat = now
             expired = await self._state.expire_offers(now)
             await self.requeue(expired, reason="expired")

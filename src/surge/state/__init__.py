@@ -13,6 +13,7 @@ from surge.state.base import (
     OfferClaim,
     Outcome,
     QueuedCall,
+    Reaped,
     Withdrawn,
     queue_score,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "OfferClaim",
     "Outcome",
     "QueuedCall",
+    "Reaped",
     "Withdrawn",
     "queue_score",
 ]

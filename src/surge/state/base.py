@@ -186,6 +186,15 @@ class Withdrawn:
     offer: HeldOffer | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """What `reap_instances` did: the silent instances it forgot (some may have had no agent
+    left) and each agent of theirs it disconnected, with the offer it lost."""
+
+    instances: tuple[str, ...] = ()
+    agents: list[tuple[int, HeldOffer | None]] = field(default_factory=list)
+
+
 class HotState(Protocol):
     """The operations the service needs; each is atomic across service instances."""
 
@@ -292,7 +301,9 @@ class HotState(Protocol):
 
         An agent already present keeps its state and moves to `instance`. A new presence, or a
         `lost` agent's, is `busy` with `call_id` if given (a connected call survived a
-        disconnect), else on `break`.
+        disconnect), else on `break`. The database's `call_id` wins over a stale presence: an
+        agent `busy` with another call (its instance died between the hot-state step and the
+        database commit of an accept or a completion) starts afresh as a new presence.
         `call_city` is the city of `call_id`: a call of another city makes the agent lent to it
         (counted against that host's quota again).
         """
@@ -340,12 +351,11 @@ class HotState(Protocol):
     async def heartbeat(self, instance: str, now: float) -> None:
         """Record that `instance` is alive."""
 
-    async def reap_instances(
-        self, now: float, *, max_silence_s: float
-    ) -> list[tuple[int, HeldOffer | None]]:
-        """Disconnect the agents of instances silent for longer than `max_silence_s`.
+    async def reap_instances(self, now: float, *, max_silence_s: float) -> Reaped:
+        """Forget the instances silent for longer than `max_silence_s`; disconnect their agents.
 
-        Returns each reaped agent with the offer it lost (its call went back to its place).
+        Returns those instances, and each reaped agent with the offer it lost (its call went
+        back to its place).
         """
 
     # --- rate limits --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from surge.state.base import (
     OfferClaim,
     Outcome,
     QueuedCall,
+    Reaped,
     Withdrawn,
     check_agent_move,
 )
@@ -293,8 +294,13 @@ class InMemoryState:
         call_id: int | None,
         call_city: str | None = None,
     ) -> AgentPresence:
-        """Make the agent present on `instance`; a known agent keeps its city and state."""
+        """Make the agent present on `instance`; a known agent keeps its city and state, unless
+        it is busy with another call than the one in hand (`call_id`, the database's word): that
+        presence is stale (its instance died between the two) and the agent starts afresh."""
         agent = self._agents.get(agent_id)
+        if agent is not None and agent.state is AgentState.BUSY and agent.call_id != call_id:
+            self._drop(agent_id, agent)
+            agent = None
         state = AgentState.BREAK if call_id is None else AgentState.BUSY
         if agent is None:
             agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)
@@ -396,18 +402,17 @@ class InMemoryState:
         """Record that `instance` is alive."""
         self._heartbeats[instance] = now
 
-    async def reap_instances(
-        self, now: float, *, max_silence_s: float
-    ) -> list[tuple[int, HeldOffer | None]]:
-        """Disconnect the agents of instances silent for longer than `max_silence_s`."""
+    async def reap_instances(self, now: float, *, max_silence_s: float) -> Reaped:
+        """Forget the instances silent for longer than `max_silence_s`; disconnect their agents."""
         cutoff = now - max_silence_s
+        silent = tuple(name for name, seen in self._heartbeats.items() if seen < cutoff)
         reaped: list[tuple[int, HeldOffer | None]] = []
-        for instance in [name for name, seen in self._heartbeats.items() if seen < cutoff]:
+        for instance in silent:
             del self._heartbeats[instance]
             for agent_id in sorted(self._members.get(instance, ())):
                 reaped.append((agent_id, self._drop(agent_id, self._agents[agent_id])))
             self._members.pop(instance, None)
-        return reaped
+        return Reaped(silent, reaped)
 
     # --- rate limits --------------------------------------------------------------------------
     async def count_hit(self, key: str, *, window_s: float) -> int:

@@ -54,6 +54,7 @@ from surge.state.base import (
     OfferClaim,
     Outcome,
     QueuedCall,
+    Reaped,
     Withdrawn,
 )
 
@@ -323,7 +324,14 @@ return {'offered', held}
 _CONNECT = """
 local agent, city, instance, now, call = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = P .. 'agent:' .. agent
-local old = redis.call('HMGET', key, 'instance', 'state')
+local old = redis.call('HMGET', key, 'instance', 'state', 'call')
+if old[2] == 'busy' and old[3] ~= call then
+  -- Busy with a call the database does not have in its hand (an instance died between taking
+  -- an accept here and recording it, or between recording a completion and releasing the
+  -- agent): that presence is stale, the agent starts afresh.
+  drop(agent)
+  old = {false, false, false}
+end
 if old[1] then
   redis.call('SREM', P .. 'members:' .. old[1], agent)
   redis.call('HSET', key, 'instance', instance)
@@ -437,10 +445,11 @@ return presence(agent)
 """
 
 # ARGV: P, exclusive upper bound on the last heartbeat ('(' .. cutoff).
-# Returns {agent id, held offer or false} per reaped agent.
+# Returns {the reaped instances, then {agent id, held offer or false} per reaped agent}.
 _REAP = """
-local reaped = {}
-for _, instance in ipairs(redis.call('ZRANGEBYSCORE', P .. 'inst', '-inf', ARGV[2])) do
+local silent = redis.call('ZRANGEBYSCORE', P .. 'inst', '-inf', ARGV[2])
+local reaped = {silent}
+for _, instance in ipairs(silent) do
   local members = P .. 'members:' .. instance
   for _, agent in ipairs(redis.call('SMEMBERS', members)) do
     table.insert(reaped, {agent, drop(agent)})
@@ -860,12 +869,13 @@ class RedisState:
         with _mapped(self._failed):
             await self._client.zadd(f"{self._prefix}inst", {instance: now})
 
-    async def reap_instances(
-        self, now: float, *, max_silence_s: float
-    ) -> list[tuple[int, HeldOffer | None]]:
-        """Disconnect the agents of instances silent for longer than `max_silence_s`."""
-        rows = await self._run(self._reap, "(" + _arg(now - max_silence_s))
-        return [(int(agent), None if held is None else _held(held)) for agent, held in rows]
+    async def reap_instances(self, now: float, *, max_silence_s: float) -> Reaped:
+        """Forget the instances silent for longer than `max_silence_s`; disconnect their agents."""
+        silent, *rows = await self._run(self._reap, "(" + _arg(now - max_silence_s))
+        return Reaped(
+            tuple(_text(name) for name in silent),
+            [(int(agent), None if held is None else _held(held)) for agent, held in rows],
+        )
 
     # --- rate limits --------------------------------------------------------------------------
     async def count_hit(self, key: str, *, window_s: float) -> int:
