@@ -339,17 +339,18 @@ class Dispatcher:
         the database still shows is recorded as requeued, `recovered`); calls the hot state
         holds are left alone, so it is safe while other instances run.
         """
-        async with self._sessions() as session, session.begin():
-            found = await recovery.rebuild(
-                session=session, state=self._state, instance=self._settings.instance_id
-            )
+        found = await recovery.put_back(
+            sessions=self._sessions,
+            state=self._state,
+            instance=self._settings.instance_id,
+            announce=self._announce,
+        )
         if found.requeued:
             log.warning(
                 "instance(s) %s died: %d open calls put back in their queues",
                 ", ".join(dead),
                 found.requeued,
             )
-        await self._announce(found.announce)
         self.poke()
 
     async def maintain(self) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -94,6 +94,20 @@ async def rebuild(*, session: AsyncSession, state: HotState, instance: str) -> R
     )
 
 
+async def put_back(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    state: HotState,
+    instance: str,
+    announce: Callable[[Sequence[events.Event]], Awaitable[None]],
+) -> Recovery:
+    """Rebuild in a transaction of its own, then announce what it found."""
+    async with sessions() as session, session.begin():
+        found = await rebuild(session=session, state=state, instance=instance)
+    await announce(found.announce)
+    return found
+
+
 class StateWatch:
     """Notices a lost or rebuilt hot state and rebuilds this instance's share of it (a task)."""
 
@@ -138,11 +152,12 @@ class StateWatch:
 
     async def repair(self) -> Recovery:
         """Put back in their queues the open calls the hot state does not hold."""
-        async with self._sessions() as session, session.begin():
-            recovery = await rebuild(
-                session=session, state=self._state, instance=self._settings.instance_id
-            )
-        await self._gateway.announce(recovery.announce)
+        recovery = await put_back(
+            sessions=self._sessions,
+            state=self._state,
+            instance=self._settings.instance_id,
+            announce=self._gateway.announce,
+        )
         self._poke()
         return recovery
 
