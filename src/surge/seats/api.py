@@ -192,9 +192,11 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
                     instance=instance,
                     surges=surges,
                 )
+            # The greeting goes first in the outbox: once attached, the console may be sent
+            # an offer at any moment, and `hello` must come before it.
+            for frame in greeting:
+                connection.send(frame)
             await runtime.gateway.attach_agent(seat.agent_id, connection)
-        for frame in greeting:
-            connection.send(frame)
         while True:
             message = await websocket.receive()
             try:
