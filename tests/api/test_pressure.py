@@ -15,6 +15,7 @@ from surge.calls.models import Call
 from surge.cities.monitor import recent_figures
 from surge.db import create_engine, create_sessionmaker
 from tests.api.test_bad_input import error_of
+from tests.api.test_scripts import entry
 from tests.conftest import Backend
 from tests.helpers import LiveService, run_service, seed
 
@@ -312,3 +313,28 @@ async def test_autopilot_does_not_start_again_for_a_drained_city(backend: Backen
             await asyncio.sleep(0.6)
             surges = (await service.http.get("/api/v1/surges", headers=auth)).json()
             assert [s["id"] for s in surges] == [surge["id"]]
+
+
+async def test_an_automatic_surge_tells_its_helpers_the_hosts_scripts_version(
+    backend: Backend,
+) -> None:
+    # A helper joining a surge the autopilot started hears the host's current scripts version,
+    # as one joining a coordinator's surge does.
+    async with run_service(backend.settings(pressure_interval_s=0.1, auto_surge=True)) as service:
+        admin = await service.add_user(Role.CITY_ADMIN, YANGZHOU)
+        cti = await service.add_user(Role.CTI)
+        helper = await service.add_user(Role.AGENT, XUZHOU)
+        book = f"/api/v1/cities/{YANGZHOU}/scripts"
+        answers = {"entries": [entry("testing")]}
+        published = await service.http.post(book, json=answers, headers=service.auth(admin))
+        assert published.status_code == 201, published.text
+        async with service.console(helper) as console:
+            await console.available()
+            await asyncio.gather(*(service.post_call(cti, YANGZHOU) for _ in range(60)))
+            joined = await console.expect("surge.joined", within=5)
+            assert joined == {
+                "type": "surge.joined",
+                "surge_id": joined["surge_id"],
+                "host_city": YANGZHOU,
+                "scripts_version": 1,
+            }

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from surge.events import cti_frame, error_frame, iso, mask_caller, to_agent, to_cti
+from surge.events import to_agent, to_cti
+from surge.seats.frames import cti_call_connected, cti_call_offered, error, iso, mask_caller
 
 DIGITS = "0123456789"
 
@@ -97,26 +98,26 @@ def test_iso_is_utc_with_offset_and_round_trips(epoch: float) -> None:
 
 
 def test_cti_frame() -> None:
-    frame = cti_frame("call.offered", call_id=42, at=1_700_000_000.5, agent_id=7, city="330100")
+    frame = cti_call_offered(call_id=42, at=1_700_000_000.5, agent_id=7, offer_id="o-1")
     assert frame == {
         "type": "call.offered",
         "call_id": 42,
         "at": "2023-11-14T22:13:20.500000+00:00",
         "agent_id": 7,
-        "city": "330100",
+        "offer_id": "o-1",
     }
 
 
 @given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))
 def test_cti_frame_time_has_utc_offset(at: float) -> None:
-    frame = cti_frame("call.connected", call_id=1, at=at)
+    frame = cti_call_connected(call_id=1, at=at, agent="a", endpoint="sip:a")
     assert isinstance(frame["at"], str)
     assert frame["at"].endswith("+00:00")
     assert frame["at"] == iso(at)
 
 
 def test_envelopes_and_error_frame() -> None:
-    frame = error_frame("offer_unavailable", "gone")
+    frame = error(code="offer_unavailable", message="gone")
     assert frame == {"type": "error", "code": "offer_unavailable", "message": "gone"}
     assert to_agent(7, frame) == {"to": "agent", "agent_id": 7, "frame": frame}
     assert to_cti("330100", frame) == {"to": "cti", "city": "330100", "frame": frame}

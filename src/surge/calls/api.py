@@ -24,7 +24,7 @@ from surge.calls.schemas import (
 from surge.db import BIG_INTEGER_MAX
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep, require_city_access, require_role
 from surge.errors import NotFound
-from surge.events import mask_caller
+from surge.seats import frames
 from surge.surges import service as surges_service
 
 router = APIRouter(
@@ -57,7 +57,7 @@ def _as_read(call: Call, history: list[CallEventRead], *, viewer: Principal) -> 
         id=call.id,
         external_id=call.external_id,
         city=call.city_code,
-        caller=mask_caller(call.caller) if helper_view else call.caller,
+        caller=frames.mask_caller(call.caller) if helper_view else call.caller,
         channel=call.channel,
         priority=call.priority,
         status=call.status,
@@ -203,12 +203,8 @@ async def release_call(
         # retry too: the first answer may have failed before this, holding the agent's seat).
         freed = await runtime.state.finish_call(call.agent_id, call_id, time.time())
         if freed is not None:
-            out.append(
-                events.to_agent(call.agent_id, {"type": "call.completed", "call_id": call_id})
-            )
-            out.append(
-                events.to_agent(call.agent_id, {"type": "state", "state": freed.state.value})
-            )
+            out.append(events.to_agent(call.agent_id, frames.call_completed(call_id=call_id)))
+            out.append(events.to_agent(call.agent_id, frames.state(state=freed.state.value)))
             runtime.dispatcher.poke()
     await runtime.gateway.announce(out)
     return await _read(call, session=session, viewer=principal)

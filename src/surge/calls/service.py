@@ -35,6 +35,7 @@ from surge.errors import (
     IdempotencyConflict,
     NotFound,
 )
+from surge.seats import frames
 from surge.state.base import AgentState, CallLocation, HeldOffer, HotState, QueuedCall
 
 # Status changes go through Core tables, not the ORM classes: SQLAlchemy's ORM DML path costs
@@ -241,7 +242,12 @@ async def record_offers(
 
 
 async def record_requeue(
-    *, session: AsyncSession, offer: HeldOffer, reason: str, at: datetime, instance: str
+    *,
+    session: AsyncSession,
+    offer: HeldOffer,
+    reason: frames.RequeueReason,
+    at: datetime,
+    instance: str,
 ) -> list[events.Event]:
     """Record that an offer ended without an answer and the call is queued again."""
     moved = await move(
@@ -261,9 +267,7 @@ async def record_requeue(
     return [
         events.to_cti(
             offer.call.city,
-            events.cti_frame(
-                "call.requeued", call_id=offer.call.call_id, at=at.timestamp(), reason=reason
-            ),
+            frames.cti_call_requeued(call_id=offer.call.call_id, at=at.timestamp(), reason=reason),
         )
     ]
 
@@ -301,13 +305,11 @@ async def record_lost_offer(
     out = [
         events.to_cti(
             city,
-            events.cti_frame(
-                "call.requeued", call_id=call_id, at=at.timestamp(), reason="recovered"
-            ),
+            frames.cti_call_requeued(call_id=call_id, at=at.timestamp(), reason="recovered"),
         )
     ]
     if agent_id is not None:
-        revoked = {"type": "offer.revoked", "offer_id": offer_id, "reason": "recovered"}
+        revoked = frames.offer_revoked(offer_id=offer_id, reason="recovered")
         out.append(events.to_agent(agent_id, revoked))
     return out
 
@@ -397,18 +399,14 @@ async def abandon(
         raise CallNotOpen(f"call {call_id} is already {call.status}; it cannot be abandoned")
     out = [
         events.to_cti(
-            call.city_code, events.cti_frame("call.abandoned", call_id=call_id, at=now.timestamp())
+            call.city_code, frames.cti_call_abandoned(call_id=call_id, at=now.timestamp())
         )
     ]
     if withdrawn.location is CallLocation.OFFERED and withdrawn.offer is not None:
         out.append(
             events.to_agent(
                 withdrawn.offer.agent_id,
-                {
-                    "type": "offer.revoked",
-                    "offer_id": withdrawn.offer.offer_id,
-                    "reason": "abandoned",
-                },
+                frames.offer_revoked(offer_id=withdrawn.offer.offer_id, reason="abandoned"),
             )
         )
     return call, out
@@ -454,8 +452,7 @@ async def release(
     return call, [
         events.to_cti(
             call.city_code,
-            events.cti_frame(
-                "call.completed",
+            frames.cti_call_completed(
                 call_id=call_id,
                 at=now.timestamp(),
                 disposition=Disposition.RELEASED.value,

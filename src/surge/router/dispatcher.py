@@ -29,6 +29,7 @@ from surge.cities.service import CityRegistry
 from surge.errors import SurgeError
 from surge.loops import run_forever
 from surge.router import policy, recovery
+from surge.seats import frames
 from surge.settings import Settings
 from surge.state.base import HeldOffer, HotState, Lend, OfferClaim
 from surge.surges import service as surges_service
@@ -220,7 +221,7 @@ class Dispatcher:
         await self._record_lost_offers(behind)
         out: list[events.Event] = []
         for offer, assignment in recorded:
-            frame = events.offer_frame(
+            frame = frames.offer(
                 offer,
                 agent_city=agent_city[offer.agent_id],
                 surge_id=assignment.surge_id,
@@ -230,8 +231,7 @@ class Dispatcher:
             out.append(
                 events.to_cti(
                     offer.call.city,
-                    events.cti_frame(
-                        "call.offered",
+                    frames.cti_call_offered(
                         call_id=offer.call.call_id,
                         at=now,
                         agent_id=offer.agent_id,
@@ -282,10 +282,7 @@ class Dispatcher:
         revoked = await self._state.end_lending(surge_id, host)
         await self.requeue(revoked, reason="surge_ended")
         await self._announce(
-            [
-                events.to_agent(offer.agent_id, {"type": "state", "state": "available"})
-                for offer in revoked
-            ]
+            [events.to_agent(offer.agent_id, frames.state(state="available")) for offer in revoked]
         )
 
     async def drain(self) -> None:
@@ -304,7 +301,7 @@ class Dispatcher:
                 log.info("surge %s for %s has drained and ended", surge_id, host)
                 await self._announce([events.SURGES_CHANGED])
 
-    async def requeue(self, offers: Sequence[HeldOffer], *, reason: str) -> None:
+    async def requeue(self, offers: Sequence[HeldOffer], *, reason: frames.RequeueReason) -> None:
         """Record ended offers (their calls are queued again) and tell everyone concerned."""
         if not offers:
             return
@@ -322,7 +319,7 @@ class Dispatcher:
         out += [
             events.to_agent(
                 offer.agent_id,
-                {"type": "offer.revoked", "offer_id": offer.offer_id, "reason": reason},
+                frames.offer_revoked(offer_id=offer.offer_id, reason=reason),
             )
             for offer in offers
         ]
@@ -377,13 +374,7 @@ class Dispatcher:
             expired = await self._state.expire_offers(now)
             await self.requeue(expired, reason="expired")
             await self._announce(
-                [
-                    events.to_agent(
-                        offer.agent_id,
-                        {"type": "state", "state": "break", "reason": "missed_offer"},
-                    )
-                    for offer in expired
-                ]
+                [events.to_agent(offer.agent_id, frames.missed_offer()) for offer in expired]
             )
             await self.drain()
 

@@ -22,6 +22,7 @@ from surge.errors import BadRequest, Forbidden, NotFound, StaleVersion, UnknownC
 from surge.scripts.classification import Classification
 from surge.scripts.models import ScriptAck, ScriptVersion
 from surge.scripts.schemas import ScriptEntry
+from surge.seats import frames
 from surge.seats.models import Agent
 from surge.surges import service as surges_service
 
@@ -119,9 +120,15 @@ async def publish(
     except IntegrityError as exc:  # another admin published the same next version just now
         raise StaleVersion(f"version {current + 1} was published a moment ago; reload") from exc
     changes = diff_entries(previous.entries if previous else [], published.entries)
-    frame = {"type": "scripts.updated", "city": city, "version": published.version,
-             "changes": {"added": changes[0], "removed": changes[1],
-                         "changed": [key for key, _ in changes[2]]}}  # fmt: skip
+    frame = frames.scripts_updated(
+        city=city,
+        version=published.version,
+        changes={
+            "added": changes[0],
+            "removed": changes[1],
+            "changed": [key for key, _ in changes[2]],
+        },
+    )
     serving = [city, *await _helper_cities(session=session, host=city)]
     return published, [events.to_city_agents(code, frame) for code in serving]
 

@@ -27,6 +27,7 @@ from surge.errors import (
 )
 from surge.origins import origin_allowed
 from surge.runtime import Runtime
+from surge.seats import frames
 from surge.seats import service as seats_service
 from surge.seats.gateway import CLOSE_OVERWHELMED, CLOSE_UNAUTHORIZED, Connection
 from surge.seats.schemas import (
@@ -71,7 +72,9 @@ async def _admit(websocket: WebSocket, token: str | None, role: Role) -> Princip
         if principal.role is not role:
             raise Forbidden(f"this socket is for the {role.value} role")
     except SurgeError as exc:
-        await websocket.send_text(orjson.dumps(events.error_frame(exc.code, exc.message)).decode())
+        await websocket.send_text(
+            orjson.dumps(frames.error(code=exc.code, message=exc.message)).decode()
+        )
         if isinstance(exc, Unauthorized):
             code = CLOSE_UNAUTHORIZED
         elif isinstance(exc, Forbidden):
@@ -157,7 +160,7 @@ async def _leave(runtime: Runtime, seat: seats_service.Seat, *, said_goodbye: bo
         async with database_errors():
             if said_goodbye:
                 held = await runtime.state.agent_disconnect(seat.agent_id, instance=instance)
-                reason = "agent_disconnected"
+                reason: frames.RequeueReason = "agent_disconnected"
             else:
                 held = await runtime.state.agent_lost(seat.agent_id, instance=instance)
                 reason = "agent_lost"
@@ -203,7 +206,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
                 async with database_errors():
                     out = await _handle(runtime, seat, _parse(runtime, _text(message)))
             except SurgeError as exc:
-                connection.send(events.error_frame(exc.code, exc.message))
+                connection.send(frames.error(code=exc.code, message=exc.message))
                 out = []
             await runtime.gateway.announce(out)
             runtime.dispatcher.poke()
@@ -211,7 +214,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         # The console went away (RuntimeError: it went while we were reading).
         said_goodbye = isinstance(exc, WebSocketDisconnect) and exc.code in CLEAN_CLOSES
     except SurgeError as exc:  # connecting failed: the seat is gone or the state is down
-        connection.send(events.error_frame(exc.code, exc.message))
+        connection.send(frames.error(code=exc.code, message=exc.message))
     finally:
         try:
             if seat is not None:
@@ -238,16 +241,18 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
     connection = Connection(websocket, city=principal.city, principal=principal)
     writer = asyncio.create_task(connection.write())
     runtime.gateway.cti[connection.id] = connection
-    connection.send({"type": "hello", "city": principal.city})
+    connection.send(frames.cti_hello(city=principal.city))
     try:
         while True:
             try:
                 _text(await websocket.receive())
             except TextFramesOnly as exc:
-                connection.send(events.error_frame(exc.code, exc.message))
+                connection.send(frames.error(code=exc.code, message=exc.message))
                 continue
             connection.send(
-                events.error_frame("read_only", "this stream only sends; use the HTTP API to act")
+                frames.error(
+                    code="read_only", message="this stream only sends; use the HTTP API to act"
+                )
             )
     except (WebSocketDisconnect, RuntimeError):
         pass

@@ -22,8 +22,10 @@ from starlette.websockets import WebSocket, WebSocketState
 from surge.auth.directory import WITHDRAWN
 from surge.auth.service import Principal
 from surge.errors import SurgeError, Unauthorized
-from surge.events import Event, Frame, error_frame
+from surge.events import Event
 from surge.loops import run_forever
+from surge.seats import frames
+from surge.seats.frames import Frame
 from surge.state.base import AgentState, HotState
 
 log = logging.getLogger(__name__)
@@ -53,13 +55,15 @@ class Connection:
 
     def send(self, frame: Frame) -> None:
         """Queue a frame; a socket that cannot keep up is closed rather than buffered forever."""
-        kind = frame.get("type")
-        if kind in ("hello", "state") and "state" in frame:
+        if frame["type"] == "state":
             self.told_state = frame["state"]
-        elif kind == "offer":
+        elif frame["type"] == "hello":
+            told = frame.get("state")  # a telephony stream's hello has none
+            self.told_state = told if isinstance(told, str) else None
+        elif frame["type"] == "offer":
             self.told_offer = frame["offer_id"]
-        elif kind == "call.connected" or (
-            kind == "offer.revoked" and frame.get("offer_id") == self.told_offer
+        elif frame["type"] == "call.connected" or (
+            frame["type"] == "offer.revoked" and frame["offer_id"] == self.told_offer
         ):
             self.told_offer = None
         try:
@@ -162,7 +166,7 @@ class Gateway:
         """
         for connection in (*self.agents.values(), *self.cti.values()):
             if connection.close_code is None and verdict(connection.principal) is False:
-                connection.send(error_frame(Unauthorized.code, WITHDRAWN))
+                connection.send(frames.error(code=Unauthorized.code, message=WITHDRAWN))
                 connection.close(CLOSE_UNAUTHORIZED)
 
     async def announce(self, events: Sequence[Event]) -> None:

@@ -31,6 +31,7 @@ from surge.errors import (
 from surge.router.policy import SurgeView
 from surge.scripts import service as scripts_service
 from surge.scripts.classification import Classification
+from surge.seats import frames
 from surge.seats.gateway import AgentConsole
 from surge.seats.models import Agent
 from surge.seats.schemas import CompleteMessage, ScriptsAckMessage
@@ -55,14 +56,6 @@ async def load_seat(*, session: AsyncSession, agent_id: int) -> Seat:
     return Seat(agent.id, agent.name, agent.city_code, agent.endpoint)
 
 
-def call_brief(
-    *, call_id: int, city: str, caller: str, channel: str, seat: Seat
-) -> dict[str, object]:
-    """The call as its agent sees it (helper agents get the caller's number masked)."""
-    shown = caller if city == seat.city else events.mask_caller(caller)
-    return {"id": call_id, "city": city, "caller": shown, "channel": channel}
-
-
 async def connect(
     *,
     session: AsyncSession,
@@ -70,7 +63,7 @@ async def connect(
     seat: Seat,
     instance: str,
     surges: Sequence[SurgeView],
-) -> list[events.Frame]:
+) -> list[frames.AgentFrame]:
     """Make the agent present here: its `hello` (with the call in hand), the surges its city
     serves (`surge.joined`), and a pending offer.
 
@@ -94,40 +87,34 @@ async def connect(
     serving = [surge for surge in surges if seat.city in surge.quotas]
     cities = [seat.city, *(surge.host for surge in serving)]
     current = await scripts_service.current_versions(session=session, cities=cities)
-    frames: list[events.Frame] = [
-        {
-            "type": "hello",
-            "agent": seat.name,
-            "agent_id": seat.agent_id,
-            "city": seat.city,
-            "state": presence.state.value,
-            "call": call_brief(
+    out: list[frames.AgentFrame] = [
+        frames.hello(
+            agent=seat.name,
+            agent_id=seat.agent_id,
+            city=seat.city,
+            state=presence.state.value,
+            call=frames.call_brief(
                 call_id=in_hand.id,
                 city=in_hand.city_code,
                 caller=in_hand.caller,
                 channel=in_hand.channel,
-                seat=seat,
+                agent_city=seat.city,
             )
             if in_hand
             else None,
-            "scripts": {seat.city: current[seat.city]},
-        }
+            scripts={seat.city: current[seat.city]},
+        )
     ]
-    frames += [
-        {
-            "type": "surge.joined",
-            "surge_id": surge.surge_id,
-            "host_city": surge.host,
-            "scripts_version": current[surge.host],
-        }
+    out += [
+        frames.surge_joined(
+            surge_id=surge.surge_id, host_city=surge.host, scripts_version=current[surge.host]
+        )
         for surge in serving
     ]
     pending = await state.get_offer(presence.offer_id) if presence.offer_id else None
     if pending is not None:
-        frames.append(
-            events.offer_frame(pending, agent_city=seat.city, surge_id=None, now=time.time())
-        )
-    return frames
+        out.append(frames.offer(pending, agent_city=seat.city, surge_id=None, now=time.time()))
+    return out
 
 
 async def restore_presence(
@@ -153,7 +140,7 @@ async def restore_presence(
     out: list[events.Event] = []
     for console in consoles:
         if console.offer_id is not None:
-            revoked = {"type": "offer.revoked", "offer_id": console.offer_id, "reason": "recovered"}
+            revoked = frames.offer_revoked(offer_id=console.offer_id, reason="recovered")
             out.append(events.to_agent(console.agent_id, revoked))
         now = time.time()
         call_id, call_city = in_hand.get(console.agent_id, (None, None))
@@ -174,9 +161,9 @@ async def restore_presence(
     return out
 
 
-def state_frame(presence: AgentPresence) -> events.Frame:
+def state_frame(presence: AgentPresence) -> frames.State:
     """Tell the console the agent's state (sent after every change)."""
-    return {"type": "state", "state": presence.state.value}
+    return frames.state(state=presence.state.value)
 
 
 async def set_status(*, state: HotState, seat: Seat, target: AgentState) -> list[events.Event]:
@@ -210,17 +197,18 @@ async def accept(
         await state.finish_call(seat.agent_id, offer.call.call_id, at.timestamp())
         raise CallNotOpen("the caller hung up before the call was connected")
     call = offer.call  # the hot state's copy: no need to read the row back
-    brief = call_brief(
-        call_id=call.call_id, city=call.city, caller=call.caller, channel=call.channel, seat=seat
+    brief = frames.call_brief(
+        call_id=call.call_id,
+        city=call.city,
+        caller=call.caller,
+        channel=call.channel,
+        agent_city=seat.city,
     )
     return [
-        events.to_agent(
-            seat.agent_id, {"type": "call.connected", "call_id": call.call_id, "call": brief}
-        ),
+        events.to_agent(seat.agent_id, frames.call_connected(call_id=call.call_id, call=brief)),
         events.to_cti(
             call.city,
-            events.cti_frame(
-                "call.connected",
+            frames.cti_call_connected(
                 call_id=call.call_id,
                 at=at.timestamp(),
                 agent=seat.name,
@@ -279,11 +267,10 @@ async def complete(
         classification=classification,
     )
     return [
-        events.to_agent(seat.agent_id, {"type": "call.completed", "call_id": message.call_id}),
+        events.to_agent(seat.agent_id, frames.call_completed(call_id=message.call_id)),
         events.to_cti(
             city,
-            events.cti_frame(
-                "call.completed",
+            frames.cti_call_completed(
                 call_id=message.call_id,
                 at=at.timestamp(),
                 disposition=message.disposition.value,

@@ -13,7 +13,6 @@ from surge.auth.service import Principal
 from surge.cities.schemas import CityCode
 from surge.db import INTEGER_MAX
 from surge.deps import RuntimeDep, SessionDep, require_role
-from surge.scripts import service as scripts_service
 from surge.surges import service as surges_service
 from surge.surges.models import Surge
 from surge.surges.schemas import (
@@ -114,18 +113,6 @@ def _release(surge: Surge, *, runtime: RuntimeDep) -> ReleaseRead:
     return ReleaseRead(suggested=release.suggested, reasons=list(release.reasons))
 
 
-async def _announce(
-    runtime: RuntimeDep, session: SessionDep, surge: Surge, out: list[events.Event]
-) -> None:
-    """Tell agents (joining ones also the host's current script version) and every dispatcher."""
-    host = surge.host_city
-    current = await scripts_service.current_versions(session=session, cities=[host])
-    for event in out:
-        if event["frame"]["type"] == "surge.joined":
-            event["frame"]["scripts_version"] = current[host]
-    await runtime.gateway.announce([*out, events.SURGES_CHANGED])
-
-
 async def _apply(
     change: Callable[[], Awaitable[tuple[Surge, list[events.Event]]]],
     *,
@@ -135,7 +122,7 @@ async def _apply(
     """Run a coordinator's change in one transaction, announce it, and read the surge back."""
     async with session.begin():
         surge, out = await change()
-    await _announce(runtime, session, surge, out)
+    await runtime.gateway.announce([*out, events.SURGES_CHANGED])
     return await _read(surge, session=session, runtime=runtime)
 
 
@@ -257,8 +244,8 @@ async def end_surge(
             # the surges is older (the hot state refuses the claim). Should the hot state fail,
             # the maintenance loops revoke the offers as soon as it answers again.
             await runtime.dispatcher.end_lending(surge.id, surge.host_city)
-    finally:
-        await _announce(runtime, session, surge, out)  # surge.left after the revocations
+    finally:  # surge.left after the revocations
+        await runtime.gateway.announce([*out, events.SURGES_CHANGED])
     return await _read(surge, session=session, runtime=runtime)
 
 

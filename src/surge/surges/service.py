@@ -28,6 +28,8 @@ from surge.cities.service import CityRegistry
 from surge.db import epoch_seconds, utcnow
 from surge.errors import BadRequest, HelperInSurge, HostInSurge, NotFound, SurgeEnded
 from surge.router.policy import SurgeView, helper_reserves, lending_refusal, own_service_level
+from surge.scripts.models import ScriptVersion
+from surge.seats import frames
 from surge.seats.models import Agent
 from surge.state.base import CityView
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
@@ -141,7 +143,7 @@ async def create(
         detail=payload.model_dump(exclude={"reason"}),
         reason=payload.reason,
     )
-    return surge, _joined(surge, surge.waves[0])
+    return surge, await _joined(session=session, surge=surge, wave=surge.waves[0])
 
 
 async def listing(*, session: AsyncSession, live_only: bool) -> list[Surge]:
@@ -182,7 +184,7 @@ async def activate_wave(
         reason=reason,
     )
     await session.flush()
-    return surge, _joined(surge, wave)
+    return surge, await _joined(session=session, surge=surge, wave=wave)
 
 
 async def end(
@@ -201,7 +203,7 @@ async def end(
     audit(session=session, actor=actor, action="surge.ended", surge_id=surge.id, detail={},
           reason=reason)  # fmt: skip
     await session.flush()
-    frame = {"type": "surge.left", "surge_id": surge.id, "host_city": surge.host_city}
+    frame = frames.surge_left(surge_id=surge.id, host_city=surge.host_city)
     return surge, [events.to_city_agents(c, frame) for c in helpers_of(surge, active_only=True)]
 
 
@@ -241,8 +243,14 @@ async def helper_calls_in_hand(*, session: AsyncSession, host: str) -> int:
     return int(count.scalar_one())
 
 
-def _joined(surge: Surge, wave: SurgeWave) -> list[events.Event]:
-    frame = {"type": "surge.joined", "surge_id": surge.id, "host_city": surge.host_city}
+async def _joined(*, session: AsyncSession, surge: Surge, wave: SurgeWave) -> list[events.Event]:
+    """Tell the wave's cities they help the host, and which version of its scripts is current."""
+    newest = await session.execute(
+        select(func.max(ScriptVersion.version)).where(ScriptVersion.city_code == surge.host_city)
+    )
+    frame = frames.surge_joined(
+        surge_id=surge.id, host_city=surge.host_city, scripts_version=newest.scalar_one() or 0
+    )
     return [events.to_city_agents(c.city_code, frame) for c in wave.cities]
 
 

@@ -1,0 +1,385 @@
+"""The websocket protocol: every frame the service sends on `/ws/agent` and `/ws/cti`, and what
+it receives.
+
+Each frame is a TypedDict whose `type` is a `Literal`, built only by the keyword-only function
+below it, so a frame missing a field does not type-check. The keys are the wire format
+(docs/PROTOCOL.md documents each frame; tests/unit/test_protocol.py keeps the two in step).
+What an agent's console sends is validated by `surge.seats.schemas.agent_message`
+(`AgentMessage`, re-exported here); the telephony stream receives nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal, NotRequired, TypedDict
+
+from surge.seats.schemas import (
+    AcceptMessage,
+    AgentMessage,
+    CompleteMessage,
+    DeclineMessage,
+    ScriptsAckMessage,
+    StatusMessage,
+)
+from surge.state.base import HeldOffer
+
+__all__ = [
+    "AcceptMessage",
+    "AgentMessage",
+    "CompleteMessage",
+    "DeclineMessage",
+    "ScriptsAckMessage",
+    "StatusMessage",
+]
+
+RequeueReason = Literal[
+    "declined", "expired", "seat_lost", "surge_ended", "agent_disconnected", "agent_lost",
+    "recovered",
+]  # fmt: skip
+"""Why an offered call went back to the queue (`call.requeued`, and `offer.revoked`)."""
+RevokeReason = RequeueReason | Literal["abandoned"]
+"""Why an offer was taken back from the agent (`offer.revoked`)."""
+
+
+def iso(epoch_s: float) -> str:
+    """An epoch time as ISO 8601 with offset."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+def mask_caller(caller: str) -> str:
+    """Hide the middle of a number for helper agents: 13812345678 -> 138****5678."""
+    hidden = max(-(-len(caller) // 3), len(caller) - 7)  # at least a third, at most 7 shown
+    shown = len(caller) - hidden
+    head = shown // 2
+    return caller[:head] + "*" * hidden + caller[head + hidden :]
+
+
+# -- Both sockets --------------------------------------------------------------------------------
+
+
+class Error(TypedDict):
+    """The contract's error body as a frame: a refused message, or why the socket closes."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+
+
+def error(*, code: str, message: str) -> Error:
+    """The `error` frame."""
+    return {"type": "error", "code": code, "message": message}
+
+
+# -- /ws/agent -----------------------------------------------------------------------------------
+
+
+class CallBrief(TypedDict):
+    """A call as its agent sees it (a helper agent sees the caller's number masked)."""
+
+    id: int
+    city: str
+    caller: str
+    channel: str
+
+
+class OfferedCall(CallBrief):
+    """An offered call, with how long its caller has waited."""
+
+    waited_s: float
+
+
+def call_brief(*, call_id: int, city: str, caller: str, channel: str, agent_city: str) -> CallBrief:
+    """The call as an agent of `agent_city` sees it."""
+    shown = caller if city == agent_city else mask_caller(caller)
+    return {"id": call_id, "city": city, "caller": shown, "channel": channel}
+
+
+class Hello(TypedDict):
+    """The first frame on an agent's socket: who it is, its state, its call in hand."""
+
+    type: Literal["hello"]
+    agent: str
+    agent_id: int
+    city: str
+    state: str
+    call: CallBrief | None
+    scripts: dict[str, int]
+
+
+def hello(
+    *,
+    agent: str,
+    agent_id: int,
+    city: str,
+    state: str,
+    call: CallBrief | None,
+    scripts: dict[str, int],
+) -> Hello:
+    """The agent's `hello`."""
+    return {
+        "type": "hello",
+        "agent": agent,
+        "agent_id": agent_id,
+        "city": city,
+        "state": state,
+        "call": call,
+        "scripts": scripts,
+    }
+
+
+class State(TypedDict):
+    """The agent's state, after every change (`reason` when the service put it on break)."""
+
+    type: Literal["state"]
+    state: str
+    reason: NotRequired[Literal["missed_offer"]]
+
+
+def state(*, state: str) -> State:
+    """The `state` frame."""
+    return {"type": "state", "state": state}
+
+
+def missed_offer() -> State:
+    """The agent let an offer expire: it is put on break."""
+    return {"type": "state", "state": "break", "reason": "missed_offer"}
+
+
+class Offer(TypedDict):
+    """A call offered to the agent, to accept or decline before it expires."""
+
+    type: Literal["offer"]
+    offer_id: str
+    call: OfferedCall
+    expires_in_s: float
+    surge_id: int | None
+
+
+def offer(held: HeldOffer, *, agent_city: str, surge_id: int | None, now: float) -> Offer:
+    """The `offer` frame an agent of `agent_city` receives."""
+    call = held.call
+    return {
+        "type": "offer",
+        "offer_id": held.offer_id,
+        "call": {
+            "id": call.call_id,
+            "city": call.city,
+            "caller": call.caller if agent_city == call.city else mask_caller(call.caller),
+            "channel": call.channel,
+            "waited_s": round(max(0.0, now - call.enqueued_at), 3),
+        },
+        "expires_in_s": round(max(0.0, held.expires_at - now), 3),
+        "surge_id": surge_id,
+    }
+
+
+class OfferRevoked(TypedDict):
+    """An offer the agent can no longer accept."""
+
+    type: Literal["offer.revoked"]
+    offer_id: str
+    reason: RevokeReason
+
+
+def offer_revoked(*, offer_id: str, reason: RevokeReason) -> OfferRevoked:
+    """The `offer.revoked` frame."""
+    return {"type": "offer.revoked", "offer_id": offer_id, "reason": reason}
+
+
+class CallConnected(TypedDict):
+    """The agent's accept was recorded: the call is in hand."""
+
+    type: Literal["call.connected"]
+    call_id: int
+    call: CallBrief
+
+
+def call_connected(*, call_id: int, call: CallBrief) -> CallConnected:
+    """The agent's `call.connected`."""
+    return {"type": "call.connected", "call_id": call_id, "call": call}
+
+
+class CallCompleted(TypedDict):
+    """The agent's call in hand is closed."""
+
+    type: Literal["call.completed"]
+    call_id: int
+
+
+def call_completed(*, call_id: int) -> CallCompleted:
+    """The agent's `call.completed`."""
+    return {"type": "call.completed", "call_id": call_id}
+
+
+class SurgeJoined(TypedDict):
+    """The agent's city now helps a host, whose scripts are at `scripts_version`."""
+
+    type: Literal["surge.joined"]
+    surge_id: int
+    host_city: str
+    scripts_version: int
+
+
+def surge_joined(*, surge_id: int, host_city: str, scripts_version: int) -> SurgeJoined:
+    """The `surge.joined` frame."""
+    return {
+        "type": "surge.joined",
+        "surge_id": surge_id,
+        "host_city": host_city,
+        "scripts_version": scripts_version,
+    }
+
+
+class SurgeLeft(TypedDict):
+    """The surge the agent's city helped is ending: no new offers of its host."""
+
+    type: Literal["surge.left"]
+    surge_id: int
+    host_city: str
+
+
+def surge_left(*, surge_id: int, host_city: str) -> SurgeLeft:
+    """The `surge.left` frame."""
+    return {"type": "surge.left", "surge_id": surge_id, "host_city": host_city}
+
+
+class ScriptChanges(TypedDict):
+    """The entry keys a published version added, removed and changed."""
+
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+class ScriptsUpdated(TypedDict):
+    """A city whose scripts the agent uses published a new version."""
+
+    type: Literal["scripts.updated"]
+    city: str
+    version: int
+    changes: ScriptChanges
+
+
+def scripts_updated(*, city: str, version: int, changes: ScriptChanges) -> ScriptsUpdated:
+    """The `scripts.updated` frame."""
+    return {"type": "scripts.updated", "city": city, "version": version, "changes": changes}
+
+
+# -- /ws/cti -------------------------------------------------------------------------------------
+
+
+class CtiHello(TypedDict):
+    """The first frame on a telephony stream: the city it follows (None: the whole province)."""
+
+    type: Literal["hello"]
+    city: str | None
+
+
+def cti_hello(*, city: str | None) -> CtiHello:
+    """The telephony stream's `hello`."""
+    return {"type": "hello", "city": city}
+
+
+class CtiCallOffered(TypedDict):
+    """A call was offered to an agent."""
+
+    type: Literal["call.offered"]
+    call_id: int
+    at: str
+    agent_id: int
+    offer_id: str
+
+
+def cti_call_offered(*, call_id: int, at: float, agent_id: int, offer_id: str) -> CtiCallOffered:
+    """The telephony `call.offered`."""
+    return {
+        "type": "call.offered",
+        "call_id": call_id,
+        "at": iso(at),
+        "agent_id": agent_id,
+        "offer_id": offer_id,
+    }
+
+
+class CtiCallConnected(TypedDict):
+    """An agent accepted: bridge the voice to its endpoint."""
+
+    type: Literal["call.connected"]
+    call_id: int
+    at: str
+    agent: str
+    endpoint: str
+
+
+def cti_call_connected(*, call_id: int, at: float, agent: str, endpoint: str) -> CtiCallConnected:
+    """The telephony `call.connected`."""
+    return {
+        "type": "call.connected",
+        "call_id": call_id,
+        "at": iso(at),
+        "agent": agent,
+        "endpoint": endpoint,
+    }
+
+
+class CtiCallRequeued(TypedDict):
+    """An offered call went back to its place in the queue."""
+
+    type: Literal["call.requeued"]
+    call_id: int
+    at: str
+    reason: RequeueReason
+
+
+def cti_call_requeued(*, call_id: int, at: float, reason: RequeueReason) -> CtiCallRequeued:
+    """The telephony `call.requeued`."""
+    return {"type": "call.requeued", "call_id": call_id, "at": iso(at), "reason": reason}
+
+
+class CtiCallAbandoned(TypedDict):
+    """The caller hung up before the call was connected."""
+
+    type: Literal["call.abandoned"]
+    call_id: int
+    at: str
+
+
+def cti_call_abandoned(*, call_id: int, at: float) -> CtiCallAbandoned:
+    """The telephony `call.abandoned`."""
+    return {"type": "call.abandoned", "call_id": call_id, "at": iso(at)}
+
+
+class CtiCallCompleted(TypedDict):
+    """A connected call was closed, with its disposition."""
+
+    type: Literal["call.completed"]
+    call_id: int
+    at: str
+    disposition: str
+
+
+def cti_call_completed(*, call_id: int, at: float, disposition: str) -> CtiCallCompleted:
+    """The telephony `call.completed`."""
+    return {"type": "call.completed", "call_id": call_id, "at": iso(at), "disposition": disposition}
+
+
+AgentFrame = (
+    Hello
+    | State
+    | Offer
+    | OfferRevoked
+    | CallConnected
+    | CallCompleted
+    | SurgeJoined
+    | SurgeLeft
+    | ScriptsUpdated
+    | Error
+)
+"""Every frame an agent's console receives."""
+CtiFrame = (
+    CtiHello | CtiCallOffered | CtiCallConnected | CtiCallRequeued | CtiCallAbandoned
+    | CtiCallCompleted | Error
+)  # fmt: skip
+"""Every frame a telephony stream receives."""
+Frame = AgentFrame | CtiFrame
+"""Every frame the service sends."""
