@@ -8,27 +8,73 @@ themselves are built in `surge.seats.frames`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Literal, TypedDict, final
 
 from surge.seats.frames import AgentFrame, CtiFrame
 
-Event = dict[str, Any]
+
+@final
+class ToAgent(TypedDict):
+    """A frame for one agent's console."""
+
+    to: Literal["agent"]
+    agent_id: int
+    frame: AgentFrame
 
 
-def to_agent(agent_id: int, frame: AgentFrame) -> Event:
+@final
+class CloseAgent(TypedDict):
+    """Close one agent's console (it opened another elsewhere)."""
+
+    to: Literal["agent"]
+    agent_id: int
+    close: int
+
+
+class ToCityAgents(TypedDict):
+    """A frame for every connected agent of a city."""
+
+    to: Literal["city_agents"]
+    city: str
+    frame: AgentFrame
+
+
+class ToCti(TypedDict):
+    """A frame for the telephony streams of a city and the province-wide ones."""
+
+    to: Literal["cti"]
+    city: str
+    frame: CtiFrame
+
+
+class SurgesChanged(TypedDict):
+    """Every instance re-reads the active surges."""
+
+    to: Literal["surges"]
+
+
+Event = ToAgent | CloseAgent | ToCityAgents | ToCti | SurgesChanged
+
+
+def to_agent(agent_id: int, frame: AgentFrame) -> ToAgent:
     """Deliver `frame` to the agent's console, wherever it is connected."""
     return {"to": "agent", "agent_id": agent_id, "frame": frame}
 
 
-def to_city_agents(city: str, frame: AgentFrame) -> Event:
+def close_agent(agent_id: int, code: int) -> CloseAgent:
+    """Close the agent's console with `code`, wherever it is connected."""
+    return {"to": "agent", "agent_id": agent_id, "close": code}
+
+
+def to_city_agents(city: str, frame: AgentFrame) -> ToCityAgents:
     """Deliver `frame` to every connected agent of `city` (e.g. `surge.joined`)."""
     return {"to": "city_agents", "city": city, "frame": frame}
 
 
-SURGES_CHANGED: Event = {"to": "surges"}  # every instance re-reads the active surges
+SURGES_CHANGED: SurgesChanged = {"to": "surges"}  # every instance re-reads the active surges
 
 
-def to_cti(city: str, frame: CtiFrame) -> Event:
+def to_cti(city: str, frame: CtiFrame) -> ToCti:
     """Deliver `frame` to the telephony streams of `city` and the province-wide ones."""
     return {"to": "cti", "city": city, "frame": frame}
 

@@ -302,7 +302,7 @@ async def record_lost_offer(
     )
     if moved is None:
         return []
-    out = [
+    out: list[events.Event] = [
         events.to_cti(
             city,
             frames.cti_call_requeued(call_id=call_id, at=at.timestamp(), reason="recovered"),
@@ -397,7 +397,7 @@ async def abandon(
     await session.refresh(call)
     if moved is None:
         raise CallNotOpen(f"call {call_id} is already {call.status}; it cannot be abandoned")
-    out = [
+    out: list[events.Event] = [
         events.to_cti(
             call.city_code, frames.cti_call_abandoned(call_id=call_id, at=now.timestamp())
         )

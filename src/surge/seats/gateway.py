@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from surge.auth.directory import WITHDRAWN
 from surge.auth.service import Principal
 from surge.errors import SurgeError, Unauthorized
-from surge.events import Event
+from surge.events import Event, close_agent
 from surge.loops import run_forever
 from surge.seats import frames
 from surge.seats.frames import Frame
@@ -150,7 +150,7 @@ class Gateway:
         if previous is not None:
             previous.close(CLOSE_REPLACED)
         if self._shared:
-            await self._publish([{"to": "agent", "agent_id": agent_id, "close": CLOSE_REPLACED}])
+            await self._publish([close_agent(agent_id, CLOSE_REPLACED)])
 
     def detach_agent(self, agent_id: int, connection: Connection) -> bool:
         """Forget the console if it is still the agent's current one; say whether it was."""
