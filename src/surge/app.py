@@ -38,6 +38,7 @@ from surge.seats.gateway import Gateway
 from surge.settings import Settings
 from surge.surges import api as surges_api
 from surge.surges.autopilot import Autopilot
+from surge.surges.roster import SurgeRoster
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +157,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = make_state(settings)
         cities = CityRegistry(sessions)
         gateway = Gateway(state, instance=settings.instance_id, shared=settings.uses_redis)
+        surges = SurgeRoster(settings=settings, sessions=sessions)
         dispatcher = Dispatcher(
             settings=settings,
             state=state,
             sessions=sessions,
             cities=cities,
+            surges=surges,
             announce=gateway.announce,
         )
-        gateway.on_surges_changed = dispatcher.surges_changed
+
+        def surges_changed() -> None:
+            surges.changed()
+            dispatcher.poke()  # the next cycle routes by the changed surges
+
+        gateway.on_surges_changed = surges_changed
         watch = recovery.StateWatch(
             settings=settings,
             state=state,
@@ -194,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 cities=cities,
                 gateway=gateway,
                 dispatcher=dispatcher,
+                surges=surges,
                 pressure=monitor,
                 classification=classification,
                 script_index=BookIndex(),

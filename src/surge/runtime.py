@@ -16,6 +16,7 @@ from surge.scripts.search import BookIndex
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
 from surge.state.base import HotState
+from surge.surges.roster import SurgeRoster
 
 
 def make_state(settings: Settings) -> HotState:
@@ -44,6 +45,7 @@ class Runtime:
     cities: CityRegistry
     gateway: Gateway
     dispatcher: Dispatcher
+    surges: SurgeRoster  # who serves which host: the live surges, cached once per instance
     pressure: PressureMonitor
     classification: Classification
     script_index: BookIndex

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,11 +32,10 @@ from surge.seats import frames
 from surge.settings import Settings
 from surge.state.base import HeldOffer, HotState, Lend, OfferClaim
 from surge.surges import service as surges_service
+from surge.surges.roster import SurgeRoster
 
 log = logging.getLogger(__name__)
 
-SURGES_TTL_S = 1.0  # other instances' surge changes arrive by event; this is the backstop
-SERVICE_LEVELS_TTL_S = 5.0  # the lender protection's own service levels change slowly
 Announce = Callable[[Sequence[events.Event]], Awaitable[None]]
 
 
@@ -51,68 +49,22 @@ class Dispatcher:
         state: HotState,
         sessions: async_sessionmaker[AsyncSession],
         cities: CityRegistry,
+        surges: SurgeRoster,
         announce: Announce,
     ) -> None:
         self._settings = settings
         self._state = state
         self._sessions = sessions
         self._cities = cities
+        self._surges = surges
         self._announce = announce
         self._wake = asyncio.Event()
         self._stopping = False
-        self._surges: tuple[policy.SurgeView, ...] = ()
-        self._draining: tuple[tuple[int, str], ...] = ()  # (surge id, host) of draining surges
-        self._surges_read_at = -math.inf
-        self._surges_lock = asyncio.Lock()
-        self._levels: dict[str, float | None] = {}
-        self._levels_read_at = -math.inf
-        self._levels_lock = asyncio.Lock()
-
-    def surges_changed(self) -> None:
-        """A surge started, gained a wave, ended or drained: re-read them before the next cycle."""
-        self._surges_read_at = -math.inf
-        self.poke()
-
-    async def surges(self) -> tuple[policy.SurgeView, ...]:
-        """The active surges, re-read from the database at most every `SURGES_TTL_S` (with the
-        draining ones, which get no new helper offers).
-
-        One read at a time: many consoles connecting at once share it rather than each taking
-        a database connection (which could drain the pool).
-        """
-        if time.monotonic() - self._surges_read_at > SURGES_TTL_S:
-            async with self._surges_lock:
-                if time.monotonic() - self._surges_read_at > SURGES_TTL_S:
-                    async with self._sessions() as session:
-                        live = await surges_service.live_surges(session=session)
-                    self._surges = surges_service.views(live)
-                    self._draining = tuple(
-                        (s.id, s.host_city) for s in live if s.status == surges_service.DRAINING
-                    )
-                    self._surges_read_at = time.monotonic()
-        return self._surges
 
     @property
     def protection_service_level(self) -> float | None:
         """The lender protection's target (None: the guard is off)."""
         return self._settings.protection_service_level or None
-
-    async def own_service_levels(self) -> Mapping[str, float | None]:
-        """Each city's own service level over the protection window, re-read every few seconds."""
-        if time.monotonic() - self._levels_read_at > SERVICE_LEVELS_TTL_S:
-            async with self._levels_lock:
-                if time.monotonic() - self._levels_read_at > SERVICE_LEVELS_TTL_S:
-                    settings = self._settings
-                    since = datetime.now(UTC) - timedelta(seconds=settings.protection_window_s)
-                    async with self._sessions() as session:
-                        self._levels = await surges_service.own_service_levels(
-                            session=session,
-                            since=since,
-                            within_s=settings.service_level_s,
-                            short_abandon_s=settings.report_short_abandon_s,
-                        )
-                    self._levels_read_at = time.monotonic()
-        return self._levels
 
     def stop(self) -> None:
         """Ask the loops to end after their current step (shutdown also cancels them)."""
@@ -143,14 +95,14 @@ class Dispatcher:
         views = await self._state.snapshot(
             self._cities.codes, queue_depth=self._settings.dispatch_batch, placeable_only=True
         )
-        surges = await self.surges()
+        surges = (await self._surges.current()).views
         levels: Mapping[str, float | None] = {}
         if (
             surges
             and self.protection_service_level is not None
             and any(view.idle for view in views.values())
         ):
-            levels = await self.own_service_levels()
+            levels = await self._surges.own_service_levels()
         snapshot = policy.Snapshot(
             now=now,
             cities={
@@ -290,15 +242,14 @@ class Dispatcher:
 
         Revoking again first catches an offer a dispatcher made from a stale view of the surge.
         """
-        await self.surges()
-        for surge_id, host in self._draining:
-            await self.end_lending(surge_id, host)
+        for surge in (await self._surges.current()).draining:
+            await self.end_lending(surge.surge_id, surge.host)
             async with self._sessions() as session, session.begin():
                 drained = await surges_service.finish_draining(
-                    session=session, surge_id=surge_id, host=host
+                    session=session, surge_id=surge.surge_id, host=surge.host
                 )
             if drained:
-                log.info("surge %s for %s has drained and ended", surge_id, host)
+                log.info("surge %s for %s has drained and ended", surge.surge_id, surge.host)
                 await self._announce([events.SURGES_CHANGED])
 
     async def requeue(self, offers: Sequence[HeldOffer], *, reason: frames.RequeueReason) -> None:

@@ -69,11 +69,12 @@ def _book(city: str, found: ScriptVersion) -> ScriptBookRead:
     )
 
 
-async def _reader(
-    city: str, principal: Principal, session: SessionDep, runtime: RuntimeDep
-) -> None:
+async def _reader(city: str, principal: Principal, runtime: RuntimeDep) -> None:
+    """Refuse a reader of the city's scripts who may not read them (before the request's
+    session takes a connection: the roster may take one of its own)."""
     await runtime.cities.require(city)
-    await scripts_service.check_reader(session=session, principal=principal, city=city)
+    surges = await runtime.surges.current()
+    scripts_service.check_reader(principal=principal, city=city, surges=surges)
 
 
 async def _publish(
@@ -88,6 +89,7 @@ async def _publish(
     rolled_back_from: int | None = None,
 ) -> ScriptBookRead:
     """Publish a checked book (the caller has checked the city and the publisher)."""
+    surges = await runtime.surges.current()  # before the transaction takes a connection
     async with session.begin():
         published, out = await scripts_service.publish(
             session=session,
@@ -97,6 +99,7 @@ async def _publish(
             note=note,
             base_version=base_version,
             classification=runtime.classification,
+            surges=surges,
             rolled_back_from=rolled_back_from,
         )
     await runtime.gateway.announce(out)
@@ -124,7 +127,7 @@ async def get_scripts(
     city: CityCode, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
 ) -> ScriptBookRead:
     """The newest version of the city's script book (version 0, empty, before any publish)."""
-    await _reader(city, principal, session, runtime)
+    await _reader(city, principal, runtime)
     found = await scripts_service.latest(session=session, city=city)
     if found is None:
         return ScriptBookRead(
@@ -163,7 +166,7 @@ async def search_scripts(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> SearchResult:
     """Search the current version's titles, questions, answers and tags (Chinese or English)."""
-    await _reader(city, principal, session, runtime)
+    await _reader(city, principal, runtime)
     current = (await scripts_service.current_versions(session=session, cities=[city]))[city]
     index = runtime.script_index
     if current and not index.has(city, current):
@@ -188,7 +191,7 @@ async def script_adoption(
         principal.role is not Role.CITY_ADMIN or principal.city != city
     ):
         raise Forbidden(f"only the coordinator and the city admin of {city} see adoption")
-    cities = await scripts_service.serving_cities(session=session, city=city)
+    cities = (await runtime.surges.current()).serving_cities(city)
     present = await runtime.state.present_agents(cities)
     current, agents = await scripts_service.adoption(session=session, city=city, present=present)
     counts = Counter(version for *_, version in agents)
@@ -226,7 +229,7 @@ async def export_scripts(
     ] = None,
 ) -> Response:
     """Download a version of the book as CSV (opens in Excel) or JSON."""
-    await _reader(city, principal, session, runtime)
+    await _reader(city, principal, runtime)
     if version is None:
         version = (await scripts_service.current_versions(session=session, cities=[city]))[city]
     found = await scripts_service.version(session=session, city=city, number=version)
@@ -274,7 +277,7 @@ async def list_versions(
     city: CityCode, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
 ) -> list[VersionSummary]:
     """Every version, newest first."""
-    await _reader(city, principal, session, runtime)
+    await _reader(city, principal, runtime)
     return [_summary(v) for v in await scripts_service.versions(session=session, city=city)]
 
 
@@ -287,7 +290,7 @@ async def get_version(
     runtime: RuntimeDep,
 ) -> ScriptBookRead:
     """One version with its entries."""
-    await _reader(city, principal, session, runtime)
+    await _reader(city, principal, runtime)
     return _book(city, await scripts_service.version(session=session, city=city, number=number))
 
 
@@ -301,7 +304,7 @@ async def diff_versions(
     to_version: Annotated[int, Query(alias="to", ge=0, le=INTEGER_MAX)],
 ) -> ScriptDiff:
     """Entries added, removed and changed (with the changed fields) between two versions."""
-    await _reader(city, principal, session, runtime)
+    await _reader(city, principal, runtime)
 
     async def entries(number: int) -> list[dict[str, object]]:
         if number == 0:

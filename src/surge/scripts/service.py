@@ -24,7 +24,7 @@ from surge.scripts.models import ScriptAck, ScriptVersion
 from surge.scripts.schemas import ScriptEntry
 from surge.seats import frames
 from surge.seats.models import Agent
-from surge.surges import service as surges_service
+from surge.surges.roster import ActiveSurges
 
 ENTRY_FIELDS = ("title", "question", "answer", "category_code", "tags")
 
@@ -91,6 +91,7 @@ async def publish(
     note: str | None,
     base_version: int | None,
     classification: Classification,
+    surges: ActiveSurges,
     rolled_back_from: int | None = None,
 ) -> tuple[ScriptVersion, list[events.Event]]:
     """Store the book as the next version and tell every agent serving the city."""
@@ -129,18 +130,9 @@ async def publish(
             "changed": [key for key, _ in changes[2]],
         },
     )
-    serving = [city, *await _helper_cities(session=session, host=city)]
+    # A draining surge's helpers still finish calls in hand: they keep the host's scripts.
+    serving = surges.serving_cities(city)
     return published, [events.to_city_agents(code, frame) for code in serving]
-
-
-async def _helper_cities(*, session: AsyncSession, host: str) -> list[str]:
-    return [
-        code
-        # A draining surge's helpers still finish calls in hand: they keep the host's scripts.
-        for surge in await surges_service.live_surges(session=session)
-        if surge.host_city == host
-        for code in surges_service.helpers_of(surge, active_only=True)
-    ]
 
 
 def diff_entries(
@@ -159,16 +151,14 @@ def diff_entries(
     return added, removed, changed
 
 
-async def check_reader(*, session: AsyncSession, principal: Principal, city: str) -> None:
+def check_reader(*, principal: Principal, city: str, surges: ActiveSurges) -> None:
     """The city's admin, the coordinator, the city's agents and agents of cities now serving it
     as helpers may read its scripts."""
     if principal.role is Role.COORDINATOR:
         return
     if principal.role in (Role.CITY_ADMIN, Role.AGENT) and principal.city == city:
         return
-    if principal.role is Role.AGENT and principal.city in await _helper_cities(
-        session=session, host=city
-    ):
+    if principal.role is Role.AGENT and principal.city in surges.helpers_of(city):
         return
     raise Forbidden(f"you may not read the answer scripts of {city}")
 
@@ -222,11 +212,6 @@ async def acknowledge(
             set_={"version": statement.excluded.version, "at": statement.excluded.at},
         )
     )
-
-
-async def serving_cities(*, session: AsyncSession, city: str) -> list[str]:
-    """The city and the helper cities serving it now."""
-    return [city, *await _helper_cities(session=session, host=city)]
 
 
 async def adoption(

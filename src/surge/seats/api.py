@@ -118,6 +118,13 @@ async def _handle(
         return await seats_service.set_status(
             state=state, seat=seat, target=AgentState(message.state)
         )
+    if isinstance(message, ScriptsAckMessage):
+        surges = await runtime.surges.current()  # before taking a connection
+        async with runtime.sessions() as session, session.begin():
+            await seats_service.acknowledge_scripts(
+                session=session, seat=seat, message=message, surges=surges
+            )
+        return []
     async with runtime.sessions() as session, session.begin():
         if isinstance(message, AcceptMessage):
             return await seats_service.accept(
@@ -127,9 +134,6 @@ async def _handle(
                 offer_id=message.offer_id,
                 instance=instance,
             )
-        if isinstance(message, ScriptsAckMessage):
-            await seats_service.acknowledge_scripts(session=session, seat=seat, message=message)
-            return []
         if isinstance(message, DeclineMessage):
             return await seats_service.decline(
                 session=session,
@@ -184,7 +188,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     try:
         # Read before taking a connection: never hold one while waiting for another.
         async with database_errors():
-            surges = await runtime.dispatcher.surges()
+            surges = await runtime.surges.current()
         async with runtime.gateway.console_turn(principal.agent_id), database_errors():
             async with runtime.sessions() as session:
                 seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)

@@ -28,7 +28,6 @@ from surge.errors import (
     SurgeError,
     Unauthorized,
 )
-from surge.router.policy import SurgeView
 from surge.scripts import service as scripts_service
 from surge.scripts.classification import Classification
 from surge.seats import frames
@@ -36,6 +35,7 @@ from surge.seats.gateway import AgentConsole
 from surge.seats.models import Agent
 from surge.seats.schemas import CompleteMessage, ScriptsAckMessage
 from surge.state.base import AgentPresence, AgentState, HotState, Outcome
+from surge.surges.roster import ActiveSurges
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ async def connect(
     state: HotState,
     seat: Seat,
     instance: str,
-    surges: Sequence[SurgeView],
+    surges: ActiveSurges,
 ) -> list[frames.AgentFrame]:
     """Make the agent present here: its `hello` (with the call in hand), the surges its city
     serves (`surge.joined`), and a pending offer.
@@ -84,7 +84,7 @@ async def connect(
         call_id=in_hand.id if in_hand else None,
         call_city=in_hand.city_code if in_hand else None,  # a host's call counts on its quota
     )
-    serving = [surge for surge in surges if seat.city in surge.quotas]
+    serving = surges.joined_by(seat.city)
     cities = [seat.city, *(surge.host for surge in serving)]
     current = await scripts_service.current_versions(session=session, cities=cities)
     out: list[frames.AgentFrame] = [
@@ -280,10 +280,10 @@ async def complete(
 
 
 async def acknowledge_scripts(
-    *, session: AsyncSession, seat: Seat, message: ScriptsAckMessage
+    *, session: AsyncSession, seat: Seat, message: ScriptsAckMessage, surges: ActiveSurges
 ) -> None:
     """The console has loaded a script version of its own city or of a host it serves."""
-    serves = seat.city in await scripts_service.serving_cities(session=session, city=message.city)
+    serves = surges.serves(seat.city, message.city)
     await scripts_service.acknowledge(
         session=session, agent_id=seat.agent_id, city=message.city, number=message.version,
         serves=serves,

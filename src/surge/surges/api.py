@@ -48,14 +48,14 @@ WaveNumber = Annotated[int, Path(ge=1, le=100)]
 
 async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> SurgeRead:
     helpers = surges_service.helpers_of(surge, active_only=True)
-    dispatcher = runtime.dispatcher
-    target = dispatcher.protection_service_level
-    # The dispatcher's cached reads first, with this request's connection given back (what it
+    target = runtime.dispatcher.protection_service_level
+    # The roster's cached reads first, with this request's connection given back (what it
     # read is loaded): they may take a connection of their own, and a request must never hold
     # one while waiting for another.
     await session.commit()
-    levels = await dispatcher.own_service_levels() if helpers and target is not None else {}
-    active = await dispatcher.surges()
+    roster = runtime.surges
+    levels = await roster.own_service_levels() if helpers and target is not None else {}
+    active = await roster.current()
     serving = await surges_service.serving(session=session, hosts=[surge.host_city])
     answered = await surges_service.answered_by_helpers(session=session, surge=surge)
     views = await runtime.state.snapshot([surge.host_city, *helpers], queue_depth=0)
@@ -64,7 +64,7 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
         cities=views,
         serving=serving,
         levels=levels,
-        active=active,
+        reserves=active.reserves(),
         target=target,
     )
     return SurgeRead(

@@ -27,7 +27,7 @@ from surge.cities.monitor import Survey
 from surge.cities.service import CityRegistry
 from surge.db import epoch_seconds, utcnow
 from surge.errors import BadRequest, HelperInSurge, HostInSurge, NotFound, SurgeEnded
-from surge.router.policy import SurgeView, helper_reserves, lending_refusal, own_service_level
+from surge.router.policy import lending_refusal, own_service_level
 from surge.scripts.models import ScriptVersion
 from surge.seats import frames
 from surge.seats.models import Agent
@@ -254,32 +254,6 @@ async def _joined(*, session: AsyncSession, surge: Surge, wave: SurgeWave) -> li
     return [events.to_city_agents(c.city_code, frame) for c in wave.cities]
 
 
-def views(surges: Sequence[Surge]) -> tuple[SurgeView, ...]:
-    """The active surges as the routing policy sees them (quotas of active waves only)."""
-    return tuple(
-        SurgeView(
-            surge_id=surge.id,
-            host=surge.host_city,
-            overflow_after_s=surge.overflow_after_s,
-            quotas={
-                c.city_code: wave.seats_per_city
-                for wave in surge.waves
-                if wave.activated_at is not None
-                for c in wave.cities
-            },
-            reserves={
-                c.city_code: wave.reserve
-                for wave in surge.waves
-                if wave.activated_at is not None
-                for c in wave.cities
-            },
-            severity=surge.severity,
-        )
-        for surge in surges
-        if surge.status == ACTIVE
-    )
-
-
 async def serving(*, session: AsyncSession, hosts: Sequence[str]) -> dict[str, dict[str, int]]:
     """For each helper city, how many of its agents hold an offer or a call of each host."""
     if not hosts:
@@ -339,16 +313,15 @@ def lending(
     cities: Mapping[str, CityView],
     serving: Mapping[str, Mapping[str, int]],
     levels: Mapping[str, float | None],
-    active: Sequence[SurgeView],
+    reserves: Mapping[str, int],
     target: float | None,
 ) -> dict[str, str | None]:
     """Why each helper of the surge's active waves lends no agent now (None: it lends).
 
     The policy's own rule (`router.policy.lending_refusal`) on the live figures: the hot state's
     queues and free agents, the agents serving the host, the cached own service levels and the
-    reserves of every active surge.
+    reserves helpers keep across every active surge (`ActiveSurges.reserves`).
     """
-    reserves = helper_reserves(active)
     refusals: dict[str, str | None] = {}
     for wave in surge.waves:
         if wave.activated_at is None or surge.status != ACTIVE:
