@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 import websockets
 
 from surge.auth.models import Role
+from surge.surges.roster import SURGES_TTL_S
 from tests.conftest import REDIS_URL, Backend, make_backend
 from tests.helpers import Console, LiveService, seed
 from tests.integration.conftest import surge_process
@@ -201,6 +202,33 @@ async def test_a_publish_reaches_agents_on_every_instance(shared: Backend, tmp_p
                 update = await console.expect("scripts.updated")
                 assert (update["city"], update["version"]) == (NANJING, 1)
                 assert update["changes"]["added"] == ["testing"]
+
+
+async def test_a_surge_started_on_one_instance_is_served_on_the_other_within_the_ttl(
+    shared: Backend, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    async with (
+        surge_process(shared, instance="a", log_path=log) as (a, _),
+        surge_process(shared, instance="b", log_path=log) as (b, _),
+    ):
+        coordinator = await a.add_user(Role.COORDINATOR)
+        helper = await b.add_user(Role.AGENT, XUZHOU)
+        scripts = f"/api/v1/cities/{NANJING}/scripts"
+        assert (await b.http.get(scripts, headers=b.auth(helper))).status_code == 403
+        started = await a.http.post(
+            "/api/v1/surges",
+            json={"host_city": NANJING, "waves": [{"cities": [XUZHOU], "seats_per_city": 1}]},
+            headers=a.auth(coordinator),
+        )
+        assert started.status_code == 201, started.text
+        deadline = asyncio.get_running_loop().time() + SURGES_TTL_S + 1.0
+        while (await b.http.get(scripts, headers=b.auth(helper))).status_code != 200:
+            assert asyncio.get_running_loop().time() < deadline, "b never let the helper read"
+            await asyncio.sleep(0.05)
+        async with b.console(helper) as console:
+            joined = await console.expect("surge.joined")
+            assert (joined["surge_id"], joined["host_city"]) == (started.json()["id"], NANJING)
 
 
 async def test_two_instances_never_put_a_helper_over_its_quota(
