@@ -1,4 +1,4 @@
-"""Surges: create with waves, activate waves, end; what the dispatcher needs of them; the audit log.
+"""Surges: create with waves, activate waves, end; what `roster.py` reads of them; the audit log.
 
 A surge is `active`, then `draining` from the moment it is ended (helpers get no new offers of the
 host and finish the calls in hand), then `ended` once no helper agent holds a call of the host.
