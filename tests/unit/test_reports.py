@@ -218,3 +218,12 @@ def test_the_docs_define_every_figure_as_the_catalogue_does() -> None:
             assert row + metric.definition + " |" in text, f"{part}.{metric.key} in docs/REPORT.md"
     for note in definitions.NOTES:
         assert note in text
+
+
+def test_the_docs_name_the_columns_of_every_figure() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for part, catalogue in definitions.SECTIONS.items():
+        for metric in catalogue.values():
+            columns = ", ".join(f"`{column}`" for column in metric.columns)
+            row = f"| `{metric.key}` | {metric.zh} | {metric.en} | {metric.unit.value} | "
+            assert f"{row}{metric.definition} | {columns} |" in text, f"{part}.{metric.key}"
