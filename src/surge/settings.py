@@ -1,4 +1,9 @@
-"""The one `Settings` object: every knob, read from `SURGE_*` environment variables (or `.env`)."""
+"""The one `Settings` object: every knob, read from `SURGE_*` environment variables (or `.env`).
+
+The lowest layer: it imports no domain package (a test holds it to that). It keeps plain values;
+each domain builds its own objects from them (`pressure.Thresholds.from_settings`, the report's
+`ReportFormat(name)`). `surge.origins` is a small pure helper of the standard library, no domain.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,19 @@ import socket
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from surge.cities.pressure import Thresholds
 from surge.origins import normal_origin
-from surge.reports.schemas import ReportFormat
 
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
+
+
+ExportFormat = Literal["json", "csv", "xlsx"]
+"""A format of the scheduled export: the values of `surge.reports.schemas.ReportFormat`."""
 
 
 class Environment(StrEnum):
@@ -126,8 +133,8 @@ class Settings(BaseSettings):
     report_export_at: time = Field(
         default=time(7, 0), description="Local time of day when the previous day is exported"
     )
-    report_export_formats: Annotated[list[ReportFormat], NoDecode] = Field(
-        default=[ReportFormat.JSON, ReportFormat.CSV, ReportFormat.XLSX], min_length=1
+    report_export_formats: Annotated[list[ExportFormat], NoDecode] = Field(
+        default=["json", "csv", "xlsx"], min_length=1
     )
     report_export_check_s: float = Field(
         default=60.0, gt=0, description="How often instances look for a report to export"
@@ -186,23 +193,6 @@ class Settings(BaseSettings):
             # Development only: tokens will not survive a restart, which is what we want there.
             self.secret_key = SecretStr(secrets.token_urlsafe(32))
         return self
-
-    @property
-    def thresholds(self) -> Thresholds:
-        """The pressure thresholds these settings give."""
-        return Thresholds(
-            arrival_ratio=self.pressure_arrival_ratio,
-            longest_wait_s=self.pressure_longest_wait_s,
-            predicted_wait_s=self.pressure_predicted_wait_s,
-            connection_rate=self.pressure_connection_rate,
-            min_signals=self.pressure_min_signals,
-            min_sample=self.pressure_min_sample,
-            hysteresis=self.pressure_hysteresis,
-            release_score=self.pressure_release_score,
-            release_after_s=self.release_after_s,
-            service_level=self.service_level_target,
-            service_level_s=self.service_level_s,
-        )
 
     @property
     def ws_ping_interval_s(self) -> float:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from surge import erlang
+from surge.cities.models import City
 from surge.reports import definitions, staffing
-from surge.reports.schemas import CityDay, HourFigures
-from surge.reports.service import Day, Tally, ratio
+from surge.reports.schemas import CityDay, HelperContribution, HourFigures, StaffingHour
+from surge.reports.service import Day, Tally, _Helped, _Query, _Statement, ratio
+from surge.settings import Settings
 
 DOCS = Path(__file__).parents[2] / "docs" / "REPORT.md"
 
@@ -55,8 +60,10 @@ def test_a_tally_adds_up_and_divides_only_by_something() -> None:
     assert ratio(0, 5) == 0.0
 
 
-def test_a_tally_reads_a_query_row_in_field_order() -> None:
-    row = [3, 2, 1, 0, 1, 12.5, None, 1, None, 0, 1, 0, 0, 0]
+def test_a_tally_reads_a_query_row_by_column_name() -> None:
+    figures = [3, 2, 1, 0, 1, 12.5, None, 1, None, 0, 1, 0, 0, 0]
+    names = [field.name for field in fields(Tally)]
+    row = {"code": "320100", "hour": 9} | dict(reversed(list(zip(names, figures, strict=True))))
 
     tally = Tally.of_row(row)
 
@@ -67,8 +74,9 @@ def test_a_tally_reads_a_query_row_in_field_order() -> None:
         0.0,
     )
     assert isinstance(tally.completed, int)
-    with pytest.raises(ValueError, match="zip"):
-        Tally.of_row(row[:-1])
+    del row["satisfied"]
+    with pytest.raises(KeyError, match="satisfied"):
+        Tally.of_row(row)
 
 
 def test_patience_is_the_total_wait_over_the_abandonments() -> None:
@@ -135,6 +143,71 @@ def test_every_figure_of_the_report_is_defined() -> None:
     undefined = set(CityDay.model_fields) - summary - {"name_en", "helpers", "hourly", "staffing"}
     assert undefined == set()
     assert set(definitions.HOURLY) - {"code"} == set(HourFigures.model_fields)
+    assert set(definitions.HELPER) == set(HelperContribution.model_fields)
+    assert set(definitions.STAFFING) - {"code"} == set(StaffingHour.model_fields)
+
+
+@pytest.fixture
+def statements() -> dict[str, _Statement]:
+    """Every statement of the report, built (not run) for SQLite."""
+    engine = create_async_engine("sqlite+aiosqlite://")
+    query = _Query(
+        session=AsyncSession(engine),
+        day=Day.of(date(2021, 7, 25), "Asia/Shanghai"),
+        city=None,
+        settings=Settings(_env_file=None),
+    )
+    serving, active, in_all = query.agents_statements()
+    return {
+        "hours": query.hours_statement(),
+        "helped": query.helped_statement(),
+        "kinds": query.kinds_statement(),
+        "seats_active": serving,
+        "agents_active": active,
+        "agents_in_all": in_all,
+        "wait_p90_s": query.wait_p90_statement(by_city=True),
+        "wait_p90_s_in_all": query.wait_p90_statement(by_city=False),
+        "surges": query.surges_statement(),
+    }
+
+
+def _labels(statement: _Statement) -> list[str]:
+    return list(statement.selected_columns.keys())
+
+
+def _names(figures: Any) -> set[str]:
+    return {field.name for field in fields(figures)}
+
+
+def test_every_column_of_the_report_is_labelled_once(
+    statements: dict[str, _Statement],
+) -> None:
+    for name, statement in statements.items():
+        labels = _labels(statement)
+        assert len(labels) == len(set(labels)), f"{name}: a label used twice in {labels}"
+        assert all(label and not label.startswith("anon") for label in labels), name
+
+
+def test_the_tallies_are_their_queries_columns_by_name(
+    statements: dict[str, _Statement],
+) -> None:
+    assert _labels(statements["hours"]) == ["code", "hour", *(f.name for f in fields(Tally))]
+    assert set(_labels(statements["helped"])) == {"host", "helper"} | _names(_Helped)
+
+
+def test_every_figure_is_computed_from_columns_the_queries_select(
+    statements: dict[str, _Statement],
+) -> None:
+    selected = {label for statement in statements.values() for label in _labels(statement)}
+    city = set(City.__table__.columns.keys())  # the city's own name and staffing
+    used: set[str] = set()
+    for part, catalogue in definitions.SECTIONS.items():
+        for metric in catalogue.values():
+            assert metric.columns, f"{part}.{metric.key} names no column"
+            missing = set(metric.columns) - selected - city
+            assert missing == set(), f"{part}.{metric.key}: no column labelled {missing}"
+            used |= set(metric.columns)
+    assert selected - used == set(), "a column no figure is computed from"
 
 
 def test_the_docs_define_every_figure_as_the_catalogue_does() -> None:
@@ -145,3 +218,12 @@ def test_the_docs_define_every_figure_as_the_catalogue_does() -> None:
             assert row + metric.definition + " |" in text, f"{part}.{metric.key} in docs/REPORT.md"
     for note in definitions.NOTES:
         assert note in text
+
+
+def test_the_docs_name_the_columns_of_every_figure() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for part, catalogue in definitions.SECTIONS.items():
+        for metric in catalogue.values():
+            columns = ", ".join(f"`{column}`" for column in metric.columns)
+            row = f"| `{metric.key}` | {metric.zh} | {metric.en} | {metric.unit.value} | "
+            assert f"{row}{metric.definition} | {columns} |" in text, f"{part}.{metric.key}"

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
 
-from surge.settings import Environment, Settings
+from surge.cities.pressure import Thresholds
+from surge.reports.schemas import ReportFormat
+from surge.settings import Environment, ExportFormat, Settings
+
+SRC = Path(__file__).parents[2] / "src" / "surge"
 
 REAL_SECRET = "a-real-secret-0123456789abcdef"
 
@@ -159,7 +167,7 @@ def test_pressure_release_and_sample_settings_reach_the_thresholds(
     monkeypatch.setenv("SURGE_PRESSURE_MIN_SAMPLE", "25")
     monkeypatch.setenv("SURGE_PRESSURE_RELEASE_SCORE", "0.6")
     monkeypatch.setenv("SURGE_RELEASE_AFTER_S", "120")
-    thresholds = make().thresholds
+    thresholds = Thresholds.from_settings(make())
     assert (thresholds.min_sample, thresholds.release_score) == (25, 0.6)
     assert thresholds.release_after_s == 120
     # The release threshold sits under the election's (a signal at its threshold, 1).
@@ -185,3 +193,41 @@ def test_allowed_origins_come_comma_separated_and_in_normal_form(
 def test_allowed_origins_refuse_what_is_no_origin(origin: str) -> None:
     with pytest.raises(ValidationError, match="is not an origin"):
         make(allowed_origins=[origin])
+
+
+def test_settings_import_no_domain() -> None:
+    """The lowest layer: importing it alone loads none of the domain packages under src/surge."""
+    domains = sorted(path.parent.name for path in SRC.glob("*/__init__.py"))
+    assert {"calls", "cities", "reports", "router", "seats", "surges"} <= set(domains)
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, sys, surge.settings; print(json.dumps(list(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC.parent), *sys.path])},
+    )
+    modules = json.loads(loaded.stdout)
+    assert "surge.settings" in modules
+    assert [m for m in modules if m.split(".")[:2] in (["surge", d] for d in domains)] == []
+    assert [m for m in modules if m.startswith("surge.")] == ["surge.origins", "surge.settings"]
+
+
+def test_pressure_thresholds_default_to_the_settings_defaults() -> None:
+    assert Thresholds.from_settings(make()) == Thresholds()
+
+
+def test_export_formats_are_the_report_formats(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert set(get_args(ExportFormat)) == {fmt.value for fmt in ReportFormat}
+    assert make().report_export_formats == ["json", "csv", "xlsx"]
+    monkeypatch.setenv("SURGE_REPORT_EXPORT_FORMATS", "csv, xlsx")
+    assert make().report_export_formats == ["csv", "xlsx"]
+    monkeypatch.setenv("SURGE_REPORT_EXPORT_FORMATS", "pdf")
+    with pytest.raises(ValidationError, match="Input should be 'json', 'csv' or 'xlsx'"):
+        make()
+    monkeypatch.setenv("SURGE_REPORT_EXPORT_FORMATS", "")
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        make()

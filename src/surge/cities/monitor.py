@@ -121,6 +121,7 @@ class PressureMonitor:
         cities: CityRegistry,
     ) -> None:
         self._settings = settings
+        self.thresholds = pressure.Thresholds.from_settings(settings)
         self._state = state
         self._sessions = sessions
         self._cities = cities
@@ -162,7 +163,7 @@ class PressureMonitor:
                     aht_s=aht if aht and aht > 0 else self._settings.default_aht_s,
                 )
             )
-        thresholds = self._settings.thresholds
+        thresholds = self.thresholds
         readings = pressure.rank(pressure.read_all(loads, thresholds))
         for reading in readings:
             if reading.score < thresholds.release_score:
@@ -204,7 +205,7 @@ class PressureMonitor:
         if under is not None:
             under_for_s = max(0.0, (latest.at - max(under, since)).total_seconds())
         return pressure.suggest_release(
-            reading, under_for_s=under_for_s, thresholds=self._settings.thresholds
+            reading, under_for_s=under_for_s, thresholds=self.thresholds
         )
 
     async def current(self) -> Survey:

@@ -36,8 +36,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Self
 
 from surge.erlang import Load, agents_for_service_level, asa_s
+
+if TYPE_CHECKING:  # only the type: the pure core needs no settings at run time
+    from surge.settings import Settings
 
 OVERLOADED_WAIT_S = 3600.0  # what "predicted wait" says when the queue can only grow
 _CAP = 10.0
@@ -59,6 +63,23 @@ class Thresholds:
     release_after_s: float = 300.0  # how long a host stays under it before release is suggested
     service_level: float = 0.8  # what staffing aims at when spare capacity is worked out
     service_level_s: float = 20.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The thresholds `SURGE_PRESSURE_*`, `SURGE_RELEASE_AFTER_S` and the service level give."""
+        return cls(
+            arrival_ratio=settings.pressure_arrival_ratio,
+            longest_wait_s=settings.pressure_longest_wait_s,
+            predicted_wait_s=settings.pressure_predicted_wait_s,
+            connection_rate=settings.pressure_connection_rate,
+            min_signals=settings.pressure_min_signals,
+            min_sample=settings.pressure_min_sample,
+            hysteresis=settings.pressure_hysteresis,
+            release_score=settings.pressure_release_score,
+            release_after_s=settings.release_after_s,
+            service_level=settings.service_level_target,
+            service_level_s=settings.service_level_s,
+        )
 
 
 @dataclass(frozen=True, slots=True)

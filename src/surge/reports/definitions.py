@@ -1,7 +1,9 @@
 """What every figure of the daily report means: its labels, its unit and how it is counted.
 
 One catalogue feeds the JSON report's metadata, the CSV and XLSX column headers, and
-docs/REPORT.md (a test keeps the document and the catalogue in step).
+docs/REPORT.md (a test keeps the document and the catalogue in step). Each figure names the
+SQL columns it is computed from; tests check that every one is selected under that label and that
+every figure is a field of its part's schema (docs/REPORT.md: adding a figure).
 
 Every figure counts the calls *received* in the report's day (local midnight to midnight): a call
 that arrives at 23:59:50 and is answered at 00:00:10 belongs to the day it arrived, hour 23.
@@ -26,13 +28,16 @@ class Unit(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """One figure of the report."""
+    """One figure of the report: its key (the schema's field, the export's column), its labels,
+    unit and definition, and the labelled SQL columns it is computed from (`reports.service`
+    selects and reads every column by that name; `seats` and `name` are the city's own)."""
 
     key: str
     zh: str
     en: str
     unit: Unit
     definition: str
+    columns: tuple[str, ...]
 
 
 def _catalogue(*metrics: Metric) -> dict[str, Metric]:
@@ -46,15 +51,24 @@ CITY = _catalogue(
         "City code",
         Unit.TEXT,
         "6-digit administrative code; empty for the province total.",
+        columns=("code",),
     ),
-    Metric("name", "城市", "City", Unit.TEXT, "The city's name."),
-    Metric("received", "呼入量", "Received", Unit.CALLS, "Calls received in the day."),
+    Metric("name", "城市", "City", Unit.TEXT, "The city's name.", columns=("name",)),
+    Metric(
+        "received",
+        "呼入量",
+        "Received",
+        Unit.CALLS,
+        "Calls received in the day.",
+        columns=("received",),
+    ),
     Metric(
         "answered",
         "接通量",
         "Answered",
         Unit.CALLS,
         "Received calls connected to an agent (own city's or a helper's).",
+        columns=("answered",),
     ),
     Metric(
         "abandoned",
@@ -62,6 +76,7 @@ CITY = _catalogue(
         "Abandoned",
         Unit.CALLS,
         "Received calls whose caller hung up while queued or offered.",
+        columns=("abandoned",),
     ),
     Metric(
         "abandoned_short",
@@ -69,6 +84,7 @@ CITY = _catalogue(
         "Abandoned within threshold",
         Unit.CALLS,
         "Abandoned calls that waited less than the short-abandon threshold (5 s by default).",
+        columns=("abandoned_short",),
     ),
     Metric(
         "abandoned_long",
@@ -76,6 +92,7 @@ CITY = _catalogue(
         "Abandoned after threshold",
         Unit.CALLS,
         "Abandoned calls that waited the short-abandon threshold or longer.",
+        columns=("abandoned", "abandoned_short"),
     ),
     Metric(
         "open",
@@ -83,6 +100,7 @@ CITY = _catalogue(
         "Still waiting",
         Unit.CALLS,
         "Received calls still queued or offered when the report was made (received = answered + abandoned + still waiting).",
+        columns=("received", "answered", "abandoned"),
     ),
     Metric(
         "connection_rate",
@@ -90,14 +108,23 @@ CITY = _catalogue(
         "Connection rate",
         Unit.SHARE,
         "answered ÷ received; empty when nothing was received.",
+        columns=("answered", "received"),
     ),
-    Metric("abandonment_rate", "放弃率", "Abandonment rate", Unit.SHARE, "abandoned ÷ received."),
+    Metric(
+        "abandonment_rate",
+        "放弃率",
+        "Abandonment rate",
+        Unit.SHARE,
+        "abandoned ÷ received.",
+        columns=("abandoned", "received"),
+    ),
     Metric(
         "asa_s",
         "平均等待时长",
         "Average speed of answer",
         Unit.SECONDS,
         "Mean queue wait (received to connected) of the answered calls.",
+        columns=("wait_s", "answered"),
     ),
     Metric(
         "wait_p90_s",
@@ -105,6 +132,7 @@ CITY = _catalogue(
         "90th-percentile wait",
         Unit.SECONDS,
         "Nearest-rank 90th percentile of the answered calls' waits: the smallest wait that at least 90% of answered calls did not exceed.",
+        columns=("wait_p90_s",),
     ),
     Metric(
         "service_level",
@@ -112,6 +140,7 @@ CITY = _catalogue(
         "Service level",
         Unit.SHARE,
         "Answered within T s (20 s by default) ÷ (answered + abandoned after the short threshold).",
+        columns=("answered_in_time", "answered", "abandoned", "abandoned_short"),
     ),
     Metric(
         "aht_s",
@@ -119,6 +148,7 @@ CITY = _catalogue(
         "Average handling time",
         Unit.SECONDS,
         "Mean of connected to completed (talk plus after-call work) over the completed calls.",
+        columns=("handling_s", "completed"),
     ),
     Metric(
         "answered_by_helpers",
@@ -126,6 +156,7 @@ CITY = _catalogue(
         "Answered by helper cities",
         Unit.CALLS,
         "Answered calls taken by an agent whose home city is not the call's city (cloud seats).",
+        columns=("answered_by_helpers",),
     ),
     Metric(
         "helper_share",
@@ -133,6 +164,7 @@ CITY = _catalogue(
         "Helper share",
         Unit.SHARE,
         "answered_by_helpers ÷ answered.",
+        columns=("answered_by_helpers", "answered"),
     ),
     Metric(
         "answered_for_others",
@@ -140,6 +172,7 @@ CITY = _catalogue(
         "Answered for other cities",
         Unit.CALLS,
         "Calls of other cities, received in the day, answered by this city's agents.",
+        columns=("helper_answered",),
     ),
     Metric(
         "answered_online",
@@ -147,6 +180,7 @@ CITY = _catalogue(
         "Answered online",
         Unit.CALLS,
         "Completed calls with the disposition answered (resolved on the call).",
+        columns=("answered_online",),
     ),
     Metric(
         "transferred",
@@ -154,6 +188,7 @@ CITY = _catalogue(
         "Transferred",
         Unit.CALLS,
         "Completed calls with the disposition transferred (handed to the responsible office).",
+        columns=("transferred",),
     ),
     Metric(
         "online_rate",
@@ -161,6 +196,7 @@ CITY = _catalogue(
         "Online answer rate",
         Unit.SHARE,
         "answered_online ÷ completed calls.",
+        columns=("answered_online", "completed"),
     ),
     Metric(
         "consultation",
@@ -168,6 +204,7 @@ CITY = _catalogue(
         "Consultations",
         Unit.CALLS,
         "Completed calls whose category is a consultation (by the classification's level-2 code).",
+        columns=("category", "kind_completed"),
     ),
     Metric(
         "consultation_aht_s",
@@ -175,6 +212,7 @@ CITY = _catalogue(
         "Consultation AHT",
         Unit.SECONDS,
         "Average handling time of the consultations.",
+        columns=("category", "kind_handling_s", "kind_completed"),
     ),
     Metric(
         "other",
@@ -182,6 +220,7 @@ CITY = _catalogue(
         "Other requests",
         Unit.CALLS,
         "Completed calls whose category is not a consultation (complaints, help requests, suggestions...).",
+        columns=("category", "kind_completed"),
     ),
     Metric(
         "other_aht_s",
@@ -189,6 +228,7 @@ CITY = _catalogue(
         "Other AHT",
         Unit.SECONDS,
         "Average handling time of the other requests.",
+        columns=("category", "kind_handling_s", "kind_completed"),
     ),
     Metric(
         "unclassified",
@@ -196,6 +236,7 @@ CITY = _catalogue(
         "Unclassified",
         Unit.CALLS,
         "Completed calls with no category code, or one the classification does not know.",
+        columns=("category", "kind_completed"),
     ),
     Metric(
         "feedback",
@@ -203,6 +244,7 @@ CITY = _catalogue(
         "Follow-ups answered",
         Unit.CALLS,
         "Answered calls whose satisfaction follow-up (回访) got an answer.",
+        columns=("feedback",),
     ),
     Metric(
         "satisfied",
@@ -210,6 +252,7 @@ CITY = _catalogue(
         "Satisfied",
         Unit.CALLS,
         "Follow-ups answered satisfied (yes, or a score of 4 or 5).",
+        columns=("satisfied",),
     ),
     Metric(
         "satisfaction_rate",
@@ -217,6 +260,7 @@ CITY = _catalogue(
         "Satisfaction rate",
         Unit.SHARE,
         "satisfied ÷ follow-ups answered.",
+        columns=("satisfied", "feedback"),
     ),
     Metric(
         "agents_active",
@@ -224,6 +268,7 @@ CITY = _catalogue(
         "Agents active",
         Unit.AGENTS,
         "This city's agents who answered at least one call received in the day (their own city's or another's).",
+        columns=("agents_active", "agents_in_all"),
     ),
     Metric(
         "seats_active",
@@ -231,6 +276,7 @@ CITY = _catalogue(
         "Seats serving",
         Unit.AGENTS,
         "Agents of any city (local agents and cloud seats) who answered at least one of this city's calls.",
+        columns=("seats_active", "agents_in_all"),
     ),
     Metric(
         "seats",
@@ -238,22 +284,50 @@ CITY = _catalogue(
         "Staffed seats",
         Unit.AGENTS,
         "The city's own staffing as configured (cities.json).",
+        columns=("seats",),
     ),
 )
 
 HELPER = _catalogue(
     Metric(
-        "host", "求助城市代码", "Host city code", Unit.TEXT, "The city whose calls were answered."
+        "host",
+        "求助城市代码",
+        "Host city code",
+        Unit.TEXT,
+        "The city whose calls were answered.",
+        columns=("host",),
     ),
-    Metric("host_name", "求助城市", "Host city", Unit.TEXT, "The host city's name."),
-    Metric("code", "援助城市代码", "Helper city code", Unit.TEXT, "The helper city."),
-    Metric("name", "援助城市", "Helper city", Unit.TEXT, "The helper city's name."),
+    Metric(
+        "host_name",
+        "求助城市",
+        "Host city",
+        Unit.TEXT,
+        "The host city's name.",
+        columns=("host", "name"),
+    ),
+    Metric(
+        "code",
+        "援助城市代码",
+        "Helper city code",
+        Unit.TEXT,
+        "The helper city.",
+        columns=("helper",),
+    ),
+    Metric(
+        "name",
+        "援助城市",
+        "Helper city",
+        Unit.TEXT,
+        "The helper city's name.",
+        columns=("helper", "name"),
+    ),
     Metric(
         "answered",
         "接通量",
         "Answered",
         Unit.CALLS,
         "The host's calls answered by the helper's agents.",
+        columns=("helper_answered",),
     ),
     Metric(
         "share",
@@ -261,6 +335,7 @@ HELPER = _catalogue(
         "Share of host's answered",
         Unit.SHARE,
         "answered ÷ the host's answered calls.",
+        columns=("helper_answered", "answered"),
     ),
     Metric(
         "asa_s",
@@ -268,6 +343,7 @@ HELPER = _catalogue(
         "Average speed of answer",
         Unit.SECONDS,
         "Mean wait of the calls the helper answered.",
+        columns=("helper_wait_s", "helper_answered"),
     ),
     Metric(
         "aht_s",
@@ -275,6 +351,7 @@ HELPER = _catalogue(
         "Average handling time",
         Unit.SECONDS,
         "Mean handling time of the calls the helper completed.",
+        columns=("helper_handling_s", "helper_completed"),
     ),
     Metric(
         "handling_hours",
@@ -282,6 +359,7 @@ HELPER = _catalogue(
         "Handling hours",
         Unit.HOURS,
         "Total handling time the helper gave, in hours.",
+        columns=("helper_handling_s",),
     ),
     Metric(
         "agents",
@@ -289,6 +367,7 @@ HELPER = _catalogue(
         "Agents",
         Unit.AGENTS,
         "The helper's agents who answered at least one of the host's calls.",
+        columns=("helper_agents",),
     ),
     Metric(
         "surges",
@@ -296,13 +375,26 @@ HELPER = _catalogue(
         "Surges",
         Unit.TEXT,
         "Surges for this host, active in the day, with the helper in an activated wave.",
+        columns=("surge_id",),
     ),
 )
 
 HOURLY = _catalogue(
-    Metric("code", "城市代码", "City code", Unit.TEXT, "The city; empty for the province total."),
     Metric(
-        "hour", "时段", "Hour", Unit.TEXT, "Local start of the hour the calls were received in."
+        "code",
+        "城市代码",
+        "City code",
+        Unit.TEXT,
+        "The city; empty for the province total.",
+        columns=("code",),
+    ),
+    Metric(
+        "hour",
+        "时段",
+        "Hour",
+        Unit.TEXT,
+        "Local start of the hour the calls were received in.",
+        columns=("hour",),
     ),
     Metric(
         "received",
@@ -310,33 +402,78 @@ HOURLY = _catalogue(
         "Received",
         Unit.CALLS,
         "As the day's figure, for calls received in the hour.",
+        columns=("received",),
     ),
-    Metric("answered", "接通量", "Answered", Unit.CALLS, "As the day's figure."),
-    Metric("abandoned", "放弃量", "Abandoned", Unit.CALLS, "As the day's figure."),
+    Metric(
+        "answered", "接通量", "Answered", Unit.CALLS, "As the day's figure.", columns=("answered",)
+    ),
+    Metric(
+        "abandoned",
+        "放弃量",
+        "Abandoned",
+        Unit.CALLS,
+        "As the day's figure.",
+        columns=("abandoned",),
+    ),
     Metric(
         "answered_by_helpers",
         "援助城市接通量",
         "Answered by helpers",
         Unit.CALLS,
         "As the day's figure.",
+        columns=("answered_by_helpers",),
     ),
-    Metric("connection_rate", "接通率", "Connection rate", Unit.SHARE, "As the day's figure."),
     Metric(
-        "asa_s", "平均等待时长", "Average speed of answer", Unit.SECONDS, "As the day's figure."
+        "connection_rate",
+        "接通率",
+        "Connection rate",
+        Unit.SHARE,
+        "As the day's figure.",
+        columns=("answered", "received"),
     ),
-    Metric("service_level", "服务水平", "Service level", Unit.SHARE, "As the day's figure."),
-    Metric("aht_s", "平均处理时长", "Average handling time", Unit.SECONDS, "As the day's figure."),
+    Metric(
+        "asa_s",
+        "平均等待时长",
+        "Average speed of answer",
+        Unit.SECONDS,
+        "As the day's figure.",
+        columns=("wait_s", "answered"),
+    ),
+    Metric(
+        "service_level",
+        "服务水平",
+        "Service level",
+        Unit.SHARE,
+        "As the day's figure.",
+        columns=("answered_in_time", "answered", "abandoned", "abandoned_short"),
+    ),
+    Metric(
+        "aht_s",
+        "平均处理时长",
+        "Average handling time",
+        Unit.SECONDS,
+        "As the day's figure.",
+        columns=("handling_s", "completed"),
+    ),
 )
 
 STAFFING = _catalogue(
-    Metric("code", "城市代码", "City code", Unit.TEXT, "The city."),
-    Metric("hour", "时段", "Hour", Unit.TEXT, "Local start of the hour of the next day."),
+    Metric("code", "城市代码", "City code", Unit.TEXT, "The city.", columns=("code",)),
+    Metric(
+        "hour",
+        "时段",
+        "Hour",
+        Unit.TEXT,
+        "Local start of the hour of the next day.",
+        columns=("hour",),
+    ),
     Metric(
         "forecast_calls",
         "预测呼入量",
         "Forecast calls",
         Unit.CALLS,
         "Calls expected in the hour: the same hour's received calls of the report's day.",
+        columns=("received",),
     ),
     Metric(
         "agents_needed",
@@ -344,6 +481,7 @@ STAFFING = _catalogue(
         "Agents needed",
         Unit.AGENTS,
         "Fewest agents that answer the target share (80% by default) of callers within T s: Erlang C, or Erlang A when the day measured abandonment (see the method).",
+        columns=("received", "handling_s", "completed", "abandoned", "wait_s", "abandoned_wait_s"),
     ),
     Metric(
         "own_agents",
@@ -351,6 +489,7 @@ STAFFING = _catalogue(
         "Own agents",
         Unit.AGENTS,
         "The city's own staffing (staffed seats).",
+        columns=("seats",),
     ),
     Metric(
         "helper_seats",
@@ -358,6 +497,15 @@ STAFFING = _catalogue(
         "Helper seats to request",
         Unit.AGENTS,
         "agents_needed − own_agents, when positive: the cloud seats to ask helper cities for.",
+        columns=(
+            "received",
+            "handling_s",
+            "completed",
+            "abandoned",
+            "wait_s",
+            "abandoned_wait_s",
+            "seats",
+        ),
     ),
 )
 

@@ -144,7 +144,8 @@ class ScheduledExport:
             )
         self._folder.mkdir(parents=True, exist_ok=True)
         written = []
-        for fmt in self._settings.report_export_formats:
+        for format_name in self._settings.report_export_formats:
+            fmt = ReportFormat(format_name)
             parts = list(Part) if fmt is ReportFormat.CSV else [Part.SUMMARY]
             for part in parts:
                 name = export.file_name(report, fmt, part)

@@ -10,22 +10,24 @@ Six grouped queries read the day's calls; none returns a row per call:
 6. the surges active in the day, with their activated helper cities.
 
 Python then adds up at most cities x hours rows and derives the rates. Every figure is defined in
-`surge.reports.definitions`.
+`surge.reports.definitions`, with the columns it is computed from. Every column is labelled and
+read back by its label (`row._mapping`), never by its place: the tally's figures are the hourly
+query's columns of the same names. docs/REPORT.md says how to add a figure.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, and_, case, cast, func, or_, select
+from sqlalchemy import Integer, Select, and_, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Label
 
 from surge.calls.lifecycle import CallStatus, Disposition
 from surge.calls.models import Call
@@ -47,7 +49,12 @@ from surge.seats.models import Agent
 from surge.settings import Settings
 from surge.surges.models import Surge, SurgeWave, SurgeWaveCity
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+R = TypeVar("R", bound="DataclassInstance")
+_Statement = Select[*tuple[Any, ...]]
 PROVINCE_NAME = ("全省", "Province")
 _TOLERANCE_S = 0.001
 """Thresholds hold to the millisecond: SQLite's date arithmetic is exact only to ~0.1 ms."""
@@ -89,7 +96,10 @@ class Day:
 
 @dataclass(slots=True)
 class Tally:
-    """The additive figures of a set of calls (a city's hour, a city's day, the province)."""
+    """The additive figures of a set of calls (a city's hour, a city's day, the province).
+
+    Each field is a column of the hourly query, labelled with the field's name.
+    """
 
     received: int = 0
     answered: int = 0
@@ -107,11 +117,9 @@ class Tally:
     satisfied: int = 0
 
     @classmethod
-    def of_row(cls, values: Sequence[Any]) -> Tally:
-        """A tally from a query row's figures, in field order (SQL sums of nothing are NULL)."""
-        kinds = [float if field.type == "float" else int for field in fields(cls)]
-        converted: list[Any] = [kind(v or 0) for kind, v in zip(kinds, values, strict=True)]
-        return cls(*converted)
+    def of_row(cls, row: Mapping[Any, Any]) -> Tally:
+        """A tally from a query row's columns of the fields' names."""
+        return _of_columns(cls, row)
 
     def add(self, other: Tally) -> None:
         """Add `other`'s figures to these."""
@@ -152,6 +160,17 @@ class Tally:
         return ratio(self.handling_s, self.completed)
 
 
+def _of_columns(cls: type[R], row: Mapping[Any, Any]) -> R:
+    """A dataclass of figures from a row's columns of its fields' names (SQL sums of nothing
+    are NULL). A column missing or misnamed is a KeyError, not a figure read from its neighbour.
+    """
+    values: dict[str, Any] = {
+        field.name: (float if field.type == "float" else int)(row[field.name] or 0)
+        for field in fields(cls)
+    }
+    return cls(**values)
+
+
 def ratio(part: float, whole: float) -> float | None:
     """`part / whole`, or None when there is nothing to divide by."""
     return part / whole if whole else None
@@ -159,13 +178,21 @@ def ratio(part: float, whole: float) -> float | None:
 
 @dataclass(slots=True)
 class _Helped:
-    """One helper city's work for one host: answered calls, waits, handling, agents."""
+    """One helper city's work for one host: answered calls, waits, handling, agents.
 
-    answered: int = 0
-    wait_s: float = 0.0
-    completed: int = 0
-    handling_s: float = 0.0
-    agents: int = 0
+    Each field is a column of the helper query, labelled with the field's name.
+    """
+
+    helper_answered: int = 0
+    helper_wait_s: float = 0.0
+    helper_completed: int = 0
+    helper_handling_s: float = 0.0
+    helper_agents: int = 0
+
+    @classmethod
+    def of_row(cls, row: Mapping[Any, Any]) -> _Helped:
+        """The helper's figures from a query row's columns of the fields' names."""
+        return _of_columns(cls, row)
 
 
 @dataclass(slots=True)
@@ -180,6 +207,11 @@ class _Figures:
     agents_in_all: int
     wait_p90_s: dict[str | None, float]
     surges: dict[tuple[str, str], list[int]]
+
+
+def _labelled(columns: Mapping[str, Any]) -> list[Label[Any]]:
+    """Each column labelled with its name: rows are read back by these names, never by place."""
+    return [column.label(name) for name, column in columns.items()]
 
 
 def _hour_index(dialect: str, since_start: ColumnElement[float]) -> ColumnElement[int]:
@@ -218,7 +250,8 @@ class _Query:
         """The day's calls, of the report's city when it has one."""
         return self.in_day if self.city is None else and_(self.in_day, column == self.city)
 
-    async def hours(self) -> dict[str, dict[int, Tally]]:
+    def tally_columns(self) -> dict[str, ColumnElement[Any]]:
+        """The hourly query's figures, keyed by the `Tally` field each one fills."""
         answered = Call.connected_at.is_not(None)
         abandoned = Call.status == CallStatus.ABANDONED.value
         completed = Call.status == CallStatus.COMPLETED.value
@@ -230,128 +263,165 @@ class _Query:
         def total(condition: ColumnElement[bool], value: ColumnElement[float]) -> Any:
             return func.sum(case((condition, value), else_=None))
 
-        rows = await self.session.execute(
+        in_time = self.wait <= self.settings.service_level_s + _TOLERANCE_S
+        return {
+            "received": func.count(),
+            "answered": func.count(Call.connected_at),
+            "abandoned": count(abandoned),
+            "abandoned_short": count(
+                and_(abandoned, self.abandoned_wait < short_abandon - _TOLERANCE_S)
+            ),
+            "answered_in_time": count(and_(answered, in_time)),
+            "wait_s": total(answered, self.wait),
+            "abandoned_wait_s": total(abandoned, self.abandoned_wait),
+            "completed": count(completed),
+            "handling_s": total(completed, self.handling),
+            "answered_by_helpers": count(and_(answered, Agent.city_code != Call.city_code)),
+            "answered_online": count(
+                and_(completed, Call.disposition == Disposition.ANSWERED.value)
+            ),
+            "transferred": count(
+                and_(completed, Call.disposition == Disposition.TRANSFERRED.value)
+            ),
+            "feedback": func.count(Call.feedback_at),
+            "satisfied": count(Call.satisfied.is_(True)),
+        }
+
+    def hours_statement(self) -> _Statement:
+        """Per city (`code`) and local hour (`hour`, 0-based): the tally's columns."""
+        return (
             select(
-                Call.city_code,
-                self.hour,
-                func.count(),
-                func.count(Call.connected_at),
-                count(abandoned),
-                count(and_(abandoned, self.abandoned_wait < short_abandon - _TOLERANCE_S)),
-                count(and_(answered, self.wait <= self.settings.service_level_s + _TOLERANCE_S)),
-                total(answered, self.wait),
-                total(abandoned, self.abandoned_wait),
-                count(completed),
-                total(completed, self.handling),
-                count(and_(answered, Agent.city_code != Call.city_code)),
-                count(and_(completed, Call.disposition == Disposition.ANSWERED.value)),
-                count(and_(completed, Call.disposition == Disposition.TRANSFERRED.value)),
-                func.count(Call.feedback_at),
-                count(Call.satisfied.is_(True)),
+                Call.city_code.label("code"),
+                self.hour.label("hour"),
+                *_labelled(self.tally_columns()),
             )
             .select_from(Call)
             .outerjoin(Agent, Agent.id == Call.agent_id)
             .where(self.own(Call.city_code))
             .group_by(Call.city_code, self.hour)
         )
+
+    async def hours(self) -> dict[str, dict[int, Tally]]:
         hours: dict[str, dict[int, Tally]] = defaultdict(dict)
-        for city, hour, *figures in rows:
-            hours[city][int(hour)] = Tally.of_row(figures)
+        for row in (await self.session.execute(self.hours_statement())).mappings():
+            hours[row["code"]][int(row["hour"])] = Tally.of_row(row)
         return hours
 
-    async def helped(self) -> dict[tuple[str, str], _Helped]:
+    def helped_statement(self) -> _Statement:
+        """Per host and helper city: the `_Helped` columns (calls answered by helper agents)."""
         completed = Call.status == CallStatus.COMPLETED.value
         where = [self.in_day, Call.connected_at.is_not(None), Agent.city_code != Call.city_code]
         if self.city is not None:
             where.append(or_(Call.city_code == self.city, Agent.city_code == self.city))
-        rows = await self.session.execute(
+        columns: dict[str, ColumnElement[Any]] = {
+            "helper_answered": func.count(),
+            "helper_wait_s": func.sum(self.wait),
+            "helper_completed": func.sum(case((completed, 1), else_=0)),
+            "helper_handling_s": func.sum(case((completed, self.handling), else_=None)),
+            "helper_agents": func.count(func.distinct(Call.agent_id)),
+        }
+        return (
             select(
-                Call.city_code,
-                Agent.city_code,
-                func.count(),
-                func.sum(self.wait),
-                func.sum(case((completed, 1), else_=0)),
-                func.sum(case((completed, self.handling), else_=None)),
-                func.count(func.distinct(Call.agent_id)),
+                Call.city_code.label("host"), Agent.city_code.label("helper"), *_labelled(columns)
             )
             .select_from(Call)
             .join(Agent, Agent.id == Call.agent_id)
             .where(*where)
             .group_by(Call.city_code, Agent.city_code)
         )
-        return {
-            (host, helper): _Helped(
-                answered=int(answered),
-                wait_s=float(wait or 0),
-                completed=int(done),
-                handling_s=float(handling or 0),
-                agents=int(agents),
-            )
-            for host, helper, answered, wait, done, handling, agents in rows
-        }
 
-    async def kinds(self, classification: Classification) -> dict[str, dict[str, _Kind]]:
-        rows = await self.session.execute(
-            select(Call.city_code, Call.category_code, func.count(), func.sum(self.handling))
+    async def helped(self) -> dict[tuple[str, str], _Helped]:
+        rows = await self.session.execute(self.helped_statement())
+        return {(row["host"], row["helper"]): _Helped.of_row(row) for row in rows.mappings()}
+
+    def kinds_statement(self) -> _Statement:
+        """Per city and category code: the completed calls and their handling."""
+        columns: dict[str, Any] = {
+            "code": Call.city_code,
+            "category": Call.category_code,
+            "kind_completed": func.count(),
+            "kind_handling_s": func.sum(self.handling),
+        }
+        return (
+            select(*_labelled(columns))
             .where(self.own(Call.city_code), Call.status == CallStatus.COMPLETED.value)
             .group_by(Call.city_code, Call.category_code)
         )
+
+    async def kinds(self, classification: Classification) -> dict[str, dict[str, _Kind]]:
         kinds: dict[str, dict[str, _Kind]] = defaultdict(dict)
-        for city, code, calls, handling in rows:
+        for row in (await self.session.execute(self.kinds_statement())).mappings():
+            code = row["category"]
             category = classification.categories.get(code) if code else None
             kind = category.kind.value if category else "unclassified"
-            _add_kind(kinds[city], kind, int(calls), float(handling or 0))
+            calls, handling = int(row["kind_completed"]), float(row["kind_handling_s"] or 0)
+            _add_kind(kinds[row["code"]], kind, calls, handling)
         return kinds
 
-    async def agents(self) -> tuple[dict[str, int], dict[str, int], int]:
+    def agents_statements(self) -> tuple[_Statement, _Statement, _Statement]:
+        """Distinct agents answering: per call city, per agent city, and in all."""
         answered = and_(self.in_day, Call.connected_at.is_not(None))
         distinct = func.count(func.distinct(Call.agent_id))
-        serving = await self.session.execute(
-            select(Call.city_code, distinct)
+        serving = (
+            select(Call.city_code.label("code"), distinct.label("seats_active"))
             .where(answered, self.own(Call.city_code))
             .group_by(Call.city_code)
         )
-        agent_city = select(Agent.city_code, distinct).join(Agent, Agent.id == Call.agent_id)
+        active = select(Agent.city_code.label("code"), distinct.label("agents_active")).join(
+            Agent, Agent.id == Call.agent_id
+        )
         if self.city is not None:
-            agent_city = agent_city.where(Agent.city_code == self.city)
-        active = await self.session.execute(agent_city.where(answered).group_by(Agent.city_code))
-        in_all = await self.session.scalar(select(distinct).where(answered))
+            active = active.where(Agent.city_code == self.city)
+        active = active.where(answered).group_by(Agent.city_code)
+        in_all = select(distinct.label("agents_in_all")).where(answered)
+        return serving, active, in_all
+
+    async def agents(self) -> tuple[dict[str, int], dict[str, int], int]:
+        serving, active, in_all = self.agents_statements()
+        by_call_city = (await self.session.execute(serving)).mappings()
+        by_agent_city = (await self.session.execute(active)).mappings()
+        everyone = (await self.session.execute(in_all)).mappings().one()
         return (
-            {city: int(n) for city, n in serving},
-            {city: int(n) for city, n in active},
-            int(in_all or 0),
+            {row["code"]: int(row["seats_active"]) for row in by_call_city},
+            {row["code"]: int(row["agents_active"]) for row in by_agent_city},
+            int(everyone["agents_in_all"] or 0),
+        )
+
+    def wait_p90_statement(self, *, by_city: bool) -> _Statement:
+        """Nearest rank: the wait at rank ceil(0.9 n) of the answered calls, per city or in all."""
+        answered = and_(self.own(Call.city_code), Call.connected_at.is_not(None))
+        partition = Call.city_code if by_city else None
+        ranked = (
+            select(
+                Call.city_code.label("code"),
+                self.wait.label("wait"),
+                func.row_number().over(partition_by=partition, order_by=self.wait).label("rank"),
+                func.count().over(partition_by=partition).label("n"),
+            )
+            .where(answered)
+            .subquery()
+        )
+        return select(ranked.c.code, ranked.c.wait.label("wait_p90_s")).where(
+            ranked.c.rank == (ranked.c.n * 9 + 9) // 10
         )
 
     async def wait_p90(self) -> dict[str | None, float]:
-        """Nearest rank: the wait at rank ceil(0.9 n) of the answered calls, per city and in all."""
+        """The 90th-percentile wait per city, and the province's under None."""
         p90: dict[str | None, float] = {}
-        answered = and_(self.own(Call.city_code), Call.connected_at.is_not(None))
         for by_city in (True, False):
-            partition = Call.city_code if by_city else None
-            ranked = (
-                select(
-                    Call.city_code.label("city"),
-                    self.wait.label("wait"),
-                    func.row_number()
-                    .over(partition_by=partition, order_by=self.wait)
-                    .label("rank"),
-                    func.count().over(partition_by=partition).label("n"),
-                )
-                .where(answered)
-                .subquery()
-            )
-            rows = await self.session.execute(
-                select(ranked.c.city, ranked.c.wait).where(
-                    ranked.c.rank == (ranked.c.n * 9 + 9) // 10
-                )
-            )
-            for city, wait in rows:
-                p90[city if by_city else None] = float(wait)
+            rows = await self.session.execute(self.wait_p90_statement(by_city=by_city))
+            for row in rows.mappings():
+                p90[row["code"] if by_city else None] = float(row["wait_p90_s"])
         return p90
 
-    async def surges(self) -> dict[tuple[str, str], list[int]]:
-        rows = await self.session.execute(
-            select(Surge.host_city, SurgeWaveCity.city_code, Surge.id)
+    def surges_statement(self) -> _Statement:
+        """The surges active in the day: host, activated helper city and surge, by surge."""
+        return (
+            select(
+                Surge.host_city.label("host"),
+                SurgeWaveCity.city_code.label("helper"),
+                Surge.id.label("surge_id"),
+            )
             .join(SurgeWave, SurgeWave.surge_id == Surge.id)
             .join(SurgeWaveCity, SurgeWaveCity.wave_id == SurgeWave.id)
             .where(
@@ -362,8 +432,11 @@ class _Query:
             )
             .order_by(Surge.id)
         )
+
+    async def surges(self) -> dict[tuple[str, str], list[int]]:
         surges: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for host, helper, surge_id in rows:
+        for row in (await self.session.execute(self.surges_statement())).mappings():
+            host, helper, surge_id = row["host"], row["helper"], row["surge_id"]
             wanted = self.city is None or self.city in (host, helper)
             if wanted and surge_id not in surges[(host, helper)]:
                 surges[(host, helper)].append(surge_id)
@@ -465,12 +538,12 @@ def _helpers(
                 host_name=host.name,
                 code=code,
                 name=names[code].name,
-                answered=helped.answered,
-                share=ratio(helped.answered, answered),
-                asa_s=ratio(helped.wait_s, helped.answered),
-                aht_s=ratio(helped.handling_s, helped.completed),
-                handling_hours=helped.handling_s / 3600,
-                agents=helped.agents,
+                answered=helped.helper_answered,
+                share=ratio(helped.helper_answered, answered),
+                asa_s=ratio(helped.helper_wait_s, helped.helper_answered),
+                aht_s=ratio(helped.helper_handling_s, helped.helper_completed),
+                handling_hours=helped.helper_handling_s / 3600,
+                agents=helped.helper_agents,
                 surges=figures.surges.get((host.code, code), []),
             )
         )
@@ -559,7 +632,9 @@ async def daily(
             kinds=figures.kinds.get(code, {}),
             p90=figures.wait_p90_s.get(code),
             answered_for_others=sum(
-                helped.answered for (_, helper), helped in figures.helped.items() if helper == code
+                helped.helper_answered
+                for (_, helper), helped in figures.helped.items()
+                if helper == code
             ),
             agents_active=figures.agents_active.get(code, 0),
             seats_active=figures.seats_active.get(code, 0),
@@ -596,7 +671,7 @@ async def daily(
             tally=Tally.total(hours.values()),
             kinds=kinds,
             p90=figures.wait_p90_s.get(None),
-            answered_for_others=sum(helped.answered for helped in figures.helped.values()),
+            answered_for_others=sum(helped.helper_answered for helped in figures.helped.values()),
             agents_active=figures.agents_in_all,
             seats_active=figures.agents_in_all,
             seats=sum(info.seats for info in cities.values()),

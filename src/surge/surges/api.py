@@ -169,7 +169,7 @@ async def propose_helpers(
     await runtime.cities.require(host)
     survey = await runtime.pressure.current()
     proposal, unavailable = await surges_service.propose(
-        session=session, survey=survey, host=host, thresholds=runtime.settings.thresholds
+        session=session, survey=survey, host=host, thresholds=runtime.pressure.thresholds
     )
     return ProposalRead(
         host_city=host,

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from surge import events
+from surge.cities import pressure
 from surge.cities.monitor import Survey
 from surge.cities.service import CityRegistry
 from surge.errors import Conflict
@@ -42,6 +43,7 @@ class Autopilot:
         announce: Announce,
     ) -> None:
         self._settings = settings
+        self._thresholds = pressure.Thresholds.from_settings(settings)
         self._sessions = sessions
         self._cities = cities
         self._announce = announce
@@ -88,7 +90,7 @@ class Autopilot:
 
     async def _start(self, session: AsyncSession, survey: Survey, host: str) -> list[events.Event]:
         proposal, _ = await surges_service.propose(
-            session=session, survey=survey, host=host, thresholds=self._settings.thresholds
+            session=session, survey=survey, host=host, thresholds=self._thresholds
         )
         if not proposal.waves:
             log.warning("autopilot: %s is elected but no city can help now", host)
