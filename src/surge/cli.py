@@ -90,6 +90,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         ws_max_size=4 * settings.ws_max_message_bytes,  # larger frames get a clear error first
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_interval_s,
+        # Compression would keep a zlib state per socket, each way: more than the socket
+        # itself for the small JSON frames of a console (loadtests/sockets.py measures it).
+        ws_per_message_deflate=False,
+        ws="websockets-sansio",
         # Whose X-Forwarded-For names the client (login throttling is per client address).
         forwarded_allow_ips=args.forwarded_allow_ips,
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -26,6 +26,7 @@ from surge.errors import (
     describe,
 )
 from surge.origins import origin_allowed
+from surge.router.policy import SurgeView
 from surge.runtime import Runtime
 from surge.seats import frames
 from surge.seats import service as seats_service
@@ -173,6 +174,27 @@ async def _leave(runtime: Runtime, seat: seats_service.Seat, *, said_goodbye: bo
                 await runtime.dispatcher.requeue([held], reason=reason)
 
 
+async def _arrive(
+    runtime: Runtime, connection: Connection, agent_id: int, surges: Sequence[SurgeView]
+) -> seats_service.Seat:
+    """Load the seat, make it present and queue its greeting.
+
+    A function of its own so that its session and frames end here, not with the socket.
+    """
+    async with runtime.sessions() as session:
+        seat = await seats_service.load_seat(session=session, agent_id=agent_id)
+        greeting = await seats_service.connect(
+            session=session,
+            state=runtime.state,
+            seat=seat,
+            instance=runtime.settings.instance_id,
+            surges=surges,
+        )
+    for frame in greeting:
+        connection.send(frame)
+    return seat
+
+
 @router.websocket("/ws/agent")
 async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     """An agent's console: offers in, accept/decline/complete out (see API.md)."""
@@ -180,9 +202,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
     if principal is None or principal.agent_id is None:
         return
     runtime: Runtime = websocket.app.state.runtime
-    instance = runtime.settings.instance_id
     connection = Connection(websocket, city=principal.city, principal=principal)
-    writer = asyncio.create_task(connection.write())
     seat: seats_service.Seat | None = None
     said_goodbye = True  # unless the socket is found gone without its closing handshake
     try:
@@ -190,19 +210,9 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         async with database_errors():
             surges = await runtime.surges.current()
         async with runtime.gateway.console_turn(principal.agent_id), database_errors():
-            async with runtime.sessions() as session:
-                seat = await seats_service.load_seat(session=session, agent_id=principal.agent_id)
-                greeting = await seats_service.connect(
-                    session=session,
-                    state=runtime.state,
-                    seat=seat,
-                    instance=instance,
-                    surges=surges,
-                )
             # The greeting goes first in the outbox: once attached, the console may be sent
             # an offer at any moment, and `hello` must come before it.
-            for frame in greeting:
-                connection.send(frame)
+            seat = await _arrive(runtime, connection, principal.agent_id, surges)
             await runtime.gateway.attach_agent(seat.agent_id, connection)
         while True:
             message = await websocket.receive()
@@ -230,9 +240,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
                         await _leave(runtime, seat, said_goodbye=said_goodbye or closed_here)
         finally:
             connection.close(1000)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer, timeout=1)
-            writer.cancel()
+            await connection.closed(within_s=1)
 
 
 @router.websocket("/ws/cti")
@@ -243,7 +251,6 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
         return
     runtime: Runtime = websocket.app.state.runtime
     connection = Connection(websocket, city=principal.city, principal=principal)
-    writer = asyncio.create_task(connection.write())
     runtime.gateway.cti[connection.id] = connection
     connection.send(frames.cti_hello(city=principal.city))
     try:
@@ -263,6 +270,4 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
     finally:
         runtime.gateway.cti.pop(connection.id, None)
         connection.close(1000)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer, timeout=1)
-        writer.cancel()
+        await connection.closed(within_s=1)

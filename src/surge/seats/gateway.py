@@ -1,8 +1,10 @@
 """The websocket gateway: which consoles and telephony streams are connected to this instance.
 
 Frames reach a socket through its connection's outbox, written by one task per socket, so a slow
-console never holds up the others. Events for sockets on other instances travel over the hot
-state's bus; each instance delivers what is addressed to its own sockets.
+console never holds up the others; the writer runs only while the outbox holds frames, so an
+idle socket (most are, most of the time) costs no task and no queue. Events for sockets on
+other instances travel over the hot state's bus; each instance delivers what is addressed to
+its own sockets.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ CLOSE_OVERWHELMED = 1011  # the console did not keep up with its frames: as good
 
 
 class Connection:
-    """One connected websocket and its outbox."""
+    """One connected websocket, its outbox and, while that holds frames, its writer task."""
 
     _ids = itertools.count(1)
 
@@ -46,7 +48,9 @@ class Connection:
         self.websocket = websocket
         self.city = city
         self.principal = principal  # whose token opened the socket
-        self._outbox: asyncio.Queue[Frame | None] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        # Frames in order, then None once closed; a list, not a queue: most stay empty.
+        self._outbox: list[Frame | None] = []
+        self._writer: asyncio.Task[None] | None = None  # sending, or ended (closed or failed)
         self.close_code: int | None = None
         # The agent state this console was last told (`hello`, `state`) and the offer it was
         # last shown: what a rebuilt hot state restores, or revokes.
@@ -66,26 +70,44 @@ class Connection:
             frame["type"] == "offer.revoked" and frame["offer_id"] == self.told_offer
         ):
             self.told_offer = None
-        try:
-            self._outbox.put_nowait(frame)
-        except asyncio.QueueFull:
+        if len(self._outbox) >= OUTBOX_LIMIT:
             log.warning("closing connection %s: %d frames not yet sent", self.id, OUTBOX_LIMIT)
-            while not self._outbox.empty():  # make room for the close: this socket is lost anyway
-                self._outbox.get_nowait()
+            self._outbox.clear()  # make room for the close: this socket is lost anyway
             self.close(CLOSE_OVERWHELMED)
+            return
+        self._queue(frame)
 
     def close(self, code: int) -> None:
         """Ask the writer to close the socket after the frames already queued."""
         self.close_code = code
-        with contextlib.suppress(asyncio.QueueFull):
-            self._outbox.put_nowait(None)
+        if len(self._outbox) < OUTBOX_LIMIT:
+            self._queue(None)
 
-    async def write(self) -> None:
-        """Send queued frames until closed (run as a task for the socket's lifetime)."""
-        while (frame := await self._outbox.get()) is not None:
+    async def closed(self, *, within_s: float) -> None:
+        """Wait for the writer to send what was queued before `close`, at most `within_s`."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._writer, timeout=within_s)
+            self._writer.cancel()
+
+    def _queue(self, frame: Frame | None) -> None:
+        self._outbox.append(frame)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        """Send the queued frames, then end; at the first None, close the socket and stay ended.
+
+        A failed send also ends the writer for good (the socket is gone; its reader sees it).
+        """
+        while self._outbox:
+            frame = self._outbox.pop(0)
+            if frame is None:
+                if self.websocket.application_state is WebSocketState.CONNECTED:
+                    await self.websocket.close(self.close_code or 1000)
+                return
             await self.websocket.send_text(orjson.dumps(frame).decode())
-        if self.websocket.application_state is WebSocketState.CONNECTED:
-            await self.websocket.close(self.close_code or 1000)
+        self._writer = None  # idle: the next frame starts a writer again
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,26 +55,116 @@ class AgentState(StrEnum):
     LOST = "lost"
 
 
-AGENT_MOVES: dict[AgentState, frozenset[AgentState]] = {
-    AgentState.AVAILABLE: frozenset({AgentState.BREAK, AgentState.OFFERED, AgentState.LOST}),
-    AgentState.BREAK: frozenset({AgentState.AVAILABLE, AgentState.LOST}),
-    AgentState.OFFERED: frozenset(
-        {AgentState.AVAILABLE, AgentState.BREAK, AgentState.BUSY, AgentState.LOST}
+OFFLINE = "offline"
+"""How the agent-state table names an agent with no presence (`None` in `AgentMove`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMove:
+    """A rule of the agent-state table, after Prefect's orchestration rules: an agent in one of
+    `sources` may move to one of `targets`, by one of the `HotState` operations `by`, `when`
+    what it says happens. `None` stands for offline (no presence)."""
+
+    sources: frozenset[AgentState | None]
+    targets: frozenset[AgentState | None]
+    by: tuple[str, ...]
+    when: str
+
+
+_PRESENT = frozenset(AgentState) - {AgentState.LOST}
+
+AGENT_RULES: tuple[AgentMove, ...] = (
+    AgentMove(
+        frozenset({None, AgentState.LOST}),
+        frozenset({AgentState.BREAK, AgentState.BUSY}),
+        ("agent_connect",),
+        "a console connects: busy with the call in hand, else on break",
     ),
-    AgentState.BUSY: frozenset({AgentState.AVAILABLE, AgentState.LOST}),
-    AgentState.LOST: frozenset({AgentState.BREAK, AgentState.BUSY}),  # when it connects again
+    AgentMove(
+        frozenset({AgentState.AVAILABLE}),
+        frozenset({AgentState.BREAK}),
+        ("set_agent_state",),
+        "the agent goes on break",
+    ),
+    AgentMove(
+        frozenset({AgentState.BREAK}),
+        frozenset({AgentState.AVAILABLE}),
+        ("set_agent_state",),
+        "the agent goes available, idle since now",
+    ),
+    AgentMove(
+        frozenset({AgentState.AVAILABLE}),
+        frozenset({AgentState.OFFERED}),
+        ("claim",),
+        "the dispatcher holds a call for it",
+    ),
+    AgentMove(
+        frozenset({AgentState.OFFERED}),
+        frozenset({AgentState.BUSY}),
+        ("accept",),
+        "it accepts the offer: busy with the call",
+    ),
+    AgentMove(
+        frozenset({AgentState.OFFERED}),
+        frozenset({AgentState.AVAILABLE}),
+        ("decline", "withdraw", "end_lending"),
+        "it declines (idle since now), the call is abandoned or the surge ends (idle as before)",
+    ),
+    AgentMove(
+        frozenset({AgentState.OFFERED}),
+        frozenset({AgentState.BREAK}),
+        ("expire_offers",),
+        "the offer expires unanswered (a missed offer)",
+    ),
+    AgentMove(
+        frozenset({AgentState.BUSY}),
+        frozenset({AgentState.AVAILABLE}),
+        ("finish_call",),
+        "its call is completed or released: idle since now",
+    ),
+    AgentMove(
+        _PRESENT,
+        frozenset({AgentState.LOST}),
+        ("agent_lost",),
+        "its console stops answering: an offer goes back, a call stays in hand",
+    ),
+    AgentMove(
+        frozenset(AgentState),
+        frozenset({None}),
+        ("agent_disconnect", "reap_instances", "agent_connect"),
+        "it logs out, its instance is reaped, or it connects busy with a call the database"
+        " does not hold (that presence is dropped, then it arrives afresh)",
+    ),
+)
+"""The agent-state table: the only moves either adapter makes (the Redis one reads it in Lua)."""
+
+AGENT_MOVES: Mapping[AgentState | None, frozenset[AgentState | None]] = {
+    source: frozenset(t for rule in AGENT_RULES if source in rule.sources for t in rule.targets)
+    for source in (None, *AgentState)
 }
-"""The only moves between agent states (a new presence starts on `break`, or `busy`)."""
+"""The table by source: where an agent in each state (`None`: offline) may move."""
+
+
+def agent_place(state: AgentState | None) -> str:
+    """The table's name for a state: its value, or `offline`."""
+    return OFFLINE if state is None else state.value
 
 
 class IllegalAgentMove(Exception):
     """A programming error: an adapter tried an agent move `AGENT_MOVES` forbids."""
 
+    def __init__(self, source: AgentState | None, target: AgentState | None) -> None:
+        super().__init__(
+            f"an agent cannot move from {agent_place(source)} to {agent_place(target)}"
+        )
+        self.source = source
+        self.target = target
 
-def check_agent_move(source: AgentState, target: AgentState) -> None:
+
+def check_agent_move(source: AgentState | None, target: AgentState | None) -> None:
     """Raise `IllegalAgentMove` unless an agent may move from `source` to `target`."""
     if target not in AGENT_MOVES[source]:
-        raise IllegalAgentMove(f"an agent cannot move from {source} to {target}")
+        raise IllegalAgentMove(source, target)
 
 
 class Outcome(StrEnum):

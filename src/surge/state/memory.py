@@ -303,6 +303,7 @@ class InMemoryState:
             agent = None
         state = AgentState.BREAK if call_id is None else AgentState.BUSY
         if agent is None:
+            check_agent_move(None, state)
             agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)
             self._agents[agent_id] = agent
             self._engaged[(city, state)].add(agent_id)
@@ -542,6 +543,7 @@ class InMemoryState:
 
     def _drop(self, agent_id: int, agent: _Agent) -> HeldOffer | None:
         """Make an agent absent; an offer it held ends and its call goes back to its place."""
+        check_agent_move(agent.state, None)
         held = None
         if agent.offer_id is not None:
             held = self._end_offer(agent.offer_id)

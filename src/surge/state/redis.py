@@ -41,29 +41,58 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
 from surge.state.base import (
+    AGENT_MOVES,
+    OFFLINE,
     AgentPresence,
     AgentState,
     CallLocation,
     CityView,
     HeldOffer,
     IdleAgent,
+    IllegalAgentMove,
     OfferClaim,
     Outcome,
     QueuedCall,
     Reaped,
     Withdrawn,
+    agent_place,
 )
 
 _ENGAGED = ("offered", "busy", "break")  # the per-city sets of present agents not available
 
+
+def _lua_moves() -> str:
+    """`AGENT_MOVES` as a Lua table: source name -> {target name = true}."""
+    rows = []
+    for source, targets in AGENT_MOVES.items():
+        allowed = ", ".join(
+            f"['{agent_place(t)}'] = true" for t in sorted(targets, key=agent_place)
+        )
+        rows.append(f"  ['{agent_place(source)}'] = {{{allowed}}},")
+    return "local MOVES = {\n" + "\n".join(rows) + "\n}\n"
+
+
 # Helpers shared by the scripts. Floats travel as the strings Python wrote (repr round-trips),
 # never as Lua numbers, which Lua would print with only 14 significant digits.
-_LUA_PRELUDE = """
+# Every change of an agent's state goes through `check`, before any write of its caller's
+# helper: a move the table forbids fails the script with an error reply the adapter raises as
+# `IllegalAgentMove`.
+_LUA_PRELUDE = (
+    """
 local P = ARGV[1]
+"""
+    + _lua_moves()
+    + """
+local function check(source, target)
+  local allowed = MOVES[source or 'offline']
+  if not (allowed and allowed[target]) then
+    error({err = 'ILLEGAL_AGENT_MOVE ' .. (source or 'offline') .. ' ' .. target})
+  end
+end
 
 local function leave(agent, city, state)
   if state == 'available' then
@@ -111,6 +140,7 @@ end
 local function move(agent, state, idle_since, field, value)
   local key = P .. 'agent:' .. agent
   local a = redis.call('HMGET', key, 'city', 'state', 'idle_since')
+  check(a[2], state)
   idle_since = idle_since or a[3]
   if state == 'available' or state == 'break' then
     unlend(agent)
@@ -158,6 +188,7 @@ end
 local function drop(agent)
   local key = P .. 'agent:' .. agent
   local a = redis.call('HMGET', key, 'city', 'state', 'instance', 'offer', 'lent', 'call')
+  check(a[2], 'offline')
   local held, call = false, nil
   if a[4] then
     held, call = end_offer(a[4])
@@ -176,6 +207,7 @@ local function drop(agent)
   return held
 end
 """
+)
 
 # ARGV: P, then (call id, city, score, enqueued_at, data) per call.
 _ENQUEUE = """
@@ -349,6 +381,9 @@ else
   local state = 'break'
   if call ~= '' then
     state = 'busy'
+  end
+  check(nil, state)
+  if call ~= '' then
     redis.call('HSET', key, 'call', call)
   end
   redis.call('HSET', key, 'city', city, 'state', state, 'instance', instance, 'idle_since', now)
@@ -388,17 +423,18 @@ local a = redis.call('HMGET', key, 'city', 'state', 'instance', 'offer')
 if a[3] ~= ARGV[3] or a[2] == 'lost' then
   return {}
 end
+check(a[2], 'lost')
 local held = {}
 if a[4] then
   local call
   held, call = end_offer(a[4])
   queue(call)
 end
-leave(agent, a[1], a[2])
-enter(agent, a[1], 'lost')
-redis.call('HDEL', key, 'offer')
-redis.call('HSET', key, 'state', 'lost')
-if not redis.call('HGET', key, 'call') then
+local call = redis.call('HGET', key, 'call')
+move(agent, 'lost')
+if call then
+  redis.call('HSET', key, 'call', call)  -- the voice may go on: it keeps its call
+else
   unlend(agent)  -- it lost an offer only: it serves no host now
 end
 return held
@@ -543,6 +579,15 @@ def _in_use(at_rest: asyncio.Event, failed: Callable[[], None]) -> Iterator[None
             yield
     finally:
         at_rest.set()
+
+
+def _illegal_move(exc: ResponseError) -> IllegalAgentMove | ResponseError:
+    """The `IllegalAgentMove` a script's `check` refused, or the error itself if it is another."""
+    words = str(exc).split()
+    if len(words) < 3 or words[0] != "ILLEGAL_AGENT_MOVE":
+        return exc
+    source, target = (None if name == OFFLINE else AgentState(name) for name in words[1:3])
+    return IllegalAgentMove(source, target)
 
 
 def _text(value: bytes | str) -> str:
@@ -715,7 +760,10 @@ class RedisState:
 
     async def _run(self, script: AsyncScript, *args: str | int | bytes) -> Any:
         with _mapped(self._failed):
-            return await script(args=[self._prefix, *args])
+            try:
+                return await script(args=[self._prefix, *args])
+            except ResponseError as exc:
+                raise _illegal_move(exc) from None
 
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
