@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -26,7 +25,6 @@ from surge.errors import (
     describe,
 )
 from surge.origins import origin_allowed
-from surge.router.policy import SurgeView
 from surge.runtime import Runtime
 from surge.seats import frames
 from surge.seats import service as seats_service
@@ -41,6 +39,7 @@ from surge.seats.schemas import (
     agent_message,
 )
 from surge.state.base import AgentState
+from surge.surges.roster import ActiveSurges
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -175,7 +174,7 @@ async def _leave(runtime: Runtime, seat: seats_service.Seat, *, said_goodbye: bo
 
 
 async def _arrive(
-    runtime: Runtime, connection: Connection, agent_id: int, surges: Sequence[SurgeView]
+    runtime: Runtime, connection: Connection, agent_id: int, surges: ActiveSurges
 ) -> seats_service.Seat:
     """Load the seat, make it present and queue its greeting.
 
