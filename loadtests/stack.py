@@ -321,7 +321,8 @@ class Service:
     def _launch(self) -> None:
         """Start the `surge serve` process, its output going to the log file."""
         args = [str(SURGE), "serve", "--host", HOST, "--port", str(self.port)]
-        args += ["--workers", str(self.workers)]
+        if self.workers > 1:
+            args += ["--workers", str(self.workers)]
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 [*args, "--log-level", "warning"],
