@@ -462,9 +462,10 @@ return reaped
 
 # ARGV: P, queue depth, placeable only ('1' or '0'), n, n cities, then when placeable only one
 # reach per city: "spare host host ...", the hosts as 1-based places in the city list.
-# Returns per city {waiting, oldest enqueued_at or false, head calls as one JSON array,
-# "agent idle_since agent idle_since ...", offered, busy, on break, "host lent host lent ..."}:
-# two strings per city instead of thousands of reply elements keep the client's parsing cheap.
+# Returns one JSON array holding per city [waiting, oldest enqueued_at (a string) or null, head
+# calls, "agent idle_since agent idle_since ...", offered, busy, on break, "host lent ..."]:
+# one string instead of hundreds of reply elements keeps the client's parsing cheap (scores stay
+# the strings Redis wrote, so they round-trip exactly).
 # Placeable only, a city's free agents are read only as far as the head calls read could use
 # (its own and its hosts', plus the spare), so the cost follows the calls, not the agents.
 _SNAPSHOT = """
@@ -507,19 +508,19 @@ for i = 1, n do
     idle = table.concat(
       redis.call('ZRANGE', P .. 'idle:' .. city, 0, take - 1, 'WITHSCORES'), ' ')
   end
-  local oldest = redis.call('ZRANGE', P .. 'qt:' .. city, 0, 0, 'WITHSCORES')
-  table.insert(views, {
+  local oldest = redis.call('ZRANGE', P .. 'qt:' .. city, 0, 0, 'WITHSCORES')[2]
+  table.insert(views, '[' .. table.concat({
     waiting[i],
-    oldest[2] or false,
+    oldest and ('"' .. oldest .. '"') or 'null',
     '[' .. table.concat(heads[i], ',') .. ']',
-    idle,
+    '"' .. idle .. '"',
     redis.call('SCARD', P .. 'offered:' .. city),
     redis.call('SCARD', P .. 'busy:' .. city),
     redis.call('SCARD', P .. 'break:' .. city),
-    table.concat(redis.call('HGETALL', P .. 'lending:' .. city), ' '),
-  })
+    cjson.encode(table.concat(redis.call('HGETALL', P .. 'lending:' .. city), ' ')),
+  }, ',') .. ']')
 end
-return views
+return '[' .. table.concat(views, ',') .. ']'
 """
 
 # KEYS: the counter. ARGV: window in ms. Testing the TTL rather than `hits == 1` means a counter
@@ -624,13 +625,13 @@ def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
 
 def _city_view(city: str, row: Sequence[Any]) -> CityView:
     waiting, oldest, head, idle, offered, busy, on_break, lent = row
-    pairs = _text(idle).split()
-    loans = _text(lent).split()
+    pairs = idle.split()
+    loans = lent.split()
     return CityView(
         city=city,
-        waiting=int(waiting),
-        oldest_enqueued_at=None if oldest is None else _float(oldest),
-        queue=tuple(_call(fields) for fields in orjson.loads(head)),
+        waiting=waiting,
+        oldest_enqueued_at=None if oldest is None else float(oldest),
+        queue=tuple(_call(fields) for fields in head),
         idle=tuple(
             IdleAgent(int(agent_id), city, float(idle_since))
             for agent_id, idle_since in zip(pairs[::2], pairs[1::2], strict=True)
@@ -785,7 +786,7 @@ class RedisState:
             for city in cities:
                 hosts = [place[host] for host in lends_to.get(city, ()) if host in place]
                 args.append(" ".join([str(spare.get(city, 0)), *hosts]))
-        rows = await self._run(self._snapshot, *args)
+        rows = orjson.loads(await self._run(self._snapshot, *args))
         return {city: _city_view(city, row) for city, row in zip(cities, rows, strict=True)}
 
     # --- offers -----------------------------------------------------------------------------
