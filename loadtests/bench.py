@@ -1,4 +1,4 @@
-"""The Surge benchmark: one `surge serve` process on PostgreSQL + Redis, under load.
+"""The Surge benchmark: `surge serve` (one process, or `--workers N`) on PostgreSQL + Redis.
 
 Run it (needs PostgreSQL on 127.0.0.1:5432, trust auth, and Redis on 127.0.0.1:6379)::
 
@@ -19,17 +19,25 @@ Phases and figures (each printed with its target and PASS or MISS):
    over the phase's wall time (target >= 500); *p50/p95/p99* is each POST's latency as the
    client sees it (target p99 < 50 ms).
    The calls are then abandoned through the API (not measured) so the next phase starts clean.
-2. end-to-end -- N agents connected over /ws/agent (full: 1,000), all available, run by a
-   second process; calls posted to Nanjing at a steady rate (full: 200/s for 20 s). Each agent
-   accepts its offer at once and completes the call 0.5-1 s later. *completed calls/s* counts
-   `call.completed` frames over the steady window (after the first handling time, until the
-   last POST; target >= 95 % of the posting rate); *offer latency* is from just before the POST
-   is sent to the agent reading the `offer` frame for that call (both stamped with
-   `time.time()`, in two processes on one machine; target p99 < 100 ms); *not completed* is the
-   number of these calls the database does not show as completed after draining (target 0).
-3. memory -- with the N agents still connected (available, but in another city), calls are
+2. end-to-end 50/s -- N agents connected over /ws/agent (full: 1,000), all available, run by a
+   second process; calls posted to Nanjing at a rate well below saturation (full: 50/s for
+   20 s). Each agent accepts its offer at once and completes the call 0.5-1 s later.
+   *completed calls/s* counts `call.completed` frames over the steady window (after the first
+   handling time, until the last POST; target >= 95 % of the posting rate); *offer p99* is from
+   just before the POST is sent to the agent reading the `offer` frame for that call (both
+   stamped with `time.time()`, in two processes on one machine; target < 50 ms); *service cpu
+   per completed call* is the service's CPU over the phase and its drain divided by the calls
+   completed (target <= 4 ms): what the service costs when it is not saturated; *not
+   completed* is the number of these calls the database does not show as completed after
+   draining (target 0).
+3. end-to-end -- the same at a rate above what the service can take (full: 250/s for 20 s), to
+   find its saturation: *completed calls/s* (target >= 200, or 95 % of a lower posting rate).
+4. memory -- with the N agents still connected (available, but in another city), calls are
    queued in the other 12 cities until 10,000 wait (full); *RSS* is the service's VmRSS then,
-   *peak* its VmHWM over the whole run (targets < 300 MB each).
+   *peak* its VmHWM over the whole run (targets < 250 MB each).
+
+`--workers 2` runs the service as `surge serve --workers 2` (CPU and memory are then the sums
+over its processes): compare its end-to-end calls/s with a run of one (target: 1.4 times).
 
 Info lines (indented) give the other percentiles, error counts, and the CPU each process used
 in the phase (as % of one core): service, this process (HTTP load), and the agent process. The
@@ -95,10 +103,13 @@ class Config:
     ingest_calls: int
     ingest_concurrency: int
     agents: int
-    e2e_rate: float  # calls posted per second
+    e2e_rate: float  # calls posted per second: above what the service can take, to find it
     e2e_calls: int  # posted at e2e_rate (so the phase lasts e2e_calls / e2e_rate seconds)
+    steady_rate: float  # calls posted per second in the steady phase, well below saturation
+    steady_calls: int
     handle_s: tuple[float, float]
     queued_calls: int
+    workers: int = 1  # `surge serve --workers`
     warmup_calls: int = 200  # posted (and not counted) before the ingest measurement
     fill_concurrency: int = 32
     e2e_max_in_flight: int = 64  # POSTs outstanding at once before the pacer waits
@@ -110,8 +121,10 @@ FULL = Config(
     ingest_calls=5000,
     ingest_concurrency=32,
     agents=1000,
-    e2e_rate=200.0,
-    e2e_calls=4000,
+    e2e_rate=250.0,
+    e2e_calls=5000,
+    steady_rate=50.0,
+    steady_calls=1000,
     handle_s=(0.5, 1.0),
     queued_calls=10_000,
 )
@@ -122,6 +135,8 @@ SHORT = Config(
     agents=50,
     e2e_rate=50.0,
     e2e_calls=100,
+    steady_rate=50.0,
+    steady_calls=50,
     handle_s=(0.2, 0.5),
     queued_calls=1000,
     warmup_calls=50,
@@ -131,9 +146,11 @@ SHORT = Config(
 
 INGEST_CALLS_PER_S = 500.0
 INGEST_P99_MS = 50.0
-OFFER_P99_MS = 100.0
+E2E_CALLS_PER_S = 200.0  # at saturation, on one process (two: 1.4 times that)
+STEADY_OFFER_P99_MS = 50.0
+STEADY_CPU_MS_PER_CALL = 4.0  # service CPU per completed call at the steady rate
 COMPLETED_SHARE = 0.95
-MEMORY_MB = 300.0
+MEMORY_MB = 250.0
 
 
 # --- figures and the report -------------------------------------------------------------------
@@ -346,6 +363,16 @@ class CpuMeter:
 # --- the phases -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Flow:
+    """What one flow of calls to the agents measured."""
+
+    completed_rate: float  # calls/s completed in the steady window
+    offer_p99_ms: float
+    cpu_ms_per_call: float  # service CPU over the flow and its drain, per completed call
+    not_completed: int
+
+
 @dataclass
 class Bench:
     """One run's live resources."""
@@ -485,57 +512,88 @@ class Bench:
         )
 
     async def end_to_end(self, fleet: FleetProcess) -> None:
-        """Phase 2: steady calls to free agents; figures: completed/s, offer latency, leftovers."""
+        """Phase 2: calls offered faster than the service can take them; figure: completed/s."""
         config = self.config
-        bodies = [call_body(self.run_id, "e2e", i, AGENT_CITY) for i in range(config.e2e_calls)]
-        self.out(
-            f"end-to-end: posting {len(bodies)} calls at {config.e2e_rate:g}/s to "
-            f"{config.agents} agents ..."
+        figures = await self.calls_to_agents(fleet, "e2e", config.e2e_rate, config.e2e_calls)
+        target = min(E2E_CALLS_PER_S, round(COMPLETED_SHARE * config.e2e_rate, 1))
+        self.report.figures["end-to-end"] = [
+            Figure("completed", figures.completed_rate, "calls/s", target, higher_is_better=True),
+            Figure("not completed", figures.not_completed, "", 0, False, digits=0),
+        ]
+        self.out("  end-to-end: " + "; ".join(str(f) for f in self.report.figures["end-to-end"]))
+
+    async def steady(self, fleet: FleetProcess) -> None:
+        """Phase 3: calls at a rate well below saturation; figures: offer p99, CPU per call."""
+        config = self.config
+        phase = f"end-to-end {config.steady_rate:g}/s"
+        figures = await self.calls_to_agents(
+            fleet, "steady", config.steady_rate, config.steady_calls
         )
-        fleet_cpu_start = (await fleet.ask("collect"))["cpu_s"]
-        cpu = CpuMeter(self.service, fleet_cpu_start)
-        posted = await post_paced(self.api, bodies, config.e2e_rate, config.e2e_max_in_flight)
+        self.report.figures[phase] = [
+            Figure(
+                "completed",
+                figures.completed_rate,
+                "calls/s",
+                round(COMPLETED_SHARE * config.steady_rate, 1),
+                higher_is_better=True,
+            ),
+            Figure("offer p99", figures.offer_p99_ms, "ms", STEADY_OFFER_P99_MS, False),
+            Figure(
+                "service cpu per completed call",
+                figures.cpu_ms_per_call,
+                "ms",
+                STEADY_CPU_MS_PER_CALL,
+                False,
+            ),
+            Figure("not completed", figures.not_completed, "", 0, False, digits=0),
+        ]
+        self.out(f"  {phase}: " + "; ".join(str(f) for f in self.report.figures[phase]))
+
+    async def calls_to_agents(
+        self, fleet: FleetProcess, kind: str, rate: float, count: int
+    ) -> Flow:
+        """Post `count` calls to the agents' city at `rate`; each agent accepts its offer at once
+        and completes it after the handling time. Measured until every call is completed."""
+        config = self.config
+        bodies = [call_body(self.run_id, kind, i, AGENT_CITY) for i in range(count)]
+        self.out(
+            f"{kind}: posting {len(bodies)} calls at {rate:g}/s to {config.agents} agents "
+            f"({self.service.workers} service process(es)) ..."
+        )
+        before = await fleet.ask("collect")
+        cpu = CpuMeter(self.service, before["cpu_s"])
+        service_cpu_s = self.service.cpu_seconds()
+        posted = await post_paced(self.api, bodies, rate, config.e2e_max_in_flight)
         posting_s = max(p.sent_at for p in posted) - min(p.sent_at for p in posted)
-        ids = self.check_posts("end-to-end", posted)
+        ids = self.check_posts(kind, posted)
         # Drain: every accepted call should be completed by its agent.
+        done_before = len(before["completed"])
         deadline = time.monotonic() + config.drain_timeout_s
         while True:
             self.service.check_alive()
             progress = await fleet.ask("progress")
-            if progress["completed"] >= len(ids) or time.monotonic() > deadline:
+            if progress["completed"] - done_before >= len(ids) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.25)
+        service_cpu_s = self.service.cpu_seconds() - service_cpu_s
         seen = await fleet.ask("collect")
         cpu_line = cpu.line(seen["cpu_s"])
         offers: dict[int, float] = seen["offers"]
-        completed: dict[int, float] = seen["completed"]
         by_id = {p.call_id: p for p in posted if p.call_id is not None}
+        completed = {i: t for i, t in seen["completed"].items() if i in by_id}
         latencies = [offers[i] - by_id[i].sent_at for i in ids if i in offers]
         first_sent = min(p.sent_at for p in posted)
         last_sent = max(p.sent_at for p in posted)
         window_start = first_sent + config.handle_s[1]
-        in_window = [
-            t for i, t in completed.items() if i in by_id and window_start <= t <= last_sent
-        ]
+        in_window = [t for t in completed.values() if window_start <= t <= last_sent]
         if last_sent - window_start >= 1.0:
             completed_rate = len(in_window) / (last_sent - window_start)
         else:  # too short a run for a steady window: everything over the whole span
             span = max(completed.values(), default=last_sent) - first_sent
             completed_rate = len(completed) / span if span > 0 else math.nan
-        statuses = await self.statuses("e2e")
+        statuses = await self.statuses(kind)
         not_completed = sum(n for status, n in statuses.items() if status != "completed")
         not_completed += len(ids) - sum(statuses.values())
-        self.report.figures["end-to-end"] = [
-            Figure(
-                "completed",
-                completed_rate,
-                "calls/s",
-                round(COMPLETED_SHARE * config.e2e_rate, 1),
-                higher_is_better=True,
-            ),
-            Figure("offer p99", percentile(latencies, 99) * 1000, "ms", OFFER_P99_MS, False),
-            Figure("not completed", not_completed, "", 0, False, digits=0),
-        ]
         post_latencies = [p.latency_s for p in posted if p.call_id is not None]
         self.info(f"offer latency (POST sent -> offer read): {spread_ms(latencies)}")
         self.info(
@@ -543,29 +601,34 @@ class Bench:
             f"({(len(ids) - 1) / posting_s if posting_s else math.nan:.1f} calls/s); "
             f"POST latency {spread_ms(post_latencies)}"
         )
-        ours = [t for i, t in completed.items() if i in by_id]
-        if ours:
-            span = max(ours) - first_sent
+        if completed:
+            span = max(completed.values()) - first_sent
             self.info(
-                f"overall: {len(ours)} completed {span:.1f} s after the first POST "
-                f"({len(ours) / span:.1f} calls/s including the start and the drain)"
+                f"overall: {len(completed)} completed {span:.1f} s after the first POST "
+                f"({len(completed) / span:.1f} calls/s including the start and the drain)"
             )
         self.info(
-            f"{len(offers)} offered, {len(seen['connected'])} connected, {len(completed)} "
-            f"completed by the agents; {seen['reoffers']} re-offers; database: {statuses}"
+            f"{sum(i in offers for i in by_id)} offered, {len(completed)} completed by the "
+            f"agents; {seen['reoffers'] - before['reoffers']} re-offers; database: {statuses}"
         )
         if seen["anomalies"] or seen["dropped"]:
             self.info(
                 f"agent anomalies: {seen['anomalies']}, {seen['dropped']} sockets dropped; "
                 f"e.g. {seen['samples'][:3]}"
             )
-        self.info(cpu_line)
+        cpu_ms_per_call = service_cpu_s * 1000 / len(completed) if completed else math.nan
+        self.info(f"{cpu_line}; service {cpu_ms_per_call:.2f} ms per completed call")
         if not_completed:
             self.report.lost_calls += not_completed
-            self.problem(f"end-to-end: {not_completed} calls not completed after draining")
-        if seen["dropped"]:
-            self.problem(f"end-to-end: the service closed {seen['dropped']} agent sockets")
-        self.out("  end-to-end: " + "; ".join(str(f) for f in self.report.figures["end-to-end"]))
+            self.problem(f"{kind}: {not_completed} calls not completed after draining")
+        if seen["dropped"] > before["dropped"]:
+            self.problem(f"{kind}: the service closed {seen['dropped']} agent sockets")
+        return Flow(
+            completed_rate=completed_rate,
+            offer_p99_ms=percentile(latencies, 99) * 1000,
+            cpu_ms_per_call=cpu_ms_per_call,
+            not_completed=not_completed,
+        )
 
     async def memory(self) -> None:
         """Phase 3: fill the other cities' queues to the target depth; figure: the RSS."""
@@ -679,7 +742,7 @@ async def run(config: Config, *, out: Out = print, service_log: Path | None = No
         accounts = await create_accounts(
             url, settings, agents=config.agents, agent_city=AGENT_CITY, run_id=run_id
         )
-        service = Service(env=env, cwd=workdir)
+        service = Service(env=env, cwd=workdir, workers=config.workers)
         stack.push_async_callback(service.stop)
         await service.start()
         rss, _ = service.memory_mb()
@@ -699,6 +762,7 @@ async def run(config: Config, *, out: Out = print, service_log: Path | None = No
         )
         stack.push_async_callback(fleet.stop)
         await bench.connect_agents(fleet)
+        await bench.steady(fleet)  # first: an overload leaves calls behind it for a while
         await bench.end_to_end(fleet)
         await bench.memory()
         service.check_alive()
@@ -719,7 +783,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None]:
     parser.add_argument("--agents", type=int, help="agents connected over /ws/agent")
     parser.add_argument("--rate", type=float, help="calls/s posted in the end-to-end phase")
     parser.add_argument("--e2e-calls", type=int, help="calls posted in the end-to-end phase")
+    parser.add_argument("--steady-rate", type=float, help="calls/s posted in the steady phase")
+    parser.add_argument("--steady-calls", type=int, help="calls posted in the steady phase")
     parser.add_argument("--queued", type=int, help="calls queued for the memory reading")
+    parser.add_argument("--workers", type=int, help="service processes (surge serve --workers)")
     parser.add_argument("--service-log", type=Path, help="copy the service's log to this file")
     args = parser.parse_args(argv)
     config = SHORT if args.short else FULL
@@ -729,7 +796,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None]:
         "agents": args.agents,
         "e2e_rate": args.rate,
         "e2e_calls": args.e2e_calls,
+        "steady_rate": args.steady_rate,
+        "steady_calls": args.steady_calls,
         "queued_calls": args.queued,
+        "workers": args.workers,
     }
     for key, value in overrides.items():
         if value is not None and value <= 0:

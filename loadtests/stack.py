@@ -7,6 +7,7 @@ safe to call after a partial set-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -283,11 +284,25 @@ def _proc_status(pid: int) -> dict[str, str]:
     return fields
 
 
-class Service:
-    """One `surge serve` subprocess on a free loopback port; always stopped by `stop()`."""
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (a `--workers` supervisor's workers)."""
+    pids = [pid]
+    for each in pids:
+        path = f"/proc/{each}/task/{each}/children"
+        with contextlib.suppress(OSError), open(path, encoding="ascii") as children:
+            pids += [int(child) for child in children.read().split()]
+    return pids
 
-    def __init__(self, *, env: Mapping[str, str], cwd: Path) -> None:
+
+class Service:
+    """One `surge serve` subprocess on a free loopback port; always stopped by `stop()`.
+
+    With `workers` > 1 it is uvicorn's supervisor and its workers: CPU and memory are their sums.
+    """
+
+    def __init__(self, *, env: Mapping[str, str], cwd: Path, workers: int = 1) -> None:
         """Prepare the service on a free port (`start()` runs it)."""
+        self.workers = workers
         self.env = dict(env)
         self.cwd = cwd
         self.port = free_port()
@@ -306,6 +321,8 @@ class Service:
     def _launch(self) -> None:
         """Start the `surge serve` process, its output going to the log file."""
         args = [str(SURGE), "serve", "--host", HOST, "--port", str(self.port)]
+        if self.workers > 1:
+            args += ["--workers", str(self.workers)]
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 [*args, "--log-level", "warning"],
@@ -350,17 +367,23 @@ class Service:
 
     def memory_mb(self) -> tuple[float, float]:
         """The service's resident set size now and at its peak (VmRSS, VmHWM), in MB."""
-        fields = _proc_status(self.pid)
-        rss_kb = int(fields["VmRSS"].split()[0])
-        hwm_kb = int(fields["VmHWM"].split()[0])
+        rss_kb = hwm_kb = 0
+        for pid in _tree(self.pid):
+            with contextlib.suppress(OSError):
+                fields = _proc_status(pid)
+                rss_kb += int(fields["VmRSS"].split()[0])
+                hwm_kb += int(fields["VmHWM"].split()[0])
         return rss_kb / 1024, hwm_kb / 1024
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the service has used so far."""
-        with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
-            # The command name (field 2) may hold spaces: split after its closing parenthesis.
-            fields = stat.read().rpartition(")")[2].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        ticks = 0
+        for pid in _tree(self.pid):
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                    # The command name (field 2) may hold spaces: split after its parenthesis.
+                    fields = stat.read().rpartition(")")[2].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
         return ticks / os.sysconf("SC_CLK_TCK")
 
     async def stop(self) -> int | None:

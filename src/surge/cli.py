@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -28,6 +28,10 @@ from surge.db import create_engine, create_sessionmaker
 from surge.errors import SurgeError, describe
 from surge.files import write_atomically
 from surge.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 T = TypeVar("T")
 
@@ -75,15 +79,68 @@ class _RedactTokens(logging.Filter):
         return True
 
 
+def _worker_app() -> FastAPI:
+    """The app of one `serve --workers` process: its settings read afresh, so each worker is an
+    instance of its own (its own instance id, heartbeat and dispatcher)."""
+    from surge.app import create_app
+
+    _redact_uvicorn_logs()
+    return create_app(Settings())
+
+
+def _redact_uvicorn_logs() -> None:
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_RedactTokens())
+
+
+def _workers_refusal(settings: Settings, workers: int) -> str | None:
+    """Why `serve` cannot run `workers` processes with these settings, or None."""
+    if workers < 1:
+        return "--workers must be at least 1"
+    if workers == 1:
+        return None
+    if not settings.uses_redis or settings.database_url.startswith("sqlite"):
+        return (
+            "--workers N > 1 needs PostgreSQL and Redis (SURGE_DATABASE_URL, SURGE_REDIS_URL): "
+            "the embedded SQLite database and in-process hot state cannot be shared by processes"
+        )
+    if "instance_id" in settings.model_fields_set:
+        return "SURGE_INSTANCE_ID names one instance: unset it with --workers (each takes its own)"
+    return None
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from surge import migrate
     from surge.app import create_app
 
+    refusal = _workers_refusal(settings, args.workers)
+    if refusal is not None:
+        print(f"surge: {refusal}", file=sys.stderr)
+        return 2
     migrate.upgrade(settings.database_url)
-    config = uvicorn.Config(
-        create_app(settings),
+    if args.workers > 1:  # uvicorn's supervisor: one socket, N processes, a dead one restarted
+        from uvicorn.supervisors import Multiprocess
+
+        config = _uvicorn_config(
+            "surge.cli:_worker_app", settings, args, factory=True, workers=args.workers
+        )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
+    server = uvicorn.Server(_uvicorn_config(create_app(settings), settings, args))
+    _redact_uvicorn_logs()
+    server.run()
+    return 0
+
+
+def _uvicorn_config(
+    app: FastAPI | str, settings: Settings, args: argparse.Namespace, **more: Any
+) -> uvicorn.Config:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -96,12 +153,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         ws="websockets-sansio",
         # Whose X-Forwarded-For names the client (login throttling is per client address).
         forwarded_allow_ips=args.forwarded_allow_ips,
+        **more,
     )
-    server = uvicorn.Server(config)
-    for name in ("uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addFilter(_RedactTokens())
-    server.run()
-    return 0
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -288,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--forwarded-allow-ips",
         help="proxies trusted to name the client in X-Forwarded-For, comma-separated "
         "(default: loopback, or uvicorn's FORWARDED_ALLOW_IPS)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving one port, each a full instance (needs PostgreSQL and Redis)",
     )
     serve.set_defaults(run=_serve)
 

@@ -503,6 +503,48 @@ async def test_placeable_snapshot_reads_no_more_than_free_agents_can_take(
     assert len(full[CITY].queue) == 5
 
 
+async def test_placeable_snapshot_reads_only_the_free_agents_the_calls_read_could_use(
+    state: HotState,
+) -> None:
+    for agent_id in range(10, 15):  # idle since T0 + its id: 10 has been idle longest
+        await make_available(state, agent_id, since=T0 + agent_id)
+    for agent_id in range(20, 24):
+        await make_available(state, agent_id, OTHER, since=T0 + agent_id)
+
+    def idle(views: dict[str, CityView]) -> dict[str, list[int]]:
+        return {city: [a.agent_id for a in v.idle] for city, v in views.items()}
+
+    nothing = await state.snapshot(list(CITIES), queue_depth=10, placeable_only=True)
+    assert idle(nothing) == {CITY: [], OTHER: []}  # no call waits: no agent is read
+    await state.enqueue([qc(1), qc(2)])
+    own = await state.snapshot(list(CITIES), queue_depth=10, placeable_only=True)
+    assert idle(own) == {CITY: [10, 11], OTHER: []}
+    assert [c.call_id for c in own[CITY].queue] == [1, 2]
+    lending = await state.snapshot(
+        list(CITIES),
+        queue_depth=10,
+        placeable_only=True,
+        lends_to={OTHER: [CITY], CITY: ["nowhere"]},
+        spare={OTHER: 1, CITY: 2},
+    )
+    assert idle(lending) == {CITY: [10, 11, 12, 13], OTHER: [20, 21, 22]}
+    spare_capped = await state.snapshot(
+        list(CITIES),
+        queue_depth=10,
+        placeable_only=True,
+        lends_to={OTHER: [CITY]},
+        spare={OTHER: 9},
+    )
+    assert idle(spare_capped)[OTHER] == [20, 21, 22, 23]
+    shallow = await state.snapshot(
+        list(CITIES), queue_depth=1, placeable_only=True, lends_to={OTHER: [CITY]}
+    )
+    assert idle(shallow) == {CITY: [10], OTHER: [20]}
+    full = await state.snapshot(list(CITIES), queue_depth=0)
+    assert idle(full) == {CITY: [10, 11, 12, 13, 14], OTHER: [20, 21, 22, 23]}
+    assert [(v.waiting, v.on_break) for v in lending.values()] == [(2, 0), (0, 0)]
+
+
 async def test_present_agents_lists_every_state(state: HotState) -> None:
     await state.enqueue([qc(1)])
     await make_available(state, 12)

@@ -45,7 +45,7 @@ async def test_short_benchmark_completes_and_loses_no_call(
     assert report.problems == []
     assert report.lost_calls == 0
     assert not report.broken
-    assert list(report.figures) == ["ingest", "end-to-end", "memory"]
+    assert list(report.figures) == ["ingest", "end-to-end 50/s", "end-to-end", "memory"]
     for phase, figures in report.figures.items():
         line = f"{phase}: " + "; ".join(str(figure) for figure in figures)
         assert line in printed.splitlines()

@@ -39,6 +39,23 @@ log = logging.getLogger(__name__)
 Announce = Callable[[Sequence[events.Event]], Awaitable[None]]
 
 
+def lending_reach(
+    surges: Sequence[policy.SurgeView],
+) -> tuple[dict[str, set[str]], dict[str, int]]:
+    """Which hosts each helper's free agents may serve, and how many free agents to read beyond
+    the calls they could take: one more than its reserve, so that the policy's reserve check
+    (`free <= reserve`) decides as it would on every free agent. With these the snapshot reads
+    only the free agents a decision could use and the decision does not change.
+    """
+    lends_to: dict[str, set[str]] = {}
+    for surge in surges:
+        for helper in surge.quotas:
+            if helper != surge.host:
+                lends_to.setdefault(helper, set()).add(surge.host)
+    reserves = policy.helper_reserves(surges)
+    return lends_to, {helper: reserves.get(helper, 0) + 1 for helper in lends_to}
+
+
 class Dispatcher:
     """Runs dispatch cycles and offer maintenance for one service instance."""
 
@@ -92,10 +109,15 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Run one cycle; return how many offers were made and recorded."""
         now = time.time()
-        views = await self._state.snapshot(
-            self._cities.codes, queue_depth=self._settings.dispatch_batch, placeable_only=True
-        )
         surges = (await self._surges.current()).views
+        lends_to, spare = lending_reach(surges)
+        views = await self._state.snapshot(
+            self._cities.codes,
+            queue_depth=self._settings.dispatch_batch,
+            placeable_only=True,
+            lends_to=lends_to,
+            spare=spare,
+        )
         levels: Mapping[str, float | None] = {}
         if (
             surges

@@ -24,7 +24,7 @@ Vocabulary:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -261,7 +261,7 @@ class CityView:
     waiting: int
     oldest_enqueued_at: float | None
     queue: tuple[QueuedCall, ...]  # the queue's head in queue order (see `HotState.snapshot`)
-    idle: tuple[IdleAgent, ...]  # every available agent, longest idle first
+    idle: tuple[IdleAgent, ...]  # the available agents, longest idle first (see `snapshot`)
     offered: int  # agents holding an offer
     busy: int  # agents on a connected call
     on_break: int
@@ -329,12 +329,23 @@ class HotState(Protocol):
         """
 
     async def snapshot(
-        self, cities: Sequence[str], *, queue_depth: int, placeable_only: bool = False
+        self,
+        cities: Sequence[str],
+        *,
+        queue_depth: int,
+        placeable_only: bool = False,
+        lends_to: Mapping[str, Collection[str]] | None = None,
+        spare: Mapping[str, int] | None = None,
     ) -> dict[str, CityView]:
         """Read every named city's figures, free agents and up to `queue_depth` head calls.
 
-        With `placeable_only`, no queue is read further than the free agents of all the named
-        cities together could take (the dispatcher needs no more, and reading less is cheaper).
+        With `placeable_only`, what is read is bounded by what could be placed, not by the
+        province (the dispatcher needs no more, and reading less is cheaper): no queue further
+        than the free agents of all the named cities together could take, and a city's free
+        agents (longest idle first) only as many as the head calls read could use, its own and
+        those of the cities in `lends_to[city]` (the hosts its agents may serve), plus
+        `spare[city]` more when there is any such call. A city no read call could use shows
+        none; its other figures are always complete.
         """
 
     # --- offers -----------------------------------------------------------------------------

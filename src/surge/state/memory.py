@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -180,22 +180,37 @@ class InMemoryState:
         return Withdrawn(location, held)
 
     async def snapshot(
-        self, cities: Sequence[str], *, queue_depth: int, placeable_only: bool = False
+        self,
+        cities: Sequence[str],
+        *,
+        queue_depth: int,
+        placeable_only: bool = False,
+        lends_to: Mapping[str, Collection[str]] | None = None,
+        spare: Mapping[str, int] | None = None,
     ) -> dict[str, CityView]:
         """Read every named city's figures, free agents and up to `queue_depth` head calls."""
-        views: dict[str, CityView] = {}
         queue_depth = max(0, queue_depth)
         if placeable_only:  # no more calls than the free agents could take
             queue_depth = min(queue_depth, sum(len(self._idle.get(c, ())) for c in cities))
+        heads = {city: tuple(self._queues.get(city, ())[:queue_depth]) for city in cities}
+        views: dict[str, CityView] = {}
         for city in cities:
             queue = self._queues.get(city, ())
             ages = self._ages.get(city)
+            idle: Sequence[IdleAgent] = self._idle.get(city, ())
+            if placeable_only:  # only as many free agents as the calls read could use
+                usable = len(heads[city]) + sum(
+                    len(heads.get(host, ())) for host in (lends_to or {}).get(city, ())
+                )
+                if usable:
+                    usable += (spare or {}).get(city, 0)
+                idle = idle[:usable]
             views[city] = CityView(
                 city=city,
                 waiting=len(queue),
                 oldest_enqueued_at=ages[0].enqueued_at if ages else None,
-                queue=tuple(queue[:queue_depth]),
-                idle=tuple(self._idle.get(city, ())),
+                queue=heads[city],
+                idle=tuple(idle),
                 offered=len(self._engaged.get((city, AgentState.OFFERED), ())),
                 busy=len(self._engaged.get((city, AgentState.BUSY), ())),
                 on_break=len(self._engaged.get((city, AgentState.BREAK), ())),

@@ -33,7 +33,7 @@ Replies may be bytes (the default, ``decode_responses=False``) or str: both are 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -496,40 +496,67 @@ end
 return reaped
 """
 
-# ARGV: P, queue depth, city... Returns per city {waiting, oldest enqueued_at or false,
-# head calls as one JSON array, "agent idle_since agent idle_since ...", offered, busy, on break,
-# "host lent host lent ..."}:
-# two strings per city instead of thousands of reply elements keep the client's parsing cheap.
+# ARGV: P, queue depth, placeable only ('1' or '0'), n, n cities, then when placeable only one
+# reach per city: "spare host host ...", the hosts as 1-based places in the city list.
+# Returns one JSON array holding per city [waiting, oldest enqueued_at (a string) or null, head
+# calls, "agent idle_since agent idle_since ...", offered, busy, on break, "host lent ..."]:
+# one string instead of hundreds of reply elements keeps the client's parsing cheap (scores stay
+# the strings Redis wrote, so they round-trip exactly).
+# Placeable only, a city's free agents are read only as far as the head calls read could use
+# (its own and its hosts', plus the spare), so the cost follows the calls, not the agents.
 _SNAPSHOT = """
 local depth = tonumber(ARGV[2])
-if ARGV[3] == '1' then  -- placeable only: no more calls than the free agents could take
-  local free = 0
-  for i = 4, #ARGV do
-    free = free + redis.call('ZCARD', P .. 'idle:' .. ARGV[i])
+local placeable = ARGV[3] == '1'
+local n = tonumber(ARGV[4])
+local free = {}
+local total = 0
+for i = 1, n do
+  free[i] = redis.call('ZCARD', P .. 'idle:' .. ARGV[4 + i])
+  total = total + free[i]
+end
+if placeable and total < depth then depth = total end
+local heads = {}
+local waiting = {}
+for i = 1, n do
+  local q = P .. 'q:' .. ARGV[4 + i]
+  waiting[i] = redis.call('ZCARD', q)
+  heads[i] = {}
+  if depth > 0 and waiting[i] > 0 then
+    heads[i] = redis.call('ZRANGE', q, 0, depth - 1)
   end
-  if free < depth then depth = free end
 end
 local views = {}
-for i = 4, #ARGV do
-  local city = ARGV[i]
-  local q = P .. 'q:' .. city
-  local head = {}
-  if depth > 0 then
-    head = redis.call('ZRANGE', q, 0, depth - 1)
+for i = 1, n do
+  local city = ARGV[4 + i]
+  local take = free[i]
+  if placeable then
+    local usable = #heads[i]
+    local words = string.gmatch(ARGV[4 + n + i], '%S+')
+    local spare = tonumber(words())
+    for host in words do
+      usable = usable + #heads[tonumber(host)]
+    end
+    if usable > 0 then usable = usable + spare end
+    if usable < take then take = usable end
   end
-  local oldest = redis.call('ZRANGE', P .. 'qt:' .. city, 0, 0, 'WITHSCORES')
-  table.insert(views, {
-    redis.call('ZCARD', q),
-    oldest[2] or false,
-    '[' .. table.concat(head, ',') .. ']',
-    table.concat(redis.call('ZRANGE', P .. 'idle:' .. city, 0, -1, 'WITHSCORES'), ' '),
+  local idle = ''
+  if take > 0 then
+    idle = table.concat(
+      redis.call('ZRANGE', P .. 'idle:' .. city, 0, take - 1, 'WITHSCORES'), ' ')
+  end
+  local oldest = redis.call('ZRANGE', P .. 'qt:' .. city, 0, 0, 'WITHSCORES')[2]
+  table.insert(views, '[' .. table.concat({
+    waiting[i],
+    oldest and ('"' .. oldest .. '"') or 'null',
+    '[' .. table.concat(heads[i], ',') .. ']',
+    '"' .. idle .. '"',
     redis.call('SCARD', P .. 'offered:' .. city),
     redis.call('SCARD', P .. 'busy:' .. city),
     redis.call('SCARD', P .. 'break:' .. city),
-    table.concat(redis.call('HGETALL', P .. 'lending:' .. city), ' '),
-  })
+    cjson.encode(table.concat(redis.call('HGETALL', P .. 'lending:' .. city), ' ')),
+  }, ',') .. ']')
 end
-return views
+return '[' .. table.concat(views, ',') .. ']'
 """
 
 # KEYS: the counter. ARGV: window in ms. Testing the TTL rather than `hits == 1` means a counter
@@ -643,13 +670,13 @@ def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
 
 def _city_view(city: str, row: Sequence[Any]) -> CityView:
     waiting, oldest, head, idle, offered, busy, on_break, lent = row
-    pairs = _text(idle).split()
-    loans = _text(lent).split()
+    pairs = idle.split()
+    loans = lent.split()
     return CityView(
         city=city,
-        waiting=int(waiting),
-        oldest_enqueued_at=None if oldest is None else _float(oldest),
-        queue=tuple(_call(fields) for fields in orjson.loads(head)),
+        waiting=waiting,
+        oldest_enqueued_at=None if oldest is None else float(oldest),
+        queue=tuple(_call(fields) for fields in head),
         idle=tuple(
             IdleAgent(int(agent_id), city, float(idle_since))
             for agent_id, idle_since in zip(pairs[::2], pairs[1::2], strict=True)
@@ -788,13 +815,26 @@ class RedisState:
         return Withdrawn(CallLocation(_text(location)), _held(held[0]) if held else None)
 
     async def snapshot(
-        self, cities: Sequence[str], *, queue_depth: int, placeable_only: bool = False
+        self,
+        cities: Sequence[str],
+        *,
+        queue_depth: int,
+        placeable_only: bool = False,
+        lends_to: Mapping[str, Collection[str]] | None = None,
+        spare: Mapping[str, int] | None = None,
     ) -> dict[str, CityView]:
         """Read every named city's figures, free agents and head calls in one atomic script."""
         if not cities:
             return {}
-        flag = 1 if placeable_only else 0
-        rows = await self._run(self._snapshot, max(queue_depth, 0), flag, *cities)
+        args: list[str | int] = [max(queue_depth, 0), 1 if placeable_only else 0, len(cities)]
+        args += cities
+        if placeable_only:
+            place = {city: str(i) for i, city in enumerate(cities, 1)}
+            lends_to, spare = lends_to or {}, spare or {}
+            for city in cities:
+                hosts = [place[host] for host in lends_to.get(city, ()) if host in place]
+                args.append(" ".join([str(spare.get(city, 0)), *hosts]))
+        rows = orjson.loads(await self._run(self._snapshot, *args))
         return {city: _city_view(city, row) for city, row in zip(cities, rows, strict=True)}
 
     # --- offers -----------------------------------------------------------------------------
