@@ -41,6 +41,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
@@ -785,10 +786,19 @@ class RedisState:
                 _, current = await pipe.execute()
         return _text(current)
 
-    async def _run(self, script: AsyncScript, *args: str | int | bytes) -> Any:
+    async def _run(
+        self, script: AsyncScript, *args: str | int | bytes, idempotent: bool = False
+    ) -> Any:
         with _mapped(self._failed):
             try:
-                return await script(args=[self._prefix, *args])
+                try:
+                    return await script(args=[self._prefix, *args])
+                except RedisConnectionError:
+                    if not idempotent:
+                        raise  # it may have run before its connection broke
+                    # One that may run twice runs again, on another connection: the first may
+                    # have been one to a server that restarted (its socket found closed only now).
+                    return await script(args=[self._prefix, *args])
             except ResponseError as exc:
                 raise _illegal_move(exc) from None
 
@@ -800,13 +810,14 @@ class RedisState:
         args: list[str | int | bytes] = []
         for c in calls:
             args += [c.call_id, c.city, _arg(c.score), _arg(c.enqueued_at), _data(c)]
-        return [bool(added) for added in await self._run(self._enqueue, *args)]
+        added = await self._run(self._enqueue, *args, idempotent=True)  # queued once, however often
+        return [bool(one) for one in added]
 
     async def locate(self, call_ids: Sequence[int]) -> dict[int, CallLocation]:
         """Say where each call is held."""
         if not call_ids:
             return {}
-        places = _text(await self._run(self._locate, *call_ids))
+        places = _text(await self._run(self._locate, *call_ids, idempotent=True))
         return {call_id: _PLACES[place] for call_id, place in zip(call_ids, places, strict=True)}
 
     async def withdraw(self, call_id: int) -> Withdrawn:
@@ -834,7 +845,7 @@ class RedisState:
             for city in cities:
                 hosts = [place[host] for host in lends_to.get(city, ()) if host in place]
                 args.append(" ".join([str(spare.get(city, 0)), *hosts]))
-        rows = orjson.loads(await self._run(self._snapshot, *args))
+        rows = orjson.loads(await self._run(self._snapshot, *args, idempotent=True))
         return {city: _city_view(city, row) for city, row in zip(cities, rows, strict=True)}
 
     # --- offers -----------------------------------------------------------------------------
@@ -949,7 +960,7 @@ class RedisState:
 
     async def get_offer(self, offer_id: str) -> HeldOffer | None:
         """Return the live offer, or None."""
-        row = await self._run(self._get_offer, offer_id)
+        row = await self._run(self._get_offer, offer_id, idempotent=True)
         return None if row is None else _held(row)
 
     async def heartbeat(self, instance: str, now: float) -> None:
