@@ -14,6 +14,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -140,6 +141,34 @@ def create_engine(
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded attributes after commit (the caller owns the transaction)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def fetch_row(connection: AsyncConnection, statement: str, *args: object) -> Any:
+    """The first row of fixed SQL run on PostgreSQL's driver connection (asyncpg), or None.
+
+    For the hottest statements: no statement building, and no BEGIN of its own (a statement
+    sent before the transaction began commits by itself); asyncpg prepares `statement` once per
+    connection. A failure comes out as the SQLAlchemy error `connection.execute` would raise,
+    and a connection found closed is dropped from the pool.
+    """
+    pooled = await connection.get_raw_connection()
+    adapter: Any = pooled.dbapi_connection
+    try:
+        return await adapter.driver_connection.fetchrow(statement, *args)
+    except Exception as exc:
+        try:
+            adapter._handle_exception(exc)  # SQLAlchemy's own translation to its DBAPI errors
+        except Exception as translated:
+            dbapi_error = connection.dialect.loaded_dbapi.Error
+            if not isinstance(translated, dbapi_error):
+                raise
+            lost = connection.dialect.is_disconnect(translated, adapter, None)
+            if lost:
+                await connection.invalidate()
+            raise DBAPIError.instance(
+                statement, list(args), translated, dbapi_error, connection_invalidated=lost
+            ) from exc
+        raise
 
 
 def is_outage(exc: BaseException) -> bool:

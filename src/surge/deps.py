@@ -50,9 +50,11 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
 
 
-async def get_principal(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def authenticate(
+    runtime: Runtime, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
     """The caller, from its bearer token, while its user may still use it."""
     if credentials is None:
@@ -63,14 +65,22 @@ async def get_principal(
     return principal
 
 
+async def get_principal(runtime: RuntimeDep, credentials: BearerDep) -> Principal:
+    """The caller, from its bearer token, while its user may still use it (any role)."""
+    return await authenticate(runtime, credentials)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets only the given roles through."""
 
-    # async: FastAPI would run a plain function in a worker thread, a hop per request.
-    async def check(principal: PrincipalDep) -> Principal:
+    # One flat dependency (no runtime or principal sub-dependencies to solve), async: FastAPI
+    # would run a plain function in a worker thread, a hop per request.
+    async def check(request: Request, credentials: BearerDep) -> Principal:
+        runtime: Runtime = request.app.state.runtime
+        principal = await authenticate(runtime, credentials)
         if principal.role not in roles:
             allowed = ", ".join(role.value for role in roles)
             raise Forbidden(f"this needs the role {allowed}; you are {principal.role.value}")

@@ -8,12 +8,13 @@ transaction and publishes the returned events after it commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Insert, Select, TextClause, Update, bindparam, insert, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge import events
@@ -26,7 +27,7 @@ from surge.calls.lifecycle import (
 )
 from surge.calls.models import Call, CallEvent
 from surge.calls.schemas import CallCreate, FeedbackCreate, FeedbackRead
-from surge.db import utcnow
+from surge.db import UTCDateTime, fetch_row, utcnow
 from surge.errors import (
     AgentStillPresent,
     CallNotConnected,
@@ -56,48 +57,107 @@ def as_queued(call: Call) -> QueuedCall:
     )
 
 
+# Ingest on PostgreSQL: the call and its arrival event in one statement, sent as fixed SQL on the
+# driver's connection (asyncpg prepares it once per connection). ON CONFLICT DO NOTHING makes a
+# duplicate key a no-op (no row comes back) instead of an error.
+_INGEST_POSTGRES = """
+WITH c AS (
+    INSERT INTO call (external_id, city_code, caller, channel, priority, status, received_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), e AS (
+    INSERT INTO call_event (call_id, at, to_status, instance)
+    SELECT id, received_at, status, $8 FROM c
+)
+SELECT * FROM c
+"""
+_INGEST_SQLITE = (
+    sqlite.insert(_CALL_TABLE)
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "external_id",
+                "city_code",
+                "caller",
+                "channel",
+                "priority",
+                "status",
+                "received_at",
+            )
+        }
+    )
+    .on_conflict_do_nothing()
+    .returning(*_CALL_TABLE.c)
+)
+_ARRIVAL = insert(_EVENT_TABLE).values(
+    call_id=bindparam("call_id"),
+    at=bindparam("at"),
+    to_status=CallStatus.QUEUED.value,
+    instance=bindparam("instance"),
+)
+
+
 async def ingest(*, session: AsyncSession, payload: CallCreate, instance: str) -> tuple[Call, bool]:
     """Record an arriving call; the same city and `external_id` again returns the first (False).
 
     The key names one request: sent again with another caller, channel or priority it is an
     `IdempotencyConflict`, and the first call is not shown.
+
+    On PostgreSQL the call and its event are one statement on the driver's connection: in the
+    caller's transaction once it has sent something, else committed by itself (one round trip,
+    no BEGIN or COMMIT; there is nothing else to keep with it). On SQLite, two statements.
     """
     now = utcnow()
-    values = {
-        "external_id": payload.external_id,
-        "city_code": payload.city,
-        "caller": payload.caller,
-        "channel": payload.channel.value,
-        "priority": payload.priority,
-        "status": CallStatus.QUEUED.value,
-        "received_at": now,
-    }
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # ON CONFLICT DO NOTHING makes a concurrent duplicate a no-op instead of an error.
-    statement = builder(Call).values(values).on_conflict_do_nothing().returning(Call)
-    call = (await session.execute(statement)).scalar_one_or_none()
-    if call is None:
-        # The key is a city's own: another city's call under the same key is not this one.
-        existing = await session.execute(
-            select(Call).where(
-                Call.city_code == payload.city, Call.external_id == payload.external_id
-            )
+    channel = payload.channel.value
+    queued = CallStatus.QUEUED.value
+    connection = await session.connection()
+    row: Mapping[Any, Any] | None
+    if connection.dialect.name == "postgresql":
+        row = await fetch_row(
+            connection,
+            _INGEST_POSTGRES,
+            payload.external_id,
+            payload.city,
+            payload.caller,
+            channel,
+            payload.priority,
+            queued,
+            now,
+            instance,
         )
-        first = existing.scalar_one()
-        sent = (payload.caller, payload.channel.value, payload.priority)
-        if (first.caller, first.channel, first.priority) != sent:
-            raise IdempotencyConflict(
-                f"external_id {payload.external_id!r} of city {payload.city} names another call"
-                " (its caller, channel or priority differ); send a new external_id"
-            )
-        return first, False
-    await session.execute(
-        insert(_EVENT_TABLE).values(
-            call_id=call.id, at=now, to_status=CallStatus.QUEUED.value, instance=instance
+    else:
+        inserted = await connection.execute(
+            _INGEST_SQLITE,
+            {
+                "external_id": payload.external_id,
+                "city_code": payload.city,
+                "caller": payload.caller,
+                "channel": channel,
+                "priority": payload.priority,
+                "status": queued,
+                "received_at": now,
+            },
         )
+        row = inserted.mappings().one_or_none()
+        if row is not None:
+            await connection.execute(
+                _ARRIVAL, {"call_id": row["id"], "at": now, "instance": instance}
+            )
+    if row is not None:
+        return Call(**row), True
+    # The key is a city's own: another city's call under the same key is not this one.
+    existing = await session.execute(
+        select(Call).where(Call.city_code == payload.city, Call.external_id == payload.external_id)
     )
-    return call, True
+    first = existing.scalar_one()
+    if (first.caller, first.channel, first.priority) != (payload.caller, channel, payload.priority):
+        raise IdempotencyConflict(
+            f"external_id {payload.external_id!r} of city {payload.city} names another call"
+            " (its caller, channel or priority differ); send a new external_id"
+        )
+    return first, False
 
 
 async def get(*, session: AsyncSession, call_id: int) -> Call:
@@ -116,6 +176,85 @@ async def history(*, session: AsyncSession, call_id: int) -> list[CallEvent]:
     return list(rows.scalars())
 
 
+class Moved(NamedTuple):
+    """A status change that took."""
+
+    before: CallStatus  # the status the call left
+    city: str  # the call's city
+
+
+class _Shape(NamedTuple):
+    """What a status change's statements depend on, besides the values bound to them."""
+
+    postgres: bool
+    target: CallStatus
+    sources: frozenset[CallStatus]
+    match: tuple[str, ...]  # columns that must equal the bound values
+    values: tuple[str, ...]  # columns set besides the status
+
+
+_EVENT_COLUMNS = ("agent_id", "offer_id", "reason", "note", "instance")
+
+
+class _SqliteMove(NamedTuple):
+    """A status change's statements on SQLite: read the status, update, insert the event."""
+
+    read: Select[Any] | None  # the current status, when several statuses may move
+    update: Update
+    event: Insert
+
+
+@functools.cache
+def _move_statements(shape: _Shape) -> TextClause | _SqliteMove:
+    """Build a change's statements once per shape (SQLAlchemy caches their compiled form)."""
+    table = _CALL_TABLE
+    if shape.postgres:
+        # Lock the row, change it and record the change in one statement; RETURNING gives the
+        # status it left (the row read under the lock, re-checked if another change won).
+        match = "".join(f" AND {k} IS NOT DISTINCT FROM :m_{k}" for k in shape.match)
+        sources = ", ".join(f"'{s.value}'" for s in sorted(shape.sources))
+        sets = "".join(f", {k} = :v_{k}" for k in shape.values)
+        columns = ", ".join(_EVENT_COLUMNS)
+        bound = ", ".join(f":e_{k}" for k in _EVENT_COLUMNS)
+        sql = f"""
+WITH old AS (
+    SELECT id, status FROM "call"
+    WHERE id = :call_id{match} AND status IN ({sources})
+    FOR UPDATE
+), moved AS (
+    UPDATE "call" SET status = '{shape.target.value}'{sets}
+    FROM old WHERE "call".id = old.id
+    RETURNING "call".id, "call".city_code, old.status
+), recorded AS (
+    INSERT INTO call_event (call_id, at, from_status, to_status, {columns})
+    SELECT id, :at, status, '{shape.target.value}', {bound} FROM moved
+)
+SELECT status, city_code FROM moved
+"""
+        return text(sql).bindparams(bindparam("at", type_=UTCDateTime()))
+    guard = [
+        table.c.id == bindparam("call_id"),
+        *(table.c[k].is_not_distinct_from(bindparam(f"m_{k}")) for k in shape.match),
+    ]
+    read = (
+        select(table.c.status).where(*guard).with_for_update() if len(shape.sources) > 1 else None
+    )
+    update_ = (
+        update(table)
+        .where(*guard, table.c.status == bindparam("before"))
+        .values(status=shape.target.value, **{k: bindparam(f"v_{k}") for k in shape.values})
+        .returning(table.c.city_code)
+    )
+    event = insert(_EVENT_TABLE).values(
+        call_id=bindparam("call_id"),
+        at=bindparam("at"),
+        from_status=bindparam("before"),
+        to_status=shape.target.value,
+        **{k: bindparam(f"e_{k}") for k in _EVENT_COLUMNS},
+    )
+    return _SqliteMove(read, update_, event)
+
+
 async def move(
     *,
     session: AsyncSession,
@@ -130,47 +269,50 @@ async def move(
     only_from: frozenset[CallStatus] | None = None,
     match: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
-) -> CallStatus | None:
+) -> Moved | None:
     """Move the call to `target` if its status allows it (and `match` columns equal); record it.
 
-    Returns the status it moved from, or None when the guard failed (someone else got there first).
+    Returns the status it moved from and the call's city, or None when the guard failed
+    (someone else got there first).
+    One statement on PostgreSQL; on SQLite an UPDATE and an INSERT (and first a read of the
+    status when several statements may move to `target`).
     """
     sources = only_from or sources_of(target)
     for source in sources:
         check_move(source, target)
-    table = _CALL_TABLE
-    guard = [table.c.id == call_id, *(table.c[k] == v for k, v in (match or {}).items())]
-    if len(sources) == 1:
-        (before,) = sources
+    match = match or {}
+    values = values or {}
+    connection = await session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    statements = _move_statements(_Shape(postgres, target, sources, tuple(match), tuple(values)))
+    params: dict[str, Any] = {
+        "call_id": call_id,
+        "at": at,
+        **{f"m_{k}": v for k, v in match.items()},
+        **{f"v_{k}": v for k, v in values.items()},
+        "e_agent_id": agent_id,
+        "e_offer_id": offer_id,
+        "e_reason": reason,
+        "e_note": note,
+        "e_instance": instance,
+    }
+    if isinstance(statements, TextClause):
+        row = (await session.execute(statements, params)).one_or_none()
+        return None if row is None else Moved(CallStatus(row.status), row.city_code)
+    if statements.read is None:
+        (source,) = sources
     else:
-        # Read the current status under a row lock so the event names the status it left.
-        current = await session.execute(select(table.c.status).where(*guard).with_for_update())
-        status = current.scalar_one_or_none()
+        # Read the current status so the event names the status it left.
+        status = (await session.execute(statements.read, params)).scalar_one_or_none()
         if status is None or status not in sources:
             return None
-        before = CallStatus(status)
-    changed = await session.execute(
-        update(table)
-        .where(*guard, table.c.status == before.value)
-        .values(status=target.value, **(values or {}))
-        .returning(table.c.id)
-    )
-    if changed.scalar_one_or_none() is None:
+        source = CallStatus(status)
+    params["before"] = source.value
+    city = (await session.execute(statements.update, params)).scalar_one_or_none()
+    if city is None:
         return None
-    await session.execute(
-        insert(_EVENT_TABLE).values(
-            call_id=call_id,
-            at=at,
-            from_status=before.value,
-            to_status=target.value,
-            agent_id=agent_id,
-            offer_id=offer_id,
-            reason=reason,
-            note=note,
-            instance=instance,
-        )
-    )
-    return before
+    await session.execute(statements.event, params)
+    return Moved(source, city)
 
 
 _OFFER = (
@@ -178,6 +320,41 @@ _OFFER = (
     .where(Call.id == bindparam("call"), Call.status == CallStatus.QUEUED.value)
     .values(status=CallStatus.OFFERED.value, agent_id=bindparam("agent"), offer_id=bindparam("oid"))
 )
+_HELD = select(Call.id, Call.offer_id, Call.agent_id, Call.status).where(
+    Call.id.in_(bindparam("calls", expanding=True))
+)
+_OFFERED = insert(_EVENT_TABLE).values(
+    call_id=bindparam("call"),
+    at=bindparam("at"),
+    from_status=CallStatus.QUEUED.value,
+    to_status=CallStatus.OFFERED.value,
+    agent_id=bindparam("agent"),
+    offer_id=bindparam("oid"),
+    instance=bindparam("instance"),
+)
+# PostgreSQL: a whole cycle's offers in one statement. Every part of it reads the table as it
+# was before the statement, so the calls not offered now come back as they are.
+_OFFERS_POSTGRES = text(f"""
+WITH offer AS (
+    SELECT * FROM unnest(CAST(:calls AS BIGINT[]), CAST(:agents AS BIGINT[]),
+                         CAST(:oids AS VARCHAR[])) AS o (call_id, agent_id, offer_id)
+), made AS (
+    UPDATE "call" SET status = '{CallStatus.OFFERED.value}', agent_id = offer.agent_id,
+        offer_id = offer.offer_id
+    FROM offer WHERE "call".id = offer.call_id AND "call".status = '{CallStatus.QUEUED.value}'
+    RETURNING "call".id, offer.agent_id, offer.offer_id
+), recorded AS (
+    INSERT INTO call_event (call_id, at, from_status, to_status, agent_id, offer_id, instance)
+    SELECT id, :at, '{CallStatus.QUEUED.value}', '{CallStatus.OFFERED.value}', agent_id, offer_id,
+        :instance
+    FROM made
+)
+SELECT c.id, COALESCE(made.offer_id, c.offer_id) AS offer_id,
+    COALESCE(made.agent_id, c.agent_id) AS agent_id,
+    CASE WHEN made.id IS NULL THEN c.status ELSE '{CallStatus.OFFERED.value}' END AS status
+FROM "call" AS c LEFT JOIN made ON made.id = c.id
+WHERE c.id = ANY(CAST(:calls AS BIGINT[]))
+""").bindparams(bindparam("at", type_=UTCDateTime()))
 
 
 class Behind(NamedTuple):
@@ -198,21 +375,31 @@ async def record_offers(
     end of an earlier offer was never recorded. Offers of calls that closed meanwhile (the
     caller hung up) are in neither list.
 
-    One batch for a whole dispatch cycle: a guarded UPDATE per call (sent together), one SELECT
-    to see which calls were still queued, one INSERT for their history rows.
+    One batch for a whole dispatch cycle: on PostgreSQL one statement; on SQLite a guarded
+    UPDATE per call (sent together), one SELECT to see which calls were still queued, one
+    INSERT for their history rows.
     """
     check_move(CallStatus.QUEUED, CallStatus.OFFERED)
     if not offers:
         return [], []
-    await session.execute(
-        _OFFER,
-        [{"call": o.call.call_id, "agent": o.agent_id, "oid": o.offer_id} for o in offers],
-    )
-    held = await session.execute(
-        select(Call.id, Call.offer_id, Call.agent_id, Call.status).where(
-            Call.id.in_([o.call.call_id for o in offers])
+    calls = [o.call.call_id for o in offers]
+    if session.get_bind().dialect.name == "postgresql":
+        held = await session.execute(
+            _OFFERS_POSTGRES,
+            {
+                "calls": calls,
+                "agents": [o.agent_id for o in offers],
+                "oids": [o.offer_id for o in offers],
+                "at": at,
+                "instance": instance,
+            },
         )
-    )
+    else:
+        await session.execute(
+            _OFFER,
+            [{"call": o.call.call_id, "agent": o.agent_id, "oid": o.offer_id} for o in offers],
+        )
+        held = await session.execute(_HELD, {"calls": calls})
     current = {row.id: row for row in held}
     made = [o for o in offers if current[o.call.call_id].offer_id == o.offer_id]
     open_ = {status.value for status in OPEN_STATUSES}
@@ -221,18 +408,15 @@ async def record_offers(
         for o in offers
         if (row := current[o.call.call_id]).offer_id != o.offer_id and row.status in open_
     ]
-    if made:
+    if made and session.get_bind().dialect.name != "postgresql":
         await session.execute(
-            insert(_EVENT_TABLE),
+            _OFFERED,
             [
                 {
-                    "call_id": o.call.call_id,
+                    "call": o.call.call_id,
                     "at": at,
-                    "from_status": CallStatus.QUEUED.value,
-                    "to_status": CallStatus.OFFERED.value,
-                    "agent_id": o.agent_id,
-                    "offer_id": o.offer_id,
-                    "reason": None,
+                    "agent": o.agent_id,
+                    "oid": o.offer_id,
                     "instance": instance,
                 }
                 for o in made
@@ -368,8 +552,7 @@ async def record_completion(
         if call is None or call.agent_id != agent_id:
             raise NotFound(f"you are not handling a call with id {call_id}")
         raise CallNotOpen(f"call {call_id} is {call.status}, not connected")
-    city = select(_CALL_TABLE.c.city_code).where(_CALL_TABLE.c.id == call_id)
-    return str((await session.execute(city)).scalar_one())
+    return moved.city
 
 
 async def abandon(

@@ -1,0 +1,201 @@
+"""Each hot transition is one statement on PostgreSQL; SQLite takes the few it needs.
+
+Statements are counted with the engine's `before_cursor_execute` event; on PostgreSQL the
+driver's query log is counted too, which also sees what bypasses SQLAlchemy (ingest's fixed SQL)
+and the transaction's BEGIN and COMMIT. Every path runs once before it is counted, as in a
+running service whose connections have prepared their statements.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from surge.auth import service as auth_service
+from surge.auth.models import Role
+from surge.calls import service as calls_service
+from surge.calls.lifecycle import Channel, Disposition
+from surge.calls.schemas import CallCreate
+from surge.db import create_engine, create_sessionmaker, utcnow
+from surge.seats.models import Agent
+from surge.state.base import HeldOffer
+from tests.conftest import Backend
+from tests.helpers import seed
+
+CITY = "320100"
+_TRANSACTION = frozenset({"BEGIN", "COMMIT", "ROLLBACK"})
+
+
+@dataclass
+class Counter:
+    """The statements sent, and the transaction commands (PostgreSQL only)."""
+
+    statements: list[str] = field(default_factory=list)
+    transaction: list[str] = field(default_factory=list)
+
+    def clear(self) -> None:
+        """Start counting afresh."""
+        self.statements.clear()
+        self.transaction.clear()
+
+
+@dataclass
+class Db:
+    """A session factory on the backend, the counter and one agent."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    counted: Counter
+    agent_id: int
+    postgres: bool
+
+
+@pytest.fixture
+async def db(backend: Backend) -> AsyncIterator[Db]:
+    """A counted engine on a seeded database with one agent."""
+    await seed(backend.settings())
+    engine = create_engine(backend.database_url)
+    counted = Counter()
+    postgres = engine.dialect.name == "postgresql"
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _statement(*args: Any) -> None:
+        counted.statements.append(str(args[2]).split(None, 1)[0])
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _log_driver(dbapi_connection: Any, _record: Any) -> None:
+        if not postgres:
+            return
+
+        def logged(record: Any) -> None:
+            command = record.query.strip().split(None, 1)[0].rstrip(";").upper()
+            # SQLAlchemy's own statements run as prepared statements, which the log does not
+            # show: what it shows went past SQLAlchemy, or is the transaction's BEGIN or COMMIT.
+            (counted.transaction if command in _TRANSACTION else counted.statements).append(command)
+
+        dbapi_connection.driver_connection.add_query_logger(logged)
+
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session, session.begin():
+            user = await auth_service.create_user(
+                session=session,
+                username=f"agent-{secrets.token_hex(3)}",
+                password="password-123",
+                role=Role.AGENT,
+                city=CITY,
+            )
+            agent_id = (
+                await session.execute(select(Agent.id).where(Agent.user_id == user.id))
+            ).scalar_one()
+        yield Db(sessions, counted, agent_id, postgres)
+    finally:
+        await engine.dispose()
+
+
+async def _ingest(db: Db, external_id: str | None = None) -> HeldOffer:
+    """Record a call (in its own transaction, as POST /calls does); return an offer of it."""
+    payload = CallCreate(
+        city=CITY,
+        caller="13800000000",
+        channel=Channel.PHONE,
+        external_id=external_id or secrets.token_hex(8),
+    )
+    async with db.sessions() as session, session.begin():
+        call, created = await calls_service.ingest(
+            session=session, payload=payload, instance="test"
+        )
+    assert created
+    return HeldOffer(
+        offer_id=secrets.token_hex(8),
+        call=calls_service.as_queued(call),
+        agent_id=db.agent_id,
+        expires_at=0.0,
+    )
+
+
+async def _offer(db: Db, offer: HeldOffer) -> None:
+    async with db.sessions() as session, session.begin():
+        made, behind = await calls_service.record_offers(
+            session=session, offers=[offer], at=utcnow(), instance="test"
+        )
+    assert (made, behind) == ([offer], [])
+
+
+async def _connect(db: Db, offer: HeldOffer) -> None:
+    async with db.sessions() as session, session.begin():
+        connected = await calls_service.record_connect(
+            session=session, offer=offer, at=utcnow(), instance="test"
+        )
+    assert connected
+
+
+async def _complete(db: Db, offer: HeldOffer) -> None:
+    async with db.sessions() as session, session.begin():
+        city = await calls_service.record_completion(
+            session=session,
+            call_id=offer.call.call_id,
+            agent_id=db.agent_id,
+            disposition=Disposition.ANSWERED,
+            category_code=None,
+            summary=None,
+            script_version=None,
+            script_key=None,
+            at=utcnow(),
+            instance="test",
+        )
+    assert city == CITY
+
+
+async def _requeue(db: Db, offer: HeldOffer) -> None:
+    async with db.sessions() as session, session.begin():
+        out = await calls_service.record_requeue(
+            session=session, offer=offer, reason="declined", at=utcnow(), instance="test"
+        )
+    assert len(out) == 1
+
+
+async def _lifecycle(db: Db) -> dict[str, tuple[int, int]]:
+    """Ingest, offer, accept, complete; ingest, offer, requeue: statements and BEGIN/COMMITs."""
+    counts: dict[str, tuple[int, int]] = {}
+
+    async def step(name: str, *run: Any) -> Any:
+        db.counted.clear()
+        result = await run[0](db, *run[1:])
+        counts[name] = (len(db.counted.statements), len(db.counted.transaction))
+        return result
+
+    offer = await step("ingest", _ingest)
+    await step("offer", _offer, offer)
+    await step("accept", _connect, offer)
+    await step("complete", _complete, offer)
+    declined = await _ingest(db)
+    await _offer(db, declined)
+    await step("requeue", _requeue, declined)
+    return counts
+
+
+async def test_hot_transitions_send_the_statements_they_should(db: Db) -> None:
+    """PostgreSQL: one statement each, and ingest without BEGIN or COMMIT; SQLite: a few."""
+    await _lifecycle(db)  # prepare every statement on the connection first
+
+    counts = await _lifecycle(db)
+
+    if db.postgres:
+        assert counts == {
+            "ingest": (1, 0),
+            "offer": (1, 2),
+            "accept": (1, 2),
+            "complete": (1, 2),
+            "requeue": (1, 2),
+        }
+    else:
+        statements = {name: n for name, (n, _) in counts.items()}
+        # The INSERT of the call, then of its event; the guarded UPDATEs, a SELECT of what
+        # they left, the INSERT of the events; an UPDATE and the INSERT of its event.
+        assert statements == {"ingest": 2, "offer": 3, "accept": 2, "complete": 2, "requeue": 2}
