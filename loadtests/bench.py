@@ -75,20 +75,14 @@ from loadtests.fleet import FleetProcess, FleetSpec
 from loadtests.http import HttpError, HttpPool
 from loadtests.stack import (
     HOST,
-    REDIS_URL,
     BenchError,
     Service,
     create_accounts,
-    create_database,
-    drop_database,
-    drop_prefix,
     exit_code,
     ping_redis,
-    run_cli,
-    service_env,
+    prepare_stack,
 )
 from surge.cities.service import seed_data
-from surge.settings import Settings
 
 AGENT_CITY = "320100"  # Nanjing: every benchmark agent works here
 CHANNELS = ("phone", "app", "wechat", "web", "sms")
@@ -717,28 +711,10 @@ async def run(config: Config, *, out: Out = print, service_log: Path | None = No
 
         stack.push_async_callback(log_summary)
         await ping_redis()
-        stack.push_async_callback(drop_prefix, prefix)
-        url = await create_database(db_name)
-        stack.push_async_callback(drop_database, db_name)
-        env = service_env(
-            {
-                "SURGE_DATABASE_URL": url,
-                "SURGE_REDIS_URL": REDIS_URL,
-                "SURGE_REDIS_PREFIX": prefix,
-                "SURGE_SECRET_KEY": secret,
-                "SURGE_ENVIRONMENT": "production",
-            }
+        prepared = await prepare_stack(
+            stack, db_name=db_name, prefix=prefix, secret=secret, cwd=workdir
         )
-        await run_cli(["migrate"], env=env, cwd=workdir)
-        await run_cli(["seed"], env=env, cwd=workdir)
-        settings = Settings(
-            database_url=url,
-            redis_url=REDIS_URL,
-            redis_prefix=prefix,
-            secret_key=secret,
-            environment="production",
-            _env_file=None,
-        )
+        url, env, settings = prepared.url, prepared.env, prepared.settings
         accounts = await create_accounts(
             url, settings, agents=config.agents, agent_city=AGENT_CITY, run_id=run_id
         )

@@ -49,19 +49,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from loadtests.bench import Api, Figure, Out, call_body, percentile, post_all
 from loadtests.stack import (
     HOST,
-    REDIS_URL,
     Service,
     create_accounts,
-    create_database,
-    drop_database,
-    drop_prefix,
     exit_code,
     ping_redis,
-    run_cli,
-    service_env,
+    prepare_stack,
 )
 from surge.cities.service import seed_data
-from surge.settings import Settings
 
 RATE_RATIO = 0.7  # Surge's calls/s at least this share of the floor's
 P99_RATIO = 1.5  # Surge's p99 at most this many times the floor's
@@ -231,32 +225,19 @@ async def run(config: Config, *, out: Out = print) -> Report:
         for name, kind in (("surge", Service), ("floor", FloorService)):
             db_name = f"surge_ingest_{run_id}_{name}"
             prefix = f"surge-ingest-{run_id}-{name}:"
-            stack.push_async_callback(drop_prefix, prefix)
-            url = await create_database(db_name)
-            stack.push_async_callback(drop_database, db_name)
-            env = service_env(
-                {
-                    "SURGE_DATABASE_URL": url,
-                    "SURGE_REDIS_URL": REDIS_URL,
-                    "SURGE_REDIS_PREFIX": prefix,
-                    "SURGE_SECRET_KEY": secret,
-                    "SURGE_ENVIRONMENT": "production",
-                    "PYTHONPATH": os.pathsep.join(
-                        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-                    ),
-                }
-            )
             (workdir / name).mkdir()
-            await run_cli(["migrate"], env=env, cwd=workdir / name)
-            await run_cli(["seed"], env=env, cwd=workdir / name)
-            sides.append(Side(name, kind, env, url))
+            path = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+            prepared = await prepare_stack(
+                stack,
+                db_name=db_name,
+                prefix=prefix,
+                secret=secret,
+                cwd=workdir / name,
+                more_env={"PYTHONPATH": path},
+            )
+            sides.append(Side(name, kind, prepared.env, prepared.url))
+            settings = prepared.settings  # either side's mints the same tokens
         surge, floor = sides
-        settings = Settings(
-            database_url=surge.database_url,
-            secret_key=secret,
-            environment="production",
-            _env_file=None,
-        )
         accounts = await create_accounts(
             surge.database_url, settings, agents=0, agent_city="320100", run_id=run_id
         )

@@ -32,19 +32,14 @@ import uvloop
 from loadtests.fleet import FleetProcess, FleetSpec
 from loadtests.stack import (
     HOST,
-    REDIS_URL,
     BenchError,
     Service,
     create_accounts,
-    create_database,
-    drop_database,
     drop_prefix,
     exit_code,
     ping_redis,
-    run_cli,
-    service_env,
+    prepare_stack,
 )
-from surge.settings import Settings
 
 TARGET_KIB = 40.0  # per idle agent socket
 AGENT_CITY = "320100"  # Nanjing: every agent of the run works here
@@ -227,28 +222,10 @@ async def run(config: Config, *, out: Callable[[str], None] = print) -> Report:
     async with contextlib.AsyncExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="surge-sockets-")))
         await ping_redis()
-        stack.push_async_callback(drop_prefix, prefix)
-        url = await create_database(db_name)
-        stack.push_async_callback(drop_database, db_name)
-        env = service_env(
-            {
-                "SURGE_DATABASE_URL": url,
-                "SURGE_REDIS_URL": REDIS_URL,
-                "SURGE_REDIS_PREFIX": prefix,
-                "SURGE_SECRET_KEY": secret,
-                "SURGE_ENVIRONMENT": "production",
-            }
+        prepared = await prepare_stack(
+            stack, db_name=db_name, prefix=prefix, secret=secret, cwd=workdir
         )
-        await run_cli(["migrate"], env=env, cwd=workdir)
-        await run_cli(["seed"], env=env, cwd=workdir)
-        settings = Settings(
-            database_url=url,
-            redis_url=REDIS_URL,
-            redis_prefix=prefix,
-            secret_key=secret,
-            environment="production",
-            _env_file=None,
-        )
+        url, env, settings = prepared.url, prepared.env, prepared.settings
         accounts = await create_accounts(
             url, settings, agents=config.sockets, agent_city=AGENT_CITY, run_id=run_id
         )

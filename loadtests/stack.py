@@ -253,6 +253,50 @@ def service_env(values: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class Stack:
+    """A migrated, seeded database and a Redis prefix of one benchmark's own."""
+
+    url: str
+    env: dict[str, str]  # the service's environment
+    settings: Settings  # the same, for this process (to mint tokens)
+
+
+async def prepare_stack(
+    exits: contextlib.AsyncExitStack,
+    *,
+    db_name: str,
+    prefix: str,
+    secret: str,
+    cwd: Path,
+    more_env: Mapping[str, str] | None = None,
+) -> Stack:
+    """Create the database and prefix (dropped when `exits` closes), migrate and seed them."""
+    exits.push_async_callback(drop_prefix, prefix)
+    url = await create_database(db_name)
+    exits.push_async_callback(drop_database, db_name)
+    values = {
+        "SURGE_DATABASE_URL": url,
+        "SURGE_REDIS_URL": REDIS_URL,
+        "SURGE_REDIS_PREFIX": prefix,
+        "SURGE_SECRET_KEY": secret,
+        "SURGE_ENVIRONMENT": "production",
+        **(more_env or {}),
+    }
+    env = service_env(values)
+    await run_cli(["migrate"], env=env, cwd=cwd)
+    await run_cli(["seed"], env=env, cwd=cwd)
+    settings = Settings(
+        database_url=url,
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+        secret_key=secret,
+        environment="production",
+        _env_file=None,
+    )
+    return Stack(url, env, settings)
+
+
 async def run_cli(args: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> str:
     """Run one `surge` command to completion (2 minutes at most); return its output."""
 
