@@ -47,9 +47,12 @@ browser:
 		|| { $(SUDO) apt-get update -q \
 		     && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES); }; }
 
-## test: lint, then the whole suite on both backends (SQLite + in-process, Postgres + Redis)
+## test: lint, then the whole suite on both backends (SQLite + in-process, Postgres + Redis),
+## in TEST_WORKERS processes (pytest-xdist): most tests wait on a live service, so two
+## processes on two cores halve the wall time (every test has its own database and key prefix)
+TEST_WORKERS ?= 2
 test: lint browser
-	$(BIN)/pytest -m "not slow" -q
+	$(BIN)/pytest -m "not slow" -q -n $(TEST_WORKERS) --dist worksteal
 
 ## faults: the long fault rounds (needs Postgres, Redis and redis-server); `make test` runs
 ## the short ones
