@@ -1071,6 +1071,60 @@ async def test_a_lost_state_has_no_epoch(state: HotState) -> None:
     assert await state.begin_epoch("rebuilt") == "rebuilt"
 
 
+# --- change mark ------------------------------------------------------------------------------
+
+
+async def test_the_change_mark_moves_when_an_offer_may_have_become_possible(
+    backend: Backend,
+) -> None:
+    state = backend.state
+
+    async def moved(step: Any) -> bool:
+        before = await state.change_mark()
+        await step
+        after = await state.change_mark()
+        # Every instance reads the same mark.
+        assert await backend.peer().change_mark() == after
+        return after != before
+
+    assert await moved(state.enqueue([qc(1), qc(2), qc(9, OTHER)]))  # calls arrive
+    assert not await moved(state.enqueue([qc(1)]))  # one already held: nothing new
+    assert not await moved(state.agent_connect(10, CITY, instance="i1", now=T0, call_id=None))
+    assert await moved(state.set_agent_state(10, AgentState.AVAILABLE, T0))  # an agent is free
+    assert not await moved(state.set_agent_state(10, AgentState.AVAILABLE, T0))
+    first = await state.change_mark()
+    [held] = await state.claim([claim(1, 10)])
+    assert held is not None
+    assert await state.change_mark() == first  # an offer made
+    # The call is back in its queue, the agent free.
+    assert await moved(state.decline(held.offer_id, 10, T0 + 1))
+    held = await offer(state, 1, 10)
+    assert not await moved(state.accept(held.offer_id, 10, T0 + 2))
+    assert await moved(state.finish_call(10, 1, T0 + 3))
+    assert not await moved(state.set_agent_state(10, AgentState.BREAK, T0 + 4))
+    assert not await moved(state.snapshot(CITIES, queue_depth=10))
+    assert not await moved(state.withdraw(2))  # a queued call gone: less to place
+    # A helper's agent leaves with a host's call in hand: its seat still counts on the quota
+    # (no change), until that call is finished without it and the seat comes free.
+    await state.enqueue([qc(3)])
+    await make_available(state, 20, OTHER)
+    [lent_offer] = await state.claim([OfferClaim("lent", 3, 20, T0 + 100, Lend(1, 1))])
+    assert lent_offer is not None
+    await state.accept("lent", 20, T0 + 5)
+    assert not await moved(state.agent_disconnect(20, instance="i1"))
+    assert await moved(state.finish_call(20, 3, T0 + 6))
+    await state.enqueue([qc(4)])
+    await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 7)
+    await offer(state, 4, 10, expires_at=T0 + 50)
+    assert await moved(state.expire_offers(T0 + 60))  # the call is back in its queue
+    # A rebuilt state has a mark of its own, however many changes it has counted.
+    await state.begin_epoch("built")
+    built = await state.change_mark()
+    await state.reset()
+    await state.begin_epoch("rebuilt")
+    assert await state.change_mark() != built
+
+
 # --- reset ------------------------------------------------------------------------------------
 
 

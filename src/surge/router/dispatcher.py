@@ -77,6 +77,9 @@ class Dispatcher:
         self._announce = announce
         self._wake = asyncio.Event()
         self._stopping = False
+        # The hot state's change mark and the surges when a cycle last found nothing to place:
+        # while both are the same, a cycle would find nothing again.
+        self._settled: tuple[str, tuple[policy.SurgeView, ...]] | None = None
 
     @property
     def protection_service_level(self) -> float | None:
@@ -107,9 +110,18 @@ class Dispatcher:
         await run_forever("dispatch", cycle, stopping=lambda: self._stopping)
 
     async def dispatch_once(self) -> int:
-        """Run one cycle; return how many offers were made and recorded."""
-        now = time.time()
+        """Run one cycle; return how many offers were made and recorded.
+
+        A cycle that finds no call any free agent could take is settled: until the hot state's
+        change mark or the surges change, the next cycles cost one read and return at once.
+        (One that finds such a pair but places nothing, a helper's reserve or an overflow delay
+        holding it back, is not: time alone may change that decision.)
+        """
+        mark = await self._state.change_mark()
         surges = (await self._surges.current()).views
+        if self._settled == (mark, surges):
+            return 0
+        now = time.time()
         lends_to, spare = lending_reach(surges)
         views = await self._state.snapshot(
             self._cities.codes,
@@ -118,6 +130,9 @@ class Dispatcher:
             lends_to=lends_to,
             spare=spare,
         )
+        # Read placeable only, a city shows free agents only when a call read could use them.
+        placeable = any(view.idle for view in views.values())
+        self._settled = None if placeable else (mark, surges)
         levels: Mapping[str, float | None] = {}
         if (
             surges

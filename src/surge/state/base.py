@@ -314,6 +314,16 @@ class HotState(Protocol):
         Of instances rebuilding at once, one marker wins and all of them adopt it.
         """
 
+    async def change_mark(self) -> str:
+        """A mark that is new whenever something happened that may make an offer possible.
+
+        A call entering a queue (arriving, or back from an offer), an agent becoming available
+        and a seat a helper lends becoming free change it; nothing else need (an offer made or
+        accepted, an agent on break or gone, a read). The dispatcher reads it first: while it
+        is the one it saw when nothing could be placed, a cycle has nothing to do. A rebuilt
+        state (new epoch) has a new mark too.
+        """
+
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
         """Queue calls in their cities; a call already queued or offered is left alone (False)."""

@@ -107,6 +107,7 @@ class InMemoryState:
         self._closed = False
         self.failures = 0  # nothing here can fail the way a server can
         self._epoch: str | None = None
+        self._changes = 0  # raised whenever an offer may have become possible
 
     async def ping(self) -> None:
         """Always answers: the state lives in this process."""
@@ -148,6 +149,10 @@ class InMemoryState:
         if self._epoch is None:
             self._epoch = epoch
         return self._epoch
+
+    async def change_mark(self) -> str:
+        """The epoch and the count of changes that may have made an offer possible."""
+        return f"{self._epoch or ''}:{self._changes}"
 
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
@@ -486,6 +491,7 @@ class InMemoryState:
         """Put a held call (back) at its place: the score alone decides it."""
         self._queues[call.city].add(call)
         self._ages[call.city].add(call)
+        self._changes += 1
 
     def _unqueue(self, call: QueuedCall) -> None:
         self._queues[call.city].remove(call)
@@ -538,6 +544,7 @@ class InMemoryState:
             del counts[host]
         if not counts:
             del self._lending[helper]
+        self._changes += 1  # a seat the helper lends is free
 
     def _move(self, agent_id: int, agent: _Agent, state: AgentState, idle_since: float) -> None:
         """Move an agent to `state`, filing it accordingly; it no longer has an offer or call.
@@ -553,6 +560,7 @@ class InMemoryState:
         agent.offer_id = agent.call_id = None
         if state is AgentState.AVAILABLE:
             self._idle[agent.city].add(IdleAgent(agent_id, agent.city, idle_since))
+            self._changes += 1
         else:
             self._engaged[(agent.city, state)].add(agent_id)
 

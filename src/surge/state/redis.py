@@ -21,6 +21,8 @@ Key layout, under the prefix P (default ``surge:``):
 - ``P rl:{key}`` fixed-window hit counters (INCR, then PEXPIRE on the first hit);
 - ``P epoch`` the marker of the state's current build (SET NX when it is rebuilt): a Redis
   restarted empty has none, which tells every instance to rebuild;
+- ``P changes`` a counter the scripts raise whenever an offer may have become possible (a call
+  queued, an agent available, a lent seat free): with the epoch, the dispatcher's change mark;
 - pub/sub channel ``P events`` carrying orjson-encoded events.
 
 Scripts build their keys from the prefix (ARGV[1]) because most keys depend on data read inside
@@ -95,6 +97,11 @@ local function check(source, target)
   end
 end
 
+-- Something happened that may make an offer possible: a new change mark for the dispatcher.
+local function changed()
+  redis.call('INCR', P .. 'changes')
+end
+
 local function leave(agent, city, state)
   if state == 'available' then
     redis.call('ZREM', P .. 'idle:' .. city, agent)
@@ -106,6 +113,7 @@ end
 local function enter(agent, city, state, idle_since)
   if state == 'available' then
     redis.call('ZADD', P .. 'idle:' .. city, idle_since, agent)
+    changed()
   else
     redis.call('SADD', P .. state .. ':' .. city, agent)
   end
@@ -124,6 +132,7 @@ local function uncount(city, host)
   if redis.call('HINCRBY', P .. 'lending:' .. city, host, -1) <= 0 then
     redis.call('HDEL', P .. 'lending:' .. city, host)
   end
+  changed()
 end
 
 local function unlend(agent)
@@ -167,6 +176,7 @@ local function queue(call)
   redis.call('HDEL', key, 'offer')
   redis.call('ZADD', P .. 'q:' .. c[1], c[2], c[4])
   redis.call('ZADD', P .. 'qt:' .. c[1], c[3], call)
+  changed()
 end
 
 local function unqueue(call)
@@ -785,6 +795,14 @@ class RedisState:
                 pipe.get(key)
                 _, current = await pipe.execute()
         return _text(current)
+
+    async def change_mark(self) -> str:
+        """The epoch and the change counter, read together (one round trip)."""
+        with _mapped(self._failed):
+            epoch, changes = await self._client.mget(
+                f"{self._prefix}epoch", f"{self._prefix}changes"
+            )
+        return f"{_text(epoch or b'')}:{_text(changes or b'0')}"
 
     async def _run(
         self, script: AsyncScript, *args: str | int | bytes, idempotent: bool = False

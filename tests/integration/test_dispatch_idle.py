@@ -1,0 +1,79 @@
+"""An idle dispatcher reads one change mark per tick, and wakes for what can be placed.
+
+Watched from Redis itself (MONITOR), on the shared server: only the commands that carry this
+test's key prefix are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+
+from surge.auth.models import Role
+from surge.state import redis as redis_state
+from tests.conftest import REDIS_URL, Backend
+from tests.helpers import run_service
+
+NANJING = "320100"
+SNAPSHOT_SHA = (
+    aioredis.Redis().register_script(redis_state._LUA_PRELUDE + redis_state._SNAPSHOT).sha
+)
+
+
+@contextlib.asynccontextmanager
+async def watched(prefix: str) -> AsyncIterator[Counter[str]]:
+    """Count, while the block runs, the snapshots and change-mark reads under `prefix`."""
+    seen: Counter[str] = Counter()
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+
+    async def listen() -> None:
+        async with client.monitor() as monitor:
+            ready.set()
+            async for command in monitor.listen():
+                words = command["command"].split()
+                if prefix not in command["command"]:
+                    continue
+                if words[0] == "EVALSHA" and words[1] == SNAPSHOT_SHA:
+                    seen["snapshot"] += 1
+                elif words[0] == "MGET" and words[2].endswith("changes"):
+                    seen["mark"] += 1
+
+    ready = asyncio.Event()
+    task = asyncio.create_task(listen())
+    await asyncio.wait_for(ready.wait(), 5)
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()
+
+
+async def test_an_idle_dispatcher_reads_only_the_change_mark(shared_backend: Backend) -> None:
+    settings = shared_backend.settings(dispatch_interval_s=0.2)
+    async with run_service(settings) as service:
+        cti = await service.add_user(Role.CTI)
+        agent = await service.add_user(Role.AGENT, NANJING)
+        await asyncio.sleep(1.0)  # start-up's rebuild and first cycles are done
+
+        async with watched(shared_backend.redis_prefix) as idle:
+            await asyncio.sleep(2.0)
+        assert idle["snapshot"] == 0, idle
+        assert idle["mark"] >= 5, idle  # a tick every 0.2 s, each one read
+
+        # A call with no agent to take it: one look, then settled again.
+        async with watched(shared_backend.redis_prefix) as waiting:
+            call = await service.post_call(cti, NANJING, external_id="idle-1")
+            await asyncio.sleep(2.0)
+        assert 1 <= waiting["snapshot"] <= 2, waiting
+
+        # An agent becoming available is a change: the waiting call is offered.
+        async with service.console(agent) as console:
+            await console.available()
+            offer = await console.expect("offer")
+        assert offer["call"]["id"] == call["id"]
