@@ -67,10 +67,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CallRule:
-    """A rule of the call-transition table: `by` moves a call in one of `sources` to `target`,
-    recording `reason` in its history, `when` what it says happens."""
+    """A rule of the call-transition table: the `Transitions` methods `by` move a call in one of
+    `sources` to `target`, recording `reason` in its history, `when` what it says happens."""
 
-    by: str
+    by: tuple[str, ...]
     sources: frozenset[CallStatus]
     target: CallStatus
     reason: str | None
@@ -81,66 +81,67 @@ _OFFERED = frozenset({CallStatus.OFFERED})
 
 CALL_RULES: tuple[CallRule, ...] = (
     CallRule(
-        "offer",
+        ("offer",),
         frozenset({CallStatus.QUEUED}),
         CallStatus.OFFERED,
         None,
         "a dispatch cycle's claim is recorded: the call is held for one agent",
     ),
-    CallRule("accept", _OFFERED, CallStatus.CONNECTED, None, "the agent accepts the offer"),
-    CallRule("decline", _OFFERED, CallStatus.QUEUED, "declined", "the agent declines the offer"),
-    CallRule("expire", _OFFERED, CallStatus.QUEUED, "expired", "the offer expires unanswered"),
+    CallRule(("accept",), _OFFERED, CallStatus.CONNECTED, None, "the agent accepts the offer"),
+    CallRule(("decline",), _OFFERED, CallStatus.QUEUED, "declined", "the agent declines the offer"),
+    CallRule(("expire",), _OFFERED, CallStatus.QUEUED, "expired", "the offer expires unanswered"),
     CallRule(
-        "seats_lost",
+        ("seats_lost",),
         _OFFERED,
         CallStatus.QUEUED,
         "seat_lost",
-        "the instance of the agent's console went silent and was reaped",
+        "the instance holding the agent's console went silent and was reaped",
     ),
     CallRule(
-        "disconnect",
+        ("disconnect",),
         _OFFERED,
         CallStatus.QUEUED,
         "agent_disconnected",
         "the agent's console closed cleanly (a goodbye)",
     ),
     CallRule(
-        "disconnect",
+        ("disconnect",),
         _OFFERED,
         CallStatus.QUEUED,
         "agent_lost",
         "the agent's console stopped answering",
     ),
     CallRule(
-        "surge_ended",
+        ("surge_ended",),
         _OFFERED,
         CallStatus.QUEUED,
         "surge_ended",
         "the surge that lent the agent to the call's city ends",
     ),
     CallRule(
-        "recover",
+        ("recover", "offer"),
         _OFFERED,
         CallStatus.QUEUED,
         "recovered",
-        "the database holds an offer the hot state lost (a rebuild, or an end never recorded)",
+        "the database holds an offer the hot state lost (found by a rebuild, or by a dispatch"
+        " cycle: an end the database missed)",
     ),
     CallRule(
-        "abandon",
+        ("abandon",),
         frozenset({CallStatus.QUEUED, CallStatus.OFFERED}),
         CallStatus.ABANDONED,
         "caller_hung_up",
         "the caller hangs up while waiting or being offered",
     ),
     CallRule(
-        "complete",
+        ("complete",),
         frozenset({CallStatus.CONNECTED}),
         CallStatus.COMPLETED,
         None,
         "the agent closes the ticket; the agent is freed after the commit",
     ),
     CallRule(
-        "release",
+        ("release",),
         frozenset({CallStatus.CONNECTED}),
         CallStatus.COMPLETED,
         "released",
