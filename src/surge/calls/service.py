@@ -300,18 +300,23 @@ async def move(
     if isinstance(statements, TextClause):
         row = (await session.execute(statements, params)).one_or_none()
         return None if row is None else Moved(CallStatus(row.status), row.city_code)
-    if statements.read is None:
-        (source,) = sources
-    else:
-        # Read the current status so the event names the status it left.
-        status = (await session.execute(statements.read, params)).scalar_one_or_none()
-        if status is None or status not in sources:
+    while True:
+        if statements.read is None:
+            (source,) = sources
+        else:
+            # Read the current status so the event names the status it left.
+            status = (await session.execute(statements.read, params)).scalar_one_or_none()
+            if status is None or status not in sources:
+                return None
+            source = CallStatus(status)
+        params["before"] = source.value
+        city = (await session.execute(statements.update, params)).scalar_one_or_none()
+        if city is not None:
+            break
+        if statements.read is None:
             return None
-        source = CallStatus(status)
-    params["before"] = source.value
-    city = (await session.execute(statements.update, params)).scalar_one_or_none()
-    if city is None:
-        return None
+        # Another change committed between the read and the update (SQLite takes no row lock
+        # on a read): read again, as PostgreSQL re-checks a row it waited for.
     await session.execute(statements.event, params)
     return Moved(source, city)
 

@@ -1,7 +1,8 @@
 """What an agent's console does besides the call transitions: connect, change status,
 acknowledge scripts (accepting, declining and completing a call are `calls/transitions.py`'s).
 
-Each function takes the caller's session and returns what to send or publish afterwards.
+Those that use the database take the caller's session; each returns what to send or publish
+afterwards.
 """
 
 from __future__ import annotations
