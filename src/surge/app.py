@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from surge.auth import api as auth_api
 from surge.auth.directory import UserDirectory
 from surge.calls import api as calls_api
+from surge.calls.transitions import Transitions
 from surge.cities import api as cities_api
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
@@ -158,14 +159,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cities = CityRegistry(sessions)
         gateway = Gateway(state, instance=settings.instance_id, shared=settings.uses_redis)
         surges = SurgeRoster(settings=settings, sessions=sessions)
+        transitions = Transitions(
+            state=state,
+            sessions=sessions,
+            instance=settings.instance_id,
+            classification=classification,
+            announce=gateway.announce,
+        )
         dispatcher = Dispatcher(
             settings=settings,
             state=state,
             sessions=sessions,
             cities=cities,
             surges=surges,
+            transitions=transitions,
             announce=gateway.announce,
         )
+        transitions.poke = dispatcher.poke  # a call queued again or an agent freed
 
         def surges_changed() -> None:
             surges.changed()
@@ -176,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             state=state,
             sessions=sessions,
+            transitions=transitions,
             gateway=gateway,
             poke=dispatcher.poke,
         )
@@ -202,6 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 cities=cities,
                 gateway=gateway,
                 dispatcher=dispatcher,
+                transitions=transitions,
                 surges=surges,
                 pressure=monitor,
                 classification=classification,

@@ -7,6 +7,7 @@ themselves are built in `surge.seats.frames`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal, TypedDict, final
 
@@ -54,6 +55,10 @@ class SurgesChanged(TypedDict):
 
 
 Event = ToAgent | CloseAgent | ToCityAgents | ToCti | SurgesChanged
+
+Announce = Callable[[Sequence[Event]], Awaitable[None]]
+"""Delivers events to the sockets here and sends the rest to the other instances
+(`Gateway.announce`)."""
 
 
 def to_agent(agent_id: int, frame: AgentFrame) -> ToAgent:

@@ -8,6 +8,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from surge.auth.directory import UserDirectory
+from surge.calls.transitions import Transitions
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.router.dispatcher import Dispatcher
@@ -45,6 +46,7 @@ class Runtime:
     cities: CityRegistry
     gateway: Gateway
     dispatcher: Dispatcher
+    transitions: Transitions  # every call transition: the one way a call's status changes
     surges: SurgeRoster  # who serves which host: the live surges, cached once per instance
     pressure: PressureMonitor
     classification: Classification

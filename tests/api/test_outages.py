@@ -11,13 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from surge.auth.models import Role
 from tests.conftest import PG_ADMIN_URL, Backend
-from tests.helpers import LiveService, private_redis, run_service
+from tests.helpers import Console, LiveService, private_redis, run_service
 
 NANJING = "320100"
 CALL = {"city": NANJING, "caller": "13812345678", "channel": "phone"}
@@ -235,6 +236,47 @@ async def test_a_call_answered_503_by_a_redis_refusing_writes_is_queued_without_
             async with service.console(agent) as console:
                 await console.available()
                 assert (await console.expect("offer"))["call"]["city"] == NANJING
+
+
+async def test_an_offer_a_redis_restarted_empty_lost_is_requeued_and_announced(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """The rebuild records the lost offer's end: `call.requeued` `recovered` to the telephony,
+    `offer.revoked` `recovered` to the agent, the reason in the call's history."""
+    async with private_redis(tmp_path) as redis:
+        settings = replace(backend, redis_url=redis.url).settings(
+            state_rebuild_s=2.0, offer_timeout_s=60.0
+        )
+        async with run_service(settings) as service:
+            cti = await service.add_user(Role.CTI, NANJING)
+            agent = await service.add_user(Role.AGENT, NANJING)
+            cti_url = f"{service.ws_url}/ws/cti?token={service.tokens[cti]}"
+            async with websockets.connect(cti_url) as socket, service.console(agent) as console:
+                telephony = Console(socket)
+                await telephony.expect("hello")
+                await console.available()
+                call = await service.post_call(cti, NANJING)
+                offer = await console.expect("offer")
+                assert (await telephony.expect("call.offered"))["offer_id"] == offer["offer_id"]
+
+                await redis.kill()
+                await redis.start()  # empty, same port
+
+                requeued = await telephony.expect("call.requeued", within=5.0)
+                assert (requeued["call_id"], requeued["reason"]) == (call["id"], "recovered")
+                revoked = await console.expect("offer.revoked", within=5.0)
+                assert revoked == {
+                    "type": "offer.revoked",
+                    "offer_id": offer["offer_id"],
+                    "reason": "recovered",
+                }
+            read = await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(cti))
+            history = read.json()["history"]
+            assert [(e["to_status"], e["reason"]) for e in history][:3] == [
+                ("queued", None),
+                ("offered", None),
+                ("queued", "recovered"),
+            ]
 
 
 async def test_an_offer_that_ended_while_the_database_was_down_is_offered_again(

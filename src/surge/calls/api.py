@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from surge import errors, events
+from surge import errors
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.calls import service as calls_service
@@ -33,7 +32,6 @@ from surge.deps import (
 from surge.errors import NotFound
 from surge.runtime import Runtime
 from surge.seats import frames
-from surge.surges import service as surges_service
 
 router = APIRouter(
     tags=["calls"],
@@ -140,17 +138,9 @@ async def abandon_call(
     call_id: CallId, principal: CtiDep, session: SessionDep, runtime: RuntimeDep
 ) -> CallRead:
     """The caller hung up while waiting or being offered."""
-    async with session.begin():
-        call = await calls_service.get(session=session, call_id=call_id)
-        require_city_access(principal, call.city_code)
-        call, out = await calls_service.abandon(
-            session=session,
-            state=runtime.state,
-            call_id=call_id,
-            instance=runtime.settings.instance_id,
-        )
-    await runtime.gateway.announce(out)
-    runtime.dispatcher.poke()
+    call = await runtime.transitions.abandon(
+        call_id, allowed=lambda call: require_city_access(principal, call.city_code)
+    )
     return await _read(call, session=session, viewer=principal)
 
 
@@ -195,32 +185,10 @@ async def release_call(
     runtime: RuntimeDep,
 ) -> CallRead:
     """Close a connected call whose agent is gone (offline or lost): completed, `released`."""
-    async with session.begin():
-        call = await calls_service.get(session=session, call_id=call_id)
-        require_city_access(principal, call.city_code)
-        call, out = await calls_service.release(
-            session=session,
-            state=runtime.state,
-            call_id=call_id,
-            reason=body.reason,
-            instance=runtime.settings.instance_id,
-        )
-        if out:  # released now, not a retry
-            surges_service.audit(
-                session=session,
-                actor=principal.username,
-                action="call.released",
-                surge_id=None,
-                detail={"call_id": call_id, "agent_id": call.agent_id, "city": call.city_code},
-                reason=body.reason,
-            )
-    if call.agent_id is not None:
-        # An agent that connected again in the meantime is freed from the closed call (on a
-        # retry too: the first answer may have failed before this, holding the agent's seat).
-        freed = await runtime.state.finish_call(call.agent_id, call_id, time.time())
-        if freed is not None:
-            out.append(events.to_agent(call.agent_id, frames.call_completed(call_id=call_id)))
-            out.append(events.to_agent(call.agent_id, frames.state(state=freed.state.value)))
-            runtime.dispatcher.poke()
-    await runtime.gateway.announce(out)
+    call = await runtime.transitions.release(
+        call_id,
+        reason=body.reason,
+        actor=principal.username,
+        allowed=lambda call: require_city_access(principal, call.city_code),
+    )
     return await _read(call, session=session, viewer=principal)

@@ -1,9 +1,11 @@
-"""Call lifecycle: ingest, and every status change guarded by the state machine and recorded.
+"""Call lifecycle in the database: ingest, and every status change guarded by the state machine
+and recorded.
 
 A change is a compare-and-set on the call's status (`UPDATE ... WHERE status IN (...)`), so when
 two things race (an abandon and an accept, two instances) exactly one wins and the loser learns it.
 Every applied change writes a `call_event` row in the same transaction. The caller owns the
-transaction and publishes the returned events after it commits.
+transaction: for a status change that is its transition in `calls/transitions.py`, which also
+makes the hot-state change, announces the frames after the commit and compensates.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from surge.calls.models import Call, CallEvent
 from surge.calls.schemas import CallCreate, FeedbackCreate, FeedbackRead
 from surge.db import UTCDateTime, fetch_row, utcnow
 from surge.errors import (
-    AgentStillPresent,
     CallNotConnected,
     CallNotOpen,
     FeedbackRecorded,
@@ -37,7 +38,7 @@ from surge.errors import (
     NotFound,
 )
 from surge.seats import frames
-from surge.state.base import AgentState, CallLocation, HeldOffer, HotState, QueuedCall
+from surge.state.base import HeldOffer, QueuedCall
 
 # Status changes go through Core tables, not the ORM classes: SQLAlchemy's ORM DML path costs
 # far more CPU per statement, and a list of parameters runs as one executemany.
@@ -299,18 +300,23 @@ async def move(
     if isinstance(statements, TextClause):
         row = (await session.execute(statements, params)).one_or_none()
         return None if row is None else Moved(CallStatus(row.status), row.city_code)
-    if statements.read is None:
-        (source,) = sources
-    else:
-        # Read the current status so the event names the status it left.
-        status = (await session.execute(statements.read, params)).scalar_one_or_none()
-        if status is None or status not in sources:
+    while True:
+        if statements.read is None:
+            (source,) = sources
+        else:
+            # Read the current status so the event names the status it left.
+            status = (await session.execute(statements.read, params)).scalar_one_or_none()
+            if status is None or status not in sources:
+                return None
+            source = CallStatus(status)
+        params["before"] = source.value
+        city = (await session.execute(statements.update, params)).scalar_one_or_none()
+        if city is not None:
+            break
+        if statements.read is None:
             return None
-        source = CallStatus(status)
-    params["before"] = source.value
-    city = (await session.execute(statements.update, params)).scalar_one_or_none()
-    if city is None:
-        return None
+        # Another change committed between the read and the update (SQLite takes no row lock
+        # on a read): read again, as PostgreSQL re-checks a row it waited for.
     await session.execute(statements.event, params)
     return Moved(source, city)
 
@@ -355,6 +361,15 @@ SELECT c.id, COALESCE(made.offer_id, c.offer_id) AS offer_id,
 FROM "call" AS c LEFT JOIN made ON made.id = c.id
 WHERE c.id = ANY(CAST(:calls AS BIGINT[]))
 """).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+class LostOffer(NamedTuple):
+    """An offer the database holds but the hot state no longer does: its end was never recorded
+    (the hot state was lost, or the database failed just after the hot state ended it)."""
+
+    offer_id: str
+    call: QueuedCall
+    agent_id: int | None
 
 
 class Behind(NamedTuple):
@@ -428,12 +443,14 @@ async def record_offers(
 async def record_requeue(
     *,
     session: AsyncSession,
-    offer: HeldOffer,
+    offer: HeldOffer | LostOffer,
     reason: frames.RequeueReason,
     at: datetime,
     instance: str,
 ) -> list[events.Event]:
-    """Record that an offer ended without an answer and the call is queued again."""
+    """Record that an offer ended without an answer and the call is queued again; return its
+    `call.requeued`, or nothing when the offer's end was recorded meanwhile (compare-and-set on
+    the offer)."""
     moved = await move(
         session=session,
         call_id=offer.call.call_id,
@@ -454,48 +471,6 @@ async def record_requeue(
             frames.cti_call_requeued(call_id=offer.call.call_id, at=at.timestamp(), reason=reason),
         )
     ]
-
-
-async def record_lost_offer(
-    *,
-    session: AsyncSession,
-    call_id: int,
-    city: str,
-    offer_id: str,
-    agent_id: int | None,
-    at: datetime,
-    instance: str,
-) -> list[events.Event]:
-    """Record that an offer the hot state no longer holds ended: the call is queued again.
-
-    For an offer whose end was never recorded (the hot state was lost, or the database
-    failed just after the hot state ended it). Compare-and-set on the offer: nothing is
-    recorded if its end was recorded meanwhile.
-    """
-    moved = await move(
-        session=session,
-        call_id=call_id,
-        target=CallStatus.QUEUED,
-        at=at,
-        instance=instance,
-        reason="recovered",
-        agent_id=agent_id,
-        offer_id=offer_id,
-        match={"offer_id": offer_id},
-        values={"agent_id": None, "offer_id": None},
-    )
-    if moved is None:
-        return []
-    out: list[events.Event] = [
-        events.to_cti(
-            city,
-            frames.cti_call_requeued(call_id=call_id, at=at.timestamp(), reason="recovered"),
-        )
-    ]
-    if agent_id is not None:
-        revoked = frames.offer_revoked(offer_id=offer_id, reason="recovered")
-        out.append(events.to_agent(agent_id, revoked))
-    return out
 
 
 async def record_connect(
@@ -553,95 +528,6 @@ async def record_completion(
             raise NotFound(f"you are not handling a call with id {call_id}")
         raise CallNotOpen(f"call {call_id} is {call.status}, not connected")
     return moved.city
-
-
-async def abandon(
-    *, session: AsyncSession, state: HotState, call_id: int, instance: str
-) -> tuple[Call, list[events.Event]]:
-    """The caller hung up: take the call out of its queue or offer and close it."""
-    call = await get(session=session, call_id=call_id)
-    if call.status == CallStatus.ABANDONED:
-        return call, []  # the CTI may retry; the answer is the same
-    if call.status not in OPEN_STATUSES:
-        raise CallNotOpen(f"call {call_id} is already {call.status}; it cannot be abandoned")
-    withdrawn = await state.withdraw(call_id)
-    now = utcnow()
-    moved = await move(
-        session=session,
-        call_id=call_id,
-        target=CallStatus.ABANDONED,
-        at=now,
-        instance=instance,
-        reason="caller_hung_up",
-        agent_id=call.agent_id,
-        offer_id=call.offer_id,
-        values={"ended_at": now, "offer_id": None},
-    )
-    await session.refresh(call)
-    if moved is None:
-        raise CallNotOpen(f"call {call_id} is already {call.status}; it cannot be abandoned")
-    out: list[events.Event] = [
-        events.to_cti(
-            call.city_code, frames.cti_call_abandoned(call_id=call_id, at=now.timestamp())
-        )
-    ]
-    if withdrawn.location is CallLocation.OFFERED and withdrawn.offer is not None:
-        out.append(
-            events.to_agent(
-                withdrawn.offer.agent_id,
-                frames.offer_revoked(offer_id=withdrawn.offer.offer_id, reason="abandoned"),
-            )
-        )
-    return call, out
-
-
-async def release(
-    *, session: AsyncSession, state: HotState, call_id: int, reason: str, instance: str
-) -> tuple[Call, list[events.Event]]:
-    """A supervisor closes a connected call whose agent is gone (offline, or `lost`).
-
-    The call is completed with the disposition `released` and the supervisor's reason in its
-    history. Releasing a released call again returns it (a retry).
-    """
-    call = await get(session=session, call_id=call_id)
-    if call.status == CallStatus.COMPLETED and call.disposition == Disposition.RELEASED:
-        return call, []
-    if call.status != CallStatus.CONNECTED:
-        raise CallNotConnected(
-            f"call {call_id} is {call.status}; only a connected call is released"
-        )
-    presence = None if call.agent_id is None else await state.get_agent(call.agent_id)
-    if presence is not None and presence.state is not AgentState.LOST:
-        raise AgentStillPresent(
-            f"the agent of call {call_id} is connected and answering; it completes the call"
-        )
-    now = utcnow()
-    moved = await move(
-        session=session,
-        call_id=call_id,
-        target=CallStatus.COMPLETED,
-        at=now,
-        instance=instance,
-        reason="released",
-        note=reason,
-        agent_id=call.agent_id,
-        only_from=frozenset({CallStatus.CONNECTED}),
-        match={"agent_id": call.agent_id},
-        values={"ended_at": now, "disposition": Disposition.RELEASED.value},
-    )
-    await session.refresh(call)
-    if moved is None:
-        raise CallNotConnected(f"call {call_id} is already {call.status}")
-    return call, [
-        events.to_cti(
-            call.city_code,
-            frames.cti_call_completed(
-                call_id=call_id,
-                at=now.timestamp(),
-                disposition=Disposition.RELEASED.value,
-            ),
-        )
-    ]
 
 
 async def record_feedback(

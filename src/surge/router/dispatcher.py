@@ -1,13 +1,14 @@
 """The dispatcher: applies the routing policy to the live hot state and makes its offers real.
 
-One dispatcher runs per service instance. A cycle reads a snapshot, asks the policy for
-assignments, claims them atomically in the hot state (a claim another instance beat us to simply
-fails), records the made offers in the database, then tells agents and the telephony side. Cycles
+One dispatcher runs per service instance. A cycle reads a snapshot and asks the policy for
+assignments; the offer transition (`calls/transitions.py`) claims them atomically in the hot
+state (a claim another instance beat us to simply fails), records the made offers in the
+database, then tells agents and the telephony side. Cycles
 run when something changes here (`poke`) and on a short tick, which also catches changes made by
 other instances. A surge's offers to helpers are claimed with the helper's seat quota, which the
-hot state checks in the same atomic step. A maintenance loop ends expired offers, reaps agents of
-dead instances (putting back the calls they left out of the hot state), and ends draining
-surges once their helpers' calls in hand are done.
+hot state checks in the same atomic step. A maintenance loop runs the transitions that time
+makes: it ends expired offers, reaps agents of dead instances (putting back the calls they left
+out of the hot state), and ends draining surges once their helpers' calls in hand are done.
 """
 
 from __future__ import annotations
@@ -17,26 +18,21 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from surge import events
-from surge.calls import service as calls_service
+from surge.calls.transitions import Transitions
 from surge.cities.service import CityRegistry
-from surge.errors import SurgeError
 from surge.loops import run_forever
-from surge.router import policy, recovery
-from surge.seats import frames
+from surge.router import policy
 from surge.settings import Settings
-from surge.state.base import HeldOffer, HotState, Lend, OfferClaim
+from surge.state.base import HotState, Lend, OfferClaim
 from surge.surges import service as surges_service
 from surge.surges.roster import SurgeRoster
 
 log = logging.getLogger(__name__)
-
-Announce = Callable[[Sequence[events.Event]], Awaitable[None]]
 
 
 def lending_reach(
@@ -67,13 +63,15 @@ class Dispatcher:
         sessions: async_sessionmaker[AsyncSession],
         cities: CityRegistry,
         surges: SurgeRoster,
-        announce: Announce,
+        transitions: Transitions,
+        announce: events.Announce,
     ) -> None:
         self._settings = settings
         self._state = state
         self._sessions = sessions
         self._cities = cities
         self._surges = surges
+        self._transitions = transitions
         self._announce = announce
         self._wake = asyncio.Event()
         self._stopping = False
@@ -176,103 +174,7 @@ class Dispatcher:
             )
             for a in assignments
         ]
-        held = await self._state.claim(claims)
-        made = [(o, a) for o, a in zip(held, assignments, strict=True) if o is not None]
-        if not made:
-            return 0
-        at = datetime.fromtimestamp(now, UTC)
-        try:
-            async with self._sessions() as session, session.begin():
-                taken, behind = await calls_service.record_offers(
-                    session=session,
-                    offers=[offer for offer, _ in made],
-                    at=at,
-                    instance=self._settings.instance_id,
-                )
-            taken_ids = {offer.offer_id for offer in taken}
-            recorded = [(offer, a) for offer, a in made if offer.offer_id in taken_ids]
-        except BaseException:
-            # Unrecorded offers must not stay held (an agent would "miss" an offer never sent):
-            # free the agents and put the calls, still queued in the database, back in place.
-            with contextlib.suppress(SurgeError):
-                for offer, _ in made:
-                    await self._state.withdraw(offer.call.call_id)
-                await self._state.enqueue([offer.call for offer, _ in made])
-            raise
-        recorded_ids = {offer.offer_id for offer, _ in recorded}
-        for offer, _ in made:
-            if offer.offer_id not in recorded_ids:
-                # Free the agent again: the call closed in the meantime (the caller hung up), or
-                # the database has not yet committed what put it back in the queue.
-                await self._state.withdraw(offer.call.call_id)
-        # Those go back to their places; a later cycle offers them once the database agrees.
-        await self._state.enqueue([late.offer.call for late in behind])
-        await self._record_lost_offers(behind)
-        out: list[events.Event] = []
-        for offer, assignment in recorded:
-            frame = frames.offer(
-                offer,
-                agent_city=agent_city[offer.agent_id],
-                surge_id=assignment.surge_id,
-                now=now,
-            )
-            out.append(events.to_agent(offer.agent_id, frame))
-            out.append(
-                events.to_cti(
-                    offer.call.city,
-                    frames.cti_call_offered(
-                        call_id=offer.call.call_id,
-                        at=now,
-                        agent_id=offer.agent_id,
-                        offer_id=offer.offer_id,
-                    ),
-                )
-            )
-        await self._announce(out)
-        return len(recorded)
-
-    async def _record_lost_offers(self, behind: Sequence[calls_service.Behind]) -> None:
-        """Record the end of offers the database still holds but the hot state has ended.
-
-        Their end was never recorded (the database failed just after the hot state ended
-        them): without this the call would stay offered in the database for good. A decline
-        still committing is no such case: its own record wins the compare-and-set.
-        """
-        stale = [
-            late
-            for late in behind
-            if late.recorded_offer_id is not None
-            and await self._state.get_offer(late.recorded_offer_id) is None
-        ]
-        if not stale:
-            return
-        at = datetime.now(UTC)
-        out: list[events.Event] = []
-        async with self._sessions() as session, session.begin():
-            for late in stale:
-                assert late.recorded_offer_id is not None
-                out += await calls_service.record_lost_offer(
-                    session=session,
-                    call_id=late.offer.call.call_id,
-                    city=late.offer.call.city,
-                    offer_id=late.recorded_offer_id,
-                    agent_id=late.recorded_agent_id,
-                    at=at,
-                    instance=self._settings.instance_id,
-                )
-        await self._announce(out)
-
-    async def end_lending(self, surge_id: int, host: str) -> None:
-        """Revoke the helpers' pending offers of an ending surge and refuse it any new ones.
-
-        The calls go back to their places (recorded as requeued, `surge_ended`); the agents are
-        available again.
-        """
-        revoked = await self._state.end_lending(surge_id, host)
-        await self.requeue(revoked, reason="surge_ended")
-        await self._announce(
-            [events.to_agent(offer.agent_id, frames.state(state="available")) for offer in revoked]
-        )
+        return await self._transitions.offer(claims, agent_city=agent_city, now=now)
 
     async def drain(self) -> None:
         """End each draining surge whose helpers hold none of its host's calls any more.
@@ -280,7 +182,7 @@ class Dispatcher:
         Revoking again first catches an offer a dispatcher made from a stale view of the surge.
         """
         for surge in (await self._surges.current()).draining:
-            await self.end_lending(surge.surge_id, surge.host)
+            await self._transitions.surge_ended(surge.surge_id, surge.host)
             async with self._sessions() as session, session.begin():
                 drained = await surges_service.finish_draining(
                     session=session, surge_id=surge.surge_id, host=surge.host
@@ -288,31 +190,6 @@ class Dispatcher:
             if drained:
                 log.info("surge %s for %s has drained and ended", surge.surge_id, surge.host)
                 await self._announce([events.SURGES_CHANGED])
-
-    async def requeue(self, offers: Sequence[HeldOffer], *, reason: frames.RequeueReason) -> None:
-        """Record ended offers (their calls are queued again) and tell everyone concerned."""
-        if not offers:
-            return
-        at = datetime.now(UTC)
-        out: list[events.Event] = []
-        async with self._sessions() as session, session.begin():
-            for offer in offers:
-                out += await calls_service.record_requeue(
-                    session=session,
-                    offer=offer,
-                    reason=reason,
-                    at=at,
-                    instance=self._settings.instance_id,
-                )
-        out += [
-            events.to_agent(
-                offer.agent_id,
-                frames.offer_revoked(offer_id=offer.offer_id, reason=reason),
-            )
-            for offer in offers
-        ]
-        await self._announce(out)
-        self.poke()
 
     async def recover(self, dead: Sequence[str]) -> None:
         """Put back the open calls dead instances left out of the hot state.
@@ -324,19 +201,13 @@ class Dispatcher:
         the database still shows is recorded as requeued, `recovered`); calls the hot state
         holds are left alone, so it is safe while other instances run.
         """
-        found = await recovery.put_back(
-            sessions=self._sessions,
-            state=self._state,
-            instance=self._settings.instance_id,
-            announce=self._announce,
-        )
+        found = await self._transitions.recover()
         if found.requeued:
             log.warning(
                 "instance(s) %s died: %d open calls put back in their queues",
                 ", ".join(dead),
                 found.requeued,
             )
-        self.poke()
 
     async def maintain(self) -> None:
         """End expired offers, keep this instance's heartbeat, reap dead instances, end drained
@@ -350,20 +221,13 @@ class Dispatcher:
             now = time.time()
             if now - last_heartbeat >= settings.heartbeat_interval_s:
                 await self._state.heartbeat(settings.instance_id, now)
-                reaped = await self._state.reap_instances(
+                dead = await self._transitions.seats_lost(
                     now, max_silence_s=settings.instance_timeout_s
                 )
-                await self.requeue(
-                    [o for _, o in reaped.agents if o is not None], reason="seat_lost"
-                )
-                if reaped.instances:
-                    await self.recover(reaped.instances)
+                if dead:
+                    await self.recover(dead)
                 last_heartbeat = now
-            expired = await self._state.expire_offers(now)
-            await self.requeue(expired, reason="expired")
-            await self._announce(
-                [events.to_agent(offer.agent_id, frames.missed_offer()) for offer in expired]
-            )
+            await self._transitions.expire(now)
             await self.drain()
 
         await run_forever("offer maintenance", tick, stopping=lambda: self._stopping)

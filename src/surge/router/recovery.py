@@ -2,8 +2,9 @@
 
 Every instance watches the hot state's epoch marker. When it is missing (Redis came back empty)
 or changed (another instance rebuilt first), the instance rebuilds: it puts every open call back
-in its queue, records the offers the state lost as queued again, and registers the agents whose
-consoles are connected to it, each as it was (available, on break, or busy with its call).
+in its queue and records the offers the state lost as queued again (the recover transition in
+`calls/transitions.py`), then registers the agents whose consoles are connected to it, each as
+it was (available, on break, or busy with its call).
 Several instances rebuilding at once is safe: enqueueing is idempotent, the database moves are
 compare-and-set, and one epoch marker wins.
 """
@@ -14,98 +15,20 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from surge import events
-from surge.calls import service as calls_service
-from surge.calls.lifecycle import OPEN_STATUSES, CallStatus
-from surge.calls.models import Call
-from surge.db import utcnow
+from surge.calls.transitions import Recovery, Transitions
 from surge.loops import run_forever
 from surge.seats import service as seats_service
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
-from surge.state.base import CallLocation, HotState
+from surge.state.base import HotState
 
 log = logging.getLogger(__name__)
 
 LISTEN_WAIT_S = 2.0  # how long a rebuild waits for this instance's event listener to be back
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    """What a rebuild did, and the events to announce once its transaction commits."""
-
-    open_calls: int
-    requeued: int
-    offers_lost: int
-    announce: list[events.Event] = field(default_factory=list)
-
-
-async def rebuild(*, session: AsyncSession, state: HotState, instance: str) -> Recovery:
-    """Put every open call the hot state has lost back in its queue, at its original place.
-
-    Calls the hot state still holds (another instance is running) are left alone. A call the
-    database says is offered but whose offer the hot state lost is recorded as queued again
-    (`call.requeued`, reason `recovered`) and its agent told the offer is gone.
-    """
-    calls = await calls_service.open_calls(session=session)
-    where = await state.locate([call.id for call in calls])
-    absent = [call.id for call in calls if where[call.id] is CallLocation.ABSENT]
-    # Read those again: one may have been offered, accepted and connected by another instance
-    # between the first read and `locate` (the hot state no longer holds a connected call).
-    still_open = set(
-        (
-            await session.execute(
-                select(Call.id).where(
-                    Call.id.in_(absent), Call.status.in_([s.value for s in OPEN_STATUSES])
-                )
-            )
-        ).scalars()
-    )
-    lost = [call for call in calls if call.id in still_open]
-    at = utcnow()
-    out: list[events.Event] = []
-    offers_lost = 0
-    for call in lost:
-        if call.status != CallStatus.OFFERED or call.offer_id is None:
-            continue
-        # Nothing recorded when another instance rebuilding at the same time recorded it.
-        recorded = await calls_service.record_lost_offer(
-            session=session,
-            call_id=call.id,
-            city=call.city_code,
-            offer_id=call.offer_id,
-            agent_id=call.agent_id,
-            at=at,
-            instance=instance,
-        )
-        offers_lost += bool(recorded)
-        out += recorded
-    await state.enqueue([calls_service.as_queued(call) for call in lost])
-    if lost:
-        log.info("recovered %d open calls (%d lost offers)", len(lost), offers_lost)
-    return Recovery(
-        open_calls=len(calls), requeued=len(lost), offers_lost=offers_lost, announce=out
-    )
-
-
-async def put_back(
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    state: HotState,
-    instance: str,
-    announce: Callable[[Sequence[events.Event]], Awaitable[None]],
-) -> Recovery:
-    """Rebuild in a transaction of its own, then announce what it found."""
-    async with sessions() as session, session.begin():
-        found = await rebuild(session=session, state=state, instance=instance)
-    await announce(found.announce)
-    return found
 
 
 class StateWatch:
@@ -117,12 +40,14 @@ class StateWatch:
         settings: Settings,
         state: HotState,
         sessions: async_sessionmaker[AsyncSession],
+        transitions: Transitions,
         gateway: Gateway,
         poke: Callable[[], None],
     ) -> None:
         self._settings = settings
         self._state = state
         self._sessions = sessions
+        self._transitions = transitions
         self._gateway = gateway
         self._poke = poke
         self._epoch: str | None = None  # the build this instance has caught up with
@@ -152,14 +77,7 @@ class StateWatch:
 
     async def repair(self) -> Recovery:
         """Put back in their queues the open calls the hot state does not hold."""
-        recovery = await put_back(
-            sessions=self._sessions,
-            state=self._state,
-            instance=self._settings.instance_id,
-            announce=self._gateway.announce,
-        )
-        self._poke()
-        return recovery
+        return await self._transitions.recover()
 
     async def rebuild(self) -> Recovery:
         """Mark the build, put the open calls back, re-register this instance's agents."""

@@ -10,7 +10,6 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.types import Message
 
-from surge import events
 from surge.auth.directory import WITHDRAWN
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
@@ -108,69 +107,36 @@ def _parse(runtime: Runtime, text: str) -> AgentMessage:
         raise BadRequest(describe(exc.errors()[0], whole="message")) from exc
 
 
-async def _handle(
-    runtime: Runtime, seat: seats_service.Seat, message: AgentMessage
-) -> list[events.Event]:
-    """Do what one message asks, in one transaction; return the events to announce."""
-    instance = runtime.settings.instance_id
-    state = runtime.state
+async def _handle(runtime: Runtime, seat: seats_service.Seat, message: AgentMessage) -> None:
+    """Do what one message asks; the call transitions announce their own frames."""
+    transitions = runtime.transitions
     if isinstance(message, StatusMessage):
-        return await seats_service.set_status(
-            state=state, seat=seat, target=AgentState(message.state)
+        changed = await seats_service.set_status(
+            state=runtime.state, seat=seat, target=AgentState(message.state)
         )
-    if isinstance(message, ScriptsAckMessage):
+        await runtime.gateway.announce(changed)
+    elif isinstance(message, ScriptsAckMessage):
         surges = await runtime.surges.current()  # before taking a connection
         async with runtime.sessions() as session, session.begin():
             await seats_service.acknowledge_scripts(
                 session=session, seat=seat, message=message, surges=surges
             )
-        return []
-    async with runtime.sessions() as session, session.begin():
-        if isinstance(message, AcceptMessage):
-            return await seats_service.accept(
-                session=session,
-                state=state,
-                seat=seat,
-                offer_id=message.offer_id,
-                instance=instance,
-            )
-        if isinstance(message, DeclineMessage):
-            return await seats_service.decline(
-                session=session,
-                state=state,
-                seat=seat,
-                offer_id=message.offer_id,
-                instance=instance,
-            )
+    elif isinstance(message, AcceptMessage):
+        await transitions.accept(seat=seat, offer_id=message.offer_id)
+    elif isinstance(message, DeclineMessage):
+        await transitions.decline(seat=seat, offer_id=message.offer_id)
+    else:
         assert isinstance(message, CompleteMessage)
-        completed = await seats_service.complete(
-            session=session,
-            seat=seat,
-            message=message,
-            instance=instance,
-            classification=runtime.classification,
-        )
-    # Only now, committed and acknowledged, may the agent be offered its next call.
-    await runtime.gateway.announce(completed)
-    return await seats_service.release(state=state, seat=seat, call_id=message.call_id)
+        await transitions.complete(seat=seat, message=message)
 
 
 async def _leave(runtime: Runtime, seat: seats_service.Seat, *, said_goodbye: bool) -> None:
     """The console is gone: offline after a goodbye, else `lost`; a held offer is requeued."""
-    instance = runtime.settings.instance_id
     # A failure here must not stop the socket's clean-up: an offer whose end the database
     # missed is recorded by the dispatcher later (the hot state has its call queued again).
     with contextlib.suppress(SurgeError):
         async with database_errors():
-            if said_goodbye:
-                held = await runtime.state.agent_disconnect(seat.agent_id, instance=instance)
-                reason: frames.RequeueReason = "agent_disconnected"
-            else:
-                held = await runtime.state.agent_lost(seat.agent_id, instance=instance)
-                reason = "agent_lost"
-                log.info("agent %s lost (its console stopped answering)", seat.agent_id)
-            if held is not None:
-                await runtime.dispatcher.requeue([held], reason=reason)
+            await runtime.transitions.disconnect(seat=seat, said_goodbye=said_goodbye)
 
 
 async def _arrive(
@@ -217,11 +183,9 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
             message = await websocket.receive()
             try:
                 async with database_errors():
-                    out = await _handle(runtime, seat, _parse(runtime, _text(message)))
+                    await _handle(runtime, seat, _parse(runtime, _text(message)))
             except SurgeError as exc:
                 connection.send(frames.error(code=exc.code, message=exc.message))
-                out = []
-            await runtime.gateway.announce(out)
             runtime.dispatcher.poke()
     except (WebSocketDisconnect, RuntimeError) as exc:
         # The console went away (RuntimeError: it went while we were reading).

@@ -1,12 +1,12 @@
-"""What an agent's console does: connect, change status, accept, decline and complete calls.
+"""What an agent's console does besides the call transitions: connect, change status,
+acknowledge scripts (accepting, declining and completing a call are `calls/transitions.py`'s).
 
-Each function takes the caller's session (already in a transaction) and returns the events to
-publish once that transaction commits.
+Those that use the database take the caller's session; each returns what to send or publish
+afterwards.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,26 +15,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge import events
-from surge.calls import service as calls_service
 from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
-from surge.db import utcnow
 from surge.errors import (
     AgentEngaged,
     AgentNotPresent,
-    CallNotOpen,
-    Forbidden,
-    OfferUnavailable,
-    SurgeError,
     Unauthorized,
 )
 from surge.scripts import service as scripts_service
-from surge.scripts.classification import Classification
 from surge.seats import frames
 from surge.seats.gateway import AgentConsole
 from surge.seats.models import Agent
-from surge.seats.schemas import CompleteMessage, ScriptsAckMessage
-from surge.state.base import AgentPresence, AgentState, HotState, Outcome
+from surge.seats.schemas import ScriptsAckMessage
+from surge.state.base import AgentPresence, AgentState, HotState
 from surge.surges.roster import ActiveSurges
 
 
@@ -172,113 +165,6 @@ async def set_status(*, state: HotState, seat: Seat, target: AgentState) -> list
     return [events.to_agent(seat.agent_id, state_frame(presence))]
 
 
-async def accept(
-    *, session: AsyncSession, state: HotState, seat: Seat, offer_id: str, instance: str
-) -> list[events.Event]:
-    """Take an offered call: the agent is busy with it and the telephony side bridges the voice."""
-    outcome, offer = await state.accept(offer_id, seat.agent_id, time.time())
-    if outcome is Outcome.NOT_YOURS:
-        raise Forbidden("this offer is held for another agent")
-    if offer is None:
-        raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
-    at = utcnow()
-    try:
-        connected = await calls_service.record_connect(
-            session=session, offer=offer, at=at, instance=instance
-        )
-    except BaseException:
-        # The database did not take it: the agent is free again, the call back at its place
-        # (the dispatcher records the offer's end, which the database missed too).
-        with contextlib.suppress(SurgeError):
-            await state.finish_call(seat.agent_id, offer.call.call_id, at.timestamp())
-            await state.enqueue([offer.call])
-        raise
-    if not connected:
-        await state.finish_call(seat.agent_id, offer.call.call_id, at.timestamp())
-        raise CallNotOpen("the caller hung up before the call was connected")
-    call = offer.call  # the hot state's copy: no need to read the row back
-    brief = frames.call_brief(
-        call_id=call.call_id,
-        city=call.city,
-        caller=call.caller,
-        channel=call.channel,
-        agent_city=seat.city,
-    )
-    return [
-        events.to_agent(seat.agent_id, frames.call_connected(call_id=call.call_id, call=brief)),
-        events.to_cti(
-            call.city,
-            frames.cti_call_connected(
-                call_id=call.call_id,
-                at=at.timestamp(),
-                agent=seat.name,
-                endpoint=seat.endpoint,
-            ),
-        ),
-    ]
-
-
-async def decline(
-    *, session: AsyncSession, state: HotState, seat: Seat, offer_id: str, instance: str
-) -> list[events.Event]:
-    """Turn an offer down: the call goes back to its place, the agent stays available."""
-    outcome, offer = await state.decline(offer_id, seat.agent_id, time.time())
-    if outcome is Outcome.NOT_YOURS:
-        raise Forbidden("this offer is held for another agent")
-    if offer is None:
-        raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
-    return await calls_service.record_requeue(
-        session=session, offer=offer, reason="declined", at=utcnow(), instance=instance
-    )
-
-
-async def complete(
-    *,
-    session: AsyncSession,
-    seat: Seat,
-    message: CompleteMessage,
-    instance: str,
-    classification: Classification,
-) -> list[events.Event]:
-    """Close the ticket of the call in hand (the agent is released once this commits).
-
-    The ticket's category, script version and entry are checked in the same transaction: a
-    ticket naming ones that do not exist is refused and the call stays open.
-    """
-    at = utcnow()
-    city = await calls_service.record_completion(
-        session=session,
-        call_id=message.call_id,
-        agent_id=seat.agent_id,
-        disposition=message.disposition,
-        category_code=message.category_code,
-        summary=message.summary,
-        script_version=message.script_version,
-        script_key=message.script_key,
-        at=at,
-        instance=instance,
-    )
-    await scripts_service.check_ticket(
-        session=session,
-        city=city,
-        category_code=message.category_code,
-        script_version=message.script_version,
-        script_key=message.script_key,
-        classification=classification,
-    )
-    return [
-        events.to_agent(seat.agent_id, frames.call_completed(call_id=message.call_id)),
-        events.to_cti(
-            city,
-            frames.cti_call_completed(
-                call_id=message.call_id,
-                at=at.timestamp(),
-                disposition=message.disposition.value,
-            ),
-        ),
-    ]
-
-
 async def acknowledge_scripts(
     *, session: AsyncSession, seat: Seat, message: ScriptsAckMessage, surges: ActiveSurges
 ) -> None:
@@ -288,9 +174,3 @@ async def acknowledge_scripts(
         session=session, agent_id=seat.agent_id, city=message.city, number=message.version,
         serves=serves,
     )  # fmt: skip
-
-
-async def release(*, state: HotState, seat: Seat, call_id: int) -> list[events.Event]:
-    """After a completion commits and is acknowledged: the agent is available for the next call."""
-    presence = await state.finish_call(seat.agent_id, call_id, time.time())
-    return [events.to_agent(seat.agent_id, state_frame(presence))] if presence else []

@@ -243,7 +243,7 @@ async def end_surge(
             # After the commit: from here on no instance lends for it, even one whose view of
             # the surges is older (the hot state refuses the claim). Should the hot state fail,
             # the maintenance loops revoke the offers as soon as it answers again.
-            await runtime.dispatcher.end_lending(surge.id, surge.host_city)
+            await runtime.transitions.surge_ended(surge.id, surge.host_city)
     finally:  # surge.left after the revocations
         await runtime.gateway.announce([*out, events.SURGES_CHANGED])
     return await _read(surge, session=session, runtime=runtime)

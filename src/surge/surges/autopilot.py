@@ -21,7 +21,6 @@ from surge.cities import pressure
 from surge.cities.monitor import Survey
 from surge.cities.service import CityRegistry
 from surge.errors import Conflict
-from surge.router.dispatcher import Announce
 from surge.settings import Settings
 from surge.surges import service as surges_service
 from surge.surges.schemas import SurgeCreate, WaveCreate
@@ -40,7 +39,7 @@ class Autopilot:
         settings: Settings,
         sessions: async_sessionmaker[AsyncSession],
         cities: CityRegistry,
-        announce: Announce,
+        announce: events.Announce,
     ) -> None:
         self._settings = settings
         self._thresholds = pressure.Thresholds.from_settings(settings)

@@ -1,0 +1,643 @@
+"""Every call transition in one place, after Prefect's orchestration rules.
+
+`CALL_RULES` states each transition's FROM and TO call statuses and the reason its history row
+records; `Transitions` does the work beside it, one method per transition. Each method is the
+unit of work: it opens its own session from the sessionmaker and owns its transaction (unlike
+the services, which take the caller's), because a transition that undoes its hot-state change
+when the database step or its commit fails must see the commit fail. In that order it makes
+the hot-state change, the database compare-and-set (and commits), announces the frames, and
+compensates if the database did not take it. Completing and releasing a call go the other way
+round: the agent is freed in the hot state only after the database has closed the call, so it
+is never offered a next call while the last one may still be open.
+
+Every requeue (an offer that ended unanswered) takes one path: `REQUEUES` says, per reason,
+which frames the agent is sent besides the telephony's `call.requeued`. A requeue needs no
+compensation: the hot state has already put the call back, and an end the database missed is
+recorded later as `recovered` (the next dispatch cycle finds the database a step behind).
+
+Routes, the socket handler, the dispatcher and the hot-state watch call these and stay thin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from surge import events
+from surge.calls import service as calls_service
+from surge.calls.lifecycle import OPEN_STATUSES, CallStatus, Disposition
+from surge.calls.models import Call
+from surge.db import utcnow
+from surge.errors import (
+    AgentStillPresent,
+    CallNotConnected,
+    CallNotOpen,
+    Forbidden,
+    OfferUnavailable,
+    SurgeError,
+)
+from surge.scripts import service as scripts_service
+from surge.scripts.classification import Classification
+from surge.seats import frames
+from surge.seats import service as seats_service
+from surge.seats.schemas import CompleteMessage
+from surge.state.base import (
+    AgentState,
+    CallLocation,
+    HeldOffer,
+    HotState,
+    OfferClaim,
+    Outcome,
+    Withdrawn,
+)
+from surge.surges import service as surges_service
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRule:
+    """A rule of the call-transition table: the `Transitions` methods `by` move a call in one of
+    `sources` to `target`, recording `reason` in its history, `when` what it says happens."""
+
+    by: tuple[str, ...]
+    sources: frozenset[CallStatus]
+    target: CallStatus
+    reason: str | None
+    when: str
+
+
+_OFFERED = frozenset({CallStatus.OFFERED})
+
+CALL_RULES: tuple[CallRule, ...] = (
+    CallRule(
+        ("offer",),
+        frozenset({CallStatus.QUEUED}),
+        CallStatus.OFFERED,
+        None,
+        "a dispatch cycle's claim is recorded: the call is held for one agent",
+    ),
+    CallRule(("accept",), _OFFERED, CallStatus.CONNECTED, None, "the agent accepts the offer"),
+    CallRule(("decline",), _OFFERED, CallStatus.QUEUED, "declined", "the agent declines the offer"),
+    CallRule(("expire",), _OFFERED, CallStatus.QUEUED, "expired", "the offer expires unanswered"),
+    CallRule(
+        ("seats_lost",),
+        _OFFERED,
+        CallStatus.QUEUED,
+        "seat_lost",
+        "the instance holding the agent's console went silent and was reaped",
+    ),
+    CallRule(
+        ("disconnect",),
+        _OFFERED,
+        CallStatus.QUEUED,
+        "agent_disconnected",
+        "the agent's console closed cleanly (a goodbye)",
+    ),
+    CallRule(
+        ("disconnect",),
+        _OFFERED,
+        CallStatus.QUEUED,
+        "agent_lost",
+        "the agent's console stopped answering",
+    ),
+    CallRule(
+        ("surge_ended",),
+        _OFFERED,
+        CallStatus.QUEUED,
+        "surge_ended",
+        "the surge that lent the agent to the call's city ends",
+    ),
+    CallRule(
+        ("recover", "offer"),
+        _OFFERED,
+        CallStatus.QUEUED,
+        "recovered",
+        "the database holds an offer the hot state lost (found by a rebuild, or by a dispatch"
+        " cycle: an end the database missed)",
+    ),
+    CallRule(
+        ("abandon",),
+        frozenset({CallStatus.QUEUED, CallStatus.OFFERED}),
+        CallStatus.ABANDONED,
+        "caller_hung_up",
+        "the caller hangs up while waiting or being offered",
+    ),
+    CallRule(
+        ("complete",),
+        frozenset({CallStatus.CONNECTED}),
+        CallStatus.COMPLETED,
+        None,
+        "the agent closes the ticket; the agent is freed after the commit",
+    ),
+    CallRule(
+        ("release",),
+        frozenset({CallStatus.CONNECTED}),
+        CallStatus.COMPLETED,
+        "released",
+        "a supervisor closes the call of an agent that is gone (offline or lost)",
+    ),
+)
+"""The call-transition table: every status change the service makes, and who makes it."""
+
+
+class Revoke(enum.Enum):
+    """When a requeue tells the agent its offer is gone (`offer.revoked`)."""
+
+    NEVER = "never"  # the agent ended it itself
+    ALWAYS = "always"  # the hot state ended it: the console must drop it, recorded or not
+    IF_RECORDED = "if_recorded"  # the hot state had lost it: whoever records the end tells
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """What a requeue for one reason sends the agent (the telephony gets `call.requeued` when the
+    database records it)."""
+
+    revoke: Revoke
+    then: Callable[[], frames.AgentFrame] | None = None  # the frame sent after the revocation
+
+
+REQUEUES: Mapping[frames.RequeueReason, Requeue] = {
+    "declined": Requeue(Revoke.NEVER),
+    "expired": Requeue(Revoke.ALWAYS, frames.missed_offer),
+    "seat_lost": Requeue(Revoke.ALWAYS),
+    "agent_disconnected": Requeue(Revoke.ALWAYS),
+    "agent_lost": Requeue(Revoke.ALWAYS),
+    "surge_ended": Requeue(Revoke.ALWAYS, functools.partial(frames.state, state="available")),
+    "recovered": Requeue(Revoke.IF_RECORDED),
+}
+"""The requeue table: per reason, the frames an agent whose offer ended is sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a recovery did: the open calls read, those put back, the lost offers recorded."""
+
+    open_calls: int
+    requeued: int
+    offers_lost: int
+
+
+class _Requeued(NamedTuple):
+    """A requeue's frames, and how many of its offers' ends the database recorded."""
+
+    frames: list[events.Event]
+    recorded: int
+
+
+def _no_poke() -> None:
+    """Until the lifespan connects the dispatcher."""
+
+
+class Transitions:
+    """The call transitions of one service instance (made once in the lifespan)."""
+
+    def __init__(
+        self,
+        *,
+        state: HotState,
+        sessions: async_sessionmaker[AsyncSession],
+        instance: str,
+        classification: Classification,
+        announce: events.Announce,
+    ) -> None:
+        self._state = state
+        self._sessions = sessions
+        self._instance = instance
+        self._classification = classification
+        self._announce = announce
+        self.poke: Callable[[], None] = _no_poke  # wakes the dispatcher: a call or agent freed
+
+    # --- offers -------------------------------------------------------------------------------
+    async def offer(
+        self, claims: Sequence[OfferClaim], *, agent_city: Mapping[int, str], now: float
+    ) -> int:
+        """Make a dispatch cycle's claims real and tell the agents; return how many were made.
+
+        Claimed in the hot state, then recorded in one batch. Offers the database did not
+        record are withdrawn (the call closed meanwhile, or the database is a step behind:
+        those calls go back to their places, and an earlier offer's end it missed is recorded
+        as `recovered`). Should the database fail, every claimed offer is withdrawn and its
+        call put back: an agent must not "miss" an offer never sent.
+        """
+        held = await self._state.claim(claims)
+        made = [offer for offer in held if offer is not None]
+        if not made:
+            return 0
+        try:
+            async with self._sessions() as session, session.begin():
+                taken, behind = await calls_service.record_offers(
+                    session=session,
+                    offers=made,
+                    at=datetime.fromtimestamp(now, UTC),
+                    instance=self._instance,
+                )
+        except BaseException:
+            with contextlib.suppress(SurgeError):
+                for offer in made:
+                    await self._state.withdraw(offer.call.call_id)
+                await self._state.enqueue([offer.call for offer in made])
+            raise
+        taken_ids = {offer.offer_id for offer in taken}
+        for offer in made:
+            if offer.offer_id not in taken_ids:
+                await self._state.withdraw(offer.call.call_id)
+        # A later cycle offers those again once the database agrees.
+        await self._state.enqueue([late.offer.call for late in behind])
+        await self._recover_offers(behind)
+        surge_of = {c.offer_id: None if c.lend is None else c.lend.surge_id for c in claims}
+        out: list[events.Event] = []
+        for offer in taken:
+            frame = frames.offer(
+                offer,
+                agent_city=agent_city[offer.agent_id],
+                surge_id=surge_of[offer.offer_id],
+                now=now,
+            )
+            out.append(events.to_agent(offer.agent_id, frame))
+            out.append(
+                events.to_cti(
+                    offer.call.city,
+                    frames.cti_call_offered(
+                        call_id=offer.call.call_id,
+                        at=now,
+                        agent_id=offer.agent_id,
+                        offer_id=offer.offer_id,
+                    ),
+                )
+            )
+        await self._announce(out)
+        return len(taken)
+
+    async def _recover_offers(self, behind: Sequence[calls_service.Behind]) -> None:
+        """Record the end of offers the database still holds but the hot state has ended.
+
+        Their end was never recorded (the database failed just after the hot state ended
+        them): without this the call would stay offered in the database for good. A decline
+        still committing is no such case: its own record wins the compare-and-set.
+        """
+        lost = [
+            calls_service.LostOffer(late.recorded_offer_id, late.offer.call, late.recorded_agent_id)
+            for late in behind
+            if late.recorded_offer_id is not None
+            and await self._state.get_offer(late.recorded_offer_id) is None
+        ]
+        await self._requeue(lost, reason="recovered")
+
+    async def accept(self, *, seat: seats_service.Seat, offer_id: str) -> None:
+        """The agent takes the offered call: busy with it, and the telephony bridges the voice.
+
+        Should the database not take it (or its commit fail), the agent is free again and the
+        call back at its place (the offer's end, which the database missed too, is recorded as
+        `recovered` by a later dispatch cycle).
+        """
+        outcome, offer = await self._state.accept(offer_id, seat.agent_id, time.time())
+        if outcome is Outcome.NOT_YOURS:
+            raise Forbidden("this offer is held for another agent")
+        if offer is None:
+            raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
+        call = offer.call  # the hot state's copy: no need to read the row back
+        at = utcnow()
+        try:
+            async with self._sessions() as session, session.begin():
+                connected = await calls_service.record_connect(
+                    session=session, offer=offer, at=at, instance=self._instance
+                )
+        except BaseException:
+            with contextlib.suppress(SurgeError):
+                await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
+                await self._state.enqueue([call])
+            raise
+        if not connected:
+            await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
+            raise CallNotOpen("the caller hung up before the call was connected")
+        brief = frames.call_brief(
+            call_id=call.call_id,
+            city=call.city,
+            caller=call.caller,
+            channel=call.channel,
+            agent_city=seat.city,
+        )
+        await self._announce(
+            [
+                events.to_agent(
+                    seat.agent_id, frames.call_connected(call_id=call.call_id, call=brief)
+                ),
+                events.to_cti(
+                    call.city,
+                    frames.cti_call_connected(
+                        call_id=call.call_id,
+                        at=at.timestamp(),
+                        agent=seat.name,
+                        endpoint=seat.endpoint,
+                    ),
+                ),
+            ]
+        )
+
+    # --- requeues: an offer ended unanswered --------------------------------------------------
+    async def decline(self, *, seat: seats_service.Seat, offer_id: str) -> None:
+        """The agent turns the offer down: the call goes back to its place, the agent stays
+        available."""
+        outcome, offer = await self._state.decline(offer_id, seat.agent_id, time.time())
+        if outcome is Outcome.NOT_YOURS:
+            raise Forbidden("this offer is held for another agent")
+        if offer is None:
+            raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
+        await self._requeue([offer], reason="declined")
+
+    async def expire(self, now: float) -> None:
+        """End the offers due by `now`: their calls go back, their agents on break."""
+        await self._requeue(await self._state.expire_offers(now), reason="expired")
+
+    async def seats_lost(self, now: float, *, max_silence_s: float) -> tuple[str, ...]:
+        """Reap the instances silent for longer than `max_silence_s`: their agents' offers go
+        back. Returns those instances (their open calls are put back by `recover`)."""
+        reaped = await self._state.reap_instances(now, max_silence_s=max_silence_s)
+        await self._requeue([o for _, o in reaped.agents if o is not None], reason="seat_lost")
+        return reaped.instances
+
+    async def disconnect(self, *, seat: seats_service.Seat, said_goodbye: bool) -> None:
+        """The console is gone: offline after a goodbye, else `lost`; a held offer goes back."""
+        if said_goodbye:
+            held = await self._state.agent_disconnect(seat.agent_id, instance=self._instance)
+            reason: frames.RequeueReason = "agent_disconnected"
+        else:
+            held = await self._state.agent_lost(seat.agent_id, instance=self._instance)
+            reason = "agent_lost"
+            log.info("agent %s lost (its console stopped answering)", seat.agent_id)
+        await self._requeue([] if held is None else [held], reason=reason)
+
+    async def surge_ended(self, surge_id: int, host: str) -> None:
+        """Revoke the helpers' pending offers of an ending surge and refuse it any new ones;
+        the agents are available again."""
+        await self._requeue(await self._state.end_lending(surge_id, host), reason="surge_ended")
+
+    async def _requeue(
+        self,
+        ended: Sequence[HeldOffer | calls_service.LostOffer],
+        *,
+        reason: frames.RequeueReason,
+    ) -> None:
+        """Record ended offers in one transaction (their calls are queued again) and tell
+        everyone concerned."""
+        if not ended:
+            return
+        async with self._sessions() as session, session.begin():
+            requeued = await self._record_requeues(session, ended, reason=reason)
+        await self._announce(requeued.frames)
+        self.poke()
+
+    async def _record_requeues(
+        self,
+        session: AsyncSession,
+        ended: Sequence[HeldOffer | calls_service.LostOffer],
+        *,
+        reason: frames.RequeueReason,
+    ) -> _Requeued:
+        """Record each ended offer (compare-and-set on the offer); the frames `REQUEUES` says."""
+        rule = REQUEUES[reason]
+        at = datetime.now(UTC)
+        out: list[events.Event] = []
+        recorded = 0
+        for offer in ended:
+            told = await calls_service.record_requeue(
+                session=session, offer=offer, reason=reason, at=at, instance=self._instance
+            )
+            recorded += bool(told)
+            out += told
+            if offer.agent_id is None:
+                continue
+            if rule.revoke is Revoke.ALWAYS or (rule.revoke is Revoke.IF_RECORDED and told):
+                revoked = frames.offer_revoked(offer_id=offer.offer_id, reason=reason)
+                out.append(events.to_agent(offer.agent_id, revoked))
+            if rule.then is not None:
+                out.append(events.to_agent(offer.agent_id, rule.then()))
+        return _Requeued(out, recorded)
+
+    # --- closing a call -----------------------------------------------------------------------
+    async def abandon(self, call_id: int, *, allowed: Callable[[Call], None]) -> Call:
+        """The caller hung up: take the call out of its queue or offer and close it.
+
+        `allowed` is the caller's access check, run on the call before anything changes.
+        Abandoning an abandoned call again returns it (the CTI may retry). Should the database
+        step or its commit fail, the call goes back to its place in the hot state: the
+        database still has it open (a retry abandons it).
+        """
+        withdrawn: Withdrawn | None = None
+        try:
+            async with self._sessions() as session, session.begin():
+                call = await calls_service.get(session=session, call_id=call_id)
+                allowed(call)
+                if call.status == CallStatus.ABANDONED:
+                    return call
+                if call.status not in OPEN_STATUSES:
+                    raise CallNotOpen(
+                        f"call {call_id} is already {call.status}; it cannot be abandoned"
+                    )
+                withdrawn = await self._state.withdraw(call_id)
+                now = utcnow()
+                moved = await calls_service.move(
+                    session=session,
+                    call_id=call_id,
+                    target=CallStatus.ABANDONED,
+                    at=now,
+                    instance=self._instance,
+                    reason="caller_hung_up",
+                    agent_id=call.agent_id,
+                    offer_id=call.offer_id,
+                    values={"ended_at": now, "offer_id": None},
+                )
+                await session.refresh(call)
+                if moved is None:
+                    raise CallNotOpen(
+                        f"call {call_id} is already {call.status}; it cannot be abandoned"
+                    )
+        except CallNotOpen:
+            raise  # the database has it closed (or connected): nothing to put back
+        except BaseException:
+            if withdrawn is not None and withdrawn.location is not CallLocation.ABSENT:
+                with contextlib.suppress(SurgeError):
+                    await self._state.enqueue([calls_service.as_queued(call)])
+            raise
+        out: list[events.Event] = [
+            events.to_cti(
+                call.city_code, frames.cti_call_abandoned(call_id=call_id, at=now.timestamp())
+            )
+        ]
+        if withdrawn.location is CallLocation.OFFERED and withdrawn.offer is not None:
+            revoked = frames.offer_revoked(offer_id=withdrawn.offer.offer_id, reason="abandoned")
+            out.append(events.to_agent(withdrawn.offer.agent_id, revoked))
+        await self._announce(out)
+        self.poke()
+        return call
+
+    async def complete(self, *, seat: seats_service.Seat, message: CompleteMessage) -> None:
+        """The agent closes the ticket of the call in hand; once that commits (and the agent is
+        told), the agent is available for the next call.
+
+        The ticket's category, script version and entry are checked in the same transaction: a
+        ticket naming ones that do not exist is refused and the call stays open.
+        """
+        at = utcnow()
+        async with self._sessions() as session, session.begin():
+            city = await calls_service.record_completion(
+                session=session,
+                call_id=message.call_id,
+                agent_id=seat.agent_id,
+                disposition=message.disposition,
+                category_code=message.category_code,
+                summary=message.summary,
+                script_version=message.script_version,
+                script_key=message.script_key,
+                at=at,
+                instance=self._instance,
+            )
+            await scripts_service.check_ticket(
+                session=session,
+                city=city,
+                category_code=message.category_code,
+                script_version=message.script_version,
+                script_key=message.script_key,
+                classification=self._classification,
+            )
+        await self._announce(
+            [
+                events.to_agent(seat.agent_id, frames.call_completed(call_id=message.call_id)),
+                events.to_cti(
+                    city,
+                    frames.cti_call_completed(
+                        call_id=message.call_id,
+                        at=at.timestamp(),
+                        disposition=message.disposition.value,
+                    ),
+                ),
+            ]
+        )
+        # Only now, committed and acknowledged, may the agent be offered its next call.
+        presence = await self._state.finish_call(seat.agent_id, message.call_id, time.time())
+        if presence is not None:
+            await self._announce(
+                [events.to_agent(seat.agent_id, seats_service.state_frame(presence))]
+            )
+            self.poke()
+
+    async def release(
+        self, call_id: int, *, reason: str, actor: str, allowed: Callable[[Call], None]
+    ) -> Call:
+        """A supervisor closes a connected call whose agent is gone (offline, or `lost`).
+
+        The call is completed with the disposition `released`, the supervisor's reason in its
+        history and the audit log; once that commits, an agent that connected again in the
+        meantime is freed from it. Releasing a released call again returns it (a retry, which
+        frees the agent too: the first answer may have failed before that). `allowed` is the
+        caller's access check, run on the call before anything changes.
+        """
+        out: list[events.Event] = []
+        async with self._sessions() as session, session.begin():
+            call = await calls_service.get(session=session, call_id=call_id)
+            allowed(call)
+            if call.status != CallStatus.COMPLETED or call.disposition != Disposition.RELEASED:
+                out = await self._release(session, call, reason=reason, actor=actor)
+        if call.agent_id is not None:
+            freed = await self._state.finish_call(call.agent_id, call_id, time.time())
+            if freed is not None:
+                out.append(events.to_agent(call.agent_id, frames.call_completed(call_id=call_id)))
+                out.append(events.to_agent(call.agent_id, seats_service.state_frame(freed)))
+                self.poke()
+        await self._announce(out)
+        return call
+
+    async def _release(
+        self, session: AsyncSession, call: Call, *, reason: str, actor: str
+    ) -> list[events.Event]:
+        """Record the release of a call not yet released; its `call.completed`."""
+        if call.status != CallStatus.CONNECTED:
+            raise CallNotConnected(
+                f"call {call.id} is {call.status}; only a connected call is released"
+            )
+        presence = None if call.agent_id is None else await self._state.get_agent(call.agent_id)
+        if presence is not None and presence.state is not AgentState.LOST:
+            raise AgentStillPresent(
+                f"the agent of call {call.id} is connected and answering; it completes the call"
+            )
+        now = utcnow()
+        moved = await calls_service.move(
+            session=session,
+            call_id=call.id,
+            target=CallStatus.COMPLETED,
+            at=now,
+            instance=self._instance,
+            reason="released",
+            note=reason,
+            agent_id=call.agent_id,
+            only_from=frozenset({CallStatus.CONNECTED}),
+            match={"agent_id": call.agent_id},
+            values={"ended_at": now, "disposition": Disposition.RELEASED.value},
+        )
+        await session.refresh(call)
+        if moved is None:
+            raise CallNotConnected(f"call {call.id} is already {call.status}")
+        surges_service.audit(
+            session=session,
+            actor=actor,
+            action="call.released",
+            surge_id=None,
+            detail={"call_id": call.id, "agent_id": call.agent_id, "city": call.city_code},
+            reason=reason,
+        )
+        completed = frames.cti_call_completed(
+            call_id=call.id, at=now.timestamp(), disposition=Disposition.RELEASED.value
+        )
+        return [events.to_cti(call.city_code, completed)]
+
+    # --- recovery ---------------------------------------------------------------------------
+    async def recover(self) -> Recovery:
+        """Put every open call the hot state has lost back in its queue, at its original place.
+
+        Calls the hot state still holds (another instance is running) are left alone. A call
+        the database says is offered but whose offer the hot state lost is recorded as queued
+        again (`call.requeued`, reason `recovered`) and its agent told the offer is gone;
+        nothing is recorded when another instance recovering at the same time recorded it.
+        """
+        async with self._sessions() as session, session.begin():
+            calls = await calls_service.open_calls(session=session)
+            where = await self._state.locate([call.id for call in calls])
+            absent = [call.id for call in calls if where[call.id] is CallLocation.ABSENT]
+            # Read those again: one may have been offered, accepted and connected by another
+            # instance between the first read and `locate` (the hot state no longer holds a
+            # connected call).
+            still_open = set(
+                (
+                    await session.execute(
+                        select(Call.id).where(
+                            Call.id.in_(absent),
+                            Call.status.in_([s.value for s in OPEN_STATUSES]),
+                        )
+                    )
+                ).scalars()
+            )
+            lost = [call for call in calls if call.id in still_open]
+            offers = [
+                calls_service.LostOffer(call.offer_id, calls_service.as_queued(call), call.agent_id)
+                for call in lost
+                if call.status == CallStatus.OFFERED and call.offer_id is not None
+            ]
+            requeued = await self._record_requeues(session, offers, reason="recovered")
+            await self._state.enqueue([calls_service.as_queued(call) for call in lost])
+        await self._announce(requeued.frames)
+        if lost:
+            log.info("recovered %d open calls (%d lost offers)", len(lost), requeued.recorded)
+            self.poke()
+        return Recovery(open_calls=len(calls), requeued=len(lost), offers_lost=requeued.recorded)
