@@ -132,11 +132,7 @@ class Dispatcher:
         placeable = any(view.idle for view in views.values())
         self._settled = None if placeable else (mark, surges)
         levels: Mapping[str, float | None] = {}
-        if (
-            surges
-            and self.protection_service_level is not None
-            and any(view.idle for view in views.values())
-        ):
+        if surges and self.protection_service_level is not None and placeable:
             levels = await self._surges.own_service_levels()
         snapshot = policy.Snapshot(
             now=now,
