@@ -69,11 +69,16 @@ class BodyLimit:
             return
         books = _SCRIPT_BOOK.match(scope["path"])
         limit = self.script_books if books else self.default
-        too_large = PayloadTooLarge(f"a request body here may be at most {limit} bytes")
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _error(too_large.status, too_large.code, too_large.message)(scope, receive, send)
-            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > limit:
+                await self._refuse(limit, scope, receive, send)
+                return
+            if b"transfer-encoding" not in headers:
+                # Framed by its length alone: the server delivers no more than it declared.
+                await self.app(scope, receive, send)
+                return
         # Read the body first (it is small by definition), so the answer can be a clean 413.
         body = bytearray()
         while True:
@@ -82,9 +87,7 @@ class BodyLimit:
                 return  # the client went away
             body += message.get("body", b"")
             if len(body) > limit:
-                await _error(too_large.status, too_large.code, too_large.message)(
-                    scope, receive, send
-                )
+                await self._refuse(limit, scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -98,6 +101,11 @@ class BodyLimit:
             return {"type": "http.request", "body": bytes(body), "more_body": False}
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        too_large = PayloadTooLarge(f"a request body here may be at most {limit} bytes")
+        await _error(too_large.status, too_large.code, too_large.message)(scope, receive, send)
 
 
 def _install_error_handlers(app: FastAPI, outages: OutageLog) -> None:
