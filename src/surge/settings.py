@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "surge:"
     redis_max_connections: int = Field(default=128, gt=0, description="Redis pool size")
-    db_pool_size: int = Field(default=30, gt=0, description="Database connections kept open")
-    db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load")
+    # All kept open by default: an extra connection closed whenever the load dips is opened
+    # again at the next burst, a connect and fresh statement preparations in a request's path.
+    db_pool_size: int = Field(default=40, gt=0, description="Database connections kept open")
+    db_max_overflow: int = Field(default=0, ge=0, description="Extra connections under load")
     db_pool_timeout_s: float = Field(
         default=5.0, gt=0, description="How long a request waits for a database connection"
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from surge.auth import service as auth_service
 from surge.auth.models import Role
@@ -47,8 +47,9 @@ class Counter:
 
 @dataclass
 class Db:
-    """A session factory on the backend, the counter and one agent."""
+    """The engine and a session factory on the backend, the counter and one agent."""
 
+    engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     counted: Counter
     agent_id: int
@@ -93,7 +94,7 @@ async def db(backend: Backend) -> AsyncIterator[Db]:
             agent_id = (
                 await session.execute(select(Agent.id).where(Agent.user_id == user.id))
             ).scalar_one()
-        yield Db(sessions, counted, agent_id, postgres)
+        yield Db(engine, sessions, counted, agent_id, postgres)
     finally:
         await engine.dispose()
 
@@ -106,9 +107,9 @@ async def _ingest(db: Db, external_id: str | None = None) -> HeldOffer:
         channel=Channel.PHONE,
         external_id=external_id or secrets.token_hex(8),
     )
-    async with db.sessions() as session, session.begin():
+    async with db.engine.begin() as connection:
         call, created = await calls_service.ingest(
-            session=session, payload=payload, instance="test"
+            connection=connection, payload=payload, instance="test"
         )
     assert created
     return HeldOffer(

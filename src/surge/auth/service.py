@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from dataclasses import dataclass
@@ -134,28 +135,42 @@ def issue_token(*, settings: Settings, principal: Principal) -> str:
 
 
 def read_token(*, settings: Settings, token: str) -> Principal:
-    """Check a token's signature and expiry and return its principal."""
+    """Check a token's signature and expiry and return its principal.
+
+    A token read before is not decoded and verified again (the same text under the same key
+    gives the same answer): only its expiry is checked again.
+    """
     try:
-        claims = jwt.decode(
-            token,
-            settings.secret_key.get_secret_value(),
-            algorithms=[_ALGORITHM],
-            issuer=_ISSUER,
-            options={"require": ["exp", "iat", "sub", "iss"]},
-        )
-        return Principal(
-            user_id=int(claims["sub"]),
-            username=str(claims["name"]),
-            role=Role(claims["role"]),
-            city=claims.get("city"),
-            agent_id=claims.get("aid"),
-            token_version=int(claims.get("tv", 0)),  # tokens signed before versions were 0
-            issued_at=int(claims["iat"]),
-        )
+        principal, expires_at = _verified(settings.secret_key.get_secret_value(), token)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("the access token has expired") from exc
     except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("the access token is not valid") from exc
+    if expires_at <= time.time():  # as PyJWT judges `exp`
+        raise Unauthorized("the access token has expired")
+    return principal
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified(secret: str, token: str) -> tuple[Principal, float]:
+    """The principal and expiry of a token whose signature and claims hold (errors not kept)."""
+    claims = jwt.decode(
+        token,
+        secret,
+        algorithms=[_ALGORITHM],
+        issuer=_ISSUER,
+        options={"require": ["exp", "iat", "sub", "iss"]},
+    )
+    principal = Principal(
+        user_id=int(claims["sub"]),
+        username=str(claims["name"]),
+        role=Role(claims["role"]),
+        city=claims.get("city"),
+        agent_id=claims.get("aid"),
+        token_version=int(claims.get("tv", 0)),  # tokens signed before versions were 0
+        issued_at=int(claims["iat"]),
+    )
+    return principal, float(claims["exp"])
 
 
 async def login(
