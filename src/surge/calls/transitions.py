@@ -525,13 +525,22 @@ class Transitions:
                 ),
             ]
         )
-        # Only now, committed and acknowledged, may the agent be offered its next call.
+        # Only now, committed and acknowledged, may the agent be offered its next call. The
+        # console hears `available` first: once the hot state has the agent free, another
+        # instance's offer may reach the console at once, and must not arrive before it.
+        available = frames.state(state=AgentState.AVAILABLE.value)
+        await self._announce([events.to_agent(seat.agent_id, available)])
         presence = await self._state.finish_call(seat.agent_id, message.call_id, time.time())
         if presence is not None:
-            await self._announce(
-                [events.to_agent(seat.agent_id, seats_service.state_frame(presence))]
-            )
             self.poke()
+            return
+        # It was not busy with this call here (the hot state was rebuilt meanwhile, say): say
+        # what it is.
+        current = await self._state.get_agent(seat.agent_id)
+        if current is not None:
+            await self._announce(
+                [events.to_agent(seat.agent_id, seats_service.state_frame(current))]
+            )
 
     async def release(
         self, call_id: int, *, reason: str, actor: str, allowed: Callable[[Call], None]
