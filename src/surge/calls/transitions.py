@@ -196,6 +196,21 @@ class _Requeued(NamedTuple):
     recorded: int
 
 
+def _agent_frames(
+    offer: HeldOffer | calls_service.LostOffer, reason: frames.RequeueReason
+) -> list[events.Event]:
+    """What the agent whose offer ended for `reason` is sent: the revocation, then what
+    `REQUEUES` says follows it (none for an offer the agent ended itself)."""
+    rule = REQUEUES[reason]
+    if offer.agent_id is None or rule.revoke is Revoke.NEVER:
+        return []
+    revoked = frames.offer_revoked(offer_id=offer.offer_id, reason=reason)
+    out: list[events.Event] = [events.to_agent(offer.agent_id, revoked)]
+    if rule.then is not None:
+        out.append(events.to_agent(offer.agent_id, rule.then()))
+    return out
+
+
 def _no_poke() -> None:
     """Until the lifespan connects the dispatcher."""
 
@@ -394,6 +409,10 @@ class Transitions:
         everyone concerned."""
         if not ended:
             return
+        if REQUEUES[reason].revoke is Revoke.ALWAYS:
+            # The hot state has ended these offers and freed or rested their agents, which may
+            # be offered another call at once: they hear of it first, whatever the database does.
+            await self._announce([told for offer in ended for told in _agent_frames(offer, reason)])
         async with self._sessions() as session, session.begin():
             requeued = await self._record_requeues(session, ended, reason=reason)
         await self._announce(requeued.frames)
@@ -406,8 +425,9 @@ class Transitions:
         *,
         reason: frames.RequeueReason,
     ) -> _Requeued:
-        """Record each ended offer (compare-and-set on the offer); the frames `REQUEUES` says."""
-        rule = REQUEUES[reason]
+        """Record each ended offer (compare-and-set on the offer): the telephony's frames, and
+        the agents' where `REQUEUES` says they hear of it once it is recorded."""
+        tell_agent = REQUEUES[reason].revoke is Revoke.IF_RECORDED
         at = datetime.now(UTC)
         out: list[events.Event] = []
         recorded = 0
@@ -417,13 +437,8 @@ class Transitions:
             )
             recorded += bool(told)
             out += told
-            if offer.agent_id is None:
-                continue
-            if rule.revoke is Revoke.ALWAYS or (rule.revoke is Revoke.IF_RECORDED and told):
-                revoked = frames.offer_revoked(offer_id=offer.offer_id, reason=reason)
-                out.append(events.to_agent(offer.agent_id, revoked))
-            if rule.then is not None:
-                out.append(events.to_agent(offer.agent_id, rule.then()))
+            if tell_agent and told:
+                out += _agent_frames(offer, reason)
         return _Requeued(out, recorded)
 
     # --- closing a call -----------------------------------------------------------------------
@@ -470,6 +485,13 @@ class Transitions:
             if withdrawn is not None and withdrawn.location is not CallLocation.ABSENT:
                 with contextlib.suppress(SurgeError):
                     await self._state.enqueue([calls_service.as_queued(call)])
+                if withdrawn.offer is not None:
+                    # The withdrawal ended its offer and freed the agent: the console drops it
+                    # (the call, queued again, is offered anew).
+                    revoked = frames.offer_revoked(
+                        offer_id=withdrawn.offer.offer_id, reason="recovered"
+                    )
+                    await self._announce([events.to_agent(withdrawn.offer.agent_id, revoked)])
             raise
         out: list[events.Event] = [
             events.to_cti(
@@ -530,17 +552,25 @@ class Transitions:
         # instance's offer may reach the console at once, and must not arrive before it.
         available = frames.state(state=AgentState.AVAILABLE.value)
         await self._announce([events.to_agent(seat.agent_id, available)])
-        presence = await self._state.finish_call(seat.agent_id, message.call_id, time.time())
+        try:
+            presence = await self._state.finish_call(seat.agent_id, message.call_id, time.time())
+        except SurgeError:
+            # Not freed after all: the console shows what the hot state has, if it answers.
+            with contextlib.suppress(SurgeError):
+                await self._tell_state(seat.agent_id)
+            raise
         if presence is not None:
             self.poke()
             return
         # It was not busy with this call here (the hot state was rebuilt meanwhile, say): say
         # what it is.
-        current = await self._state.get_agent(seat.agent_id)
+        await self._tell_state(seat.agent_id)
+
+    async def _tell_state(self, agent_id: int) -> None:
+        """Send the agent's console the state the hot state has for it (if it has the agent)."""
+        current = await self._state.get_agent(agent_id)
         if current is not None:
-            await self._announce(
-                [events.to_agent(seat.agent_id, seats_service.state_frame(current))]
-            )
+            await self._announce([events.to_agent(agent_id, seats_service.state_frame(current))])
 
     async def release(
         self, call_id: int, *, reason: str, actor: str, allowed: Callable[[Call], None]
@@ -559,12 +589,23 @@ class Transitions:
             allowed(call)
             if call.status != CallStatus.COMPLETED or call.disposition != Disposition.RELEASED:
                 out = await self._release(session, call, reason=reason, actor=actor)
-        if call.agent_id is not None:
-            freed = await self._state.finish_call(call.agent_id, call_id, time.time())
-            if freed is not None:
-                out.append(events.to_agent(call.agent_id, frames.call_completed(call_id=call_id)))
-                out.append(events.to_agent(call.agent_id, seats_service.state_frame(freed)))
-                self.poke()
+        agent = None if call.agent_id is None else await self._state.get_agent(call.agent_id)
+        if agent is not None and agent.state is AgentState.BUSY and agent.call_id == call_id:
+            # Back and busy with it: told first, as on completion, then freed.
+            assert call.agent_id is not None
+            available = frames.state(state=AgentState.AVAILABLE.value)
+            await self._announce(
+                [
+                    events.to_agent(call.agent_id, frames.call_completed(call_id=call_id)),
+                    events.to_agent(call.agent_id, available),
+                ]
+            )
+        # Frees an agent back with it; a lost one stops counting on a helper's quota.
+        finished = call.agent_id is not None and await self._state.finish_call(
+            call.agent_id, call_id, time.time()
+        )
+        if finished:
+            self.poke()
         await self._announce(out)
         return call
 

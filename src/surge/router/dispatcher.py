@@ -75,9 +75,9 @@ class Dispatcher:
         self._announce = announce
         self._wake = asyncio.Event()
         self._stopping = False
-        # The hot state's change mark and the surges when a cycle last found nothing to place:
-        # while both are the same, a cycle would find nothing again.
-        self._settled: tuple[str, tuple[policy.SurgeView, ...]] | None = None
+        # The hot state's change mark, the surges and the cities when a cycle last found nothing
+        # to place: while they are the same, a cycle would find nothing again.
+        self._settled: tuple[str, tuple[policy.SurgeView, ...], tuple[str, ...]] | None = None
 
     @property
     def protection_service_level(self) -> float | None:
@@ -111,18 +111,19 @@ class Dispatcher:
         """Run one cycle; return how many offers were made and recorded.
 
         A cycle that finds no call any free agent could take is settled: until the hot state's
-        change mark or the surges change, the next cycles cost one read and return at once.
+        change mark, the surges or the cities change, the next cycles cost one read and return.
         (One that finds such a pair but places nothing, a helper's reserve or an overflow delay
         holding it back, is not: time alone may change that decision.)
         """
         mark = await self._state.change_mark()
         surges = (await self._surges.current()).views
-        if self._settled == (mark, surges):
+        cities = tuple(self._cities.codes)
+        if self._settled == (mark, surges, cities):
             return 0
         now = time.time()
         lends_to, spare = lending_reach(surges)
         views = await self._state.snapshot(
-            self._cities.codes,
+            cities,
             queue_depth=self._settings.dispatch_batch,
             placeable_only=True,
             lends_to=lends_to,
@@ -130,7 +131,7 @@ class Dispatcher:
         )
         # Read placeable only, a city shows free agents only when a call read could use them.
         placeable = any(view.idle for view in views.values())
-        self._settled = None if placeable else (mark, surges)
+        self._settled = None if placeable else (mark, surges, cities)
         levels: Mapping[str, float | None] = {}
         if surges and self.protection_service_level is not None and placeable:
             levels = await self._surges.own_service_levels()

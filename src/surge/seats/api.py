@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -40,7 +39,6 @@ from surge.seats.schemas import (
 from surge.state.base import AgentState
 from surge.surges.roster import ActiveSurges
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 
 CLOSE_FORBIDDEN = 4403
