@@ -409,10 +409,6 @@ class Transitions:
         everyone concerned."""
         if not ended:
             return
-        if REQUEUES[reason].revoke is Revoke.ALWAYS:
-            # The hot state has ended these offers and freed or rested their agents, which may
-            # be offered another call at once: they hear of it first, whatever the database does.
-            await self._announce([told for offer in ended for told in _agent_frames(offer, reason)])
         async with self._sessions() as session, session.begin():
             requeued = await self._record_requeues(session, ended, reason=reason)
         await self._announce(requeued.frames)
@@ -425,9 +421,8 @@ class Transitions:
         *,
         reason: frames.RequeueReason,
     ) -> _Requeued:
-        """Record each ended offer (compare-and-set on the offer): the telephony's frames, and
-        the agents' where `REQUEUES` says they hear of it once it is recorded."""
-        tell_agent = REQUEUES[reason].revoke is Revoke.IF_RECORDED
+        """Record each ended offer (compare-and-set on the offer); the frames `REQUEUES` says."""
+        revoke = REQUEUES[reason].revoke
         at = datetime.now(UTC)
         out: list[events.Event] = []
         recorded = 0
@@ -437,7 +432,7 @@ class Transitions:
             )
             recorded += bool(told)
             out += told
-            if tell_agent and told:
+            if revoke is Revoke.ALWAYS or told:
                 out += _agent_frames(offer, reason)
         return _Requeued(out, recorded)
 
