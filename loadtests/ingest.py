@@ -34,7 +34,6 @@ import contextlib
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -80,18 +79,10 @@ SHORT = Config(name="short", calls=300, warmup_calls=100, pairs=3)
 class FloorService(Service):
     """`python -m loadtests.floor` as a subprocess, started and stopped like `surge serve`."""
 
-    def _launch(self) -> None:
-        """Start the floor process, its output going to the log file."""
+    def _command(self) -> list[str]:
+        """`python -m loadtests.floor` on this service's port."""
         args = [sys.executable, "-m", "loadtests.floor", "--host", HOST, "--port", str(self.port)]
-        with open(self.log_path, "wb") as log:
-            self._process = subprocess.Popen(
-                [*args, "--log-level", "warning"],
-                env=self.env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        return [*args, "--log-level", "warning"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import contextlib
 import resource
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -78,18 +77,11 @@ SHORT = Config("short", sockets=200, pairs=1)
 class BaselineService(Service):
     """The same `surge serve`, with uvicorn's websocket options as they were (`PREVIOUS_WS`)."""
 
-    def _launch(self) -> None:
+    def _command(self) -> list[str]:
+        """`surge serve` through the shim that restores the previous websocket options."""
         code = _BASELINE.format(previous=dict(PREVIOUS_WS))
         args = ["serve", "--host", HOST, "--port", str(self.port), "--log-level", "warning"]
-        with open(self.log_path, "wb") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-c", code, *args],
-                env=self.env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        return [sys.executable, "-c", code, *args]
 
 
 @dataclass(frozen=True)

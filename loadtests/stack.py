@@ -362,14 +362,18 @@ class Service:
             raise BenchError("the service is not started")
         return self._process.pid
 
-    def _launch(self) -> None:
-        """Start the `surge serve` process, its output going to the log file."""
+    def _command(self) -> list[str]:
+        """The command line that runs the service (`surge serve` here)."""
         args = [str(SURGE), "serve", "--host", HOST, "--port", str(self.port)]
         if self.workers > 1:
             args += ["--workers", str(self.workers)]
+        return [*args, "--log-level", "warning"]
+
+    def _launch(self) -> None:
+        """Start the service's process, its output going to the log file."""
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [*args, "--log-level", "warning"],
+                self._command(),
                 env=self.env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,

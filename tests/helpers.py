@@ -248,3 +248,18 @@ async def private_redis(directory: Path) -> AsyncIterator[PrivateRedis]:
         yield server
     finally:
         await server.kill()
+
+
+PROTOCOL_DOC = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"
+
+
+def protocol_table(header: str) -> list[str]:
+    """The rows of the docs/PROTOCOL.md table under `header`, in order."""
+    lines = PROTOCOL_DOC.read_text(encoding="utf-8").splitlines()
+    start = lines.index(header) + 2  # past the header and its rule
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
-from pathlib import Path
 from typing import get_args
 
 from surge.calls.lifecycle import MOVES, CallStatus
 from surge.calls.transitions import CALL_RULES, REQUEUES, CallRule, Transitions
 from surge.seats.frames import RequeueReason
+from tests.helpers import protocol_table
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 HEADER = "| by | from | to | reason | when |"
 
 
@@ -52,17 +51,5 @@ def row(rule: CallRule) -> str:
     return f"| {by} | {sources} | {rule.target.value} | {reason} | {rule.when} |"
 
 
-def documented_rows() -> list[str]:
-    """The rows of the call-transitions table, in order."""
-    lines = DOC.read_text(encoding="utf-8").splitlines()
-    start = lines.index(HEADER) + 2  # past the header and its rule
-    rows = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        rows.append(line)
-    return rows
-
-
 def test_the_document_lists_the_call_transitions_of_the_code() -> None:
-    assert documented_rows() == [row(rule) for rule in CALL_RULES]
+    assert protocol_table(HEADER) == [row(rule) for rule in CALL_RULES]
