@@ -812,10 +812,13 @@ class RedisState:
                 try:
                     return await script(args=[self._prefix, *args])
                 except RedisConnectionError:
+                    # A broken connection is most often one to a server that restarted (its
+                    # socket found closed only now): the pool's idle ones are stale too, so
+                    # they go, and the next command opens a fresh one.
+                    await self._client.connection_pool.disconnect(inuse_connections=False)
                     if not idempotent:
                         raise  # it may have run before its connection broke
-                    # One that may run twice runs again, on another connection: the first may
-                    # have been one to a server that restarted (its socket found closed only now).
+                    # One that may run twice runs again, on a fresh connection.
                     return await script(args=[self._prefix, *args])
             except ResponseError as exc:
                 raise _illegal_move(exc) from None
@@ -924,8 +927,11 @@ class RedisState:
     ) -> AgentPresence:
         """Make the agent present on `instance`; a known agent keeps its city and state."""
         call = "" if call_id is None else call_id
+        # Connecting twice leaves the agent as connecting once does: it may run again.
         row = await self._run(
-            self._connect, agent_id, city, instance, _arg(now), call, call_city or ""
+            self._connect,
+            *(agent_id, city, instance, _arg(now), call, call_city or ""),
+            idempotent=True,
         )
         return _presence(agent_id, row)
 
