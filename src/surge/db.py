@@ -143,18 +143,47 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def hot_engine(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` for the hot call transitions: on PostgreSQL every statement commits by itself.
+
+    Each of those transitions is one statement there (or reads of rows that do not change,
+    then one statement), so a BEGIN and a COMMIT would only add two round trips; `begin()` on
+    this engine sends neither. On SQLite `begin()` still commits a transition's statements
+    together (its UPDATE and the INSERT of its history row).
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 async def fetch_row(connection: AsyncConnection, statement: str, *args: object) -> Any:
     """The first row of fixed SQL run on PostgreSQL's driver connection (asyncpg), or None.
 
-    For the hottest statements: no statement building, and no BEGIN of its own (a statement
-    sent before the transaction began commits by itself); asyncpg prepares `statement` once per
-    connection. A failure comes out as the SQLAlchemy error `connection.execute` would raise,
-    and a connection found closed is dropped from the pool.
+    For the hottest statements: no statement building, no ORM and no greenlet, and no BEGIN of
+    its own (a statement sent before the transaction began commits by itself); asyncpg prepares
+    `statement` once per connection. A failure comes out as the SQLAlchemy error
+    `connection.execute` would raise, and a connection found closed is dropped from the pool.
     """
+    return await _on_driver(connection, statement, args, first=True)
+
+
+async def fetch_rows(connection: AsyncConnection, statement: str, *args: object) -> list[Any]:
+    """Every row of fixed SQL run on PostgreSQL's driver connection, as `fetch_row` runs it."""
+    rows: list[Any] = await _on_driver(connection, statement, args, first=False)
+    return rows
+
+
+async def _on_driver(
+    connection: AsyncConnection, statement: str, args: tuple[object, ...], *, first: bool
+) -> Any:
+    """Run `statement` on the driver's connection; translate a failure as SQLAlchemy does."""
     pooled = await connection.get_raw_connection()
     adapter: Any = pooled.dbapi_connection
+    driver = adapter.driver_connection
     try:
-        return await adapter.driver_connection.fetchrow(statement, *args)
+        if first:
+            return await driver.fetchrow(statement, *args)
+        return await driver.fetch(statement, *args)
     except Exception as exc:
         try:
             adapter._handle_exception(exc)  # SQLAlchemy's own translation to its DBAPI errors
