@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         surges = SurgeRoster(settings=settings, sessions=sessions)
         transitions = Transitions(
             state=state,
+            engine=engine,
             sessions=sessions,
             instance=settings.instance_id,
             classification=classification,

@@ -1,8 +1,8 @@
 """Each hot transition is one statement on PostgreSQL; SQLite takes the few it needs.
 
 Statements are counted with the engine's `before_cursor_execute` event; on PostgreSQL the
-driver's query log is counted too, which also sees what bypasses SQLAlchemy (ingest's fixed SQL)
-and the transaction's BEGIN and COMMIT. Every path runs once before it is counted, as in a
+driver's query log is counted too, which also sees what bypasses SQLAlchemy (the hot statements'
+fixed SQL) and the transaction's BEGIN and COMMIT. Every path runs once before it is counted, as in a
 running service whose connections have prepared their statements.
 """
 
@@ -15,20 +15,23 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from surge.auth import service as auth_service
 from surge.auth.models import Role
 from surge.calls import service as calls_service
 from surge.calls.lifecycle import Channel, Disposition
 from surge.calls.schemas import CallCreate
-from surge.db import create_engine, create_sessionmaker, utcnow
+from surge.db import create_engine, create_sessionmaker, hot_engine, utcnow
+from surge.scripts import service as scripts_service
+from surge.scripts.models import ScriptVersion
 from surge.seats.models import Agent
 from surge.state.base import HeldOffer
 from tests.conftest import Backend
 from tests.helpers import seed
 
 CITY = "320100"
+KEY = "testing"
 _TRANSACTION = frozenset({"BEGIN", "COMMIT", "ROLLBACK"})
 
 
@@ -47,12 +50,14 @@ class Counter:
 
 @dataclass
 class Db:
-    """The engine and a session factory on the backend, the counter and one agent."""
+    """The engine (and the hot transitions' view of it), the counter, one agent and a script
+    version of its city."""
 
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    hot: AsyncEngine
     counted: Counter
     agent_id: int
+    script_version: int
     postgres: bool
 
 
@@ -94,7 +99,15 @@ async def db(backend: Backend) -> AsyncIterator[Db]:
             agent_id = (
                 await session.execute(select(Agent.id).where(Agent.user_id == user.id))
             ).scalar_one()
-        yield Db(engine, sessions, counted, agent_id, postgres)
+            book = ScriptVersion(
+                city_code=CITY,
+                version=1,
+                author="test",
+                entry_count=1,
+                entries=[{"key": KEY, "title": "t", "question": "q", "answer": "a"}],
+            )
+            session.add(book)
+        yield Db(engine, hot_engine(engine), counted, agent_id, book.version, postgres)
     finally:
         await engine.dispose()
 
@@ -121,32 +134,40 @@ async def _ingest(db: Db, external_id: str | None = None) -> HeldOffer:
 
 
 async def _offer(db: Db, offer: HeldOffer) -> None:
-    async with db.sessions() as session, session.begin():
+    async with db.hot.begin() as connection:
         made, behind = await calls_service.record_offers(
-            session=session, offers=[offer], at=utcnow(), instance="test"
+            connection=connection, offers=[offer], at=utcnow(), instance="test"
         )
     assert (made, behind) == ([offer], [])
 
 
 async def _connect(db: Db, offer: HeldOffer) -> None:
-    async with db.sessions() as session, session.begin():
+    async with db.hot.begin() as connection:
         connected = await calls_service.record_connect(
-            session=session, offer=offer, at=utcnow(), instance="test"
+            connection=connection, offer=offer, at=utcnow(), instance="test"
         )
     assert connected
 
 
-async def _complete(db: Db, offer: HeldOffer) -> None:
-    async with db.sessions() as session, session.begin():
+async def _complete(db: Db, offer: HeldOffer, script_version: int | None = None) -> None:
+    """As `Transitions.complete` does: a ticket naming a script version checks it first."""
+    async with db.hot.begin() as connection:
+        if script_version is not None:
+            book = await calls_service.handled_city(
+                connection=connection, call_id=offer.call.call_id, agent_id=db.agent_id
+            )
+            await scripts_service.check_script_entry(
+                connection=connection, city=book, script_version=script_version, script_key=KEY
+            )
         city = await calls_service.record_completion(
-            session=session,
+            connection=connection,
             call_id=offer.call.call_id,
             agent_id=db.agent_id,
             disposition=Disposition.ANSWERED,
             category_code=None,
             summary=None,
-            script_version=None,
-            script_key=None,
+            script_version=script_version,
+            script_key=None if script_version is None else KEY,
             at=utcnow(),
             instance="test",
         )
@@ -154,9 +175,9 @@ async def _complete(db: Db, offer: HeldOffer) -> None:
 
 
 async def _requeue(db: Db, offer: HeldOffer) -> None:
-    async with db.sessions() as session, session.begin():
+    async with db.hot.begin() as connection:
         out = await calls_service.record_requeue(
-            session=session, offer=offer, reason="declined", at=utcnow(), instance="test"
+            connection=connection, offer=offer, reason="declined", at=utcnow(), instance="test"
         )
     assert len(out) == 1
 
@@ -178,11 +199,15 @@ async def _lifecycle(db: Db) -> dict[str, tuple[int, int]]:
     declined = await _ingest(db)
     await _offer(db, declined)
     await step("requeue", _requeue, declined)
+    scripted = await _ingest(db)
+    await _offer(db, scripted)
+    await _connect(db, scripted)
+    await step("complete, naming a script version", _complete, scripted, db.script_version)
     return counts
 
 
 async def test_hot_transitions_send_the_statements_they_should(db: Db) -> None:
-    """PostgreSQL: one statement each, and ingest without BEGIN or COMMIT; SQLite: a few."""
+    """PostgreSQL: one statement each, without BEGIN or COMMIT; SQLite: a few."""
     await _lifecycle(db)  # prepare every statement on the connection first
 
     counts = await _lifecycle(db)
@@ -190,13 +215,22 @@ async def test_hot_transitions_send_the_statements_they_should(db: Db) -> None:
     if db.postgres:
         assert counts == {
             "ingest": (1, 0),
-            "offer": (1, 2),
-            "accept": (1, 2),
-            "complete": (1, 2),
-            "requeue": (1, 2),
+            "offer": (1, 0),
+            "accept": (1, 0),
+            "complete": (1, 0),
+            "requeue": (1, 0),
+            # The call (for its city), the city's script version, then the completion.
+            "complete, naming a script version": (3, 0),
         }
     else:
         statements = {name: n for name, (n, _) in counts.items()}
         # The INSERT of the call, then of its event; the guarded UPDATEs, a SELECT of what
         # they left, the INSERT of the events; an UPDATE and the INSERT of its event.
-        assert statements == {"ingest": 2, "offer": 3, "accept": 2, "complete": 2, "requeue": 2}
+        assert statements == {
+            "ingest": 2,
+            "offer": 3,
+            "accept": 2,
+            "complete": 2,
+            "requeue": 2,
+            "complete, naming a script version": 4,
+        }

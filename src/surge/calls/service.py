@@ -3,9 +3,14 @@ and recorded.
 
 A change is a compare-and-set on the call's status (`UPDATE ... WHERE status IN (...)`), so when
 two things race (an abandon and an accept, two instances) exactly one wins and the loser learns it.
-Every applied change writes a `call_event` row in the same transaction. The caller owns the
-transaction: for a status change that is its transition in `calls/transitions.py`, which also
-makes the hot-state change, announces the frames after the commit and compensates.
+Every applied change writes a `call_event` row with it: on PostgreSQL in the same statement, on
+SQLite in the same transaction. The caller owns the transaction: for a status change that is its
+transition in `calls/transitions.py`, which also makes the hot-state change, announces the
+frames after the commit and compensates.
+
+The hot changes (offer, accept, complete, requeue) are fixed SQL on PostgreSQL, run on the
+driver's connection by `db.fetch_row`: one round trip each, and no BEGIN or COMMIT when the
+caller has not begun a transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, Select, TextClause, Update, bindparam, insert, select, text, update
+from sqlalchemy import Insert, Select, Update, bindparam, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -29,7 +34,7 @@ from surge.calls.lifecycle import (
 )
 from surge.calls.models import Call, CallEvent
 from surge.calls.schemas import CallCreate, FeedbackCreate, FeedbackRead
-from surge.db import UTCDateTime, fetch_row, utcnow
+from surge.db import fetch_row, fetch_rows, utcnow
 from surge.errors import (
     CallNotConnected,
     CallNotOpen,
@@ -202,6 +207,13 @@ class _Shape(NamedTuple):
 _EVENT_COLUMNS = ("agent_id", "offer_id", "reason", "note", "instance")
 
 
+class _PostgresMove(NamedTuple):
+    """A status change on PostgreSQL: one statement, and the parameters of its `$n` in order."""
+
+    sql: str
+    names: tuple[str, ...]
+
+
 class _SqliteMove(NamedTuple):
     """A status change's statements on SQLite: read the status, update, insert the event."""
 
@@ -211,21 +223,29 @@ class _SqliteMove(NamedTuple):
 
 
 @functools.cache
-def _move_statements(shape: _Shape) -> TextClause | _SqliteMove:
+def _move_statements(shape: _Shape) -> _PostgresMove | _SqliteMove:
     """Build a change's statements once per shape (SQLAlchemy caches their compiled form)."""
     table = _CALL_TABLE
     if shape.postgres:
+        names: list[str] = []
+
+        def arg(name: str) -> str:
+            names.append(name)
+            return f"${len(names)}"
+
         # Lock the row, change it and record the change in one statement; RETURNING gives the
         # status it left (the row read under the lock, re-checked if another change won).
-        match = "".join(f" AND {k} IS NOT DISTINCT FROM :m_{k}" for k in shape.match)
+        call_id = arg("call_id")
+        match = "".join(f" AND {k} IS NOT DISTINCT FROM {arg(f'm_{k}')}" for k in shape.match)
         sources = ", ".join(f"'{s.value}'" for s in sorted(shape.sources))
-        sets = "".join(f", {k} = :v_{k}" for k in shape.values)
+        sets = "".join(f", {k} = {arg(f'v_{k}')}" for k in shape.values)
+        at = arg("at")
         columns = ", ".join(_EVENT_COLUMNS)
-        bound = ", ".join(f":e_{k}" for k in _EVENT_COLUMNS)
+        bound = ", ".join(arg(f"e_{k}") for k in _EVENT_COLUMNS)
         sql = f"""
 WITH old AS (
     SELECT id, status FROM "call"
-    WHERE id = :call_id{match} AND status IN ({sources})
+    WHERE id = {call_id}{match} AND status IN ({sources})
     FOR UPDATE
 ), moved AS (
     UPDATE "call" SET status = '{shape.target.value}'{sets}
@@ -233,11 +253,11 @@ WITH old AS (
     RETURNING "call".id, "call".city_code, old.status
 ), recorded AS (
     INSERT INTO call_event (call_id, at, from_status, to_status, {columns})
-    SELECT id, :at, status, '{shape.target.value}', {bound} FROM moved
+    SELECT id, {at}, status, '{shape.target.value}', {bound} FROM moved
 )
 SELECT status, city_code FROM moved
 """
-        return text(sql).bindparams(bindparam("at", type_=UTCDateTime()))
+        return _PostgresMove(sql, tuple(names))
     guard = [
         table.c.id == bindparam("call_id"),
         *(table.c[k].is_not_distinct_from(bindparam(f"m_{k}")) for k in shape.match),
@@ -263,7 +283,7 @@ SELECT status, city_code FROM moved
 
 async def move(
     *,
-    session: AsyncSession,
+    connection: AsyncConnection,
     call_id: int,
     target: CallStatus,
     at: datetime,
@@ -280,15 +300,15 @@ async def move(
 
     Returns the status it moved from and the call's city, or None when the guard failed
     (someone else got there first).
-    One statement on PostgreSQL; on SQLite an UPDATE and an INSERT (and first a read of the
-    status when several statements may move to `target`).
+    One statement on PostgreSQL (committed by itself unless the caller began a transaction);
+    on SQLite an UPDATE and an INSERT (and first a read of the status when several statuses may
+    move to `target`), in the caller's transaction.
     """
     sources = only_from or sources_of(target)
     for source in sources:
         check_move(source, target)
     match = match or {}
     values = values or {}
-    connection = await session.connection()
     postgres = connection.dialect.name == "postgresql"
     statements = _move_statements(_Shape(postgres, target, sources, tuple(match), tuple(values)))
     params: dict[str, Any] = {
@@ -302,27 +322,28 @@ async def move(
         "e_note": note,
         "e_instance": instance,
     }
-    if isinstance(statements, TextClause):
-        row = (await session.execute(statements, params)).one_or_none()
-        return None if row is None else Moved(CallStatus(row.status), row.city_code)
+    if isinstance(statements, _PostgresMove):
+        args = (params[name] for name in statements.names)
+        row = await fetch_row(connection, statements.sql, *args)
+        return None if row is None else Moved(CallStatus(row["status"]), row["city_code"])
     while True:
         if statements.read is None:
             (source,) = sources
         else:
             # Read the current status so the event names the status it left.
-            status = (await session.execute(statements.read, params)).scalar_one_or_none()
+            status = (await connection.execute(statements.read, params)).scalar_one_or_none()
             if status is None or status not in sources:
                 return None
             source = CallStatus(status)
         params["before"] = source.value
-        city = (await session.execute(statements.update, params)).scalar_one_or_none()
+        city = (await connection.execute(statements.update, params)).scalar_one_or_none()
         if city is not None:
             break
         if statements.read is None:
             return None
         # Another change committed between the read and the update (SQLite takes no row lock
         # on a read): read again, as PostgreSQL re-checks a row it waited for.
-    await session.execute(statements.event, params)
+    await connection.execute(statements.event, params)
     return Moved(source, city)
 
 
@@ -345,10 +366,10 @@ _OFFERED = insert(_EVENT_TABLE).values(
 )
 # PostgreSQL: a whole cycle's offers in one statement. Every part of it reads the table as it
 # was before the statement, so the calls not offered now come back as they are.
-_OFFERS_POSTGRES = text(f"""
+_OFFERS_POSTGRES = f"""
 WITH offer AS (
-    SELECT * FROM unnest(CAST(:calls AS BIGINT[]), CAST(:agents AS BIGINT[]),
-                         CAST(:oids AS VARCHAR[])) AS o (call_id, agent_id, offer_id)
+    SELECT * FROM unnest(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS VARCHAR[]))
+        AS o (call_id, agent_id, offer_id)
 ), made AS (
     UPDATE "call" SET status = '{CallStatus.OFFERED.value}', agent_id = offer.agent_id,
         offer_id = offer.offer_id
@@ -356,16 +377,16 @@ WITH offer AS (
     RETURNING "call".id, offer.agent_id, offer.offer_id
 ), recorded AS (
     INSERT INTO call_event (call_id, at, from_status, to_status, agent_id, offer_id, instance)
-    SELECT id, :at, '{CallStatus.QUEUED.value}', '{CallStatus.OFFERED.value}', agent_id, offer_id,
-        :instance
+    SELECT id, $4, '{CallStatus.QUEUED.value}', '{CallStatus.OFFERED.value}', agent_id, offer_id,
+        $5
     FROM made
 )
 SELECT c.id, COALESCE(made.offer_id, c.offer_id) AS offer_id,
     COALESCE(made.agent_id, c.agent_id) AS agent_id,
     CASE WHEN made.id IS NULL THEN c.status ELSE '{CallStatus.OFFERED.value}' END AS status
 FROM "call" AS c LEFT JOIN made ON made.id = c.id
-WHERE c.id = ANY(CAST(:calls AS BIGINT[]))
-""").bindparams(bindparam("at", type_=UTCDateTime()))
+WHERE c.id = ANY(CAST($1 AS BIGINT[]))
+"""
 
 
 class LostOffer(NamedTuple):
@@ -386,7 +407,7 @@ class Behind(NamedTuple):
 
 
 async def record_offers(
-    *, session: AsyncSession, offers: Sequence[HeldOffer], at: datetime, instance: str
+    *, connection: AsyncConnection, offers: Sequence[HeldOffer], at: datetime, instance: str
 ) -> tuple[list[HeldOffer], list[Behind]]:
     """Record that queued calls are now offered to agents.
 
@@ -403,33 +424,34 @@ async def record_offers(
     if not offers:
         return [], []
     calls = [o.call.call_id for o in offers]
-    if session.get_bind().dialect.name == "postgresql":
-        held = await session.execute(
+    postgres = connection.dialect.name == "postgresql"
+    held: Sequence[Mapping[Any, Any]]
+    if postgres:
+        held = await fetch_rows(
+            connection,
             _OFFERS_POSTGRES,
-            {
-                "calls": calls,
-                "agents": [o.agent_id for o in offers],
-                "oids": [o.offer_id for o in offers],
-                "at": at,
-                "instance": instance,
-            },
+            calls,
+            [o.agent_id for o in offers],
+            [o.offer_id for o in offers],
+            at,
+            instance,
         )
     else:
-        await session.execute(
+        await connection.execute(
             _OFFER,
             [{"call": o.call.call_id, "agent": o.agent_id, "oid": o.offer_id} for o in offers],
         )
-        held = await session.execute(_HELD, {"calls": calls})
-    current = {row.id: row for row in held}
-    made = [o for o in offers if current[o.call.call_id].offer_id == o.offer_id]
+        held = (await connection.execute(_HELD, {"calls": calls})).mappings().all()
+    current = {row["id"]: row for row in held}
+    made = [o for o in offers if current[o.call.call_id]["offer_id"] == o.offer_id]
     open_ = {status.value for status in OPEN_STATUSES}
     behind = [
-        Behind(o, row.offer_id, row.agent_id)
+        Behind(o, row["offer_id"], row["agent_id"])
         for o in offers
-        if (row := current[o.call.call_id]).offer_id != o.offer_id and row.status in open_
+        if (row := current[o.call.call_id])["offer_id"] != o.offer_id and row["status"] in open_
     ]
-    if made and session.get_bind().dialect.name != "postgresql":
-        await session.execute(
+    if made and not postgres:
+        await connection.execute(
             _OFFERED,
             [
                 {
@@ -447,7 +469,7 @@ async def record_offers(
 
 async def record_requeue(
     *,
-    session: AsyncSession,
+    connection: AsyncConnection,
     offer: HeldOffer | LostOffer,
     reason: frames.RequeueReason,
     at: datetime,
@@ -457,7 +479,7 @@ async def record_requeue(
     `call.requeued`, or nothing when the offer's end was recorded meanwhile (compare-and-set on
     the offer)."""
     moved = await move(
-        session=session,
+        connection=connection,
         call_id=offer.call.call_id,
         target=CallStatus.QUEUED,
         at=at,
@@ -479,11 +501,11 @@ async def record_requeue(
 
 
 async def record_connect(
-    *, session: AsyncSession, offer: HeldOffer, at: datetime, instance: str
+    *, connection: AsyncConnection, offer: HeldOffer, at: datetime, instance: str
 ) -> bool:
     """Record that the agent accepted the offer and the call is connected."""
     moved = await move(
-        session=session,
+        connection=connection,
         call_id=offer.call.call_id,
         target=CallStatus.CONNECTED,
         at=at,
@@ -496,9 +518,25 @@ async def record_connect(
     return moved is not None
 
 
+_HANDLED = select(_CALL_TABLE.c.city_code, _CALL_TABLE.c.agent_id, _CALL_TABLE.c.status).where(
+    _CALL_TABLE.c.id == bindparam("call_id")
+)
+
+
+async def handled_city(*, connection: AsyncConnection, call_id: int, agent_id: int) -> str:
+    """The city of the call the agent has connected; else why not (`NotFound`, `CallNotOpen`)."""
+    row = (await connection.execute(_HANDLED, {"call_id": call_id})).one_or_none()
+    if row is None or row.agent_id != agent_id:
+        raise NotFound(f"you are not handling a call with id {call_id}")
+    if row.status != CallStatus.CONNECTED:
+        raise CallNotOpen(f"call {call_id} is {row.status}, not connected")
+    city: str = row.city_code
+    return city
+
+
 async def record_completion(
     *,
-    session: AsyncSession,
+    connection: AsyncConnection,
     call_id: int,
     agent_id: int,
     disposition: Disposition,
@@ -511,7 +549,7 @@ async def record_completion(
 ) -> str:
     """Close the ticket of a call the agent handles and return its city; explain any refusal."""
     moved = await move(
-        session=session,
+        connection=connection,
         call_id=call_id,
         target=CallStatus.COMPLETED,
         at=at,
@@ -528,10 +566,9 @@ async def record_completion(
         },
     )
     if moved is None:
-        call = await session.get(Call, call_id)
-        if call is None or call.agent_id != agent_id:
-            raise NotFound(f"you are not handling a call with id {call_id}")
-        raise CallNotOpen(f"call {call_id} is {call.status}, not connected")
+        await handled_city(connection=connection, call_id=call_id, agent_id=agent_id)
+        # Connected to the agent only since the move was refused (its accept committed between).
+        raise CallNotOpen(f"call {call_id} was not connected yet; complete it again")
     return moved.city
 
 

@@ -2,18 +2,22 @@
 
 `CALL_RULES` states each transition's FROM and TO call statuses and the reason its history row
 records; `Transitions` does the work beside it, one method per transition. Each method is the
-unit of work: it opens its own session from the sessionmaker and owns its transaction (unlike
-the services, which take the caller's), because a transition that undoes its hot-state change
-when the database step or its commit fails must see the commit fail. In that order it makes
-the hot-state change, the database compare-and-set (and commits), announces the frames, and
-compensates if the database did not take it. Completing and releasing a call go the other way
-round: the agent is freed in the hot state only after the database has closed the call, so it
-is never offered a next call while the last one may still be open.
+unit of work: it opens its own connection (or, for those that need the ORM, its own session)
+and owns its transaction (unlike the services, which take the caller's), because a transition
+that undoes its hot-state change when the database step or its commit fails must see the
+commit fail. In that order it makes the hot-state change, the database compare-and-set (and
+commits), announces the frames, and compensates if the database did not take it. On PostgreSQL
+the hot transitions (offer, accept, complete, every requeue) are one statement that commits by
+itself, with no BEGIN or COMMIT (`db.hot_engine`): that statement failing is the commit
+failing. Completing and releasing a call go the other way round: the agent is freed in the hot
+state only after the database has closed the call, so it is never offered a next call while
+the last one may still be open.
 
 Every requeue (an offer that ended unanswered) takes one path: `REQUEUES` says, per reason,
-which frames the agent is sent besides the telephony's `call.requeued`. A requeue needs no
-compensation: the hot state has already put the call back, and an end the database missed is
-recorded later as `recovered` (the next dispatch cycle finds the database a step behind).
+which frames the agent is sent besides the telephony's `call.requeued`. Each ended offer is
+recorded on its own, and told once recorded. A requeue needs no compensation: the hot state has
+already put the call back, and an end the database missed is recorded later as `recovered` (the
+next dispatch cycle finds the database a step behind).
 
 Routes, the socket handler, the dispatcher and the hot-state watch call these and stay thin.
 """
@@ -31,13 +35,13 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from surge import events
 from surge.calls import service as calls_service
 from surge.calls.lifecycle import OPEN_STATUSES, CallStatus, Disposition
 from surge.calls.models import Call
-from surge.db import utcnow
+from surge.db import hot_engine, utcnow
 from surge.errors import (
     AgentStillPresent,
     CallNotConnected,
@@ -190,10 +194,10 @@ class Recovery:
 
 
 class _Requeued(NamedTuple):
-    """A requeue's frames, and how many of its offers' ends the database recorded."""
+    """The frames of one ended offer, and whether the database recorded its end."""
 
     frames: list[events.Event]
-    recorded: int
+    recorded: bool
 
 
 def _agent_frames(
@@ -222,13 +226,15 @@ class Transitions:
         self,
         *,
         state: HotState,
+        engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         instance: str,
         classification: Classification,
         announce: events.Announce,
     ) -> None:
         self._state = state
-        self._sessions = sessions
+        self._engine = hot_engine(engine)  # the hot transitions: no ORM, no BEGIN on PostgreSQL
+        self._sessions = sessions  # the others: they read and refresh calls through the ORM
         self._instance = instance
         self._classification = classification
         self._announce = announce
@@ -251,9 +257,9 @@ class Transitions:
         if not made:
             return 0
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._engine.begin() as connection:
                 taken, behind = await calls_service.record_offers(
-                    session=session,
+                    connection=connection,
                     offers=made,
                     at=datetime.fromtimestamp(now, UTC),
                     instance=self._instance,
@@ -325,9 +331,9 @@ class Transitions:
         call = offer.call  # the hot state's copy: no need to read the row back
         at = utcnow()
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._engine.begin() as connection:
                 connected = await calls_service.record_connect(
-                    session=session, offer=offer, at=at, instance=self._instance
+                    connection=connection, offer=offer, at=at, instance=self._instance
                 )
         except BaseException:
             with contextlib.suppress(SurgeError):
@@ -405,36 +411,39 @@ class Transitions:
         *,
         reason: frames.RequeueReason,
     ) -> None:
-        """Record ended offers in one transaction (their calls are queued again) and tell
-        everyone concerned."""
+        """Record ended offers (their calls are queued again), each on its own, and tell
+        everyone concerned; should the database fail, what was recorded before is still told."""
         if not ended:
             return
-        async with self._sessions() as session, session.begin():
-            requeued = await self._record_requeues(session, ended, reason=reason)
-        await self._announce(requeued.frames)
-        self.poke()
-
-    async def _record_requeues(
-        self,
-        session: AsyncSession,
-        ended: Sequence[HeldOffer | calls_service.LostOffer],
-        *,
-        reason: frames.RequeueReason,
-    ) -> _Requeued:
-        """Record each ended offer (compare-and-set on the offer); the frames `REQUEUES` says."""
-        revoke = REQUEUES[reason].revoke
         at = datetime.now(UTC)
         out: list[events.Event] = []
-        recorded = 0
-        for offer in ended:
-            told = await calls_service.record_requeue(
-                session=session, offer=offer, reason=reason, at=at, instance=self._instance
-            )
-            recorded += bool(told)
-            out += told
-            if revoke is Revoke.ALWAYS or told:
-                out += _agent_frames(offer, reason)
-        return _Requeued(out, recorded)
+        try:
+            async with self._engine.connect() as connection:
+                for offer in ended:
+                    async with connection.begin():
+                        requeued = await self._record_requeue(
+                            connection, offer, reason=reason, at=at
+                        )
+                    out += requeued.frames
+        finally:
+            await self._announce(out)
+        self.poke()
+
+    async def _record_requeue(
+        self,
+        connection: AsyncConnection,
+        offer: HeldOffer | calls_service.LostOffer,
+        *,
+        reason: frames.RequeueReason,
+        at: datetime,
+    ) -> _Requeued:
+        """Record one ended offer (compare-and-set on the offer); the frames `REQUEUES` says."""
+        told = await calls_service.record_requeue(
+            connection=connection, offer=offer, reason=reason, at=at, instance=self._instance
+        )
+        if REQUEUES[reason].revoke is Revoke.ALWAYS or told:
+            return _Requeued(told + _agent_frames(offer, reason), bool(told))
+        return _Requeued(told, False)
 
     # --- closing a call -----------------------------------------------------------------------
     async def abandon(self, call_id: int, *, allowed: Callable[[Call], None]) -> Call:
@@ -459,7 +468,7 @@ class Transitions:
                 withdrawn = await self._state.withdraw(call_id)
                 now = utcnow()
                 moved = await calls_service.move(
-                    session=session,
+                    connection=await session.connection(),
                     call_id=call_id,
                     target=CallStatus.ABANDONED,
                     at=now,
@@ -504,13 +513,33 @@ class Transitions:
         """The agent closes the ticket of the call in hand; once that commits (and the agent is
         told), the agent is available for the next call.
 
-        The ticket's category, script version and entry are checked in the same transaction: a
-        ticket naming ones that do not exist is refused and the call stays open.
+        The ticket's category, script version and entry are checked first: a ticket naming
+        ones that do not exist is refused and the call stays open. One statement on PostgreSQL
+        when the ticket names no script version; one naming a version reads the call and the
+        version before it.
         """
+        scripts_service.check_ticket(
+            category_code=message.category_code,
+            script_version=message.script_version,
+            script_key=message.script_key,
+            classification=self._classification,
+        )
         at = utcnow()
-        async with self._sessions() as session, session.begin():
+        async with self._engine.begin() as connection:
+            if message.script_version is not None:
+                # The version is one of the call's city's book (versions are never edited or
+                # deleted: the one found stays as the call closes).
+                book = await calls_service.handled_city(
+                    connection=connection, call_id=message.call_id, agent_id=seat.agent_id
+                )
+                await scripts_service.check_script_entry(
+                    connection=connection,
+                    city=book,
+                    script_version=message.script_version,
+                    script_key=message.script_key,
+                )
             city = await calls_service.record_completion(
-                session=session,
+                connection=connection,
                 call_id=message.call_id,
                 agent_id=seat.agent_id,
                 disposition=message.disposition,
@@ -520,14 +549,6 @@ class Transitions:
                 script_key=message.script_key,
                 at=at,
                 instance=self._instance,
-            )
-            await scripts_service.check_ticket(
-                session=session,
-                city=city,
-                category_code=message.category_code,
-                script_version=message.script_version,
-                script_key=message.script_key,
-                classification=self._classification,
             )
         await self._announce(
             [
@@ -619,7 +640,7 @@ class Transitions:
             )
         now = utcnow()
         moved = await calls_service.move(
-            session=session,
+            connection=await session.connection(),
             call_id=call.id,
             target=CallStatus.COMPLETED,
             at=now,
@@ -679,10 +700,17 @@ class Transitions:
                 for call in lost
                 if call.status == CallStatus.OFFERED and call.offer_id is not None
             ]
-            requeued = await self._record_requeues(session, offers, reason="recovered")
+            connection = await session.connection()
+            out: list[events.Event] = []
+            recorded = 0
+            at = datetime.now(UTC)
+            for offer in offers:
+                requeued = await self._record_requeue(connection, offer, reason="recovered", at=at)
+                recorded += requeued.recorded
+                out += requeued.frames
             await self._state.enqueue([calls_service.as_queued(call) for call in lost])
-        await self._announce(requeued.frames)
+        await self._announce(out)
         if lost:
-            log.info("recovered %d open calls (%d lost offers)", len(lost), requeued.recorded)
+            log.info("recovered %d open calls (%d lost offers)", len(lost), recorded)
             self.poke()
-        return Recovery(open_calls=len(calls), requeued=len(lost), offers_lost=requeued.recorded)
+        return Recovery(open_calls=len(calls), requeued=len(lost), offers_lost=recorded)

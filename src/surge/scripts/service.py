@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from surge import events
 from surge.auth.models import Role
@@ -163,28 +163,37 @@ def check_reader(*, principal: Principal, city: str, surges: ActiveSurges) -> No
     raise Forbidden(f"you may not read the answer scripts of {city}")
 
 
-async def check_ticket(
+def check_ticket(
     *,
-    session: AsyncSession,
-    city: str,
     category_code: str | None,
     script_version: int | None,
     script_key: str | None,
     classification: Classification,
 ) -> None:
-    """A ticket names a known category, and a script version and entry that exist."""
+    """A ticket names a known category, and a script entry only with the version it comes from.
+
+    The version and entry themselves are the call's city's: `check_script_entry` reads them.
+    """
     if category_code is not None and classification.unknown({category_code}):
         raise UnknownCategory(f"unknown category code {category_code}")
     if script_key is not None and script_version is None:
         raise BadRequest("a script_key needs the script_version it comes from")
-    if script_version is None:
-        return
+
+
+_ENTRIES = select(ScriptVersion.entries).where(
+    ScriptVersion.city_code == bindparam("city"), ScriptVersion.version == bindparam("version")
+)
+
+
+async def check_script_entry(
+    *, connection: AsyncConnection, city: str, script_version: int, script_key: str | None
+) -> None:
+    """The city has the script version a ticket names, and the entry (if it names one).
+
+    Versions are never edited or deleted: one found here still exists when the ticket closes.
+    """
     found = (
-        await session.execute(
-            select(ScriptVersion.entries).where(
-                ScriptVersion.city_code == city, ScriptVersion.version == script_version
-            )
-        )
+        await connection.execute(_ENTRIES, {"city": city, "version": script_version})
     ).scalar_one_or_none()
     if found is None:
         raise BadRequest(f"city {city} has no script version {script_version}")
