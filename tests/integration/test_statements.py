@@ -2,8 +2,8 @@
 
 Statements are counted with the engine's `before_cursor_execute` event; on PostgreSQL the
 driver's query log is counted too, which also sees what bypasses SQLAlchemy (the hot statements'
-fixed SQL) and the transaction's BEGIN and COMMIT. Every path runs once before it is counted, as in a
-running service whose connections have prepared their statements.
+fixed SQL) and the transaction's BEGIN and COMMIT. Every path runs once before it is counted,
+as in a running service whose connections have prepared their statements.
 """
 
 from __future__ import annotations
