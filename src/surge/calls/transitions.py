@@ -527,8 +527,8 @@ class Transitions:
         at = utcnow()
         async with self._engine.begin() as connection:
             if message.script_version is not None:
-                # The version is one of the call's city's book (versions are never edited or
-                # deleted: the one found stays as the call closes).
+                # A script version is the call's city's: read the call first. Versions are never
+                # edited or deleted, so the one found here still stands as the call closes.
                 book = await calls_service.handled_city(
                     connection=connection, call_id=message.call_id, agent_id=seat.agent_id
                 )
