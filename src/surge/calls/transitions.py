@@ -13,7 +13,9 @@ is never offered a next call while the last one may still be open.
 Every requeue (an offer that ended unanswered) takes one path: `REQUEUES` says, per reason,
 which frames the agent is sent besides the telephony's `call.requeued`. A requeue needs no
 compensation: the hot state has already put the call back, and an end the database missed is
-recorded later as `recovered` (the next dispatch cycle finds the database a step behind).
+recorded later as `recovered` (the next dispatch cycle finds the database a step behind). An
+agent whose offer the hot state ended is told so even when the database step fails, and one the
+hot state made available again is told before that step, so no new offer overtakes its frames.
 
 Routes, the socket handler, the dispatcher and the hot-state watch call these and stay thin.
 """
@@ -166,6 +168,9 @@ class Requeue:
 
     revoke: Revoke
     then: Callable[[], frames.AgentFrame] | None = None  # the frame sent after the revocation
+    # The hot state made the agent available again: it is told before the database step, which
+    # a new offer to it could otherwise overtake (its `available` after that offer).
+    first: bool = False
 
 
 REQUEUES: Mapping[frames.RequeueReason, Requeue] = {
@@ -174,7 +179,9 @@ REQUEUES: Mapping[frames.RequeueReason, Requeue] = {
     "seat_lost": Requeue(Revoke.ALWAYS),
     "agent_disconnected": Requeue(Revoke.ALWAYS),
     "agent_lost": Requeue(Revoke.ALWAYS),
-    "surge_ended": Requeue(Revoke.ALWAYS, functools.partial(frames.state, state="available")),
+    "surge_ended": Requeue(
+        Revoke.ALWAYS, functools.partial(frames.state, state="available"), first=True
+    ),
     "recovered": Requeue(Revoke.IF_RECORDED),
 }
 """The requeue table: per reason, the frames an agent whose offer ended is sent."""
@@ -409,8 +416,20 @@ class Transitions:
         everyone concerned."""
         if not ended:
             return
-        async with self._sessions() as session, session.begin():
-            requeued = await self._record_requeues(session, ended, reason=reason)
+        rule = REQUEUES[reason]
+        if rule.first:
+            await self._announce([f for offer in ended for f in _agent_frames(offer, reason)])
+        try:
+            async with self._sessions() as session, session.begin():
+                requeued = await self._record_requeues(
+                    session, ended, reason=reason, agents_told=rule.first
+                )
+        except BaseException:
+            if rule.revoke is Revoke.ALWAYS and not rule.first:
+                # The hot state ended these offers whatever the database says: the consoles
+                # drop them now (the end is recorded later, as `recovered`).
+                await self._announce([f for offer in ended for f in _agent_frames(offer, reason)])
+            raise
         await self._announce(requeued.frames)
         self.poke()
 
@@ -420,8 +439,10 @@ class Transitions:
         ended: Sequence[HeldOffer | calls_service.LostOffer],
         *,
         reason: frames.RequeueReason,
+        agents_told: bool = False,
     ) -> _Requeued:
-        """Record each ended offer (compare-and-set on the offer); the frames `REQUEUES` says."""
+        """Record each ended offer (compare-and-set on the offer); the frames `REQUEUES` says
+        (the agents' only when they were not `agents_told` already)."""
         revoke = REQUEUES[reason].revoke
         at = datetime.now(UTC)
         out: list[events.Event] = []
@@ -432,7 +453,7 @@ class Transitions:
             )
             recorded += bool(told)
             out += told
-            if revoke is Revoke.ALWAYS or told:
+            if not agents_told and (revoke is Revoke.ALWAYS or told):
                 out += _agent_frames(offer, reason)
         return _Requeued(out, recorded)
 
