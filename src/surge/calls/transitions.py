@@ -17,7 +17,9 @@ Every requeue (an offer that ended unanswered) takes one path: `REQUEUES` says, 
 which frames the agent is sent besides the telephony's `call.requeued`. Each ended offer is
 recorded on its own, and told once recorded. A requeue needs no compensation: the hot state has
 already put the call back, and an end the database missed is recorded later as `recovered` (the
-next dispatch cycle finds the database a step behind).
+next dispatch cycle finds the database a step behind). An agent whose offer the hot state ended
+is told so even when the database step fails, and one the hot state made available again is
+told before that step, so no new offer overtakes its frames.
 
 Routes, the socket handler, the dispatcher and the hot-state watch call these and stay thin.
 """
@@ -170,6 +172,9 @@ class Requeue:
 
     revoke: Revoke
     then: Callable[[], frames.AgentFrame] | None = None  # the frame sent after the revocation
+    # The hot state made the agent available again: it is told before the database step, which
+    # a new offer to it could otherwise overtake (its `available` after that offer).
+    first: bool = False
 
 
 REQUEUES: Mapping[frames.RequeueReason, Requeue] = {
@@ -178,7 +183,9 @@ REQUEUES: Mapping[frames.RequeueReason, Requeue] = {
     "seat_lost": Requeue(Revoke.ALWAYS),
     "agent_disconnected": Requeue(Revoke.ALWAYS),
     "agent_lost": Requeue(Revoke.ALWAYS),
-    "surge_ended": Requeue(Revoke.ALWAYS, functools.partial(frames.state, state="available")),
+    "surge_ended": Requeue(
+        Revoke.ALWAYS, functools.partial(frames.state, state="available"), first=True
+    ),
     "recovered": Requeue(Revoke.IF_RECORDED),
 }
 """The requeue table: per reason, the frames an agent whose offer ended is sent."""
@@ -412,19 +419,31 @@ class Transitions:
         reason: frames.RequeueReason,
     ) -> None:
         """Record ended offers (their calls are queued again), each on its own, and tell
-        everyone concerned; should the database fail, what was recorded before is still told."""
+        everyone concerned; should the database fail, what was recorded before is still told,
+        and so are the agents whose offers the hot state ended."""
         if not ended:
             return
+        rule = REQUEUES[reason]
+        if rule.first:
+            await self._announce([f for offer in ended for f in _agent_frames(offer, reason)])
         at = datetime.now(UTC)
         out: list[events.Event] = []
+        done = 0
         try:
             async with self._engine.connect() as connection:
                 for offer in ended:
                     async with connection.begin():
                         requeued = await self._record_requeue(
-                            connection, offer, reason=reason, at=at
+                            connection, offer, reason=reason, at=at, agents_told=rule.first
                         )
                     out += requeued.frames
+                    done += 1
+        except BaseException:
+            if rule.revoke is Revoke.ALWAYS and not rule.first:
+                # The hot state ended the rest whatever the database says: their consoles drop
+                # them now (their ends are recorded later, as `recovered`).
+                out += [f for offer in ended[done:] for f in _agent_frames(offer, reason)]
+            raise
         finally:
             await self._announce(out)
         self.poke()
@@ -436,14 +455,16 @@ class Transitions:
         *,
         reason: frames.RequeueReason,
         at: datetime,
+        agents_told: bool = False,
     ) -> _Requeued:
-        """Record one ended offer (compare-and-set on the offer); the frames `REQUEUES` says."""
+        """Record one ended offer (compare-and-set on the offer); the frames `REQUEUES` says
+        (the agent's only when it was not `agents_told` already)."""
         told = await calls_service.record_requeue(
             connection=connection, offer=offer, reason=reason, at=at, instance=self._instance
         )
-        if REQUEUES[reason].revoke is Revoke.ALWAYS or told:
+        if not agents_told and (REQUEUES[reason].revoke is Revoke.ALWAYS or told):
             return _Requeued(told + _agent_frames(offer, reason), bool(told))
-        return _Requeued(told, False)
+        return _Requeued(told, bool(told))
 
     # --- closing a call -----------------------------------------------------------------------
     async def abandon(self, call_id: int, *, allowed: Callable[[Call], None]) -> Call:
