@@ -77,3 +77,22 @@ async def test_an_idle_dispatcher_reads_only_the_change_mark(shared_backend: Bac
             await console.available()
             offer = await console.expect("offer")
         assert offer["call"]["id"] == call["id"]
+
+
+async def test_a_cycle_that_offers_every_queued_call_settles(shared_backend: Backend) -> None:
+    settings = shared_backend.settings(dispatch_interval_s=0.2)
+    async with run_service(settings) as service:
+        cti = await service.add_user(Role.CTI)
+        agent = await service.add_user(Role.AGENT, NANJING)
+        async with service.console(agent) as console:
+            await console.available()
+            await asyncio.sleep(1.0)  # the agent's arrival has been looked at
+
+            # The one cycle that offers the call needs no second look to find nothing left.
+            async with watched(shared_backend.redis_prefix) as placing:
+                call = await service.post_call(cti, NANJING, external_id="settle-1")
+                offer = await console.expect("offer")
+                await asyncio.sleep(1.0)
+            assert offer["call"]["id"] == call["id"]
+            assert placing["snapshot"] == 1, placing
+            assert placing["mark"] >= 3, placing

@@ -102,7 +102,9 @@ class Dispatcher:
             # Let a burst of changes (calls posted together) gather into one cycle.
             await asyncio.sleep(self._settings.dispatch_coalesce_s)
             self._wake.clear()
-            while await self.dispatch_once():
+            # Until a cycle places nothing, or places every queued call (settled: the next one
+            # would only read the change mark).
+            while await self.dispatch_once() and self._settled is None:
                 pass
 
         await run_forever("dispatch", cycle, stopping=lambda: self._stopping)
@@ -110,8 +112,9 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Run one cycle; return how many offers were made and recorded.
 
-        A cycle that finds no call any free agent could take is settled: until the hot state's
-        change mark, the surges or the cities change, the next cycles cost one read and return.
+        A cycle that finds no call any free agent could take, or that offers every queued call,
+        is settled: until the hot state's change mark, the surges or the cities change, the next
+        cycles cost one read and return.
         (One that finds such a pair but places nothing, a helper's reserve or an overflow delay
         holding it back, is not: time alone may change that decision.)
         """
@@ -171,7 +174,12 @@ class Dispatcher:
             )
             for a in assignments
         ]
-        return await self._transitions.offer(claims, agent_city=agent_city, now=now)
+        made = await self._transitions.offer(claims, agent_city=agent_city, now=now)
+        if made == sum(view.waiting for view in views.values()):
+            # Every queued call read got its offer: the queues are empty until the mark changes
+            # (a call queued or put back raises it), so the next cycle would find nothing.
+            self._settled = (mark, surges, cities)
+        return made
 
     async def drain(self) -> None:
         """End each draining surge whose helpers hold none of its host's calls any more.
