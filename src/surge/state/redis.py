@@ -680,22 +680,29 @@ def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
 
 
 def _city_view(city: str, row: Sequence[Any]) -> CityView:
+    """Read a city's row; most rows have no queue, free agents or loans (nothing to build)."""
     waiting, oldest, head, idle, offered, busy, on_break, lent = row
-    pairs = idle.split()
-    loans = lent.split()
+    pairs = idle.split() if idle else ()
+    loans = lent.split() if lent else ()
     return CityView(
         city=city,
         waiting=waiting,
         oldest_enqueued_at=None if oldest is None else float(oldest),
-        queue=tuple(_call(fields) for fields in head),
+        queue=tuple([_call(fields) for fields in head]) if head else (),
         idle=tuple(
-            IdleAgent(int(agent_id), city, float(idle_since))
-            for agent_id, idle_since in zip(pairs[::2], pairs[1::2], strict=True)
-        ),
+            [
+                IdleAgent(int(agent_id), city, float(idle_since))
+                for agent_id, idle_since in zip(pairs[::2], pairs[1::2], strict=True)
+            ]
+        )
+        if pairs
+        else (),
         offered=int(offered),
         busy=int(busy),
         on_break=int(on_break),
-        lent={host: int(n) for host, n in zip(loans[::2], loans[1::2], strict=True)},
+        lent={host: int(n) for host, n in zip(loans[::2], loans[1::2], strict=True)}
+        if loans
+        else {},
     )
 
 
