@@ -151,7 +151,13 @@ async def fetch_row(connection: AsyncConnection, statement: str, *args: object) 
     connection. A failure comes out as the SQLAlchemy error `connection.execute` would raise,
     and a connection found closed is dropped from the pool.
     """
-    pooled = await connection.get_raw_connection()
+    held = connection.sync_connection
+    # A connection that holds its pooled one hands it over without I/O; `get_raw_connection`
+    # would cost a greenlet switch to and fro, in case it had to reconnect an invalidated one.
+    if held is not None and not held.invalidated:
+        pooled = held.connection
+    else:
+        pooled = await connection.get_raw_connection()
     adapter: Any = pooled.dbapi_connection
     try:
         return await adapter.driver_connection.fetchrow(statement, *args)
