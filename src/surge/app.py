@@ -26,6 +26,7 @@ from surge.cities import api as cities_api
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.db import OutageLog, create_engine, create_sessionmaker, is_outage
+from surge.direct import shortcuts
 from surge.errors import PayloadTooLarge, SurgeError, describe
 from surge.reports import api as reports_api
 from surge.reports.schedule import ScheduledExport
@@ -279,6 +280,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app, outages)
     for module in (auth_api, cities_api, calls_api, surges_api, scripts_api, reports_api):
         app.include_router(module.router, prefix=API_PREFIX)
+    # POST /calls, the hottest route, is matched before the routers' dozens of others.
+    app.router.routes[:0] = shortcuts(calls_api.router, prefix=API_PREFIX)
     app.include_router(seats_api.router)
     app.mount("/console", StaticFiles(packages=[("surge", "web")], html=True), name="console")
 

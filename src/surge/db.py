@@ -177,7 +177,13 @@ async def _on_driver(
     connection: AsyncConnection, statement: str, args: tuple[object, ...], *, first: bool
 ) -> Any:
     """Run `statement` on the driver's connection; translate a failure as SQLAlchemy does."""
-    pooled = await connection.get_raw_connection()
+    held = connection.sync_connection
+    # A connection that holds its pooled one hands it over without I/O; `get_raw_connection`
+    # would cost a greenlet switch to and fro, in case it had to reconnect an invalidated one.
+    if held is not None and not held.invalidated:
+        pooled = held.connection
+    else:
+        pooled = await connection.get_raw_connection()
     adapter: Any = pooled.dbapi_connection
     driver = adapter.driver_connection
     try:
