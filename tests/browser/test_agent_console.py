@@ -27,6 +27,8 @@ async def test_an_agent_logs_in_takes_a_call_and_completes_it(
     await expect(offer.locator("#offer-caller")).to_have_text("13912345678")  # own city: whole
     await expect(offer.locator("#offer-city")).to_contain_text("南京")
     await expect(offer.locator("#offer-countdown")).to_contain_text("秒")
+    # While an offer rings there is nothing to go available for: accept or decline it.
+    await expect(page.get_by_role("button", name="置闲")).to_be_disabled()
     await screenshot(page, "agent-offer")
     await page.keyboard.press("a")  # the keyboard accepts
 
@@ -53,8 +55,10 @@ async def test_the_console_switches_to_english(browser: Browser, site: LiveServi
 
     await expect(page.get_by_role("button", name="Go available")).to_be_visible()
     await expect(page.locator("#presence")).to_have_text("On break")
+    await expect(page.locator("#connection")).to_have_text("Connected")
     await page.get_by_role("button", name="中文").click()
     await expect(page.get_by_role("button", name="置闲")).to_be_visible()
+    await expect(page.locator("#connection")).to_have_text("已连接")
 
 
 async def test_the_console_reconnects_after_a_network_drop_and_says_so(

@@ -88,7 +88,9 @@ export function mount(view, { who, banner }) {
   }
 
   function renderConnection(open) {
-    ui.connection.textContent = open ? t("agent.online") : t("agent.reconnecting");
+    // Marked for translate(): a language switch relabels it as it does the static labels.
+    ui.connection.dataset.i18n = open ? "agent.online" : "agent.reconnecting";
+    ui.connection.textContent = t(ui.connection.dataset.i18n);
     ui.connection.className = `pill ${open ? "ok" : "warn"}`;
     ui.connection.dataset.state = open ? "online" : "offline";
   }
@@ -172,7 +174,7 @@ export function mount(view, { who, banner }) {
     const labels = { available: "agent.available", break: "agent.break", offered: "agent.offered", busy: "agent.busy" };
     ui.presence.textContent = t(labels[state.presence] || state.presence);
     ui.presence.dataset.state = state.presence;
-    ui.available.disabled = state.presence === "available" || !!state.call;
+    ui.available.disabled = state.presence === "available" || !!state.offer || !!state.call;
     ui.pause.disabled = state.presence === "break" || !!state.call;
     renderOffer();
     renderCall();
