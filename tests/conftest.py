@@ -71,6 +71,8 @@ class Backend:
             "redis_prefix": self.redis_prefix,
             "secret_key": "test-secret-key-0123456789abcdef",
             "environment": "production",
+            # An agent is free at once after a ticket unless a test is about the wrap-up.
+            "wrap_up_s": 0.0,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
@@ -82,6 +84,7 @@ class Backend:
             "SURGE_REDIS_PREFIX": self.redis_prefix,
             "SURGE_SECRET_KEY": "test-secret-key-0123456789abcdef",
             "SURGE_ENVIRONMENT": "production",
+            "SURGE_WRAP_UP_S": "0",
         }
         if self.redis_url:
             env["SURGE_REDIS_URL"] = self.redis_url

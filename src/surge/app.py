@@ -176,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             instance=settings.instance_id,
             classification=classification,
             announce=gateway.announce,
+            wrap_up_s=settings.wrap_up_s,
         )
         dispatcher = Dispatcher(
             settings=settings,

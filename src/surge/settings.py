@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     )
 
     offer_timeout_s: float = Field(default=15.0, gt=0, description="How long an offer is held")
+    wrap_up_s: float = Field(
+        default=10.0, ge=0, le=3600, description="An agent's wrap-up after each ticket (0: none)"
+    )
     dispatch_interval_s: float = Field(default=0.5, gt=0, description="Dispatcher safety tick")
     protection_service_level: float = Field(
         default=0.8, ge=0, le=1, description="A helper lends no agent under this own level (0: off)"

@@ -34,6 +34,7 @@ A = AgentState
 AGENT = 1
 CALL = 7  # queued for the offers
 HELD_CALL = 500  # a connected call in the agent's hand
+WRAP_UP_S = 10.0
 OFFER = OfferClaim("offer-1", CALL, AGENT, T0 + 100)
 Place = AgentState | None
 
@@ -85,6 +86,9 @@ async def put_in(state: HotState, place: Place) -> None:
             await offered(state)
         case A.BUSY:
             await connect(state, HELD_CALL)
+        case A.WRAP_UP:
+            await connect(state, HELD_CALL)
+            await state.finish_call(AGENT, HELD_CALL, T0, wrap_up_s=WRAP_UP_S)
         case A.LOST:
             await connect(state, HELD_CALL)
             await state.agent_lost(AGENT, instance="i1")
@@ -117,7 +121,12 @@ async def _expire(state: HotState, source: Place, target: Place) -> None:
 
 
 async def _finish(state: HotState, source: Place, target: Place) -> None:
-    assert await state.finish_call(AGENT, HELD_CALL, T0 + 1) is not None
+    wrap_up_s = WRAP_UP_S if target is A.WRAP_UP else 0.0
+    assert await state.finish_call(AGENT, HELD_CALL, T0 + 1, wrap_up_s=wrap_up_s) is not None
+
+
+async def _end_wrap_up(state: HotState, source: Place, target: Place) -> None:
+    assert len(await state.end_wrap_ups(T0 + WRAP_UP_S, instance="i1")) == 1
 
 
 async def _lose(state: HotState, source: Place, target: Place) -> None:
@@ -143,7 +152,10 @@ DRIVERS: dict[tuple[Place, Place], Driver] = {
     (A.OFFERED, A.AVAILABLE): _decline,
     (A.OFFERED, A.BREAK): _expire,
     (A.BUSY, A.AVAILABLE): _finish,
-    **{(source, A.LOST): _lose for source in (A.AVAILABLE, A.BREAK, A.OFFERED, A.BUSY)},
+    (A.BUSY, A.WRAP_UP): _finish,
+    (A.WRAP_UP, A.AVAILABLE): _end_wrap_up,
+    (A.WRAP_UP, A.BREAK): _set,
+    **{(source, A.LOST): _lose for source in (A.AVAILABLE, A.BREAK, A.OFFERED, A.BUSY, A.WRAP_UP)},
     **{(source, None): _disconnect for source in AgentState},
 }
 

@@ -29,6 +29,7 @@ from surge.state.base import (
     QueuedCall,
     Reaped,
     Withdrawn,
+    WrapUp,
 )
 from surge.state.redis import RedisState
 
@@ -839,12 +840,13 @@ async def test_set_agent_state_moves_between_available_and_break(state: HotState
     await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=None)
 
     ready = await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 5)
-    assert ready == AgentPresence(10, CITY, AgentState.AVAILABLE, "i1", T0 + 5)
+    assert ready == (AgentPresence(10, CITY, AgentState.AVAILABLE, "i1", T0 + 5), None)
     assert await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 8) == ready
     assert await idle_ids(state) == [10]
-    resting = await state.set_agent_state(10, AgentState.BREAK, T0 + 9)
+    resting, _ = await state.set_agent_state(10, AgentState.BREAK, T0 + 9)
     assert resting.state is AgentState.BREAK
-    assert (await state.set_agent_state(10, AgentState.BREAK, T0 + 10)).state is AgentState.BREAK
+    again, _ = await state.set_agent_state(10, AgentState.BREAK, T0 + 10)
+    assert again.state is AgentState.BREAK
     city = await view(state)
     assert (city.idle, city.on_break) == ((), 1)
     with pytest.raises(ValueError, match="available or break"):
@@ -875,6 +877,107 @@ async def test_finish_call_frees_the_agent_busy_with_it(state: HotState) -> None
     assert await state.finish_call(10, 77, T0 + 7) is None
     assert await idle_ids(state) == [10]
     assert (await view(state)).busy == 0
+
+
+async def test_a_finished_call_can_leave_the_agent_in_its_wrap_up(state: HotState) -> None:
+    await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=77)
+    before = await state.change_mark()
+
+    wrapping = await state.finish_call(10, 77, T0 + 6, wrap_up_s=10.0)
+
+    assert wrapping == AgentPresence(
+        10, CITY, AgentState.WRAP_UP, "i1", T0 + 6, wrap_up=WrapUp(77, T0 + 16)
+    )
+    assert await state.get_agent(10) == wrapping
+    assert await state.change_mark() == before  # nobody became free
+    assert await idle_ids(state) == []
+    assert (await view(state)).busy == 1  # occupied, like a call in hand
+    await state.enqueue([qc(1)])
+    assert await state.claim([OfferClaim("o1", 1, 10, T0 + 30)]) == [None]  # no offer meanwhile
+    assert await state.present_agents([CITY]) == {CITY: [10]}
+
+
+async def test_a_wrap_up_ends_by_itself_on_the_instance_holding_the_console(
+    state: HotState,
+) -> None:
+    for agent_id, until in ((10, 5.0), (11, 3.0), (12, 20.0)):
+        await state.agent_connect(agent_id, CITY, instance="i1", now=T0, call_id=agent_id + 60)
+        await state.finish_call(agent_id, agent_id + 60, T0, wrap_up_s=until)
+    await state.agent_connect(13, CITY, instance="i2", now=T0, call_id=73)
+    await state.finish_call(13, 73, T0, wrap_up_s=1.0)
+
+    assert await state.end_wrap_ups(T0 + 2, instance="i1") == []
+    before = await state.change_mark()
+    ended = await state.end_wrap_ups(T0 + 6, instance="i1")
+
+    assert ended == [(11, WrapUp(71, T0 + 3)), (10, WrapUp(70, T0 + 5))]  # soonest first
+    assert await state.change_mark() != before
+    # Available since the wrap-up ended, not since the sweep noticed.
+    assert (await view(state)).idle == (
+        IdleAgent(11, CITY, T0 + 3),
+        IdleAgent(10, CITY, T0 + 5),
+    )
+    assert (await present(state, 12)).state is AgentState.WRAP_UP
+    assert (await present(state, 13)).state is AgentState.WRAP_UP  # i2's to end
+    assert await state.end_wrap_ups(T0 + 6, instance="i1") == []
+    assert await state.end_wrap_ups(T0 + 6, instance="i2") == [(13, WrapUp(73, T0 + 1))]
+
+
+async def test_the_agent_may_end_its_wrap_up_sooner(state: HotState) -> None:
+    await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=77)
+    await state.agent_connect(11, CITY, instance="i1", now=T0, call_id=78)
+    await state.finish_call(10, 77, T0 + 1, wrap_up_s=10.0)
+    await state.finish_call(11, 78, T0 + 1, wrap_up_s=10.0)
+
+    ready, ended = await state.set_agent_state(10, AgentState.AVAILABLE, T0 + 4)
+    resting, rested = await state.set_agent_state(11, AgentState.BREAK, T0 + 4)
+
+    assert (ready, ended) == (AgentPresence(10, CITY, AgentState.AVAILABLE, "i1", T0 + 4),
+                              WrapUp(77, T0 + 11))  # fmt: skip
+    assert (resting.state, resting.wrap_up, rested) == (AgentState.BREAK, None, WrapUp(78, T0 + 11))
+    assert await state.end_wrap_ups(T0 + 20, instance="i1") == []  # nothing left to end
+    assert (await present(state, 10)).idle_since == T0 + 4
+
+
+async def test_a_helper_stays_lent_through_its_wrap_up_of_a_hosts_call(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    await make_available(state, 20, HELPER)
+    await make_available(state, 21, HELPER)
+    [first] = await state.claim([lent(1, 20)])
+    assert first is not None
+    await state.accept(first.offer_id, 20, T0 + 1)
+    await state.finish_call(20, 1, T0 + 2, wrap_up_s=10.0)
+
+    assert (await present(state, 20)).lent_to == HOST
+    assert await lent_counts(state) == {HOST: 1}
+    assert await state.claim([lent(2, 21)]) == [None]  # the host's work is not done yet
+    await state.end_wrap_ups(T0 + 12, instance="i1")
+    assert await lent_counts(state) == {}
+    [second] = await state.claim([lent(2, 21)])
+    assert second is not None
+
+
+async def test_leaving_during_a_wrap_up_ends_it(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2)])
+    for agent_id in (20, 21):
+        await make_available(state, agent_id, HELPER)
+    for call_id, agent_id in ((1, 20), (2, 21)):
+        [held] = await state.claim([lent(call_id, agent_id, quota=2)])
+        assert held is not None
+        await state.accept(held.offer_id, agent_id, T0 + 1)
+        await state.finish_call(agent_id, call_id, T0 + 2, wrap_up_s=10.0)
+
+    await state.agent_disconnect(20, instance="i1")
+    await state.agent_lost(21, instance="i1")
+
+    assert await state.get_agent(20) is None
+    lost = await present(state, 21)
+    assert (lost.state, lost.call_id, lost.wrap_up, lost.lent_to) == (AgentState.LOST, None, None,
+                                                                      None)  # fmt: skip
+    assert await lent_counts(state) == {}  # neither left with a call in hand
+    assert await state.end_wrap_ups(T0 + 20, instance="i1") == []
+    back = await state.agent_connect(21, HELPER, instance="i1", now=T0 + 21, call_id=None)
+    assert back.state is AgentState.BREAK
 
 
 async def test_an_offline_agent_has_no_presence(state: HotState) -> None:
@@ -1184,7 +1287,7 @@ async def random_step(state: HotState, rng: random.Random, trial: Trial) -> None
     """One random operation, sensible or not; only the invariants afterwards matter."""
     now = T0 + next(trial.ticks) / 10  # offers last 10 to 300 steps
     agent_id = rng.choice(AGENTS)
-    match rng.choices(range(10), weights=[2, 6, 3, 1, 1, 2, 2, 1, 1, 1])[0]:
+    match rng.choices(range(11), weights=[2, 6, 3, 1, 1, 2, 2, 1, 1, 1, 1])[0]:
         case 0:
             trial.last_call += 1
             arrivals = [qc(trial.last_call, rng.choice(CITIES), rng.randrange(3))]
@@ -1222,7 +1325,8 @@ async def random_step(state: HotState, rng: random.Random, trial: Trial) -> None
         case 6:
             presence = await state.get_agent(agent_id)
             if presence is not None and presence.call_id is not None:
-                await state.finish_call(agent_id, presence.call_id, now)
+                wrap_up_s = rng.choice([0.0, 0.5, 5.0])
+                await state.finish_call(agent_id, presence.call_id, now, wrap_up_s=wrap_up_s)
             else:
                 with suppress(AgentNotPresent, AgentEngaged):
                     await state.set_agent_state(agent_id, AgentState.BREAK, now)
@@ -1230,6 +1334,8 @@ async def random_step(state: HotState, rng: random.Random, trial: Trial) -> None
             await state.agent_disconnect(agent_id, instance=rng.choice(["i1", "i2"]))
         case 8:
             await state.agent_lost(agent_id, instance=rng.choice(["i1", "i2"]))
+        case 9:
+            await state.end_wrap_ups(now, instance=rng.choice(["i1", "i2"]), limit=2)
         case _:
             await state.agent_connect(
                 agent_id,
@@ -1262,8 +1368,9 @@ async def check_invariants(
         mine = [a for a in present_agents if a.city == city]
         idle = sorted((a.idle_since, a.agent_id) for a in mine if a.state is AgentState.AVAILABLE)
         assert [(a.idle_since, a.agent_id) for a in city_view.idle] == idle
-        counts = [sum(a.state is s for a in mine) for s in (AgentState.OFFERED, AgentState.BUSY)]
-        assert [city_view.offered, city_view.busy] == counts
+        engaged = (AgentState.OFFERED, AgentState.BUSY, AgentState.WRAP_UP)
+        offered, busy, wrapping_up = (sum(a.state is s for a in mine) for s in engaged)
+        assert [city_view.offered, city_view.busy] == [offered, busy + wrapping_up]
         assert city_view.on_break == sum(a.state is AgentState.BREAK for a in mine)
         hosts = [a.lent_to for a in mine if a.lent_to is not None]
         # Agents that left with a host's call in hand still count: at most the absent ones.
@@ -1290,7 +1397,10 @@ async def check_invariants(
         if agent.offer_id is not None:
             host = offers[agent.offer_id].call.city
             assert agent.lent_to == (None if host == agent.city else host)
-        if agent.state not in (AgentState.OFFERED, AgentState.BUSY, AgentState.LOST):
+        assert (agent.wrap_up is not None) == (agent.state is AgentState.WRAP_UP)
+        if agent.state not in (
+            AgentState.OFFERED, AgentState.BUSY, AgentState.WRAP_UP, AgentState.LOST
+        ):  # fmt: skip
             assert agent.lent_to is None
         if agent.state is AgentState.LOST and agent.call_id is None:
             assert agent.lent_to is None

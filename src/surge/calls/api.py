@@ -78,6 +78,7 @@ def _as_read(
         received_at=call.received_at,
         connected_at=call.connected_at,
         ended_at=call.ended_at,
+        wrapped_up_at=call.wrapped_up_at,
         disposition=call.disposition,
         category_code=call.category_code,
         summary=call.summary,

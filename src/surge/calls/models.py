@@ -59,6 +59,10 @@ class Call(Base):
     satisfied: Mapped[bool | None] = mapped_column(Boolean, default=None)
     feedback_score: Mapped[int | None] = mapped_column(SmallInteger, default=None)
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The end of its agent's wrap-up (话后整理) after the ticket closed, by itself or by the agent:
+    # the handling time runs to it. None without one (off, cut short by a disconnect or a lost
+    # hot state), and then the handling time ends with the ticket.
+    wrapped_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class CallEvent(Base):

@@ -76,6 +76,9 @@ class CallRead(BaseModel):
     received_at: datetime
     connected_at: datetime | None
     ended_at: datetime | None
+    wrapped_up_at: datetime | None = Field(
+        description="When the agent's wrap-up after the ticket ended (the handling runs to it)"
+    )
     disposition: str | None
     category_code: str | None
     summary: str | None

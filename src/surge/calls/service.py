@@ -75,6 +75,7 @@ class CallRow(NamedTuple):
     satisfied: bool | None
     feedback_score: int | None
     feedback_at: datetime | None
+    wrapped_up_at: datetime | None
 
 
 def as_queued(call: Call | CallRow) -> QueuedCall:
@@ -596,6 +597,28 @@ async def record_completion(
         # Connected to the agent only since the move was refused (its accept committed between).
         raise CallNotOpen(f"call {call_id} was not connected yet; complete it again")
     return moved.city
+
+
+_WRAPPED_UP = (
+    update(_CALL_TABLE)
+    .where(
+        _CALL_TABLE.c.id == bindparam("wrapped_call"),
+        _CALL_TABLE.c.agent_id == bindparam("wrapped_by"),
+        _CALL_TABLE.c.wrapped_up_at.is_(None),
+    )
+    .values(wrapped_up_at=bindparam("wrapped_at"))
+)
+
+
+async def record_wrap_ups(
+    *, connection: AsyncConnection, ended: Sequence[tuple[int, int, datetime]]
+) -> None:
+    """Record the end of each (call, its agent, when) wrap-up; one already recorded stays."""
+    if ended:
+        await connection.execute(
+            _WRAPPED_UP,
+            [{"wrapped_call": c, "wrapped_by": a, "wrapped_at": at} for c, a, at in ended],
+        )
 
 
 async def record_feedback(

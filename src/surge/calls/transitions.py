@@ -156,6 +156,10 @@ CALL_RULES: tuple[CallRule, ...] = (
 )
 """The call-transition table: every status change the service makes, and who makes it."""
 
+AGENT_MOVES_ONLY = frozenset({"set_status", "end_wrap_ups"})
+"""The `Transitions` methods that move the agent and change no call's status: an agent's own
+`status`, and the end of a wrap-up (each records the wrap-up's end on the call it followed)."""
+
 
 class Revoke(enum.Enum):
     """When a requeue tells the agent its offer is gone (`offer.revoked`)."""
@@ -238,6 +242,7 @@ class Transitions:
         instance: str,
         classification: Classification,
         announce: events.Announce,
+        wrap_up_s: float = 0.0,
     ) -> None:
         self._state = state
         self._engine = hot_engine(engine)  # the hot transitions: no ORM, no BEGIN on PostgreSQL
@@ -245,6 +250,7 @@ class Transitions:
         self._instance = instance
         self._classification = classification
         self._announce = announce
+        self._wrap_up_s = wrap_up_s  # each completed call's wrap-up (0: the agent is free at once)
         self.poke: Callable[[], None] = _no_poke  # wakes the dispatcher: a call or agent freed
 
     # --- offers -------------------------------------------------------------------------------
@@ -532,7 +538,7 @@ class Transitions:
 
     async def complete(self, *, seat: seats_service.Seat, message: CompleteMessage) -> None:
         """The agent closes the ticket of the call in hand; once that commits (and the agent is
-        told), the agent is available for the next call.
+        told), the agent is in its wrap-up, or with none available for the next call.
 
         The ticket's category, script version and entry are checked first: a ticket naming
         ones that do not exist is refused and the call stays open. One statement on PostgreSQL
@@ -584,13 +590,20 @@ class Transitions:
                 ),
             ]
         )
-        # Only now, committed and acknowledged, may the agent be offered its next call. The
-        # console hears `available` first: once the hot state has the agent free, another
-        # instance's offer may reach the console at once, and must not arrive before it.
-        available = frames.state(state=AgentState.AVAILABLE.value)
-        await self._announce([events.to_agent(seat.agent_id, available)])
+        # Only now, committed and acknowledged, may the agent be offered its next call (after its
+        # wrap-up). The console hears its state first: once the hot state has the agent free,
+        # another instance's offer may reach the console at once, and must not arrive before it.
+        wrap_up_s = self._wrap_up_s
+        told = (
+            frames.wrap_up(call_id=message.call_id, ends_in_s=wrap_up_s)
+            if wrap_up_s > 0
+            else frames.state(state=AgentState.AVAILABLE.value)
+        )
+        await self._announce([events.to_agent(seat.agent_id, told)])
         try:
-            presence = await self._state.finish_call(seat.agent_id, message.call_id, time.time())
+            presence = await self._state.finish_call(
+                seat.agent_id, message.call_id, time.time(), wrap_up_s=wrap_up_s
+            )
         except SurgeError:
             # Not freed after all: the console shows what the hot state has, if it answers.
             with contextlib.suppress(SurgeError):
@@ -607,7 +620,42 @@ class Transitions:
         """Send the agent's console the state the hot state has for it (if it has the agent)."""
         current = await self._state.get_agent(agent_id)
         if current is not None:
-            await self._announce([events.to_agent(agent_id, seats_service.state_frame(current))])
+            frame = seats_service.state_frame(current, now=time.time())
+            await self._announce([events.to_agent(agent_id, frame)])
+
+    # --- the agent's own moves: available, break, the end of a wrap-up -----------------------
+    async def set_status(self, *, seat: seats_service.Seat, target: AgentState) -> None:
+        """The agent goes available or on break; from its wrap-up, that ends it (recorded)."""
+        now = time.time()
+        presence, ended = await self._state.set_agent_state(seat.agent_id, target, now)
+        frame = seats_service.state_frame(presence, now=now)
+        await self._announce([events.to_agent(seat.agent_id, frame)])
+        if ended is not None:
+            await self._record_wrap_ups([(ended.call_id, seat.agent_id, now)])
+
+    async def end_wrap_ups(self, now: float) -> None:
+        """End the wrap-ups due by `now` of the consoles here: available, and recorded.
+
+        Each console is told `available` as the hot state frees it, before this instance can
+        await anything: no offer, from here or over the bus, can reach it first.
+        """
+        ended = await self._state.end_wrap_ups(now, instance=self._instance)
+        if not ended:
+            return
+        available = frames.state(state=AgentState.AVAILABLE.value)
+        await self._announce([events.to_agent(agent_id, available) for agent_id, _ in ended])
+        self.poke()
+        await self._record_wrap_ups([(w.call_id, agent_id, w.until) for agent_id, w in ended])
+
+    async def _record_wrap_ups(self, ended: Sequence[tuple[int, int, float]]) -> None:
+        """Record when each (call, agent, epoch end) wrap-up ended: the call's handling runs
+        to it. The agent is free already; a record the database missed leaves the call's
+        handling ending with its ticket."""
+        async with self._engine.begin() as connection:
+            await calls_service.record_wrap_ups(
+                connection=connection,
+                ended=[(c, a, datetime.fromtimestamp(at, UTC)) for c, a, at in ended],
+            )
 
     async def release(
         self, call_id: int, *, reason: str, actor: str, allowed: Callable[[Call], None]

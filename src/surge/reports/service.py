@@ -239,7 +239,9 @@ class _Query:
         self.received_s = epoch_seconds(dialect, Call.received_at)
         self.wait = epoch_seconds(dialect, Call.connected_at) - self.received_s
         self.abandoned_wait = epoch_seconds(dialect, Call.ended_at) - self.received_s
-        self.handling = seconds_between(dialect, Call.ended_at, Call.connected_at)
+        # The wrap-up after the ticket is handling too (ends with the ticket without one).
+        handled_until = func.coalesce(Call.wrapped_up_at, Call.ended_at)
+        self.handling = seconds_between(dialect, handled_until, Call.connected_at)
         self.hour = _hour_index(dialect, self.received_s - day.start.timestamp())
         self.in_day = and_(Call.received_at >= day.start, Call.received_at < day.end)
         self.city = city

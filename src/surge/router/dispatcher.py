@@ -7,8 +7,9 @@ database, then tells agents and the telephony side. Cycles
 run when something changes here (`poke`) and on a short tick, which also catches changes made by
 other instances. A surge's offers to helpers are claimed with the helper's seat quota, which the
 hot state checks in the same atomic step. A maintenance loop runs the transitions that time
-makes: it ends expired offers, reaps agents of dead instances (putting back the calls they left
-out of the hot state), and ends draining surges once their helpers' calls in hand are done.
+makes: it ends expired offers and due wrap-ups, reaps agents of dead instances (putting back
+the calls they left out of the hot state), and ends draining surges once their helpers' calls
+in hand are done.
 """
 
 from __future__ import annotations
@@ -215,8 +216,8 @@ class Dispatcher:
             )
 
     async def maintain(self) -> None:
-        """End expired offers, keep this instance's heartbeat, reap dead instances, end drained
-        surges (a task)."""
+        """End expired offers and due wrap-ups, keep this instance's heartbeat, reap dead
+        instances, end drained surges (a task)."""
         settings = self._settings
         last_heartbeat = 0.0
 
@@ -233,6 +234,7 @@ class Dispatcher:
                     await self.recover(dead)
                 last_heartbeat = now
             await self._transitions.expire(now)
+            await self._transitions.end_wrap_ups(now)
             await self.drain()
 
         await run_forever("offer maintenance", tick, stopping=lambda: self._stopping)

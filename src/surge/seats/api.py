@@ -109,10 +109,7 @@ async def _handle(runtime: Runtime, seat: seats_service.Seat, message: AgentMess
     """Do what one message asks; the call transitions announce their own frames."""
     transitions = runtime.transitions
     if isinstance(message, StatusMessage):
-        changed = await seats_service.set_status(
-            state=runtime.state, seat=seat, target=AgentState(message.state)
-        )
-        await runtime.gateway.announce(changed)
+        await transitions.set_status(seat=seat, target=AgentState(message.state))
     elif isinstance(message, ScriptsAckMessage):
         surges = await runtime.surges.current()  # before taking a connection
         async with runtime.sessions() as session, session.begin():

@@ -128,16 +128,29 @@ def hello(
 
 
 class State(TypedDict):
-    """The agent's state, after every change (`reason` when the service put it on break)."""
+    """The agent's state, after every change (`reason` when the service put it on break; in
+    `wrap_up`, the call wrapped up and the seconds until the wrap-up ends by itself)."""
 
     type: Literal["state"]
     state: str
     reason: NotRequired[Literal["missed_offer"]]
+    call_id: NotRequired[int]
+    ends_in_s: NotRequired[float]
 
 
 def state(*, state: str) -> State:
     """The `state` frame."""
     return {"type": "state", "state": state}
+
+
+def wrap_up(*, call_id: int, ends_in_s: float) -> State:
+    """The agent is wrapping up `call_id`: no offer until it ends (or the agent ends it)."""
+    return {
+        "type": "state",
+        "state": "wrap_up",
+        "call_id": call_id,
+        "ends_in_s": round(ends_in_s, 3),
+    }
 
 
 def missed_offer() -> State:

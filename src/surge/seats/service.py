@@ -69,11 +69,12 @@ async def connect(
             )
         )
     ).scalar_one_or_none()
+    now = time.time()
     presence = await state.agent_connect(
         seat.agent_id,
         seat.city,
         instance=instance,
-        now=time.time(),
+        now=now,
         call_id=in_hand.id if in_hand else None,
         call_city=in_hand.city_code if in_hand else None,  # a host's call counts on its quota
     )
@@ -98,6 +99,8 @@ async def connect(
             scripts={seat.city: current[seat.city]},
         )
     ]
+    if presence.wrap_up is not None:  # back during its wrap-up: what is left of it
+        out.append(state_frame(presence, now=now))
     out += [
         frames.surge_joined(
             surge_id=surge.surge_id, host_city=surge.host, scripts_version=current[surge.host]
@@ -147,22 +150,22 @@ async def restore_presence(
         )
         if console.available and presence.state is AgentState.BREAK:
             try:
-                presence = await state.set_agent_state(console.agent_id, AgentState.AVAILABLE, now)
+                presence, _ = await state.set_agent_state(
+                    console.agent_id, AgentState.AVAILABLE, now
+                )
             except (AgentNotPresent, AgentEngaged):
                 continue  # it left, or an offer reached it, in the meantime
-        out.append(events.to_agent(console.agent_id, state_frame(presence)))
+        out.append(events.to_agent(console.agent_id, state_frame(presence, now=now)))
     return out
 
 
-def state_frame(presence: AgentPresence) -> frames.State:
-    """Tell the console the agent's state (sent after every change)."""
+def state_frame(presence: AgentPresence, *, now: float) -> frames.State:
+    """Tell the console the agent's state (sent after every change); in its wrap-up, with the
+    call it wraps up and the seconds left."""
+    if presence.wrap_up is not None:
+        wrap_up = presence.wrap_up
+        return frames.wrap_up(call_id=wrap_up.call_id, ends_in_s=max(0.0, wrap_up.until - now))
     return frames.state(state=presence.state.value)
-
-
-async def set_status(*, state: HotState, seat: Seat, target: AgentState) -> list[events.Event]:
-    """Go available or on break."""
-    presence = await state.set_agent_state(seat.agent_id, target, time.time())
-    return [events.to_agent(seat.agent_id, state_frame(presence))]
 
 
 async def acknowledge_scripts(

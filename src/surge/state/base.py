@@ -52,6 +52,7 @@ class AgentState(StrEnum):
     BREAK = "break"
     OFFERED = "offered"
     BUSY = "busy"
+    WRAP_UP = "wrap_up"  # after a completed call, for `SURGE_WRAP_UP_S`: no offers meanwhile
     LOST = "lost"
 
 
@@ -118,9 +119,21 @@ AGENT_RULES: tuple[AgentMove, ...] = (
     ),
     AgentMove(
         frozenset({AgentState.BUSY}),
-        frozenset({AgentState.AVAILABLE}),
+        frozenset({AgentState.AVAILABLE, AgentState.WRAP_UP}),
         ("finish_call",),
-        "its call is completed or released: idle since now",
+        "its call is completed: wrap-up if there is one, else (and when released) idle since now",
+    ),
+    AgentMove(
+        frozenset({AgentState.WRAP_UP}),
+        frozenset({AgentState.AVAILABLE}),
+        ("end_wrap_ups", "set_agent_state"),
+        "its wrap-up ends by itself (idle since its end) or the agent ends it (idle since now)",
+    ),
+    AgentMove(
+        frozenset({AgentState.WRAP_UP}),
+        frozenset({AgentState.BREAK}),
+        ("set_agent_state",),
+        "the agent ends its wrap-up and goes on break",
     ),
     AgentMove(
         _PRESENT,
@@ -240,6 +253,15 @@ class HeldOffer:
 
 
 @dataclass(frozen=True, slots=True)
+class WrapUp:
+    """An agent's wrap-up (话后整理): the completed call it is tidying up, and when it ends by
+    itself (epoch seconds)."""
+
+    call_id: int
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
 class AgentPresence:
     """A present agent as the hot state knows it."""
 
@@ -251,6 +273,7 @@ class AgentPresence:
     offer_id: str | None = None
     call_id: int | None = None
     lent_to: str | None = None  # the host whose offer or call it holds, if not its own city's
+    wrap_up: WrapUp | None = None  # while in `wrap_up`
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +286,7 @@ class CityView:
     queue: tuple[QueuedCall, ...]  # the queue's head in queue order (see `HotState.snapshot`)
     idle: tuple[IdleAgent, ...]  # the available agents, longest idle first (see `snapshot`)
     offered: int  # agents holding an offer
-    busy: int  # agents on a connected call
+    busy: int  # agents on a connected call, or wrapping one up
     on_break: int
     lent: Mapping[str, int] = field(default_factory=dict)  # host -> this city's agents lent to it
 
@@ -435,19 +458,35 @@ class HotState(Protocol):
         on `break`. A lost agent gets no offers and is not counted among present agents.
         """
 
-    async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:
-        """Move a present agent between `available` and `break`.
+    async def set_agent_state(
+        self, agent_id: int, state: AgentState, now: float
+    ) -> tuple[AgentPresence, WrapUp | None]:
+        """Move a present agent between `available` and `break`, or out of its wrap-up; return
+        the presence and the wrap-up this ended, if any.
 
         Raises `AgentNotPresent` (a lost agent too), or `AgentEngaged` while it holds an offer or
-        a call. Becoming
-        available sets idle-since to now; staying available keeps it.
+        a call. Becoming available sets idle-since to now; staying available keeps it.
         """
 
-    async def finish_call(self, agent_id: int, call_id: int, now: float) -> AgentPresence | None:
-        """A present agent busy with `call_id` becomes available, idle since now; else None.
+    async def finish_call(
+        self, agent_id: int, call_id: int, now: float, *, wrap_up_s: float = 0.0
+    ) -> AgentPresence | None:
+        """A present agent busy with `call_id` goes into its wrap-up for `wrap_up_s` (still lent
+        to the host it served, offered nothing), or with none is available, idle since now; else
+        None.
 
         An absent agent that left with `call_id` in hand no longer counts as lent (the call was
         finished without it).
+        """
+
+    async def end_wrap_ups(
+        self, now: float, *, instance: str, limit: int = 200
+    ) -> list[tuple[int, WrapUp]]:
+        """End up to `limit` wrap-ups due by `now` of agents on `instance`: each agent becomes
+        available, idle since its wrap-up's end. Returns each such agent and its wrap-up.
+
+        Only the instance holding a console ends its wrap-up, so that it can tell the console
+        `available` before any other instance's offer reaches it.
         """
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:

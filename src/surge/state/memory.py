@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -27,6 +28,7 @@ from surge.state.base import (
     QueuedCall,
     Reaped,
     Withdrawn,
+    WrapUp,
     check_agent_move,
 )
 
@@ -44,6 +46,7 @@ class _Agent:
     offer_id: str | None = None
     call_id: int | None = None
     lent_to: str | None = None
+    wrap_up: WrapUp | None = None
 
     def presence(self, agent_id: int) -> AgentPresence:
         """Freeze the record for callers."""
@@ -56,6 +59,7 @@ class _Agent:
             offer_id=self.offer_id,
             call_id=self.call_id,
             lent_to=self.lent_to,
+            wrap_up=self.wrap_up,
         )
 
 
@@ -91,6 +95,7 @@ class InMemoryState:
         )
         self._offers: dict[str, HeldOffer] = {}
         self._expiry: SortedList[tuple[float, str]] = SortedList()
+        self._wrap_ups: SortedList[tuple[float, int]] = SortedList()  # (until, agent)
         self._agents: dict[int, _Agent] = {}
         self._idle: defaultdict[str, SortedKeyList[IdleAgent, tuple[float, int]]] = defaultdict(
             lambda: SortedKeyList(key=_by_idle)
@@ -127,6 +132,7 @@ class InMemoryState:
             self._ages,
             self._offers,
             self._expiry,
+            self._wrap_ups,
             self._agents,
             self._idle,
             self._engaged,
@@ -217,7 +223,8 @@ class InMemoryState:
                 queue=heads[city],
                 idle=tuple(idle),
                 offered=len(self._engaged.get((city, AgentState.OFFERED), ())),
-                busy=len(self._engaged.get((city, AgentState.BUSY), ())),
+                busy=len(self._engaged.get((city, AgentState.BUSY), ()))
+                + len(self._engaged.get((city, AgentState.WRAP_UP), ())),
                 on_break=len(self._engaged.get((city, AgentState.BREAK), ())),
                 lent=dict(self._lending[city]) if city in self._lending else {},
             )
@@ -371,8 +378,10 @@ class InMemoryState:
             self._unlend(agent)  # it lost an offer only: it serves no host now
         return held
 
-    async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:
-        """Move a present agent between `available` and `break`."""
+    async def set_agent_state(
+        self, agent_id: int, state: AgentState, now: float
+    ) -> tuple[AgentPresence, WrapUp | None]:
+        """Move a present agent between `available` and `break`, or out of its wrap-up."""
         if state not in (AgentState.AVAILABLE, AgentState.BREAK):
             raise ValueError(f"agents can only choose available or break, not {state}")
         agent = self._agents.get(agent_id)
@@ -380,13 +389,17 @@ class InMemoryState:
             raise AgentNotPresent(f"agent {agent_id} is not connected")
         if agent.state in (AgentState.OFFERED, AgentState.BUSY):
             raise AgentEngaged(f"agent {agent_id} is {agent.state}")
+        ended = agent.wrap_up
         if agent.state is not state:
             idle_since = now if state is AgentState.AVAILABLE else agent.idle_since
             self._move(agent_id, agent, state, idle_since)
-        return agent.presence(agent_id)
+        return agent.presence(agent_id), ended
 
-    async def finish_call(self, agent_id: int, call_id: int, now: float) -> AgentPresence | None:
-        """A present agent busy with `call_id` becomes available, idle since now; else None.
+    async def finish_call(
+        self, agent_id: int, call_id: int, now: float, *, wrap_up_s: float = 0.0
+    ) -> AgentPresence | None:
+        """A present agent busy with `call_id` goes into its wrap-up (available when there is
+        none), idle since now; else None.
 
         An absent agent that left with `call_id` in hand no longer counts as lent.
         """
@@ -399,8 +412,30 @@ class InMemoryState:
             self._unlend(agent)  # its call was finished without it (released)
         if agent is None or agent.state is not AgentState.BUSY or agent.call_id != call_id:
             return None
-        self._move(agent_id, agent, AgentState.AVAILABLE, now)
+        if wrap_up_s > 0:
+            self._move(agent_id, agent, AgentState.WRAP_UP, now)
+            agent.wrap_up = WrapUp(call_id, now + wrap_up_s)
+            self._wrap_ups.add((agent.wrap_up.until, agent_id))
+        else:
+            self._move(agent_id, agent, AgentState.AVAILABLE, now)
         return agent.presence(agent_id)
+
+    async def end_wrap_ups(
+        self, now: float, *, instance: str, limit: int = 200
+    ) -> list[tuple[int, WrapUp]]:
+        """End the due wrap-ups of agents on `instance`: available, idle since the end."""
+        ended: list[tuple[int, WrapUp]] = []
+        for _, agent_id in self._wrap_ups.irange(maximum=(now, sys.maxsize)):
+            agent = self._agents[agent_id]
+            if agent.instance != instance:
+                continue
+            assert agent.wrap_up is not None
+            ended.append((agent_id, agent.wrap_up))
+            if len(ended) == limit:
+                break
+        for agent_id, wrap_up in ended:
+            self._move(agent_id, self._agents[agent_id], AgentState.AVAILABLE, wrap_up.until)
+        return ended
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence, or None when it is offline."""
@@ -549,11 +584,14 @@ class InMemoryState:
     def _move(self, agent_id: int, agent: _Agent, state: AgentState, idle_since: float) -> None:
         """Move an agent to `state`, filing it accordingly; it no longer has an offer or call.
 
-        An agent lent to a host stays lent while offered or busy (an accepted offer), and no
-        longer once it is available or on break.
+        An agent lent to a host stays lent while offered, busy (an accepted offer) or wrapping
+        up its call, and no longer once it is available or on break.
         """
         check_agent_move(agent.state, state)
         self._leave(agent_id, agent)
+        if agent.wrap_up is not None:
+            self._wrap_ups.remove((agent.wrap_up.until, agent_id))
+            agent.wrap_up = None
         if state in (AgentState.AVAILABLE, AgentState.BREAK):
             self._unlend(agent)
         agent.state, agent.idle_since = state, idle_since
@@ -567,6 +605,8 @@ class InMemoryState:
     def _drop(self, agent_id: int, agent: _Agent) -> HeldOffer | None:
         """Make an agent absent; an offer it held ends and its call goes back to its place."""
         check_agent_move(agent.state, None)
+        if agent.wrap_up is not None:
+            self._wrap_ups.remove((agent.wrap_up.until, agent_id))
         held = None
         if agent.offer_id is not None:
             held = self._end_offer(agent.offer_id)

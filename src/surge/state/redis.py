@@ -8,14 +8,15 @@ Key layout, under the prefix P (default ``surge:``):
   reading the head of a queue needs no lookup per call; ``P qt:{city}`` zset call id ->
   enqueued_at (the same calls, for the oldest one);
 - ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, ``offer`` or
-  ``call`` while it holds one, and ``lent`` (the host) while that offer or call is another city's;
+  ``call`` while it holds one, ``lent`` (the host) while that offer or call is another city's
+  (and through the wrap-up after it), ``wrap_call`` and ``wrap_until`` while wrapping up;
 - ``P lending:{city}`` hash host -> how many of the city's agents are lent to it (kept in step
   with the ``lent`` fields and ``away`` hashes by the same scripts); ``P away:{agent}`` hash
   (city, host, call) of an absent agent that left with a host's call in hand, which still counts;
   ``P ended_surges`` set of surge ids no claim may lend for any more;
 - ``P idle:{city}`` zset agent id -> idle_since (available agents), ``P offered:{city}``,
-  ``P busy:{city}``, ``P break:{city}``, ``P lost:{city}`` sets of agent ids: every known agent
-  is in exactly one;
+  ``P busy:{city}``, ``P wrap_up:{city}``, ``P break:{city}``, ``P lost:{city}`` sets of agent ids:
+  every known agent is in exactly one; ``P wrap_ups`` zset agent id -> end of its wrap-up;
 - ``P offer:{offer_id}`` hash: call, agent, expires_at; ``P offers`` zset offer id -> expires_at;
 - ``P inst`` zset instance -> last heartbeat, ``P members:{instance}`` set of its agents' ids;
 - ``P rl:{key}`` fixed-window hit counters (INCR, then PEXPIRE on the first hit);
@@ -62,10 +63,12 @@ from surge.state.base import (
     QueuedCall,
     Reaped,
     Withdrawn,
+    WrapUp,
     agent_place,
 )
 
-_ENGAGED = ("offered", "busy", "break")  # the per-city sets of present agents not available
+# The per-city sets of present agents not available.
+_ENGAGED = ("offered", "busy", "wrap_up", "break")
 
 
 def _lua_moves() -> str:
@@ -144,9 +147,9 @@ local function unlend(agent)
   end
 end
 
--- Move a present agent to `state` (idle_since kept unless given); it loses its offer and call,
--- then holds `field` = `value` if given. A lent agent stays lent while offered or busy (an
--- accepted offer) and no longer once it is available or on break.
+-- Move a present agent to `state` (idle_since kept unless given); it loses its offer, call and
+-- wrap-up, then holds `field` = `value` if given. A lent agent stays lent while offered, busy (an
+-- accepted offer) or wrapping its call up, and no longer once it is available or on break.
 local function move(agent, state, idle_since, field, value)
   local key = P .. 'agent:' .. agent
   local a = redis.call('HMGET', key, 'city', 'state', 'idle_since')
@@ -157,7 +160,10 @@ local function move(agent, state, idle_since, field, value)
   end
   leave(agent, a[1], a[2])
   enter(agent, a[1], state, idle_since)
-  redis.call('HDEL', key, 'offer', 'call')
+  if a[2] == 'wrap_up' then
+    redis.call('ZREM', P .. 'wrap_ups', agent)
+  end
+  redis.call('HDEL', key, 'offer', 'call', 'wrap_call', 'wrap_until')
   redis.call('HSET', key, 'state', state, 'idle_since', idle_since)
   if field then
     redis.call('HSET', key, field, value)
@@ -166,7 +172,7 @@ end
 
 local function presence(agent)
   return redis.call('HMGET', P .. 'agent:' .. agent,
-    'city', 'state', 'instance', 'idle_since', 'offer', 'call', 'lent')
+    'city', 'state', 'instance', 'idle_since', 'offer', 'call', 'lent', 'wrap_call', 'wrap_until')
 end
 
 -- Put a held call (back) at its place: its score alone decides where.
@@ -213,6 +219,7 @@ local function drop(agent)
     unlend(agent)
   end
   leave(agent, a[1], a[2])
+  redis.call('ZREM', P .. 'wrap_ups', agent)
   redis.call('DEL', key)
   redis.call('SREM', P .. 'members:' .. a[3], agent)
   return held
@@ -452,7 +459,7 @@ return held
 """
 
 # ARGV: P, agent id, 'available' | 'break', now. Returns {'absent'}, {'engaged'} or
-# {'ok', presence}.
+# {'ok', presence after, presence before}.
 _SET_STATE = """
 local agent, state, now = ARGV[2], ARGV[3], ARGV[4]
 local current = redis.call('HGET', P .. 'agent:' .. agent, 'state')
@@ -462,6 +469,7 @@ end
 if current == 'offered' or current == 'busy' then
   return {'engaged'}
 end
+local before = presence(agent)
 if current ~= state then
   local idle_since = nil
   if state == 'available' then
@@ -469,10 +477,26 @@ if current ~= state then
   end
   move(agent, state, idle_since)
 end
-return {'ok', presence(agent)}
+return {'ok', presence(agent), before}
 """
 
-# ARGV: P, agent id, call id, now. Returns the presence, or {} when nothing changed.
+# ARGV: P, now, instance, limit. Returns the presences (before) of the agents whose wrap-up ended.
+_END_WRAP_UPS = """
+local ended = {}
+for _, agent in ipairs(redis.call('ZRANGEBYSCORE', P .. 'wrap_ups', '-inf', ARGV[2])) do
+  local key = P .. 'agent:' .. agent
+  if redis.call('HGET', key, 'instance') == ARGV[3] then
+    local before = presence(agent)
+    move(agent, 'available', redis.call('HGET', key, 'wrap_until'))
+    table.insert(ended, {agent, before})
+    if #ended == tonumber(ARGV[4]) then break end
+  end
+end
+return ended
+"""
+
+# ARGV: P, agent id, call id, now, end of the wrap-up or ''. Returns the presence, or {} when
+# nothing changed.
 _FINISH = """
 local agent = ARGV[2]
 local away = redis.call('HMGET', P .. 'away:' .. agent, 'city', 'host', 'call')
@@ -487,7 +511,13 @@ end
 if a[1] ~= 'busy' or a[2] ~= ARGV[3] then
   return {}
 end
-move(agent, 'available', ARGV[4])
+if ARGV[5] == '' then
+  move(agent, 'available', ARGV[4])
+else
+  move(agent, 'wrap_up', ARGV[4], 'wrap_call', ARGV[3])
+  redis.call('HSET', P .. 'agent:' .. agent, 'wrap_until', ARGV[5])
+  redis.call('ZADD', P .. 'wrap_ups', ARGV[5], agent)
+end
 return presence(agent)
 """
 
@@ -562,7 +592,7 @@ for i = 1, n do
     '[' .. table.concat(heads[i], ',') .. ']',
     '"' .. idle .. '"',
     redis.call('SCARD', P .. 'offered:' .. city),
-    redis.call('SCARD', P .. 'busy:' .. city),
+    redis.call('SCARD', P .. 'busy:' .. city) + redis.call('SCARD', P .. 'wrap_up:' .. city),
     redis.call('SCARD', P .. 'break:' .. city),
     cjson.encode(table.concat(redis.call('HGETALL', P .. 'lending:' .. city), ' ')),
   }, ',') .. ']')
@@ -665,8 +695,9 @@ def _held(row: Sequence[Any]) -> HeldOffer:
 
 
 def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
-    """Read (city, state, instance, idle_since, offer, call, lent), the last three maybe None."""
-    city, state, instance, idle_since, offer_id, call_id, lent_to = row
+    """Read (city, state, instance, idle_since, offer, call, lent, wrap_call, wrap_until), the
+    last five maybe None."""
+    city, state, instance, idle_since, offer_id, call_id, lent_to, wrap_call, wrap_until = row
     return AgentPresence(
         agent_id=agent_id,
         city=_text(city),
@@ -676,6 +707,7 @@ def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
         offer_id=None if offer_id is None else _text(offer_id),
         call_id=None if call_id is None else int(call_id),
         lent_to=None if lent_to is None else _text(lent_to),
+        wrap_up=None if wrap_call is None else WrapUp(int(wrap_call), _float(wrap_until)),
     )
 
 
@@ -742,6 +774,7 @@ class RedisState:
         self._lost = script(_LOST)
         self._set_state = script(_SET_STATE)
         self._finish = script(_FINISH)
+        self._end_wrap_ups = script(_END_WRAP_UPS)
         self._reap = script(_REAP)
         self._snapshot = script(_SNAPSHOT)
         self._get_offer = script(_GET_OFFER)
@@ -952,8 +985,10 @@ class RedisState:
         row = await self._run(self._lost, agent_id, instance)
         return _held(row) if row else None
 
-    async def set_agent_state(self, agent_id: int, state: AgentState, now: float) -> AgentPresence:
-        """Move a present agent between `available` and `break`."""
+    async def set_agent_state(
+        self, agent_id: int, state: AgentState, now: float
+    ) -> tuple[AgentPresence, WrapUp | None]:
+        """Move a present agent between `available` and `break`, or out of its wrap-up."""
         if state not in (AgentState.AVAILABLE, AgentState.BREAK):
             raise ValueError(f"agents can only choose available or break, not {state}")
         verdict, *row = await self._run(self._set_state, agent_id, state.value, _arg(now))
@@ -962,16 +997,30 @@ class RedisState:
                 raise AgentNotPresent(f"agent {agent_id} is not connected")
             case "engaged":
                 raise AgentEngaged(f"agent {agent_id} holds an offer or a call")
-        return _presence(agent_id, row[0])
+        after, before = row
+        return _presence(agent_id, after), _presence(agent_id, before).wrap_up
 
-    async def finish_call(self, agent_id: int, call_id: int, now: float) -> AgentPresence | None:
-        """A present agent busy with `call_id` becomes available, idle since now; else None."""
-        row = await self._run(self._finish, agent_id, call_id, _arg(now))
+    async def finish_call(
+        self, agent_id: int, call_id: int, now: float, *, wrap_up_s: float = 0.0
+    ) -> AgentPresence | None:
+        """A present agent busy with `call_id` goes into its wrap-up (available when there is
+        none), idle since now; else None."""
+        until = _arg(now + wrap_up_s) if wrap_up_s > 0 else ""
+        row = await self._run(self._finish, agent_id, call_id, _arg(now), until)
         return _presence(agent_id, row) if row else None
+
+    async def end_wrap_ups(
+        self, now: float, *, instance: str, limit: int = 200
+    ) -> list[tuple[int, WrapUp]]:
+        """End the due wrap-ups of agents on `instance`: available, idle since the end."""
+        rows = await self._run(self._end_wrap_ups, _arg(now), instance, limit)
+        ended = [_presence(int(agent), before) for agent, before in rows]
+        return [(p.agent_id, p.wrap_up) for p in ended if p.wrap_up is not None]
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence, or None when it is offline."""
         fields = ["city", "state", "instance", "idle_since", "offer", "call", "lent"]
+        fields += ["wrap_call", "wrap_until"]
         with _mapped(self._failed):
             row = await self._client.hmget(f"{self._prefix}agent:{agent_id}", fields)
         return None if row[0] is None else _presence(agent_id, row)
