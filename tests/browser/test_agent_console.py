@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 from playwright.async_api import Browser, WebSocketRoute, expect
 
 from surge.auth.models import Role
 from tests.browser.conftest import screenshot, signed_in
-from tests.helpers import PASSWORD, LiveService
+from tests.helpers import PASSWORD, LiveService, run_service
 
 NANJING = "320100"
 
@@ -98,3 +102,61 @@ async def test_the_console_reconnects_after_a_network_drop_and_says_so(
     await expect(page.locator("#call")).to_be_hidden()
     ticket = await site.http.get(f"/api/v1/calls/{call['id']}", headers=site.auth(cti))
     assert ticket.json()["status"] == "completed"
+
+
+@pytest.fixture
+async def wrapping_site(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[LiveService]:
+    """The console's service with a 4 s wrap-up after each ticket."""
+    from tests.conftest import make_backend
+
+    async with (
+        make_backend("embedded", request, tmp_path) as backend,
+        run_service(backend.settings(offer_timeout_s=15.0, wrap_up_s=4.0)) as live,
+    ):
+        yield live
+
+
+async def test_the_wrap_up_counts_down_and_can_be_ended_early(
+    browser: Browser, wrapping_site: LiveService
+) -> None:
+    site = wrapping_site
+    cti = await site.add_user(Role.CTI)
+    page = await signed_in(browser, site, Role.AGENT, NANJING)
+    await page.get_by_role("button", name="置闲").click()
+    await site.post_call(cti, NANJING)
+    await page.get_by_role("button", name="接听 (A)").click()
+    await page.get_by_label("诉求分类").select_option("0101")
+    await page.get_by_role("button", name="完成工单").click()
+
+    presence = page.locator("#presence")
+    await expect(presence).to_have_attribute("data-state", "wrap_up")
+    await expect(presence).to_contain_text("话后整理 · 剩余")
+    first = await presence.text_content()
+    await expect(presence).not_to_have_text(first or "")  # it counts down
+    await screenshot(page, "agent-wrap-up")
+    await page.get_by_role("button", name="English").click()
+    await expect(presence).to_contain_text("Wrap-up ·")
+    await expect(presence).to_contain_text("s left")
+    waiting = await site.post_call(cti, NANJING)
+    await page.get_by_role("button", name="Go available").click()  # ends it at once
+    await expect(page.locator("#offer-caller")).to_be_visible()
+    await expect(presence).to_have_attribute("data-state", "offered")
+    assert waiting["status"] == "queued"
+
+
+async def test_the_wrap_up_ends_by_itself(browser: Browser, wrapping_site: LiveService) -> None:
+    site = wrapping_site
+    cti = await site.add_user(Role.CTI)
+    page = await signed_in(browser, site, Role.AGENT, NANJING)
+    await page.get_by_role("button", name="置闲").click()
+    await site.post_call(cti, NANJING)
+    await page.get_by_role("button", name="接听 (A)").click()
+    await page.get_by_label("诉求分类").select_option("0101")
+    await page.get_by_role("button", name="完成工单").click()
+    await expect(page.locator("#presence")).to_have_attribute("data-state", "wrap_up")
+    await expect(page.locator("#presence")).to_have_attribute(
+        "data-state", "available", timeout=8_000
+    )
+    await expect(page.locator("#presence")).to_have_text("空闲")

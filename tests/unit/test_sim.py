@@ -60,6 +60,20 @@ def test_one_city_agrees_with_erlang_c_within_statistical_error() -> None:
     assert statistics.fmean(run["occupancy"] for run in runs) == pytest.approx(0.8, abs=0.02)
 
 
+def test_a_wrap_up_keeps_each_agent_occupied_after_its_calls() -> None:
+    def run(wrap_up_s: float) -> dict[str, Any]:
+        scenario = one_city(3, duration=100_000, per_hour=288, agents=10, aht=80)
+        plan = scenario.cities[0].model_copy(update={"wrap_up_s": wrap_up_s})
+        return city(simulate(scenario.model_copy(update={"cities": [plan]})), NANJING)
+
+    without, with_wrap_up = run(0), run(20)
+    # 288 calls an hour of 80 s: 6.4 Erlangs; with 20 s of wrap-up each, 8.
+    assert without["occupancy"] == pytest.approx(0.64, abs=0.02)
+    assert with_wrap_up["occupancy"] == pytest.approx(0.8, abs=0.02)
+    assert with_wrap_up["asa_s"] > 2 * without["asa_s"]
+    assert with_wrap_up["service_level"] < without["service_level"]
+
+
 def test_the_same_seed_gives_the_same_result() -> None:
     scenario = one_city(7, duration=20_000, per_hour=300, agents=8, aht=90)
     assert simulate(scenario) == simulate(scenario)

@@ -147,7 +147,8 @@ CITY = _catalogue(
         "平均处理时长",
         "Average handling time",
         Unit.SECONDS,
-        "Mean of connected to completed (talk plus after-call work) over the completed calls.",
+        "Mean of connected to the end of the wrap-up (talk, ticket and wrap-up; to the ticket"
+        " without a wrap-up) over the completed calls.",
         columns=("handling_s", "completed"),
     ),
     Metric(

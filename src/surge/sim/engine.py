@@ -13,7 +13,8 @@ Metrics per city (the city whose callers they are):
 - `service_level`: answered within `service_level_s` / (answered + abandoned after 5 s), the
   report's definition (with no abandonment: the share of answered calls answered in time);
 - `connection_rate`: answered / offered;
-- `occupancy`: time the city's own agents spent handling calls (any city's) / (agents x duration);
+- `occupancy`: time the city's own agents spent handling calls (any city's), each with the
+  agent's city's `wrap_up_s` after it, / (agents x duration);
 - `answered_by_helpers`: the city's calls answered by other cities' agents.
 
 `helpers` (an extension) lists, for each helper city and host, the calls it answered and the most
@@ -385,7 +386,8 @@ class Simulation:
         if wait <= self.scenario.service_level_s:
             stats.answered_in_time += 1
         self._count(call, in_time=wait <= self.scenario.service_level_s)
-        handling = self._rng.expovariate(1 / self._plans[city].aht_s)
+        # The agent's own city's wrap-up follows the call: still occupied (and still lent).
+        handling = self._rng.expovariate(1 / self._plans[city].aht_s) + self._plans[home].wrap_up_s
         self.stats[home].busy_s += max(0.0, min(handling, self.scenario.duration_s - self._now))
         if city != home:
             stats.answered_by_helpers += 1

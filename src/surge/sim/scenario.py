@@ -28,11 +28,15 @@ class ArrivalWindow(_Strict):
 
 
 class CityPlan(_Strict):
-    """A city: its agents, their mean handling time, its arrivals and its callers' patience."""
+    """A city: its agents, their mean handling time and wrap-up after each call, its arrivals
+    and its callers' patience."""
 
     code: CityCode
     agents: int = Field(ge=0, le=100_000)
     aht_s: float = Field(gt=0)
+    wrap_up_s: float = Field(
+        default=0.0, ge=0, le=3600, description="Each of its agents' wrap-up after a call"
+    )
     arrivals: list[ArrivalWindow] = Field(default_factory=list)
     patience_s: float | None = Field(default=None, gt=0, description="None: callers never hang up")
 

@@ -7,6 +7,7 @@ add({
     "agent.connection": "连接", "agent.online": "已连接", "agent.reconnecting": "网络中断，正在重新连接…",
     "agent.reconnected": "已重新连接", "agent.state": "状态", "agent.available": "空闲", "agent.break": "小休",
     "agent.go_available": "置闲", "agent.go_break": "小休", "agent.offered": "振铃中", "agent.busy": "通话中",
+    "agent.wrap_up": "话后整理", "agent.wrap_up_left": "话后整理 · 剩余 {n} 秒",
     "agent.offer": "来电", "agent.host": "来电城市", "agent.caller": "来电号码", "agent.waited": "已等待",
     "agent.expires": "剩余", "agent.seconds": "{n} 秒", "agent.accept": "接听 (A)", "agent.decline": "拒接 (D)",
     "agent.no_offer": "暂无来电", "agent.call": "当前通话", "agent.category": "诉求分类", "agent.pick": "请选择",
@@ -22,6 +23,7 @@ add({
     "agent.connection": "Connection", "agent.online": "Connected", "agent.reconnecting": "Network lost, reconnecting…",
     "agent.reconnected": "Reconnected", "agent.state": "State", "agent.available": "Available", "agent.break": "On break",
     "agent.go_available": "Go available", "agent.go_break": "Take a break", "agent.offered": "Ringing", "agent.busy": "On a call",
+    "agent.wrap_up": "Wrap-up", "agent.wrap_up_left": "Wrap-up · {n} s left",
     "agent.offer": "Incoming call", "agent.host": "City", "agent.caller": "Caller", "agent.waited": "Waited",
     "agent.expires": "Expires in", "agent.seconds": "{n} s", "agent.accept": "Accept (A)", "agent.decline": "Decline (D)",
     "agent.no_offer": "No incoming call", "agent.call": "Call in hand", "agent.category": "Category", "agent.pick": "Choose",
@@ -37,7 +39,7 @@ add({
 
 export function mount(view, { who, banner }) {
   const state = {
-    socket: null, closed: false, retry: 0, offer: null, call: null, presence: "break",
+    socket: null, closed: false, retry: 0, offer: null, call: null, presence: "break", wrapUp: null,
     surges: new Map(), scriptsCity: who.city, book: null, changed: new Set(), usedScript: null, categories: [],
   };
   const lang = () => language();
@@ -100,12 +102,16 @@ export function mount(view, { who, banner }) {
     switch (frame.type) {
       case "hello":
         state.presence = frame.state;
+        state.wrapUp = null; // a wrap-up in progress follows as its own `state` frame
         state.call = frame.call ? { ...frame.call } : null;
         state.offer = null;
         for (const [city, version] of Object.entries(frame.scripts || {})) acknowledge(city, version);
         break;
       case "state":
         state.presence = frame.state;
+        // In its wrap-up the agent tidies the ticket up; it ends by itself, or with "Go available".
+        state.wrapUp = frame.state === "wrap_up"
+          ? { callId: frame.call_id, endsAt: performance.now() + frame.ends_in_s * 1000 } : null;
         if (frame.reason === "missed_offer") {
           state.offer = null;
           banner(t("agent.missed"), "warn");
@@ -170,9 +176,24 @@ export function mount(view, { who, banner }) {
 
   // --- rendering ------------------------------------------------------------------------------
   let ticker = null;
+  let wrapTicker = null;
   function render() {
-    const labels = { available: "agent.available", break: "agent.break", offered: "agent.offered", busy: "agent.busy" };
-    ui.presence.textContent = t(labels[state.presence] || state.presence);
+    const labels = {
+      available: "agent.available", break: "agent.break", offered: "agent.offered", busy: "agent.busy",
+      wrap_up: "agent.wrap_up",
+    };
+    clearInterval(wrapTicker);
+    const wrapUp = state.wrapUp;
+    if (wrapUp) {
+      const tick = () => {
+        const left = Math.max(0, Math.ceil((wrapUp.endsAt - performance.now()) / 1000));
+        ui.presence.textContent = t("agent.wrap_up_left", { n: left });
+      };
+      tick();
+      wrapTicker = setInterval(tick, 250);
+    } else {
+      ui.presence.textContent = t(labels[state.presence] || state.presence);
+    }
     ui.presence.dataset.state = state.presence;
     ui.available.disabled = state.presence === "available" || !!state.offer || !!state.call;
     ui.pause.disabled = state.presence === "break" || !!state.call;
@@ -348,6 +369,7 @@ export function mount(view, { who, banner }) {
   return () => {
     state.closed = true;
     clearInterval(ticker);
+    clearInterval(wrapTicker);
     document.removeEventListener("keydown", onKey);
     stopTranslating();
     if (state.socket) state.socket.close(1000, "logout"); // a goodbye: offline, not lost
