@@ -238,6 +238,8 @@ async def test_filters(day: tuple[LiveService, dict[str, int]]) -> None:
         "nj-day-before",
     ]  # fmt: skip
     assert await listed(q="100%_") == []  # wildcards are text
+    assert await listed(q="9" * 30) == []  # a number beyond any id is only text
+    assert await listed(q=str(ids["wx-own"])) == ["wx-own"]  # the ticket's id
     assert await listed(q="13900000006") == ["sz-own"]
 
     suzhou = await service.add_user(Role.CITY_ADMIN, SUZHOU)
