@@ -164,7 +164,9 @@ router.add_api_route(
             "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": "A page of tickets, or (format=csv) all of them from the cursor on",
         },
-        **errors.responses(errors.InvalidCursor, errors.UnknownCategory),
+        **errors.responses(
+            errors.Forbidden, errors.UnknownCity, errors.UnknownCategory, errors.InvalidCursor
+        ),
     },
 )
 async def list_calls(
