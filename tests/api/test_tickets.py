@@ -185,6 +185,16 @@ async def test_a_city_admin_sees_its_calls_and_masked_the_calls_its_agents_serve
     assert {item["served_by"] for item in host["items"]} == {NANJING, SUZHOU, WUXI, None}
     assert all("*" not in item["caller"] for item in host["items"])
 
+    # Every city's admin: its own calls in full, others' only where its agents served, masked.
+    for city in (NANJING, WUXI, SUZHOU, YANGZHOU, "320300"):
+        admin = await service.add_user(Role.CITY_ADMIN, city)
+        for item in (await tickets(service, admin))["items"]:
+            if item["city"] != city:
+                assert item["served_by"] == city
+                assert "****" in item["caller"]
+            else:
+                assert "*" not in item["caller"]
+
     # The filters narrow the scope, never widen it.
     assert names(await tickets(service, suzhou, city=NANJING), ids) == ["nj-by-suzhou"]
     assert names(await tickets(service, suzhou, city=WUXI), ids) == []
