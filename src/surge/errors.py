@@ -4,6 +4,7 @@ SurgeError                      500 internal_error
 ├── BadRequest                  422 invalid_request
 │   ├── UnknownCity             422 unknown_city
 │   ├── UnknownCategory         422 unknown_category
+│   ├── InvalidCursor           422 invalid_cursor
 │   ├── TextFramesOnly          422 text_frames_only
 │   └── PayloadTooLarge         413 payload_too_large
 ├── Unauthorized                401 unauthorized
@@ -80,6 +81,12 @@ class UnknownCity(BadRequest):
 
 class UnknownCategory(BadRequest):
     code = "unknown_category"
+
+
+class InvalidCursor(BadRequest):
+    """A page cursor this API did not give (or one altered since)."""
+
+    code = "invalid_cursor"
 
 
 class TextFramesOnly(BadRequest):

@@ -15,7 +15,7 @@ from tests.api.test_reports import DAY, load_the_day
 from tests.browser.conftest import signed_in
 from tests.helpers import LiveService
 
-NANJING = "320100"
+NANJING, SUZHOU = "320100", "320500"
 WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 AXE = Axe()
 
@@ -65,3 +65,10 @@ async def test_each_console_is_accessible_with_its_data_shown(
     await admin.get_by_role("button", name="English").click()
     await expect(admin.locator("html")).to_have_attribute("lang", "en")
     await assert_accessible(admin, "script editor in English")
+
+    helper = await signed_in(browser, site, Role.CITY_ADMIN, SUZHOU)
+    await helper.get_by_role("link", name="工单查询").click()
+    # Suzhou's own call and the three it answered for Nanjing and Yangzhou (masked).
+    await expect(helper.locator("#tickets-table tbody tr")).to_have_count(4)
+    await expect(helper.locator("#tickets-table")).to_contain_text("援助他市")
+    await assert_accessible(helper, "tickets page with a helper city's calls")

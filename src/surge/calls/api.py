@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge import errors
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.calls import service as calls_service
+from surge.calls import tickets
 from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
 from surge.calls.schemas import (
@@ -20,7 +24,12 @@ from surge.calls.schemas import (
     CallRelease,
     FeedbackCreate,
     FeedbackRead,
+    TicketFormat,
+    TicketPage,
+    TicketRead,
+    TimeBound,
 )
+from surge.cities.schemas import CITY_CODE
 from surge.db import BIG_INTEGER_MAX
 from surge.deps import (
     BearerDep,
@@ -33,7 +42,9 @@ from surge.deps import (
 )
 from surge.direct import DirectRoute, answer, json_body, validated
 from surge.errors import NotFound
+from surge.reports.schemas import Lang
 from surge.runtime import Runtime
+from surge.schemas import NO_NUL
 from surge.seats import frames
 
 router = APIRouter(
@@ -52,6 +63,7 @@ router = APIRouter(
 
 CtiDep = Annotated[Principal, Depends(require_role(Role.CTI))]
 SupervisorDep = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
+ReaderDep = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN, Role.CTI))]
 CallId = Annotated[int, Path(ge=1, le=BIG_INTEGER_MAX, description="The call's id")]
 
 
@@ -65,29 +77,34 @@ async def _read(
 def _as_read(
     call: Call | calls_service.CallRow, history: list[CallEventRead], *, viewer: Principal
 ) -> CallRead:
-    helper_view = viewer.role is Role.AGENT and viewer.city != call.city_code
-    return CallRead(
-        id=call.id,
-        external_id=call.external_id,
-        city=call.city_code,
-        caller=frames.mask_caller(call.caller) if helper_view else call.caller,
-        channel=call.channel,
-        priority=call.priority,
-        status=call.status,
-        agent_id=call.agent_id,
-        received_at=call.received_at,
-        connected_at=call.connected_at,
-        ended_at=call.ended_at,
-        wrapped_up_at=call.wrapped_up_at,
-        disposition=call.disposition,
-        category_code=call.category_code,
-        summary=call.summary,
-        script_version=call.script_version,
-        script_key=call.script_key,
-        satisfied=call.satisfied,
-        feedback_score=call.feedback_score,
-        history=history,
-    )
+    return CallRead(**_fields(call, viewer=viewer), history=history)
+
+
+def _fields(call: Call | calls_service.CallRow, *, viewer: Principal) -> dict[str, Any]:
+    """The call's fields as `viewer` sees them: the caller masked from another city."""
+    return {
+        "id": call.id,
+        "external_id": call.external_id,
+        "city": call.city_code,
+        "caller": frames.caller_as_seen(
+            call.caller, call_city=call.city_code, viewer_city=viewer.city
+        ),
+        "channel": call.channel,
+        "priority": call.priority,
+        "status": call.status,
+        "agent_id": call.agent_id,
+        "received_at": call.received_at,
+        "connected_at": call.connected_at,
+        "ended_at": call.ended_at,
+        "wrapped_up_at": call.wrapped_up_at,
+        "disposition": call.disposition,
+        "category_code": call.category_code,
+        "summary": call.summary,
+        "script_version": call.script_version,
+        "script_key": call.script_key,
+        "satisfied": call.satisfied,
+        "feedback_score": call.feedback_score,
+    }
 
 
 async def _post_call_reads(body: CallCreate, credentials: BearerDep) -> None:
@@ -138,6 +155,96 @@ router.add_api_route(
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": CallRead, "description": "The call with this external_id"}},
 )
+
+
+@router.get(
+    "/calls",
+    response_model=TicketPage,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "A page of tickets, or (format=csv) all of them from the cursor on",
+        },
+        **errors.responses(
+            errors.Forbidden, errors.UnknownCity, errors.UnknownCategory, errors.InvalidCursor
+        ),
+    },
+)
+async def list_calls(
+    principal: ReaderDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    city: Annotated[str | None, Query(pattern=CITY_CODE, description="The call's city")] = None,
+    received_from: Annotated[
+        TimeBound | None,
+        Query(alias="from", description="Received from: a local day YYYY-MM-DD or a time"),
+    ] = None,
+    received_to: Annotated[
+        TimeBound | None,
+        Query(alias="to", description="Received before this time, or up to this day's end"),
+    ] = None,
+    call_status: Annotated[CallStatus | None, Query(alias="status")] = None,
+    category: Annotated[
+        str | None, Query(pattern=r"^[0-9]{2}([0-9]{2})?$", description="A category or group")
+    ] = None,
+    served_by: Annotated[
+        str | None, Query(pattern=CITY_CODE, description="The city whose agent answered")
+    ] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=NO_NUL, description="Free text")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=tickets.MAX_LIMIT, description="Calls per page (JSON)")
+    ] = tickets.DEFAULT_LIMIT,
+    fmt: Annotated[TicketFormat, Query(alias="format")] = TicketFormat.JSON,
+    lang: Annotated[Lang, Query(description="CSV headers")] = Lang.ZH,
+) -> Response | TicketPage:
+    """The ticket list, newest first: the province all, a city its own and (masked) its agents'
+    calls for other hosts; cursor pages, or the whole list as CSV (UTF-8 with BOM)."""
+    for code in (city, served_by):
+        if code is not None:
+            await runtime.cities.require(code)
+    wanted = tickets.query(
+        classification=runtime.classification,
+        timezone=runtime.settings.report_timezone,
+        city=city,
+        served_by=served_by,
+        status=call_status,
+        category=category,
+        text=q,
+        received_from=received_from,
+        received_to=received_to,
+    )
+    after = None if cursor is None else tickets.decode_cursor(cursor)
+    size = tickets.CSV_BATCH if fmt is TicketFormat.CSV else limit
+    listed, more = await tickets.page(
+        session=session, viewer=principal, wanted=wanted, after=after, limit=size
+    )
+    if fmt is TicketFormat.JSON:
+        return TicketPage(
+            items=[
+                TicketRead(**_fields(t.call, viewer=principal), served_by=t.served_by)
+                for t in listed
+            ],
+            next_cursor=None if more is None else tickets.encode_cursor(more),
+        )
+    scope = principal.city or "province"
+    stamp = datetime.now(ZoneInfo(runtime.settings.report_timezone)).strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        tickets.csv_file(
+            listed,
+            more,
+            sessions=runtime.sessions,
+            viewer=principal,
+            wanted=wanted,
+            timezone=runtime.settings.report_timezone,
+            classification=runtime.classification,
+            lang=lang,
+        ),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="surge-tickets-{scope}-{stamp}.csv"'
+        },
+    )
 
 
 async def _answer_again(

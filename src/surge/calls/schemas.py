@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -62,8 +65,8 @@ class CallEventRead(BaseModel):
     note: str | None = None  # a person's words, e.g. why a supervisor released the call
 
 
-class CallRead(BaseModel):
-    """A call, its ticket fields once handled, and its full history."""
+class CallFields(BaseModel):
+    """A call and its ticket fields once handled, as a reader sees them."""
 
     id: int
     external_id: str | None
@@ -86,7 +89,69 @@ class CallRead(BaseModel):
     script_key: str | None
     satisfied: bool | None = Field(description="The follow-up answer, once given")
     feedback_score: int | None = Field(description="The follow-up's 1-5 score, when given")
+
+
+class CallRead(CallFields):
+    """A call, its ticket fields once handled, and its full history."""
+
     history: list[CallEventRead]
+
+
+class TicketRead(CallFields):
+    """A call in the ticket list: its fields and the city whose agent handled it."""
+
+    served_by: str | None = Field(
+        description="The city of the agent who answered it (null until connected)"
+    )
+
+
+class TicketPage(BaseModel):
+    """One page of the ticket list, newest first."""
+
+    items: list[TicketRead]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class TicketFormat(StrEnum):
+    """How the ticket list is answered."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T\S+")
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+
+
+def _day_or_moment(value: object) -> object:
+    """A day (YYYY-MM-DD) or a moment with its offset; not a bare timestamp or a local time."""
+    if not isinstance(value, str):
+        return value
+    parsed: date
+    try:
+        if _ISO_DAY.fullmatch(value):
+            parsed = date.fromisoformat(value)
+        elif _ISO_MOMENT.fullmatch(value):
+            parsed = datetime.fromisoformat(value)
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            "expected a day YYYY-MM-DD or a time with its offset, like 2021-07-25T09:00:00+08:00"
+            " (in a URL the '+' is written %2B)"
+        ) from None
+    if isinstance(parsed, datetime) and parsed.utcoffset() is None:
+        raise ValueError("give the time with its offset, like 2021-07-25T09:00:00+08:00 or ...Z")
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ValueError(f"the year must be {FIRST_YEAR} to {LAST_YEAR}")
+    return parsed
+
+
+TimeBound = Annotated[date | datetime, BeforeValidator(_day_or_moment)]
+"""A bound of the ticket list's `received_at` range: a local day, or a moment with its offset."""
 
 
 SATISFIED_FROM_SCORE = 4

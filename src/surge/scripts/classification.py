@@ -86,3 +86,18 @@ class Classification:
     def unknown(self, codes: set[str]) -> list[str]:
         """The codes that are not level-2 categories, sorted."""
         return sorted(code for code in codes if code not in self.categories)
+
+    def under(self, code: str) -> frozenset[str]:
+        """The level-2 codes a code names: itself, or a level-1 code's children (none: unknown)."""
+        if code in self.categories:
+            return frozenset({code})
+        return frozenset(c.code for c in self.categories.values() if c.parent == code)
+
+    def named(self, text: str) -> frozenset[str]:
+        """The level-2 codes whose name, English name or parent's name holds `text` (any case)."""
+        wanted = text.casefold()
+        return frozenset(
+            c.code
+            for c in self.categories.values()
+            if any(wanted in name.casefold() for name in (c.name, c.name_en, c.parent_name))
+        )

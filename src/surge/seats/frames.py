@@ -54,6 +54,11 @@ def mask_caller(caller: str) -> str:
     return caller[:head] + "*" * hidden + caller[head + hidden :]
 
 
+def caller_as_seen(caller: str, *, call_city: str, viewer_city: str | None) -> str:
+    """The number in full from the call's own city or province-wide, masked from another city."""
+    return caller if viewer_city is None or viewer_city == call_city else mask_caller(caller)
+
+
 # -- Both sockets --------------------------------------------------------------------------------
 
 
@@ -90,7 +95,7 @@ class OfferedCall(CallBrief):
 
 def call_brief(*, call_id: int, city: str, caller: str, channel: str, agent_city: str) -> CallBrief:
     """The call as an agent of `agent_city` sees it."""
-    shown = caller if city == agent_city else mask_caller(caller)
+    shown = caller_as_seen(caller, call_city=city, viewer_city=agent_city)
     return {"id": call_id, "city": city, "caller": shown, "channel": channel}
 
 
@@ -177,7 +182,7 @@ def offer(held: HeldOffer, *, agent_city: str, surge_id: int | None, now: float)
         "call": {
             "id": call.call_id,
             "city": call.city,
-            "caller": call.caller if agent_city == call.city else mask_caller(call.caller),
+            "caller": caller_as_seen(call.caller, call_city=call.city, viewer_city=agent_city),
             "channel": call.channel,
             "waited_s": round(max(0.0, now - call.enqueued_at), 3),
         },

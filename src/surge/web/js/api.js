@@ -54,6 +54,32 @@ export async function request(method, path, body = undefined, { anonymous = fals
 }
 
 export const get = (path) => request("GET", path);
+
+// The name the server gave an attachment (Content-Disposition), else `fallback`.
+function fileName(response, fallback) {
+  const header = response.headers.get("Content-Disposition") || "";
+  const encoded = /filename\*\s*=\s*(?:UTF-8'')?([^;]+)/i.exec(header);
+  if (encoded) {
+    try {
+      return decodeURIComponent(encoded[1].trim().replace(/^"|"$/g, ""));
+    } catch (_) { /* fall through to the plain name */ }
+  }
+  const plain = /filename\s*=\s*"?([^";]+)"?/i.exec(header);
+  return plain ? plain[1].trim() : fallback;
+}
+
+// Fetch a file with the session's token and hand it to the browser as a download; its name.
+export async function download(path, fallback) {
+  const response = await request("GET", path, undefined, { raw: true });
+  const name = fileName(response, fallback);
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return name;
+}
 export const post = (path, body) => request("POST", path, body ?? {});
 
 export function socketUrl(path) {

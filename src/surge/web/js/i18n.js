@@ -61,3 +61,6 @@ add({
     "error.network": "The network failed; try again", "error.forbidden": "You may not open this page",
   },
 });
+
+// The ticket list's navigation link, shown before its page (which adds the rest) is loaded.
+add({ zh: { "nav.tickets": "工单查询" }, en: { "nav.tickets": "Tickets" } });

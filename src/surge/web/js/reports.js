@@ -1,7 +1,7 @@
 // The daily data report (数据日报): pick a day and a place, read the figures, download the files.
 // Labels, units and definitions come from the report's own metadata, so the page and the CSV/XLSX
 // files always name a figure the same way.
-import { CITY_NAMES, cityName, el, get, request } from "./api.js";
+import { CITY_NAMES, cityName, download as saveFile, el, get } from "./api.js";
 import { chart } from "./chart.js";
 import { add, language, onLanguage, t, translate } from "./i18n.js";
 
@@ -131,18 +131,6 @@ function describe(failure) {
   return t("reports.failed", { status: failure.status, code: failure.code, message: failure.message });
 }
 
-function fileName(response, fallback) {
-  const header = response.headers.get("Content-Disposition") || "";
-  const encoded = /filename\*\s*=\s*(?:UTF-8'')?([^;]+)/i.exec(header);
-  if (encoded) {
-    try {
-      return decodeURIComponent(encoded[1].trim().replace(/^"|"$/g, ""));
-    } catch (_) { /* fall through to the plain name */ }
-  }
-  const plain = /filename\s*=\s*"?([^";]+)"?/i.exec(header);
-  return plain ? plain[1].trim() : fallback;
-}
-
 function query(params) {
   const search = new URLSearchParams();
   for (const [name, value] of Object.entries(params)) if (value) search.set(name, value);
@@ -251,14 +239,7 @@ export function mount(view, { who }) {
     button.setAttribute("aria-busy", "true");
     say("status", () => t("reports.downloading", { name: fallback }));
     try {
-      const response = await request("GET", path, undefined, { raw: true });
-      const name = fileName(response, fallback);
-      const url = URL.createObjectURL(await response.blob());
-      const link = el("a", { href: url, download: name, hidden: true });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      const name = await saveFile(path, fallback);
       say("status", () => t("reports.downloaded", { name }));
       say("error", null);
     } catch (failure) {
