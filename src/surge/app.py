@@ -176,7 +176,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             instance=settings.instance_id,
             classification=classification,
             announce=gateway.announce,
+            cities=cities,
             wrap_up_s=settings.wrap_up_s,
+            transfer_limit=settings.transfer_limit,
         )
         dispatcher = Dispatcher(
             settings=settings,

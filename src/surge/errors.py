@@ -20,6 +20,7 @@ SurgeError                      500 internal_error
 │   ├── HelperInSurge           409 helper_in_surge
 │   ├── SurgeEnded              409 surge_ended
 │   ├── StaleVersion            409 stale_version
+│   ├── TransferRefused         409 transfer_refused
 │   ├── CallNotConnected        409 call_not_connected
 │   ├── FeedbackRecorded        409 feedback_recorded
 │   ├── IdempotencyConflict     409 idempotency_conflict
@@ -154,6 +155,12 @@ class SurgeEnded(Conflict):
 
 class StaleVersion(Conflict):
     code = "stale_version"
+
+
+class TransferRefused(Conflict):
+    """A transfer that would not help: to the queue the call is already in, or once too often."""
+
+    code = "transfer_refused"
 
 
 class CallNotConnected(Conflict):

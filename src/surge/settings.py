@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     )
 
     offer_timeout_s: float = Field(default=15.0, gt=0, description="How long an offer is held")
+    transfer_limit: int = Field(
+        default=3, ge=1, le=20, description="Transfers of one call at most (bounds A -> B -> A)"
+    )
     wrap_up_s: float = Field(
         default=10.0, ge=0, le=3600, description="An agent's wrap-up after each ticket (0: none)"
     )

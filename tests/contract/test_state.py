@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
 from surge.state.base import (
+    TRANSFERRED_PRIORITY,
     AgentPresence,
     AgentState,
     CallLocation,
@@ -126,6 +127,25 @@ async def test_locate_says_where_each_call_is(state: HotState) -> None:
         3: CallLocation.ABSENT,
     }
     assert await state.locate([]) == {}
+
+
+async def test_transferred_calls_lead_their_queue_and_come_on_top_of_the_depth(
+    state: HotState,
+) -> None:
+    handed = [
+        QueuedCall(c, CITY, TRANSFERRED_PRIORITY, T0 + c, f"1380000{c:04d}", "phone", "本地政策")
+        for c in (30, 20)
+    ]
+    await state.enqueue([qc(1), qc(2, priority=9), *handed, qc(3)])
+    await make_available(state, 10)
+
+    read = await state.snapshot([CITY], queue_depth=1, placeable_only=True)
+
+    # Both transferred calls first (by arrival), then as deep as the one free agent reaches.
+    assert [c.call_id for c in read[CITY].queue] == [20, 30, 2]
+    assert [c.note for c in read[CITY].queue] == ["本地政策", "本地政策", None]
+    assert read[CITY].waiting == 5
+    assert (await state.snapshot([CITY], queue_depth=0))[CITY].queue == ()
 
 
 async def test_snapshot_reports_each_city(state: HotState) -> None:

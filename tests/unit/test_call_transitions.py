@@ -39,7 +39,12 @@ def test_the_rules_name_exactly_the_transitions() -> None:
 
 
 def test_each_requeue_reason_has_one_rule_and_its_frames() -> None:
-    requeues = Counter(rule.reason for rule in CALL_RULES if rule.target is CallStatus.QUEUED)
+    # A requeue is an offer that ended unanswered (a transfer queues a connected call).
+    requeues = Counter(
+        rule.reason
+        for rule in CALL_RULES
+        if rule.target is CallStatus.QUEUED and CallStatus.OFFERED in rule.sources
+    )
     assert requeues == Counter(get_args(RequeueReason))  # each reason once
     assert set(REQUEUES) == set(get_args(RequeueReason))
 

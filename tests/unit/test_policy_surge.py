@@ -19,7 +19,7 @@ from surge.router.policy import (
     lending_refusal,
     own_service_level,
 )
-from surge.state.base import IdleAgent, QueuedCall
+from surge.state.base import TRANSFERRED_PRIORITY, IdleAgent, QueuedCall
 
 NOW = 1_800_000_000.0
 HOST, XZ, SZ, LYG = "320100", "320300", "320500", "320700"
@@ -43,6 +43,31 @@ def surge(quotas: dict[str, int], *, after: float = 0.0, surge_id: int = 7) -> S
 def pairs(decisions: list[Assignment]) -> list[tuple[int, int, int | None]]:
     """(call, agent, surge) of each decision."""
     return [(d.call_id, d.agent_id, d.surge_id) for d in decisions]
+
+
+def test_a_call_transferred_to_the_host_waits_for_the_hosts_own_agents() -> None:
+    handed = QueuedCall(1, HOST, TRANSFERRED_PRIORITY, NOW - 90, "13812345678", "phone", "本地")
+    fresh = calls(HOST, 2, 3)
+    queue = [handed, *fresh]
+    only_helpers = Snapshot(
+        NOW,
+        {
+            HOST: CitySnapshot.build(HOST, queue, []),
+            XZ: CitySnapshot.build(XZ, [], agents(XZ, 100)),
+        },
+        surges=(surge({XZ: 5}),),
+    )
+    # The one free helper takes the fresh call behind it, never the transferred one.
+    assert pairs(decide(only_helpers)) == [(2, 100, 7)]
+    with_a_host_agent = Snapshot(
+        NOW,
+        {
+            HOST: CitySnapshot.build(HOST, queue, agents(HOST, 10)),
+            XZ: CitySnapshot.build(XZ, [], agents(XZ, 100)),
+        },
+        surges=(surge({XZ: 5}),),
+    )
+    assert pairs(decide(with_a_host_agent)) == [(1, 10, None), (2, 100, 7)]
 
 
 def test_no_surge_no_overflow() -> None:

@@ -37,7 +37,7 @@ class Disposition(StrEnum):
 MOVES: dict[CallStatus, frozenset[CallStatus]] = {
     CallStatus.QUEUED: frozenset({CallStatus.OFFERED, CallStatus.ABANDONED}),
     CallStatus.OFFERED: frozenset({CallStatus.QUEUED, CallStatus.CONNECTED, CallStatus.ABANDONED}),
-    CallStatus.CONNECTED: frozenset({CallStatus.COMPLETED}),
+    CallStatus.CONNECTED: frozenset({CallStatus.COMPLETED, CallStatus.QUEUED}),
     CallStatus.COMPLETED: frozenset(),
     CallStatus.ABANDONED: frozenset(),
 }

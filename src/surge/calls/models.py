@@ -63,6 +63,11 @@ class Call(Base):
     # the handling time runs to it. None without one (off, cut short by a disconnect or a lost
     # hot state), and then the handling time ends with the ticket.
     wrapped_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Transfers (an agent sent the call in hand to a city's queue): how many so far (bounded by
+    # `SURGE_TRANSFER_LIMIT`), and the last one's note for the next agent. A transferred call
+    # waits ahead of the fresh calls, for the city's own agents.
+    transfers: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    transfer_note: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class CallEvent(Base):

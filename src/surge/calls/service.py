@@ -43,7 +43,7 @@ from surge.errors import (
     NotFound,
 )
 from surge.seats import frames
-from surge.state.base import HeldOffer, QueuedCall
+from surge.state.base import TRANSFERRED_PRIORITY, HeldOffer, QueuedCall
 
 # Status changes go through Core tables, not the ORM classes: SQLAlchemy's ORM DML path costs
 # far more CPU per statement, and a list of parameters runs as one executemany.
@@ -76,17 +76,22 @@ class CallRow(NamedTuple):
     feedback_score: int | None
     feedback_at: datetime | None
     wrapped_up_at: datetime | None
+    transfers: int
+    transfer_note: str | None
 
 
 def as_queued(call: Call | CallRow) -> QueuedCall:
-    """The hot-state view of a waiting call."""
+    """The hot-state view of a waiting call: a transferred one ahead of the fresh calls, with
+    its note, still at its original arrival."""
+    transferred = call.transfers > 0
     return QueuedCall(
         call_id=call.id,
         city=call.city_code,
-        priority=call.priority,
+        priority=TRANSFERRED_PRIORITY if transferred else call.priority,
         enqueued_at=call.received_at.timestamp(),
         caller=call.caller,
         channel=call.channel,
+        note=call.transfer_note if transferred else None,
     )
 
 
@@ -514,6 +519,7 @@ async def record_requeue(
         reason=reason,
         agent_id=offer.agent_id,
         offer_id=offer.offer_id,
+        only_from=frozenset({CallStatus.OFFERED}),
         match={"offer_id": offer.offer_id},
         values={"agent_id": None, "offer_id": None},
     )
@@ -540,25 +546,67 @@ async def record_connect(
         agent_id=offer.agent_id,
         offer_id=offer.offer_id,
         match={"offer_id": offer.offer_id},
-        values={"connected_at": at, "offer_id": None},
+        # A transferred call was answered when its first agent took it: that time stays.
+        values={"offer_id": None}
+        if offer.call.transferred
+        else {"connected_at": at, "offer_id": None},
     )
     return moved is not None
 
 
-_HANDLED = select(_CALL_TABLE.c.city_code, _CALL_TABLE.c.agent_id, _CALL_TABLE.c.status).where(
-    _CALL_TABLE.c.id == bindparam("call_id")
-)
+_HANDLED = select(_CALL_TABLE).where(_CALL_TABLE.c.id == bindparam("call_id"))
 
 
-async def handled_city(*, connection: AsyncConnection, call_id: int, agent_id: int) -> str:
-    """The city of the call the agent has connected; else why not (`NotFound`, `CallNotOpen`)."""
+async def handled_call(*, connection: AsyncConnection, call_id: int, agent_id: int) -> CallRow:
+    """The call the agent has connected; else why not (`NotFound`, `CallNotOpen`)."""
     row = (await connection.execute(_HANDLED, {"call_id": call_id})).one_or_none()
     if row is None or row.agent_id != agent_id:
         raise NotFound(f"you are not handling a call with id {call_id}")
     if row.status != CallStatus.CONNECTED:
         raise CallNotOpen(f"call {call_id} is {row.status}, not connected")
-    city: str = row.city_code
-    return city
+    return CallRow(*row)
+
+
+async def handled_city(*, connection: AsyncConnection, call_id: int, agent_id: int) -> str:
+    """The city of the call the agent has connected; else why not (`NotFound`, `CallNotOpen`)."""
+    call = await handled_call(connection=connection, call_id=call_id, agent_id=agent_id)
+    return call.city_code
+
+
+async def record_transfer(
+    *,
+    connection: AsyncConnection,
+    call: CallRow,
+    to_city: str,
+    note: str,
+    at: datetime,
+    instance: str,
+) -> QueuedCall:
+    """Send the connected call to `to_city`'s queue, ahead of the fresh calls, with the agent's
+    note; return it as it now waits. The history names the agent and the note; the call keeps
+    its original arrival. Compare-and-set on its agent and transfer count."""
+    moved = await move(
+        connection=connection,
+        call_id=call.id,
+        target=CallStatus.QUEUED,
+        at=at,
+        instance=instance,
+        reason="transferred",
+        note=note,
+        agent_id=call.agent_id,
+        only_from=frozenset({CallStatus.CONNECTED}),
+        match={"agent_id": call.agent_id, "transfers": call.transfers},
+        values={
+            "city_code": to_city,
+            "agent_id": None,
+            "transfers": call.transfers + 1,
+            "transfer_note": note,
+        },
+    )
+    if moved is None:
+        raise CallNotOpen(f"call {call.id} was closed meanwhile")
+    return as_queued(call._replace(city_code=to_city, transfers=call.transfers + 1,
+                                   transfer_note=note))  # fmt: skip
 
 
 async def record_completion(

@@ -43,6 +43,7 @@ from surge import events
 from surge.calls import service as calls_service
 from surge.calls.lifecycle import OPEN_STATUSES, CallStatus, Disposition
 from surge.calls.models import Call
+from surge.cities.service import CityRegistry
 from surge.db import hot_engine, utcnow
 from surge.errors import (
     AgentStillPresent,
@@ -51,12 +52,13 @@ from surge.errors import (
     Forbidden,
     OfferUnavailable,
     SurgeError,
+    TransferRefused,
 )
 from surge.scripts import service as scripts_service
 from surge.scripts.classification import Classification
 from surge.seats import frames
 from surge.seats import service as seats_service
-from surge.seats.schemas import CompleteMessage
+from surge.seats.schemas import CompleteMessage, TransferMessage
 from surge.state.base import (
     AgentState,
     CallLocation,
@@ -145,6 +147,14 @@ CALL_RULES: tuple[CallRule, ...] = (
         CallStatus.COMPLETED,
         None,
         "the agent closes the ticket; the agent is freed after the commit",
+    ),
+    CallRule(
+        ("transfer",),
+        frozenset({CallStatus.CONNECTED}),
+        CallStatus.QUEUED,
+        "transferred",
+        "the agent sends the call in hand to a city's queue, with a note: ahead of the fresh"
+        " calls, for that city's own agents; the agent is freed into its wrap-up",
     ),
     CallRule(
         ("release",),
@@ -242,9 +252,13 @@ class Transitions:
         instance: str,
         classification: Classification,
         announce: events.Announce,
+        cities: CityRegistry,
         wrap_up_s: float = 0.0,
+        transfer_limit: int = 3,
     ) -> None:
         self._state = state
+        self._cities = cities
+        self._transfer_limit = transfer_limit
         self._engine = hot_engine(engine)  # the hot transitions: no ORM, no BEGIN on PostgreSQL
         self._sessions = sessions  # the others: they read and refresh calls through the ORM
         self._instance = instance
@@ -590,31 +604,91 @@ class Transitions:
                 ),
             ]
         )
-        # Only now, committed and acknowledged, may the agent be offered its next call (after its
-        # wrap-up). The console hears its state first: once the hot state has the agent free,
-        # another instance's offer may reach the console at once, and must not arrive before it.
+        await self._free_after(seat.agent_id, message.call_id)
+
+    async def _free_after(self, agent_id: int, call_id: int) -> None:
+        """Free the agent of the call it no longer holds (closed or sent on), into its wrap-up.
+
+        Only now, committed and acknowledged, may the agent be offered its next call (after its
+        wrap-up). The console hears its state first: once the hot state has the agent free,
+        another instance's offer may reach the console at once, and must not arrive before it.
+        """
         wrap_up_s = self._wrap_up_s
         told = (
-            frames.wrap_up(call_id=message.call_id, ends_in_s=wrap_up_s)
+            frames.wrap_up(call_id=call_id, ends_in_s=wrap_up_s)
             if wrap_up_s > 0
             else frames.state(state=AgentState.AVAILABLE.value)
         )
-        await self._announce([events.to_agent(seat.agent_id, told)])
+        await self._announce([events.to_agent(agent_id, told)])
         try:
             presence = await self._state.finish_call(
-                seat.agent_id, message.call_id, time.time(), wrap_up_s=wrap_up_s
+                agent_id, call_id, time.time(), wrap_up_s=wrap_up_s
             )
         except SurgeError:
             # Not freed after all: the console shows what the hot state has, if it answers.
             with contextlib.suppress(SurgeError):
-                await self._tell_state(seat.agent_id)
+                await self._tell_state(agent_id)
             raise
         if presence is not None:
             self.poke()
             return
         # It was not busy with this call here (the hot state was rebuilt meanwhile, say): say
         # what it is.
-        await self._tell_state(seat.agent_id)
+        await self._tell_state(agent_id)
+
+    async def transfer(self, *, seat: seats_service.Seat, message: TransferMessage) -> None:
+        """The agent sends the call in hand to a city's queue (`host`: the call's own city),
+        with a note; it waits there ahead of the fresh calls, at its original arrival, for that
+        city's own agents, and the agent is freed into its wrap-up.
+
+        Refused, the call untouched, when it would change nothing (the agent's own city's call
+        to that same city), for an unknown city, and past `SURGE_TRANSFER_LIMIT` transfers (a
+        loop between cities ends with an agent who completes it). The database moves it first;
+        a queue the hot state then fails to take is repaired as after a failed intake.
+        """
+        at = utcnow()
+        async with self._engine.begin() as connection:
+            call = await calls_service.handled_call(
+                connection=connection, call_id=message.call_id, agent_id=seat.agent_id
+            )
+            to_city = call.city_code if message.to == "host" else message.to
+            await self._cities.require(to_city)
+            if to_city == call.city_code == seat.city:
+                raise TransferRefused(
+                    f"call {call.id} is already {to_city}'s and you are one of its agents"
+                )
+            if call.transfers >= self._transfer_limit:
+                raise TransferRefused(
+                    f"call {call.id} was transferred {call.transfers} times already"
+                    f" (at most {self._transfer_limit}); complete it"
+                )
+            queued = await calls_service.record_transfer(
+                connection=connection,
+                call=call,
+                to_city=to_city,
+                note=message.note,
+                at=at,
+                instance=self._instance,
+            )
+        transferred = frames.cti_call_transferred(
+            call_id=call.id, at=at.timestamp(), from_agent=seat.name, to_city=to_city
+        )
+        await self._announce(
+            [
+                events.to_agent(
+                    seat.agent_id, frames.call_transferred(call_id=call.id, to_city=to_city)
+                ),
+                *(
+                    events.to_cti(city, transferred)
+                    for city in dict.fromkeys([call.city_code, to_city])
+                ),
+            ]
+        )
+        try:
+            await self._free_after(seat.agent_id, call.id)
+        finally:
+            await self._state.enqueue([queued])
+            self.poke()
 
     async def _tell_state(self, agent_id: int) -> None:
         """Send the agent's console the state the hot state has for it (if it has the agent)."""

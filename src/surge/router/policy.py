@@ -211,7 +211,12 @@ def overflow_rule(snapshot: Snapshot, pool: _Pool) -> list[Assignment]:
     heads: list[tuple[float, int]] = []  # (-weighted wait of the next call, line)
     for surge in snapshot.surges:
         after = surge.overflow_after_s
-        calls = [c for c in pool.calls.get(surge.host, ()) if now - c.enqueued_at >= after]
+        # A transferred call is for the host's own agents (the local rule), never a helper's.
+        calls = [
+            c
+            for c in pool.calls.get(surge.host, ())
+            if now - c.enqueued_at >= after and not c.transferred
+        ]
         if calls:
             heads.append((-(now - calls[0].enqueued_at) * surge.severity, len(lines)))
             lines.append(_Line(surge, calls))
@@ -278,12 +283,27 @@ def _lender(
 RULES: tuple[Rule, ...] = (local_rule, overflow_rule)
 
 
+def transferred_at_head(queue: Sequence[QueuedCall]) -> int:
+    """How many transferred calls lead a queue in queue order (they all wait ahead of the rest)."""
+    count = 0
+    for call in queue:
+        if not call.transferred:
+            break
+        count += 1
+    return count
+
+
 def decide(snapshot: Snapshot) -> list[Assignment]:
     """Apply the rules in order; no call and no agent appears in more than one assignment."""
     # No more calls can be placed than there are free agents: only that much of each queue counts.
+    # Transferred calls (at the head, for their city's own agents) do not count: the fresh calls
+    # behind them may still go to helpers.
     free = sum(len(city.free_agents) for city in snapshot.cities.values())
     pool = _Pool(
-        calls={code: list(city.queue[:free]) for code, city in snapshot.cities.items()},
+        calls={
+            code: list(city.queue[: free + transferred_at_head(city.queue)])
+            for code, city in snapshot.cities.items()
+        },
         agents={code: list(city.free_agents) for code, city in snapshot.cities.items()},
     )
     decisions: list[Assignment] = []

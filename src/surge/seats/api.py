@@ -34,6 +34,7 @@ from surge.seats.schemas import (
     DeclineMessage,
     ScriptsAckMessage,
     StatusMessage,
+    TransferMessage,
     agent_message,
 )
 from surge.state.base import AgentState
@@ -120,6 +121,8 @@ async def _handle(runtime: Runtime, seat: seats_service.Seat, message: AgentMess
         await transitions.accept(seat=seat, offer_id=message.offer_id)
     elif isinstance(message, DeclineMessage):
         await transitions.decline(seat=seat, offer_id=message.offer_id)
+    elif isinstance(message, TransferMessage):
+        await transitions.transfer(seat=seat, message=message)
     else:
         assert isinstance(message, CompleteMessage)
         await transitions.complete(seat=seat, message=message)

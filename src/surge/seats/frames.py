@@ -20,6 +20,7 @@ from surge.seats.schemas import (
     DeclineMessage,
     ScriptsAckMessage,
     StatusMessage,
+    TransferMessage,
 )
 from surge.state.base import HeldOffer
 
@@ -30,6 +31,7 @@ __all__ = [
     "DeclineMessage",
     "ScriptsAckMessage",
     "StatusMessage",
+    "TransferMessage",
 ]
 
 RequeueReason = Literal[
@@ -88,9 +90,11 @@ class CallBrief(TypedDict):
 
 
 class OfferedCall(CallBrief):
-    """An offered call, with how long its caller has waited."""
+    """An offered call, with how long its caller has waited (and, sent here by another agent,
+    that agent's note)."""
 
     waited_s: float
+    note: NotRequired[str]
 
 
 def call_brief(*, call_id: int, city: str, caller: str, channel: str, agent_city: str) -> CallBrief:
@@ -176,16 +180,19 @@ class Offer(TypedDict):
 def offer(held: HeldOffer, *, agent_city: str, surge_id: int | None, now: float) -> Offer:
     """The `offer` frame an agent of `agent_city` receives."""
     call = held.call
+    offered: OfferedCall = {
+        "id": call.call_id,
+        "city": call.city,
+        "caller": caller_as_seen(call.caller, call_city=call.city, viewer_city=agent_city),
+        "channel": call.channel,
+        "waited_s": round(max(0.0, now - call.enqueued_at), 3),
+    }
+    if call.note is not None:
+        offered["note"] = call.note
     return {
         "type": "offer",
         "offer_id": held.offer_id,
-        "call": {
-            "id": call.call_id,
-            "city": call.city,
-            "caller": caller_as_seen(call.caller, call_city=call.city, viewer_city=agent_city),
-            "channel": call.channel,
-            "waited_s": round(max(0.0, now - call.enqueued_at), 3),
-        },
+        "call": offered,
         "expires_in_s": round(max(0.0, held.expires_at - now), 3),
         "surge_id": surge_id,
     }
@@ -227,6 +234,19 @@ class CallCompleted(TypedDict):
 def call_completed(*, call_id: int) -> CallCompleted:
     """The agent's `call.completed`."""
     return {"type": "call.completed", "call_id": call_id}
+
+
+class CallTransferred(TypedDict):
+    """The agent's call in hand went to `to_city`'s queue: it is no longer the agent's."""
+
+    type: Literal["call.transferred"]
+    call_id: int
+    to_city: str
+
+
+def call_transferred(*, call_id: int, to_city: str) -> CallTransferred:
+    """The agent's `call.transferred`."""
+    return {"type": "call.transferred", "call_id": call_id, "to_city": to_city}
 
 
 class SurgeJoined(TypedDict):
@@ -367,6 +387,30 @@ def cti_call_abandoned(*, call_id: int, at: float) -> CtiCallAbandoned:
     return {"type": "call.abandoned", "call_id": call_id, "at": iso(at)}
 
 
+class CtiCallTransferred(TypedDict):
+    """An agent sent the connected call to `to_city`'s queue: hold the caller; a
+    `call.connected` with the next agent's endpoint follows."""
+
+    type: Literal["call.transferred"]
+    call_id: int
+    at: str
+    from_agent: str
+    to_city: str
+
+
+def cti_call_transferred(
+    *, call_id: int, at: float, from_agent: str, to_city: str
+) -> CtiCallTransferred:
+    """The telephony `call.transferred`."""
+    return {
+        "type": "call.transferred",
+        "call_id": call_id,
+        "at": iso(at),
+        "from_agent": from_agent,
+        "to_city": to_city,
+    }
+
+
 class CtiCallCompleted(TypedDict):
     """A connected call was closed, with its disposition."""
 
@@ -388,6 +432,7 @@ AgentFrame = (
     | OfferRevoked
     | CallConnected
     | CallCompleted
+    | CallTransferred
     | SurgeJoined
     | SurgeLeft
     | ScriptsUpdated
@@ -396,7 +441,7 @@ AgentFrame = (
 """Every frame an agent's console receives."""
 CtiFrame = (
     CtiHello | CtiCallOffered | CtiCallConnected | CtiCallRequeued | CtiCallAbandoned
-    | CtiCallCompleted | Error
+    | CtiCallTransferred | CtiCallCompleted | Error
 )  # fmt: skip
 """Every frame a telephony stream receives."""
 Frame = AgentFrame | CtiFrame

@@ -60,6 +60,16 @@ class CompleteMessage(_Message):
     script_key: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
+class TransferMessage(_Message):
+    """The agent sends the call in hand to a city's queue (`host`: back to the call's own city),
+    with a note for the agent who takes it next."""
+
+    type: Literal["transfer"]
+    call_id: StrictInt = Field(ge=1, le=BIG_INTEGER_MAX)
+    to: Literal["host"] | CityCode
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
 class ScriptsAckMessage(_Message):
     """The console has loaded this version of a city's scripts."""
 
@@ -69,7 +79,12 @@ class ScriptsAckMessage(_Message):
 
 
 AgentMessage = Annotated[
-    StatusMessage | AcceptMessage | DeclineMessage | CompleteMessage | ScriptsAckMessage,
+    StatusMessage
+    | AcceptMessage
+    | DeclineMessage
+    | CompleteMessage
+    | TransferMessage
+    | ScriptsAckMessage,
     Field(discriminator="type"),
 ]
 agent_message = TypeAdapter[AgentMessage](AgentMessage)

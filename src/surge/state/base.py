@@ -30,6 +30,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 MAX_PRIORITY = 9
+TRANSFERRED_PRIORITY = MAX_PRIORITY + 1
+"""A transferred call's place: ahead of every fresh call of its new queue (by arrival among
+them): its score is below every posted priority's."""
 _SCORE_STRIDE = (
     2**40
 )  # call ids stay below this; (MAX_PRIORITY + 1) * stride < 2**53 keeps it exact
@@ -206,11 +209,19 @@ class QueuedCall:
     enqueued_at: float  # epoch seconds
     caller: str
     channel: str
+    # A transferred call: the note of the agent who sent it here. Only its city's own agents
+    # take it (the question needs their local knowledge), ahead of the fresh calls.
+    note: str | None = None
 
     @property
     def score(self) -> float:
         """The call's place in its city's queue."""
         return queue_score(self.priority, self.call_id)
+
+    @property
+    def transferred(self) -> bool:
+        """Sent to this city's queue by an agent: for the city's own agents only."""
+        return self.note is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +381,9 @@ class HotState(Protocol):
         lends_to: Mapping[str, Collection[str]] | None = None,
         spare: Mapping[str, int] | None = None,
     ) -> dict[str, CityView]:
-        """Read every named city's figures, free agents and up to `queue_depth` head calls.
+        """Read every named city's figures, free agents and up to `queue_depth` head calls (and,
+        with any depth, the transferred calls leading a queue on top of it: they are for its own
+        agents only, so the calls behind them must still be read for helpers).
 
         With `placeable_only`, what is read is bounded by what could be placed, not by the
         province (the dispatcher needs no more, and reading less is cheaper): no queue further

@@ -203,14 +203,19 @@ class InMemoryState:
         queue_depth = max(0, queue_depth)
         if placeable_only:  # no more calls than the free agents could take
             queue_depth = min(queue_depth, sum(len(self._idle.get(c, ())) for c in cities))
-        heads = {city: tuple(self._queues.get(city, ())[:queue_depth]) for city in cities}
+        # Transferred calls lead their queues (scores below 0) and come on top of the depth.
+        heads = {
+            city: tuple(held[: queue_depth + held.bisect_key_left(0.0)])
+            for city in cities
+            if queue_depth > 0 and (held := self._queues.get(city))
+        }
         views: dict[str, CityView] = {}
         for city in cities:
             queue = self._queues.get(city, ())
             ages = self._ages.get(city)
             idle: Sequence[IdleAgent] = self._idle.get(city, ())
             if placeable_only:  # only as many free agents as the calls read could use
-                usable = len(heads[city]) + sum(
+                usable = len(heads.get(city, ())) + sum(
                     len(heads.get(host, ())) for host in (lends_to or {}).get(city, ())
                 )
                 if usable:
@@ -220,7 +225,7 @@ class InMemoryState:
                 city=city,
                 waiting=len(queue),
                 oldest_enqueued_at=ages[0].enqueued_at if ages else None,
-                queue=heads[city],
+                queue=heads.get(city, ()),
                 idle=tuple(idle),
                 offered=len(self._engaged.get((city, AgentState.OFFERED), ())),
                 busy=len(self._engaged.get((city, AgentState.BUSY), ()))

@@ -563,7 +563,9 @@ for i = 1, n do
   waiting[i] = redis.call('ZCARD', q)
   heads[i] = {}
   if depth > 0 and waiting[i] > 0 then
-    heads[i] = redis.call('ZRANGE', q, 0, depth - 1)
+    -- Transferred calls lead the queue (scores below 0) and come on top of the depth.
+    local handed = redis.call('ZCOUNT', q, '-inf', '(0')
+    heads[i] = redis.call('ZRANGE', q, 0, depth + handed - 1)
   end
 end
 local views = {}
@@ -672,15 +674,17 @@ def _arg(value: float) -> str:
 
 
 def _data(call: QueuedCall) -> bytes:
-    """Encode a call as the JSON array its hash and its queue entry carry."""
+    """Encode a call as the JSON array its hash and its queue entry carry (a transferred call's
+    note last)."""
     fields = [call.call_id, call.city, call.priority, float(call.enqueued_at)]
-    return orjson.dumps([*fields, call.caller, call.channel])
+    fields += [call.caller, call.channel]
+    return orjson.dumps(fields if call.note is None else [*fields, call.note])
 
 
 def _call(fields: Sequence[Any]) -> QueuedCall:
     """Rebuild a call from its decoded JSON array."""
-    call_id, city, priority, enqueued_at, caller, channel = fields
-    return QueuedCall(call_id, city, priority, enqueued_at, caller, channel)
+    call_id, city, priority, enqueued_at, caller, channel, *note = fields
+    return QueuedCall(call_id, city, priority, enqueued_at, caller, channel, *note)
 
 
 def _held(row: Sequence[Any]) -> HeldOffer:
