@@ -81,7 +81,12 @@ async def test_a_helper_sends_a_local_question_back_to_the_host(service: LiveSer
             assert (connected["call_id"], connected["agent"]) == (call["id"], local_name)
 
     body = await read_call(service, coordinator, call["id"])
-    assert body["city"] == NANJING
+    assert (body["city"], body["transfers"], body["transfer_note"]) == (
+        NANJING,
+        1,
+        "本地政策，请南京答复",
+    )
+    assert (first["transfers"], first["transfer_note"]) == (0, None)
     assert body["received_at"] == first["received_at"]
     assert body["connected_at"] == first["connected_at"]  # answered when first taken
     assert [(e["from_status"], e["to_status"], e["reason"]) for e in body["history"]] == [

@@ -12,7 +12,7 @@ from surge.auth.models import Role
 from tests.browser.conftest import screenshot, signed_in
 from tests.helpers import PASSWORD, LiveService, run_service
 
-NANJING = "320100"
+NANJING, SUZHOU = "320100", "320500"
 
 
 async def test_an_agent_logs_in_takes_a_call_and_completes_it(
@@ -160,3 +160,32 @@ async def test_the_wrap_up_ends_by_itself(browser: Browser, wrapping_site: LiveS
         "data-state", "available", timeout=8_000
     )
     await expect(page.locator("#presence")).to_have_text("空闲")
+
+
+async def test_an_agent_transfers_the_call_in_hand_with_a_note(
+    browser: Browser, site: LiveService
+) -> None:
+    cti = await site.add_user(Role.CTI)
+    suzhou = await site.add_user(Role.AGENT, SUZHOU)
+    page = await signed_in(browser, site, Role.AGENT, NANJING)
+    await page.get_by_role("button", name="置闲").click()
+    call = await site.post_call(cti, NANJING, channel="wechat")
+    await expect(page.locator("#offer-channel")).to_have_text("微信")
+    await page.get_by_role("button", name="接听 (A)").click()
+    await expect(page.locator("#talk-time")).to_have_text("0:01", timeout=3_000)  # it runs
+    transfer = page.locator("form.transfer")
+    await expect(transfer.get_by_label("转至").locator("option")).to_have_count(12)  # no Nanjing
+    await transfer.get_by_label("转至").select_option(SUZHOU)
+    await transfer.get_by_label("转接说明").fill("苏州社保问题，请苏州答复")
+    await screenshot(page, "agent-transfer")
+    await transfer.get_by_role("button", name="转接来电").click()
+
+    await expect(page.locator("#call")).to_be_hidden()
+    await expect(page.locator("#banner")).to_contain_text("来电已转至苏州")
+    async with site.console(suzhou) as other:
+        await other.available()
+        offer = await other.expect("offer")
+        assert (offer["call"]["id"], offer["call"]["note"]) == (
+            call["id"],
+            "苏州社保问题，请苏州答复",
+        )

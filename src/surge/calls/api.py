@@ -104,6 +104,8 @@ def _fields(call: Call | calls_service.CallRow, *, viewer: Principal) -> dict[st
         "script_key": call.script_key,
         "satisfied": call.satisfied,
         "feedback_score": call.feedback_score,
+        "transfers": call.transfers,
+        "transfer_note": call.transfer_note,
     }
 
 

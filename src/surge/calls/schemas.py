@@ -89,6 +89,8 @@ class CallFields(BaseModel):
     script_key: str | None
     satisfied: bool | None = Field(description="The follow-up answer, once given")
     feedback_score: int | None = Field(description="The follow-up's 1-5 score, when given")
+    transfers: int = Field(description="How often an agent sent the call on to a city's queue")
+    transfer_note: str | None = Field(description="The last transfer's note for the next agent")
 
 
 class CallRead(CallFields):

@@ -1,5 +1,5 @@
 // The agent console (cloud seat): presence, offers, the call in hand, the host's answer scripts.
-import { cityName, el, get, socketUrl } from "./api.js";
+import { CITY_NAMES, cityName, el, get, socketUrl } from "./api.js";
 import { add, language, onLanguage, t, translate } from "./i18n.js";
 
 add({
@@ -18,6 +18,10 @@ add({
     "agent.left": "{city}多援一已结束，您已回到本市话务", "agent.missed": "来电超时未接，已转为小休",
     "agent.revoked": "来电已撤回", "agent.completed": "工单已完成", "agent.no_entries": "暂无口径",
     "agent.surge": "多援一",
+    "agent.note": "转来备注", "agent.channel": "渠道", "agent.talk": "通话时长",
+    "channel.phone": "电话", "channel.app": "App", "channel.wechat": "微信", "channel.web": "网页", "channel.sms": "短信",
+    "agent.transfer": "转接", "agent.transfer_to": "转至", "agent.transfer_host": "来电城市（{city}）",
+    "agent.transfer_note": "转接说明", "agent.transfer_send": "转接来电", "agent.transferred_to": "来电已转至{city}",
   },
   en: {
     "agent.connection": "Connection", "agent.online": "Connected", "agent.reconnecting": "Network lost, reconnecting…",
@@ -34,6 +38,10 @@ add({
     "agent.left": "The surge for {city} has ended; you are back on your own city's calls", "agent.missed": "The offer expired; you are on break",
     "agent.revoked": "The offer was withdrawn", "agent.completed": "Ticket completed", "agent.no_entries": "No entries",
     "agent.surge": "Surge",
+    "agent.note": "Note from the last agent", "agent.channel": "Channel", "agent.talk": "Talk time",
+    "channel.phone": "Phone", "channel.app": "App", "channel.wechat": "WeChat", "channel.web": "Web", "channel.sms": "SMS",
+    "agent.transfer": "Transfer", "agent.transfer_to": "To", "agent.transfer_host": "The call's city ({city})",
+    "agent.transfer_note": "Note for the next agent", "agent.transfer_send": "Transfer the call", "agent.transferred_to": "The call went to {city}",
   },
 });
 
@@ -128,12 +136,17 @@ export function mount(view, { who, banner }) {
       case "call.connected":
         state.offer = null;
         state.call = frame.call ? { ...frame.call } : { id: frame.call_id };
+        state.call.since = performance.now();
         state.usedScript = null;
         state.presence = "busy";
         break;
       case "call.completed":
         state.call = null;
         banner(t("agent.completed"), "ok");
+        break;
+      case "call.transferred":
+        state.call = null;
+        banner(t("agent.transferred_to", { city: cityName(frame.to_city, lang()) }), "ok");
         break;
       case "surge.joined":
         state.surges.set(frame.surge_id, frame.host_city);
@@ -223,8 +236,10 @@ export function mount(view, { who, banner }) {
         el("dt", { "data-i18n": "agent.host" }), el("dd", { id: "offer-city" }, cityName(offer.call.city, lang()),
           offer.surge_id ? el("span", { class: "pill warn" }, ` ${t("agent.surge")} #${offer.surge_id}`) : null),
         el("dt", { "data-i18n": "agent.caller" }), el("dd", { id: "offer-caller" }, offer.call.caller),
+        el("dt", { "data-i18n": "agent.channel" }), el("dd", { id: "offer-channel" }, t(`channel.${offer.call.channel}`)),
         el("dt", { "data-i18n": "agent.waited" }), waited,
-        el("dt", { "data-i18n": "agent.expires" }), countdown),
+        el("dt", { "data-i18n": "agent.expires" }), countdown,
+        offer.call.note ? [el("dt", { "data-i18n": "agent.note" }), el("dd", { id: "offer-note" }, offer.call.note)] : null),
       el("div", { class: "actions" }, accept, decline),
     );
     const tick = () => {
@@ -238,13 +253,24 @@ export function mount(view, { who, banner }) {
     accept.focus();
   }
 
+  let talkTicker = null;
   function renderCall() {
+    clearInterval(talkTicker);
     ui.call.replaceChildren(el("h2", { id: "call-title", "data-i18n": "agent.call" }));
     const call = state.call;
     if (!call) {
       ui.call.hidden = true;
       return;
     }
+    // Reconnected with the call in hand: the talk time counts from this console's first sight.
+    call.since ??= performance.now();
+    const talk = el("output", { id: "talk-time" });
+    const tickTalk = () => {
+      const seconds = Math.floor((performance.now() - call.since) / 1000);
+      talk.textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+    };
+    tickTalk();
+    talkTicker = setInterval(tickTalk, 1000);
     ui.call.hidden = false;
     const category = el("select", { id: "category", name: "category" },
       el("option", { value: "" }, t("agent.pick")),
@@ -257,7 +283,9 @@ export function mount(view, { who, banner }) {
     const used = el("output", { id: "script-used" }, state.usedScript ? state.usedScript.key : t("agent.none"));
     const complete = el("button", { type: "submit", id: "complete", class: "primary", "data-i18n": "agent.complete" });
     const form = el("form", { class: "ticket" },
-      el("p", {}, `#${call.id} · ${cityName(call.city, lang())} · `, el("span", { id: "call-caller" }, call.caller || "")),
+      el("p", {}, `#${call.id} · ${cityName(call.city, lang())} · `, el("span", { id: "call-caller" }, call.caller || ""),
+        call.channel ? ` · ${t(`channel.${call.channel}`)}` : "",
+        " · ", el("span", { "data-i18n": "agent.talk" }), " ", talk),
       el("label", { for: "category", "data-i18n": "agent.category" }), category,
       disposition,
       el("label", { for: "summary", "data-i18n": "agent.summary" }), summary,
@@ -276,8 +304,31 @@ export function mount(view, { who, banner }) {
       }
       send(message);
     });
-    ui.call.append(form);
+    ui.call.append(form, transferForm(call));
     translate(ui.call);
+  }
+
+  // Send the call in hand to a city's queue with a note: back to its own city (a helper's local
+  // question), or to the city the matter belongs to.
+  function transferForm(call) {
+    // The call's own city is `host` (a helper's only way back to it); never one's own city's call
+    // to one's own city.
+    const others = Object.keys(CITY_NAMES).filter((code) => code !== call.city);
+    const to = el("select", { id: "transfer-to", name: "transfer-to" },
+      call.city !== who.city ? el("option", { value: "host" }, t("agent.transfer_host", { city: cityName(call.city, lang()) })) : null,
+      others.map((code) => el("option", { value: code }, cityName(code, lang()))));
+    const note = el("input", { id: "transfer-note", name: "transfer-note", required: true, maxlength: 500 });
+    const form = el("form", { class: "transfer" },
+      el("h3", { "data-i18n": "agent.transfer" }),
+      el("label", { for: "transfer-to", "data-i18n": "agent.transfer_to" }), to,
+      el("label", { for: "transfer-note", "data-i18n": "agent.transfer_note" }), note,
+      el("button", { type: "submit", id: "transfer", "data-i18n": "agent.transfer_send" }));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!note.value.trim()) return;
+      send({ type: "transfer", call_id: call.id, to: to.value, note: note.value.trim() });
+    });
+    return form;
   }
 
   // --- scripts ----------------------------------------------------------------------------------
@@ -370,6 +421,7 @@ export function mount(view, { who, banner }) {
     state.closed = true;
     clearInterval(ticker);
     clearInterval(wrapTicker);
+    clearInterval(talkTicker);
     document.removeEventListener("keydown", onKey);
     stopTranslating();
     if (state.socket) state.socket.close(1000, "logout"); // a goodbye: offline, not lost
