@@ -169,8 +169,9 @@ async def test_an_agent_transfers_the_call_in_hand_with_a_note(
     suzhou = await site.add_user(Role.AGENT, SUZHOU)
     page = await signed_in(browser, site, Role.AGENT, NANJING)
     await page.get_by_role("button", name="置闲").click()
-    call = await site.post_call(cti, NANJING, channel="wechat")
-    await expect(page.locator("#offer-channel")).to_have_text("微信")
+    call = await site.post_call(cti, NANJING, channel="wechat", priority=5)
+    await expect(page.locator("#offer-channel")).to_contain_text("微信")
+    await expect(page.locator("#offer-priority")).to_have_text("优先级 5")
     await page.get_by_role("button", name="接听 (A)").click()
     await expect(page.locator("#talk-time")).to_have_text("0:01", timeout=3_000)  # it runs
     transfer = page.locator("form.transfer")

@@ -16,7 +16,6 @@ import redis.asyncio as aioredis
 
 from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
 from surge.state.base import (
-    TRANSFERRED_PRIORITY,
     AgentPresence,
     AgentState,
     CallLocation,
@@ -133,8 +132,7 @@ async def test_transferred_calls_lead_their_queue_and_come_on_top_of_the_depth(
     state: HotState,
 ) -> None:
     handed = [
-        QueuedCall(c, CITY, TRANSFERRED_PRIORITY, T0 + c, f"1380000{c:04d}", "phone", "本地政策")
-        for c in (30, 20)
+        QueuedCall(c, CITY, 0, T0 + c, f"1380000{c:04d}", "phone", "本地政策") for c in (30, 20)
     ]
     await state.enqueue([qc(1), qc(2, priority=9), *handed, qc(3)])
     await make_available(state, 10)

@@ -7,7 +7,7 @@ from typing import Any
 
 from surge.calls.models import Call
 from surge.calls.service import CallRow, as_queued
-from surge.state.base import TRANSFERRED_PRIORITY
+from surge.state.base import TRANSFERRED_PRIORITY, queue_score
 
 
 def test_call_row_has_the_call_tables_columns() -> None:
@@ -24,10 +24,7 @@ def test_a_transferred_call_is_rebuilt_ahead_with_its_note() -> None:
 
     assert (as_queued(fresh).priority, as_queued(fresh).note) == (2, None)
     rebuilt = as_queued(handed)
-    assert (rebuilt.priority, rebuilt.note, rebuilt.transferred) == (
-        TRANSFERRED_PRIORITY,
-        "请南京答复",
-        True,
-    )
+    assert (rebuilt.priority, rebuilt.note, rebuilt.transferred) == (2, "请南京答复", True)
+    assert rebuilt.score == queue_score(TRANSFERRED_PRIORITY, 7)
     assert rebuilt.enqueued_at == received.timestamp()  # its original place by arrival
     assert rebuilt.score < as_queued(fresh._replace(id=1, priority=9)).score

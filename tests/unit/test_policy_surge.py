@@ -19,7 +19,7 @@ from surge.router.policy import (
     lending_refusal,
     own_service_level,
 )
-from surge.state.base import TRANSFERRED_PRIORITY, IdleAgent, QueuedCall
+from surge.state.base import IdleAgent, QueuedCall
 
 NOW = 1_800_000_000.0
 HOST, XZ, SZ, LYG = "320100", "320300", "320500", "320700"
@@ -46,7 +46,7 @@ def pairs(decisions: list[Assignment]) -> list[tuple[int, int, int | None]]:
 
 
 def test_a_call_transferred_to_the_host_waits_for_the_hosts_own_agents() -> None:
-    handed = QueuedCall(1, HOST, TRANSFERRED_PRIORITY, NOW - 90, "13812345678", "phone", "本地")
+    handed = QueuedCall(1, HOST, 0, NOW - 90, "13812345678", "phone", "本地")
     fresh = calls(HOST, 2, 3)
     queue = [handed, *fresh]
     only_helpers = Snapshot(

@@ -43,7 +43,7 @@ from surge.errors import (
     NotFound,
 )
 from surge.seats import frames
-from surge.state.base import TRANSFERRED_PRIORITY, HeldOffer, QueuedCall
+from surge.state.base import HeldOffer, QueuedCall
 
 # Status changes go through Core tables, not the ORM classes: SQLAlchemy's ORM DML path costs
 # far more CPU per statement, and a list of parameters runs as one executemany.
@@ -81,17 +81,16 @@ class CallRow(NamedTuple):
 
 
 def as_queued(call: Call | CallRow) -> QueuedCall:
-    """The hot-state view of a waiting call: a transferred one ahead of the fresh calls, with
-    its note, still at its original arrival."""
-    transferred = call.transfers > 0
+    """The hot-state view of a waiting call: a transferred one with its note (which puts it
+    ahead of the fresh calls), still at its original arrival."""
     return QueuedCall(
         call_id=call.id,
         city=call.city_code,
-        priority=TRANSFERRED_PRIORITY if transferred else call.priority,
+        priority=call.priority,
         enqueued_at=call.received_at.timestamp(),
         caller=call.caller,
         channel=call.channel,
-        note=call.transfer_note if transferred else None,
+        note=call.transfer_note if call.transfers > 0 else None,
     )
 
 

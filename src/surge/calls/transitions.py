@@ -375,6 +375,7 @@ class Transitions:
             city=call.city,
             caller=call.caller,
             channel=call.channel,
+            priority=call.priority,
             agent_city=seat.city,
         )
         await self._announce(

@@ -81,12 +81,14 @@ def error(*, code: str, message: str) -> Error:
 
 
 class CallBrief(TypedDict):
-    """A call as its agent sees it (a helper agent sees the caller's number masked)."""
+    """A call as its agent sees it (a helper agent sees the caller's number masked), with its
+    priority (0-9, higher first) as the telephony posted it."""
 
     id: int
     city: str
     caller: str
     channel: str
+    priority: int
 
 
 class OfferedCall(CallBrief):
@@ -97,10 +99,12 @@ class OfferedCall(CallBrief):
     note: NotRequired[str]
 
 
-def call_brief(*, call_id: int, city: str, caller: str, channel: str, agent_city: str) -> CallBrief:
+def call_brief(
+    *, call_id: int, city: str, caller: str, channel: str, priority: int, agent_city: str
+) -> CallBrief:
     """The call as an agent of `agent_city` sees it."""
     shown = caller_as_seen(caller, call_city=city, viewer_city=agent_city)
-    return {"id": call_id, "city": city, "caller": shown, "channel": channel}
+    return {"id": call_id, "city": city, "caller": shown, "channel": channel, "priority": priority}
 
 
 class Hello(TypedDict):
@@ -185,6 +189,7 @@ def offer(held: HeldOffer, *, agent_city: str, surge_id: int | None, now: float)
         "city": call.city,
         "caller": caller_as_seen(call.caller, call_city=call.city, viewer_city=agent_city),
         "channel": call.channel,
+        "priority": call.priority,
         "waited_s": round(max(0.0, now - call.enqueued_at), 3),
     }
     if call.note is not None:

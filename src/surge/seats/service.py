@@ -92,6 +92,7 @@ async def connect(
                 city=in_hand.city_code,
                 caller=in_hand.caller,
                 channel=in_hand.channel,
+                priority=in_hand.priority,
                 agent_city=seat.city,
             )
             if in_hand

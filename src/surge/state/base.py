@@ -215,8 +215,10 @@ class QueuedCall:
 
     @property
     def score(self) -> float:
-        """The call's place in its city's queue."""
-        return queue_score(self.priority, self.call_id)
+        """The call's place in its city's queue (a transferred call's ahead of the fresh)."""
+        return queue_score(
+            TRANSFERRED_PRIORITY if self.transferred else self.priority, self.call_id
+        )
 
     @property
     def transferred(self) -> bool:
