@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -41,6 +42,15 @@ async def take_and_complete(service: LiveService, console: Console, cti: str) ->
     return call_id
 
 
+async def wrap_up_after_a_call(service: LiveService, console: Console, cti: str) -> dict[str, Any]:
+    """Go available, take and complete a call; return the `wrap_up` state frame that follows."""
+    await console.available()
+    call_id = await take_and_complete(service, console, cti)
+    frame = await console.expect("state")
+    assert (frame["state"], frame["call_id"]) == ("wrap_up", call_id)
+    return frame
+
+
 async def test_no_offer_during_the_wrap_up_then_available_by_itself(
     wrapping: LiveService,
 ) -> None:
@@ -48,12 +58,9 @@ async def test_no_offer_during_the_wrap_up_then_available_by_itself(
     cti = await service.add_user(Role.CTI)
     agent = await service.add_user(Role.AGENT, NANJING)
     async with service.console(agent) as console:
-        await console.available()
-        first = await take_and_complete(service, console, cti)
-        wrap_up = await console.expect("state")
+        wrap_up = await wrap_up_after_a_call(service, console, cti)
         completed_at = time.monotonic()
-        assert wrap_up["state"] == "wrap_up"
-        assert wrap_up["call_id"] == first
+        first = wrap_up["call_id"]
         assert wrap_up["ends_in_s"] == pytest.approx(WRAP_UP_S, abs=0.01)
 
         waiting = await service.post_call(cti, NANJING)
@@ -85,9 +92,7 @@ async def test_the_agent_may_end_its_wrap_up_early(wrapping: LiveService) -> Non
     cti = await service.add_user(Role.CTI)
     agent = await service.add_user(Role.AGENT, NANJING)
     async with service.console(agent) as console:
-        await console.available()
-        first = await take_and_complete(service, console, cti)
-        assert (await console.expect("state"))["state"] == "wrap_up"
+        first = (await wrap_up_after_a_call(service, console, cti))["call_id"]
         waiting = await service.post_call(cti, NANJING)
         await console.available()  # ends the wrap-up at once
         offer = await console.expect("offer", within=WRAP_UP_S / 2)
@@ -103,9 +108,7 @@ async def test_a_break_from_the_wrap_up_stays_a_break(wrapping: LiveService) -> 
     cti = await service.add_user(Role.CTI)
     agent = await service.add_user(Role.AGENT, NANJING)
     async with service.console(agent) as console:
-        await console.available()
-        await take_and_complete(service, console, cti)
-        assert (await console.expect("state"))["state"] == "wrap_up"
+        await wrap_up_after_a_call(service, console, cti)
         await console.send(type="status", state="break")
         assert (await console.expect("state"))["state"] == "break"
         await service.post_call(cti, NANJING)
@@ -119,9 +122,7 @@ async def test_a_console_opened_during_the_wrap_up_sees_what_is_left(
     cti = await service.add_user(Role.CTI)
     agent = await service.add_user(Role.AGENT, NANJING)
     async with service.console(agent) as console:
-        await console.available()
-        call_id = await take_and_complete(service, console, cti)
-        assert (await console.expect("state"))["state"] == "wrap_up"
+        call_id = (await wrap_up_after_a_call(service, console, cti))["call_id"]
         await asyncio.sleep(0.3)
         # The same agent opens its console elsewhere (a reload): the presence carries on.
         async with service.console(agent) as again:

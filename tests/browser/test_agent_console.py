@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, WebSocketRoute, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from surge.auth.models import Role
 from tests.browser.conftest import screenshot, signed_in
@@ -104,6 +104,15 @@ async def test_the_console_reconnects_after_a_network_drop_and_says_so(
     assert ticket.json()["status"] == "completed"
 
 
+async def take_and_complete_a_call(page: Page, site: LiveService, cti: str) -> None:
+    """Go available, accept the offer of a posted call and close its ticket."""
+    await page.get_by_role("button", name="置闲").click()
+    await site.post_call(cti, NANJING)
+    await page.get_by_role("button", name="接听 (A)").click()
+    await page.get_by_label("诉求分类").select_option("0101")
+    await page.get_by_role("button", name="完成工单").click()
+
+
 @pytest.fixture
 async def wrapping_site(
     tmp_path: Path, request: pytest.FixtureRequest
@@ -124,11 +133,7 @@ async def test_the_wrap_up_counts_down_and_can_be_ended_early(
     site = wrapping_site
     cti = await site.add_user(Role.CTI)
     page = await signed_in(browser, site, Role.AGENT, NANJING)
-    await page.get_by_role("button", name="置闲").click()
-    await site.post_call(cti, NANJING)
-    await page.get_by_role("button", name="接听 (A)").click()
-    await page.get_by_label("诉求分类").select_option("0101")
-    await page.get_by_role("button", name="完成工单").click()
+    await take_and_complete_a_call(page, site, cti)
 
     presence = page.locator("#presence")
     await expect(presence).to_have_attribute("data-state", "wrap_up")
@@ -150,11 +155,7 @@ async def test_the_wrap_up_ends_by_itself(browser: Browser, wrapping_site: LiveS
     site = wrapping_site
     cti = await site.add_user(Role.CTI)
     page = await signed_in(browser, site, Role.AGENT, NANJING)
-    await page.get_by_role("button", name="置闲").click()
-    await site.post_call(cti, NANJING)
-    await page.get_by_role("button", name="接听 (A)").click()
-    await page.get_by_label("诉求分类").select_option("0101")
-    await page.get_by_role("button", name="完成工单").click()
+    await take_and_complete_a_call(page, site, cti)
     await expect(page.locator("#presence")).to_have_attribute("data-state", "wrap_up")
     await expect(page.locator("#presence")).to_have_attribute(
         "data-state", "available", timeout=8_000
