@@ -62,6 +62,7 @@ faults: $(STAMP)
 ## bench: the load tests with their full figures (needs Postgres + Redis)
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench
+	$(BIN)/python -m loadtests.duty
 	$(BIN)/python -m loadtests.ingest
 	$(BIN)/python -m loadtests.routing
 	$(BIN)/python -m loadtests.protection
