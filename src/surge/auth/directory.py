@@ -3,9 +3,9 @@
 A token is good while its user is active and still has the token version the token was issued
 under (disabling a user changes it). Checking that must not cost a database read per request,
 so each instance keeps the active users' versions and rereads them every `SURGE_USER_REFRESH_S`;
-the users may change in another process (`surge users disable`). A token newer than the last
-reading cannot be judged by it (its user may have been created or enabled since), so it alone is
-looked up in the database.
+the users may change in another process (`surge users disable`); the instance that makes a
+change over HTTP learns it at once. A token newer than the last reading cannot be judged by it
+(its user may have been created or enabled since), so it alone is looked up in the database.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ WITHDRAWN = "this user has been disabled or deleted (or its tokens withdrawn): l
 Verdict = Callable[[Principal], bool | None]
 
 
+def _set(versions: dict[int, int], user_id: int, version: int | None) -> None:
+    if version is None:
+        versions.pop(user_id, None)
+    else:
+        versions[user_id] = version
+
+
 class UserDirectory:
     """The active users' token versions, as of the last reading of the user table."""
 
@@ -37,6 +44,10 @@ class UserDirectory:
         self._sessions = sessions
         self._refresh_s = refresh_s
         self._versions: dict[int, int] = {}
+        # What this instance changed itself since the reading began: the user's version then
+        # (None: withdrawn), numbered so that a reading keeps only what it could not have seen.
+        self._learned: dict[int, tuple[int, int | None]] = {}
+        self._changes = 0
         self._read_since = 0  # tokens signed from then on are newer than the reading
         self._stopping = False
 
@@ -47,19 +58,31 @@ class UserDirectory:
     async def load(self) -> None:
         """Read every active user's token version."""
         began = int(time.time()) - CLOCK_SKEW_S
+        seen = self._changes  # committed before the reading, so in it
         async with database_errors(), self._sessions() as session:
             rows = await session.execute(
                 select(User.id, User.token_version).where(User.is_active.is_(True))
             )
-            self._versions = dict(rows.all())
+            versions = dict(rows.all())
+        self._learned = {user: change for user, change in self._learned.items() if change[0] > seen}
+        for user_id, (_, version) in self._learned.items():  # newer than the reading
+            _set(versions, user_id, version)
+        self._versions = versions
         self._read_since = began
+
+    def learn(self, user_id: int, version: int | None) -> None:
+        """A change this instance committed itself, known before the next reading: the user's
+        token version now, or None when it may no longer log in."""
+        self._changes += 1
+        self._learned[user_id] = (self._changes, version)
+        _set(self._versions, user_id, version)
 
     def verdict(self, principal: Principal) -> bool | None:
         """Whether the principal's token is still good, or None when the reading is too old."""
         if self._versions.get(principal.user_id) == principal.token_version:
             return True
-        if principal.issued_at >= self._read_since:
-            return None
+        if principal.issued_at >= self._read_since and principal.user_id not in self._learned:
+            return None  # a change made here since is newer than any token it does not match
         return False
 
     async def admits(self, principal: Principal) -> bool:
