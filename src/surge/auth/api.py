@@ -142,5 +142,5 @@ async def change_user(
 def _withdraw_at_once(runtime: Runtime, user: User) -> None:
     """Tell this instance now what it would read within `SURGE_USER_REFRESH_S`, and close the
     sockets here whose tokens are withdrawn (the other instances do at their next reading)."""
-    runtime.users.learn(user.id, user.token_version if user.is_active else None)
+    runtime.users.learn(user.id, version=user.token_version, active=user.is_active)
     runtime.gateway.close_withdrawn(runtime.users.verdict)
