@@ -65,3 +65,13 @@ async def test_each_console_is_accessible_with_its_data_shown(
     await admin.get_by_role("button", name="English").click()
     await expect(admin.locator("html")).to_have_attribute("lang", "en")
     await assert_accessible(admin, "script editor in English")
+
+    agent_name = await site.add_user(Role.AGENT, NANJING)
+    await admin.get_by_role("link", name="Users").click()
+    await expect(admin.locator(f'#users tr[data-username="{agent_name}"]')).to_be_visible()
+    await assert_accessible(admin, "users page with its city's agents")
+    await admin.get_by_role("button", name=f"Disable {agent_name}").click()
+    await expect(admin.get_by_role("button", name=f"Enable {agent_name}")).to_be_focused()
+    await admin.get_by_role("button", name=f"Reset the password of {agent_name}").click()
+    await expect(admin.locator("#reset-dialog")).to_be_visible()
+    await assert_accessible(admin, "users page with the password reset dialog open")

@@ -7,6 +7,7 @@ const PAGES = {
   coordinator: { roles: ["coordinator"], load: () => import("./coordinator.js") },
   admin: { roles: ["city_admin"], load: () => import("./admin.js") },
   reports: { roles: ["coordinator", "city_admin"], load: () => import("./reports.js") },
+  users: { roles: ["coordinator", "city_admin"], load: () => import("./users.js") },
 };
 const HOME = { agent: "agent", coordinator: "coordinator", city_admin: "admin" };
 
