@@ -242,11 +242,7 @@ async def login(
         raise InvalidCredentials("wrong username or password")
     await state.reset_hits(pair_key)
     await state.forgive_hit(address_key)
-    agent_id = None
-    if user.role == Role.AGENT:
-        agent_id = (
-            await session.execute(select(Agent.id).where(Agent.user_id == user.id))
-        ).scalar_one_or_none()
+    agent_id = await agent_id_of(session=session, user=user) if user.role == Role.AGENT else None
     return Principal(
         user_id=user.id,
         username=user.username,
