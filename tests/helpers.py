@@ -63,7 +63,12 @@ class LiveService:
         try:
             async with create_sessionmaker(engine)() as session, session.begin():
                 await auth_service.create_user(
-                    session=session, username=name, password=PASSWORD, role=role, city=city
+                    session=session,
+                    actor=auth_service.CLI,
+                    username=name,
+                    password=PASSWORD,
+                    role=role,
+                    city=city,
                 )
         finally:
             await engine.dispose()

@@ -1,4 +1,5 @@
-"""The `surge` command: serve, migrate, seed, users add/disable/enable/delete, report, simulate.
+"""The `surge` command: serve, migrate, seed, users add/disable/enable/delete/password, report,
+simulate.
 
 Each command imports what it needs when it runs, so that a command starts quickly.
 """
@@ -180,7 +181,12 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
                 continue
             password = secrets.token_urlsafe(12)
             await auth_service.create_user(
-                session=session, username=name, password=password, role=role, city=city
+                session=session,
+                actor=auth_service.CLI,
+                username=name,
+                password=password,
+                role=role,
+                city=city,
             )
             created.append((name, role, city, password))
         return created
@@ -212,6 +218,7 @@ def _users_add(settings: Settings, args: argparse.Namespace) -> int:
     async def work(session: AsyncSession) -> User:
         return await auth_service.create_user(
             session=session,
+            actor=auth_service.CLI,
             username=args.name,
             password=password,
             role=Role(args.role),
@@ -225,22 +232,27 @@ def _users_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _users_change(settings: Settings, args: argparse.Namespace) -> int:
-    """`surge users disable|enable|delete NAME`: every instance sees it within a second."""
-    from surge.auth import service as auth_service
+    """`surge users disable|enable|delete|password NAME`: every instance sees it within a second."""
+    password = _read_password() if args.users_command == "password" else None
 
-    changes = {
-        "disable": auth_service.disable_user,
-        "enable": auth_service.enable_user,
-        "delete": auth_service.delete_user,
-    }
-    change = changes[args.users_command]
+    from surge.auth import service as auth_service
 
     async def work(session: AsyncSession) -> None:
         user = await auth_service.user_named(session=session, username=args.name)
-        await change(session=session, user=user)
+        if args.users_command == "delete":
+            await auth_service.delete_user(session=session, actor=auth_service.CLI, user=user)
+        else:
+            await auth_service.change_user(
+                session=session,
+                actor=auth_service.CLI,
+                user=user,
+                disabled={"disable": True, "enable": False}.get(args.users_command),
+                password=password,
+            )
 
     _in_transaction(settings, work)
-    print(f"{args.users_command}d {args.name!r}")
+    done = {"password": "reset the password of"}.get(args.users_command, f"{args.users_command}d")
+    print(f"{done} {args.name!r}")
     return 0
 
 
@@ -371,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("disable", "refuse the user's logins and withdraw its tokens and sockets at once"),
         ("enable", "let a disabled user log in again (its old tokens stay withdrawn)"),
         ("delete", "remove a user that no call's history names (disable the others)"),
+        ("password", "set a new password (from standard input) and withdraw the user's tokens"),
     ):
         change = users.add_parser(verb, help=does)
         change.add_argument("name")

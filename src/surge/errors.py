@@ -24,6 +24,7 @@ SurgeError                      500 internal_error
 │   ├── CallNotConnected        409 call_not_connected
 │   ├── FeedbackRecorded        409 feedback_recorded
 │   ├── IdempotencyConflict     409 idempotency_conflict
+│   ├── UsernameTaken           409 username_taken
 │   └── AgentStillPresent       409 agent_present
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
@@ -179,6 +180,10 @@ class IdempotencyConflict(Conflict):
     """The key was used before for a different request (Stripe's rule: a key names one body)."""
 
     code = "idempotency_conflict"
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
 
 
 class TooManyAttempts(SurgeError):

@@ -212,7 +212,13 @@ async def test_a_supervisor_releases_the_call_of_a_lost_agent(live: LiveService)
         assert (completed["call_id"], completed["disposition"]) == (call["id"], "released")
         again = await live.http.post(release, json=body, headers=live.auth(coordinator))
         assert again.status_code == 200  # a retry gets the same answer
-        audit = (await live.http.get("/api/v1/audit", headers=live.auth(coordinator))).json()
+        audit = (
+            await live.http.get(
+                "/api/v1/audit",
+                params={"action": "call.released"},
+                headers=live.auth(coordinator),
+            )
+        ).json()
         assert [(e["actor"], e["action"], e["detail"]["call_id"], e["reason"]) for e in audit] == [
             (admin, "call.released", call["id"], body["reason"])
         ]

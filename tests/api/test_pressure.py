@@ -169,7 +169,9 @@ async def test_autopilot_starts_a_surge_and_its_next_wave_when_allowed(backend: 
             (surge,) = surges
             assert surge["created_by"] == "system"
             assert [w["active"] for w in surge["waves"]] == [True, True]
-            log = (await service.http.get("/api/v1/audit", headers=auth)).json()
+            log = (
+                await service.http.get("/api/v1/audit", params={"actor": "system"}, headers=auth)
+            ).json()
             assert [(e["action"], e["actor"]) for e in log] == [
                 ("wave.activated", "system"),
                 ("surge.created", "system"),

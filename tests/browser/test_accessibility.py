@@ -72,3 +72,13 @@ async def test_each_console_is_accessible_with_its_data_shown(
     await expect(helper.locator("#tickets-table tbody tr")).to_have_count(4)
     await expect(helper.locator("#tickets-table")).to_contain_text("援助他市")
     await assert_accessible(helper, "tickets page with a helper city's calls")
+
+    agent_name = await site.add_user(Role.AGENT, NANJING)
+    await admin.get_by_role("link", name="Users").click()
+    await expect(admin.locator(f'#users tr[data-username="{agent_name}"]')).to_be_visible()
+    await assert_accessible(admin, "users page with its city's agents")
+    await admin.get_by_role("button", name=f"Disable {agent_name}").click()
+    await expect(admin.get_by_role("button", name=f"Enable {agent_name}")).to_be_focused()
+    await admin.get_by_role("button", name=f"Reset the password of {agent_name}").click()
+    await expect(admin.locator("#reset-dialog")).to_be_visible()
+    await assert_accessible(admin, "users page with the password reset dialog open")

@@ -91,6 +91,7 @@ async def db(backend: Backend) -> AsyncIterator[Db]:
         async with sessions() as session, session.begin():
             user = await auth_service.create_user(
                 session=session,
+                actor=auth_service.CLI,
                 username=f"agent-{secrets.token_hex(3)}",
                 password="password-123",
                 role=Role.AGENT,

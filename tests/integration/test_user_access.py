@@ -126,3 +126,52 @@ async def test_every_instance_refuses_a_disabled_user(shared_backend: Backend) -
             assert await closed_with(console.socket) == ("unauthorized", 4401)
         assert await refused_within(a, agent) < WITHIN_S
         assert await refused_within(b, agent) < WITHIN_S
+
+
+async def test_the_cli_resets_a_password_and_its_changes_are_audited(backend: Backend) -> None:
+    async with run_service(backend.settings()) as service:
+        coordinator = await service.add_user(Role.COORDINATOR)
+        agent = await service.add_user(Role.AGENT, NANJING)
+        async with service.console(agent) as console:
+            code, output = await surge(
+                backend, "users", "password", agent, stdin="new-password-1\n"
+            )
+            assert (code, f"reset the password of {agent!r}" in output) == (0, True), output
+            assert await closed_with(console.socket) == ("unauthorized", 4401)
+        assert await log_in(service, agent) == 401  # the old password
+        renewed = await service.http.post(
+            "/api/v1/auth/token", json={"username": agent, "password": "new-password-1"}
+        )
+        assert renewed.status_code == 200
+        code, output = await surge(backend, "users", "password", agent, stdin="short\n")
+        assert (code, "8 characters" in output) == (1, True), output
+        await surge(backend, "users", "disable", agent)
+        log = (
+            await service.http.get(
+                "/api/v1/audit", params={"actor": "cli"}, headers=service.auth(coordinator)
+            )
+        ).json()
+        assert [(e["action"], e["detail"]["username"]) for e in log[:2]] == [
+            ("user.disabled", agent),
+            ("user.password_reset", agent),
+        ]
+        assert "new-password-1" not in str(log)
+
+
+async def test_a_disable_over_http_reaches_the_other_instances(shared_backend: Backend) -> None:
+    async with (
+        run_service(shared_backend.settings(instance_id="a")) as a,
+        run_service(shared_backend.settings(instance_id="b")) as b,
+    ):
+        coordinator = await a.add_user(Role.COORDINATOR)
+        agent = await a.add_user(Role.AGENT, NANJING)
+        b.tokens[agent] = a.tokens[agent]
+        listed = (await a.http.get("/api/v1/users", headers=a.auth(coordinator))).json()
+        agent_id = next(user["id"] for user in listed if user["username"] == agent)
+        async with b.console(agent) as console:
+            changed = await a.http.patch(
+                f"/api/v1/users/{agent_id}", json={"disabled": True}, headers=a.auth(coordinator)
+            )
+            assert changed.status_code == 200, changed.text
+            assert await closed_with(console.socket) == ("unauthorized", 4401)
+        assert await refused_within(b, agent) < WITHIN_S

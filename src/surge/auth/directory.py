@@ -1,11 +1,14 @@
 """Which users may use their tokens, held in memory by each instance and reread every second.
 
 A token is good while its user is active and still has the token version the token was issued
-under (disabling a user changes it). Checking that must not cost a database read per request,
-so each instance keeps the active users' versions and rereads them every `SURGE_USER_REFRESH_S`;
-the users may change in another process (`surge users disable`). A token newer than the last
-reading cannot be judged by it (its user may have been created or enabled since), so it alone is
-looked up in the database.
+under (disabling a user or resetting its password raises it; nothing lowers it). Checking that
+must not cost a database read per request, so each instance keeps every user's version and
+whether it is active, and rereads them every `SURGE_USER_REFRESH_S`; the users may change in
+another process (`surge users disable`); the instance that makes a change over HTTP learns it at
+once. A token under an older version than the one read is withdrawn whenever it was signed. One
+newer than the last reading that matches no active user's version cannot be judged by it (its
+user may have been created, enabled or given a new password since), so it alone is looked up in
+the database.
 """
 
 from __future__ import annotations
@@ -28,15 +31,20 @@ CLOCK_SKEW_S = 2
 WITHDRAWN = "this user has been disabled or deleted (or its tokens withdrawn): log in again"
 
 Verdict = Callable[[Principal], bool | None]
+Standing = tuple[int, bool]  # a user's token version and whether it is active
 
 
 class UserDirectory:
-    """The active users' token versions, as of the last reading of the user table."""
+    """Every user's token version and whether it is active, as of the last reading."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, refresh_s: float) -> None:
         self._sessions = sessions
         self._refresh_s = refresh_s
-        self._versions: dict[int, int] = {}
+        self._users: dict[int, Standing] = {}
+        # What this instance changed itself, numbered so that a reading keeps only the changes
+        # it could not have seen (made while it ran).
+        self._learned: dict[int, tuple[int, Standing]] = {}
+        self._changes = 0
         self._read_since = 0  # tokens signed from then on are newer than the reading
         self._stopping = False
 
@@ -45,19 +53,32 @@ class UserDirectory:
         self._stopping = True
 
     async def load(self) -> None:
-        """Read every active user's token version."""
+        """Read every user's token version and whether it is active."""
         began = int(time.time()) - CLOCK_SKEW_S
+        seen = self._changes  # committed before the reading began, so in it
         async with database_errors(), self._sessions() as session:
-            rows = await session.execute(
-                select(User.id, User.token_version).where(User.is_active.is_(True))
-            )
-            self._versions = dict(rows.all())
+            rows = await session.execute(select(User.id, User.token_version, User.is_active))
+            users = {user_id: (version, active) for user_id, version, active in rows.all()}
+        self._learned = {user: change for user, change in self._learned.items() if change[0] > seen}
+        users.update((user_id, standing) for user_id, (_, standing) in self._learned.items())
+        self._users = users
         self._read_since = began
+
+    def learn(self, user_id: int, *, version: int, active: bool) -> None:
+        """A change this instance committed itself, known before the next reading."""
+        self._changes += 1
+        self._learned[user_id] = (self._changes, (version, active))
+        self._users[user_id] = (version, active)
 
     def verdict(self, principal: Principal) -> bool | None:
         """Whether the principal's token is still good, or None when the reading is too old."""
-        if self._versions.get(principal.user_id) == principal.token_version:
-            return True
+        known = self._users.get(principal.user_id)
+        if known is not None:
+            version, active = known
+            if principal.token_version == version and active:
+                return True
+            if principal.token_version < version:
+                return False  # withdrawn: versions only rise
         if principal.issued_at >= self._read_since:
             return None
         return False
@@ -75,7 +96,7 @@ class UserDirectory:
             )
         if version is None:
             return False
-        self._versions[principal.user_id] = version
+        self._users[principal.user_id] = (version, True)
         return version == principal.token_version
 
     async def run(self, on_refresh: Callable[[Verdict], object]) -> None:

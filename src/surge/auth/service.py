@@ -21,16 +21,19 @@ from surge.cities.models import City
 from surge.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     InvalidCredentials,
     NotFound,
     TooManyAttempts,
     Unauthorized,
     UnknownCity,
+    UsernameTaken,
 )
 from surge.scripts.models import ScriptAck
 from surge.seats.models import Agent
 from surge.settings import Settings
 from surge.state.base import HotState
+from surge.surges import service as surges_service
 
 _hasher = PasswordHasher()
 _ALGORITHM = "HS256"
@@ -40,6 +43,9 @@ _DUMMY_HASH = _hasher.hash("surge-timing-equaliser")
 
 ROLES_WITH_CITY = frozenset({Role.CITY_ADMIN, Role.AGENT})
 ROLES_WITHOUT_CITY = frozenset({Role.COORDINATOR})
+PASSWORD_MIN = 8
+PASSWORD_MAX = 256  # what a login takes
+CLI = "cli"  # the audit log's actor of `surge users` and `surge seed`
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,22 +76,29 @@ async def _verify(password_hash: str, password: str) -> bool:
     return await asyncio.to_thread(check)
 
 
+def _check_password(password: str) -> None:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise BadRequest(
+            f"a password has at least {PASSWORD_MIN} characters (and at most {PASSWORD_MAX})"
+        )
+
+
 async def create_user(
     *,
     session: AsyncSession,
+    actor: str,
     username: str,
     password: str,
     role: Role,
     city: str | None,
     endpoint: str | None = None,
 ) -> User:
-    """Create a user (and, for an agent, its seat); the caller commits."""
+    """Create a user (and, for an agent, its seat) and audit it; the caller commits."""
     if not username or len(username) > 64 or not username.isprintable() or " " in username:
         raise BadRequest("a username is 1 to 64 printable characters without spaces")
-    if len(password) < 8:
-        raise BadRequest("a password has at least 8 characters")
+    _check_password(password)
     if role in ROLES_WITH_CITY and city is None:
-        raise BadRequest(f"a {role} belongs to a city: give --city")
+        raise BadRequest(f"a {role} belongs to a city: give its city (--city)")
     if role in ROLES_WITHOUT_CITY and city is not None:
         raise BadRequest(f"a {role} is province-wide and has no city")
     if city is not None and await session.get(City, city) is None:
@@ -103,7 +116,7 @@ async def create_user(
     try:
         await session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"a user named {username!r} already exists") from exc
+        raise UsernameTaken(f"a user named {username!r} already exists") from exc
     if role is Role.AGENT and city is not None:
         session.add(
             Agent(
@@ -114,7 +127,25 @@ async def create_user(
             )
         )
         await session.flush()
+    _audit(session, actor, "user.created", user)
     return user
+
+
+def _audit(session: AsyncSession, actor: str, action: str, user: User) -> None:
+    """Record a change of a user (never its password) in the audit log."""
+    surges_service.audit(
+        session=session,
+        actor=actor,
+        action=action,
+        surge_id=None,
+        detail={
+            "user_id": user.id,
+            "username": user.username,
+            "role": user.role,
+            "city": user.city_code,
+        },
+        reason=None,
+    )
 
 
 def issue_token(*, settings: Settings, principal: Principal) -> str:
@@ -211,11 +242,7 @@ async def login(
         raise InvalidCredentials("wrong username or password")
     await state.reset_hits(pair_key)
     await state.forgive_hit(address_key)
-    agent_id = None
-    if user.role == Role.AGENT:
-        agent_id = (
-            await session.execute(select(Agent.id).where(Agent.user_id == user.id))
-        ).scalar_one_or_none()
+    agent_id = await agent_id_of(session=session, user=user) if user.role == Role.AGENT else None
     return Principal(
         user_id=user.id,
         username=user.username,
@@ -236,28 +263,83 @@ async def user_named(*, session: AsyncSession, username: str) -> User:
     return user
 
 
-async def disable_user(*, session: AsyncSession, user: User) -> None:
-    """Refuse the user's logins and withdraw its tokens (every instance within a second).
+async def get_user(*, session: AsyncSession, user_id: int) -> User:
+    """The user with that id (`NotFound` if there is none)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
 
-    Changing the token version is what withdraws them; a password change must do it too.
+
+async def users(
+    *, session: AsyncSession, city: str | None = None, role: Role | None = None
+) -> list[tuple[User, int | None]]:
+    """Users and their agent ids (None but for agents), oldest first; of a city, a role if given."""
+    query = select(User, Agent.id).outerjoin(Agent, Agent.user_id == User.id).order_by(User.id)
+    if city is not None:
+        query = query.where(User.city_code == city)
+    if role is not None:
+        query = query.where(User.role == role)
+    return [(user, agent_id) for user, agent_id in (await session.execute(query)).all()]
+
+
+async def agent_id_of(*, session: AsyncSession, user: User) -> int | None:
+    """The id of the user's seat (an agent's), or None."""
+    return await session.scalar(select(Agent.id).where(Agent.user_id == user.id))
+
+
+def require_manages(principal: Principal, *, role: Role, city: str | None) -> None:
+    """A coordinator manages every user; a city admin only its own city's agents."""
+    if principal.role is Role.COORDINATOR:
+        return
+    if principal.role is Role.CITY_ADMIN and role is Role.AGENT and city == principal.city:
+        return
+    raise Forbidden(f"a city admin manages only the agents of its own city ({principal.city})")
+
+
+def require_may_change(principal: Principal, user: User) -> None:
+    """What `require_manages` checks, and that the user is not the caller: disabling itself it
+    could not undo, and a reset is no way to change one's own password (it asks no old one)."""
+    require_manages(principal, role=Role(user.role), city=user.city_code)
+    if user.id == principal.user_id:
+        raise Conflict("you cannot disable yourself or reset your own password")
+
+
+async def change_user(
+    *,
+    session: AsyncSession,
+    actor: str,
+    user: User,
+    disabled: bool | None = None,
+    password: str | None = None,
+) -> None:
+    """Disable or enable a user, or reset its password, and audit each change; the caller commits.
+
+    Disabling refuses the user's logins and withdraws its tokens; a new password withdraws them
+    too (its holder logs in again). Both change the token version, which every instance reads
+    within `SURGE_USER_REFRESH_S` and which closes the user's sockets. Enabling lets the user
+    log in again; the tokens withdrawn stay withdrawn. Setting `disabled` to what it is changes
+    nothing.
     """
-    user.is_active = False
-    user.token_version += 1
+    if disabled is None and password is None:
+        raise BadRequest('say what to change: "disabled", "password" or both')
+    if password is not None:
+        _check_password(password)
+        user.password_hash = await hash_password(password)
+        user.token_version += 1
+        _audit(session, actor, "user.password_reset", user)
+    if disabled is not None and disabled == user.is_active:
+        user.is_active = not disabled
+        if disabled:
+            user.token_version += 1
+        _audit(session, actor, "user.disabled" if disabled else "user.enabled", user)
     await session.flush()
 
 
-async def enable_user(*, session: AsyncSession, user: User) -> None:
-    """Let a disabled user log in again (its old tokens stay withdrawn)."""
-    user.is_active = True
-    await session.flush()
-
-
-async def delete_user(*, session: AsyncSession, user: User) -> None:
+async def delete_user(*, session: AsyncSession, actor: str, user: User) -> None:
     """Remove a user (and its seat); refused for an agent whose calls' history names it."""
     kept = Conflict(f"{user.username!r} is named in the service's records: disable it instead")
-    agent_id = (
-        await session.execute(select(Agent.id).where(Agent.user_id == user.id))
-    ).scalar_one_or_none()
+    agent_id = await agent_id_of(session=session, user=user)
     if agent_id is not None:
         in_history = await session.scalar(
             select(
@@ -271,6 +353,7 @@ async def delete_user(*, session: AsyncSession, user: User) -> None:
             raise kept  # the calls it took
         await session.execute(delete(ScriptAck).where(ScriptAck.agent_id == agent_id))
         await session.execute(delete(Agent).where(Agent.id == agent_id))
+    _audit(session, actor, "user.deleted", user)
     await session.delete(user)
     try:
         await session.flush()

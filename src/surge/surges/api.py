@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
+from pydantic import StringConstraints
 
 from surge import errors, events
 from surge.auth.models import Role
@@ -13,6 +14,7 @@ from surge.auth.service import Principal
 from surge.cities.schemas import CityCode
 from surge.db import INTEGER_MAX
 from surge.deps import RuntimeDep, SessionDep, require_role
+from surge.schemas import NO_NUL
 from surge.surges import service as surges_service
 from surge.surges.models import Surge
 from surge.surges.schemas import (
@@ -43,6 +45,9 @@ router = APIRouter(
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
 SurgeId = Annotated[int, Path(ge=1, le=INTEGER_MAX)]
+# Filters of the audit log, no longer than its columns hold.
+AuditAction = Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=NO_NUL)]
+AuditActor = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 WaveNumber = Annotated[int, Path(ge=1, le=100)]
 
 
@@ -257,7 +262,16 @@ async def audit_log(
     before_id: Annotated[
         int | None, Query(ge=1, le=INTEGER_MAX, description="page: entries older than this")
     ] = None,
+    action: Annotated[
+        list[AuditAction] | None,
+        Query(description="only these actions (`user.disabled`; repeat for several)"),
+    ] = None,
+    actor: Annotated[
+        AuditActor | None, Query(description="only this actor's (a user name, or `system`)")
+    ] = None,
 ) -> list[AuditRead]:
-    """Every coordinator and automatic action, newest first."""
-    entries = await surges_service.audit_log(session=session, limit=limit, before_id=before_id)
+    """Every coordinator, city admin, operator (`cli`) and automatic action, newest first."""
+    entries = await surges_service.audit_log(
+        session=session, limit=limit, before_id=before_id, actions=action or (), actor=actor
+    )
     return [AuditRead.model_validate(entry) for entry in entries]

@@ -379,10 +379,19 @@ async def propose(
 
 
 async def audit_log(
-    *, session: AsyncSession, limit: int, before_id: int | None
+    *,
+    session: AsyncSession,
+    limit: int,
+    before_id: int | None,
+    actions: Sequence[str] = (),
+    actor: str | None = None,
 ) -> list[AuditEntry]:
-    """The newest audit entries first."""
+    """The newest audit entries first, of these actions (any if none) and this actor if given."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
+    if actions:
+        query = query.where(AuditEntry.action.in_(actions))
+    if actor is not None:
+        query = query.where(AuditEntry.actor == actor)
     return list((await session.execute(query)).scalars())

@@ -8,6 +8,7 @@ const PAGES = {
   admin: { roles: ["city_admin"], load: () => import("./admin.js") },
   reports: { roles: ["coordinator", "city_admin"], load: () => import("./reports.js") },
   tickets: { roles: ["coordinator", "city_admin"], load: () => import("./tickets.js") },
+  users: { roles: ["coordinator", "city_admin"], load: () => import("./users.js") },
 };
 const HOME = { agent: "agent", coordinator: "coordinator", city_admin: "admin" };
 

@@ -48,14 +48,14 @@ export function translate(root) {
 add({
   zh: {
     "app.title": "12345 多援一", "app.logout": "退出", "app.lang": "English",
-    "nav.agent": "坐席", "nav.coordinator": "省级统筹", "nav.admin": "答复口径", "nav.reports": "数据日报",
+    "nav.agent": "坐席", "nav.coordinator": "省级统筹", "nav.admin": "答复口径", "nav.reports": "数据日报", "nav.users": "用户管理",
     "login.title": "登录", "login.username": "用户名", "login.password": "密码", "login.submit": "登录",
     "role.agent": "坐席", "role.coordinator": "省级统筹", "role.city_admin": "城市管理员", "role.cti": "话务接口",
     "error.network": "网络连接失败，请重试", "error.forbidden": "无权访问此页面",
   },
   en: {
     "app.title": "12345 Surge", "app.logout": "Log out", "app.lang": "中文",
-    "nav.agent": "Agent", "nav.coordinator": "Coordinator", "nav.admin": "Scripts", "nav.reports": "Reports",
+    "nav.agent": "Agent", "nav.coordinator": "Coordinator", "nav.admin": "Scripts", "nav.reports": "Reports", "nav.users": "Users",
     "login.title": "Log in", "login.username": "User name", "login.password": "Password", "login.submit": "Log in",
     "role.agent": "Agent", "role.coordinator": "Coordinator", "role.city_admin": "City admin", "role.cti": "Telephony",
     "error.network": "The network failed; try again", "error.forbidden": "You may not open this page",
