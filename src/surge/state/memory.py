@@ -326,9 +326,8 @@ class InMemoryState:
         state = AgentState.BREAK if call_id is None else AgentState.BUSY
         if agent is None:
             check_agent_move(None, state)
-            agent = _Agent(
-                city, state, instance, idle_since=now, call_id=call_id, since=time.time()
-            )
+            agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)
+            agent.since = time.time()
             self._agents[agent_id] = agent
             self._engaged[(city, state)].add(agent_id)
             away = self._away.pop(agent_id, None)
@@ -569,7 +568,8 @@ class InMemoryState:
         self._leave(agent_id, agent)
         if state in (AgentState.AVAILABLE, AgentState.BREAK):
             self._unlend(agent)
-        agent.state, agent.idle_since, agent.since = state, idle_since, time.time()
+        agent.state, agent.idle_since = state, idle_since
+        agent.since = time.time()
         agent.offer_id = agent.call_id = None
         if state is AgentState.AVAILABLE:
             self._idle[agent.city].add(IdleAgent(agent_id, agent.city, idle_since))
