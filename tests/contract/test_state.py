@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import random
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
@@ -589,7 +589,8 @@ async def test_agents_reads_every_known_agent_with_its_state_and_since(state: Ho
     await asyncio.sleep(0.01)
     await state.decline(held.offer_id, 12, T0 + 5)
     (again,) = [p for p in await state.agents([CITY]) if p.agent_id == 12]
-    assert again.state is AgentState.AVAILABLE and again.since > offered_since
+    assert again.state is AgentState.AVAILABLE
+    assert again.since > offered_since
     assert again.since == (await state.get_agent(12) or again).since
     await state.agent_disconnect(11, instance="i2")
     assert [p.agent_id for p in await state.agents([CITY])] == [10, 12]

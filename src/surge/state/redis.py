@@ -8,7 +8,8 @@ Key layout, under the prefix P (default ``surge:``):
   reading the head of a queue needs no lookup per call; ``P qt:{city}`` zset call id ->
   enqueued_at (the same calls, for the oldest one);
 - ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, since (Redis's
-  clock when it entered its state or connected), ``offer`` or ``call`` while it holds one, and ``lent`` (the host) while that offer or call is another city's;
+  clock when it entered its state or connected), ``offer`` or ``call`` while it holds one, and
+  ``lent`` (the host) while that offer or call is another city's;
 - ``P lending:{city}`` hash host -> how many of the city's agents are lent to it (kept in step
   with the ``lent`` fields and ``away`` hashes by the same scripts); ``P away:{agent}`` hash
   (city, host, call) of an absent agent that left with a host's call in hand, which still counts;
@@ -1016,9 +1017,7 @@ class RedisState:
             return []
         unavailable = [state.value for state in AgentState if state is not AgentState.AVAILABLE]
         rows = await self._run(self._agents, *unavailable, "", *cities, idempotent=True)
-        return sorted(
-            (_presence(int(agent), row) for agent, row in rows), key=lambda p: p.agent_id
-        )
+        return sorted((_presence(int(agent), row) for agent, row in rows), key=lambda p: p.agent_id)
 
     async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
         """The ids of every present agent of each named city (in any state), ascending."""
