@@ -66,8 +66,8 @@ async def agents(
     if homes is not None:
         query = query.where(Agent.city_code.in_(cities))
         acks = acks.join(Agent, Agent.id == ScriptAck.agent_id).where(Agent.city_code.in_(cities))
-    known = (await session.execute(query)).tuples().all()
-    versions = {(a, c): v for a, c, v in (await session.execute(acks)).tuples().all()}
+    known = (await session.execute(query)).all()
+    versions = {(a, c): v for a, c, v in (await session.execute(acks)).all()}
     present = {p.agent_id: p for p in await state.agents(cities)}
     listed: list[AgentRead] = []
     for agent_id, name, city in known:
