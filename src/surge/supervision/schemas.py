@@ -21,7 +21,9 @@ class AgentRead(BaseModel):
     city: str = Field(description="the agent's home city")
     state: str = Field(description="offline | available | break | offered | busy | lost (...)")
     since: datetime | None = Field(description="when it entered that state; null when offline")
-    call_id: int | None = Field(description="the connected call in hand, if any")
+    call_id: int | None = Field(
+        description="the connected call in hand, if any (an offline agent's: the one it left)"
+    )
     serving_host: str | None = Field(
         description="the city whose offer or call it holds (its own or a host's); null if none"
     )

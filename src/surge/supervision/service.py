@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from surge import events
 from surge.auth.models import Role, User
 from surge.auth.service import Principal
+from surge.calls.lifecycle import CallStatus
+from surge.calls.models import Call
 from surge.errors import Forbidden, SurgeEnded
 from surge.scripts.models import ScriptAck
 from surge.seats import frames
@@ -63,11 +65,17 @@ async def agents(
         .where(User.is_active.is_(True))
     )
     acks = select(ScriptAck.agent_id, ScriptAck.city_code, ScriptAck.version)
+    # An agent gone (offline) may have left a connected call behind: a supervisor releases it.
+    connected = select(Call.agent_id, Call.id).where(Call.status == CallStatus.CONNECTED.value)
     if homes is not None:
         query = query.where(Agent.city_code.in_(cities))
         acks = acks.join(Agent, Agent.id == ScriptAck.agent_id).where(Agent.city_code.in_(cities))
+        connected = connected.join(Agent, Agent.id == Call.agent_id).where(
+            Agent.city_code.in_(homes)
+        )
     known = (await session.execute(query)).all()
     versions = {(a, c): v for a, c, v in (await session.execute(acks)).all()}
+    left_behind = dict((await session.execute(connected)).all())
     present = {p.agent_id: p for p in await state.agents(cities)}
     listed: list[AgentRead] = []
     for agent_id, name, city in known:
@@ -77,7 +85,8 @@ async def agents(
                 continue  # a helper's agent serves the surge only while it is connected
             listed.append(
                 AgentRead(
-                    id=agent_id, name=name, city=city, state=OFFLINE, since=None, call_id=None,
+                    id=agent_id, name=name, city=city, state=OFFLINE, since=None,
+                    call_id=left_behind.get(agent_id),
                     serving_host=None, scripts_version=versions.get((agent_id, city)),
                     instance=None,
                 )
