@@ -3,7 +3,9 @@ logout, releases refused, and notices to a surge's or a city's consoles."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -216,8 +218,10 @@ async def test_a_surge_notice_reaches_everyone_serving_it_now_and_on_reconnect(
         assert (notice["from"], notice["text"], notice["surge_id"], notice["city"]) == (
             coordinator, text, surge["id"], None,
         )  # fmt: skip
+        posted_at = datetime.fromisoformat(notice["at"])
         for console in (host, helper):
             frame = await until(console, "notice")
+            assert abs((datetime.fromisoformat(frame["at"]) - posted_at).total_seconds()) < 1
             assert frame == {
                 "type": "notice",
                 "id": notice["id"],
@@ -302,3 +306,32 @@ async def test_a_city_notice_reaches_the_citys_consoles_and_the_last_20_come_bac
         error_of(await post(where, json={"text": "x"}, headers=service.auth(who)), status, code)
     audit = (await service.http.get("/api/v1/audit", headers=service.auth(coordinator))).json()
     assert sum(e["action"] == "notice.sent" for e in audit) == 22
+
+
+async def test_a_lost_agent_is_logged_out_and_its_call_released(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    cti = await service.add_user(Role.CTI, NANJING)
+    agent = await service.add_user(Role.AGENT, NANJING)
+    async with service.console(agent) as console:
+        await console.available()
+        agent_id = console.hello["agent_id"]
+        call = await service.post_call(cti, NANJING)
+        offer = await until(console, "offer")
+        await console.send(type="accept", offer_id=offer["offer_id"])
+        await until(console, "call.connected")
+        console.socket.transport.abort()  # gone without a closing handshake: lost
+    deadline = time.monotonic() + 5
+    while (row := (await agents(service, admin))[agent])["state"] != "lost":
+        assert time.monotonic() < deadline, row
+        await asyncio.sleep(0.05)
+    assert row["call_id"] == call["id"]
+    done = await service.http.post(f"/api/v1/agents/{agent_id}/logout", headers=service.auth(admin))
+    assert done.status_code == 200, done.text
+    assert (done.json()["state"], done.json()["call_id"]) == ("offline", call["id"])
+    release = await service.http.post(
+        f"/api/v1/calls/{call['id']}/release", json={"reason": "签出后释放"},
+        headers=service.auth(admin),
+    )  # fmt: skip
+    assert release.status_code == 200, release.text
+    assert release.json()["disposition"] == "released"
+    assert (await agents(service, admin))[agent]["call_id"] is None

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from surge.schemas import RequestModel
 
 NOTICE_MAX_CHARS = 2000  # a notice is read on a console during calls: a few lines, not a manual
-AGENT_STATES = ("offline", "available", "break", "offered", "busy", "lost")
 
 
 class AgentRead(BaseModel):
