@@ -70,6 +70,7 @@ async def test_a_coordinator_supervises_agents_and_sends_a_notice(
     await agents.get_by_role("button", name=f"强制签出 {host_name}").click()
     await expect(host.locator("#banner")).to_contain_text("您已被管理员签出")
     await expect(host.locator("#connection")).to_have_attribute("data-state", "offline")
+    await expect(host.locator("#connection")).to_have_text("您已被管理员签出")
     await expect(row.locator("[data-field=state]")).to_have_text("离线")
     await expect(row.locator("[data-field=call]")).to_have_text(str(call["id"]))
     await agents.get_by_role("button", name=f"释放 {host_name} 的来电 #{call['id']}").click()

@@ -85,6 +85,8 @@ export function mount(view, { who, banner }) {
       }
       if (event.code === 4409) return; // another console of this agent took over
       if (event.code === 4408) { // a supervisor logged the agent out: no reconnecting
+        ui.connection.dataset.i18n = "agent.logged_out";
+        ui.connection.textContent = t("agent.logged_out");
         banner(t("agent.logged_out"), "warn");
         return;
       }
