@@ -92,7 +92,21 @@ async def test_the_agent_list_is_live_and_scoped(service: LiveService) -> None:
         assert own == await agents(service, coordinator, city=NANJING)
         assert set(await agents(service, wuxi)) == {elsewhere}
         await lent.send(type="status", state="available")
+        assert (await until(lent, "state"))["state"] == "available"
         assert (await agents(service, nanjing))[helper]["state"] == "available"
+        # The helper takes a Nanjing call, then logs off with it in hand: still listed.
+        second = await service.post_call(cti, NANJING)
+        offered = await until(lent, "offer")
+        await lent.send(type="accept", offer_id=offered["offer_id"])
+        await until(lent, "call.connected")
+        assert (await agents(service, nanjing))[helper]["serving_host"] == NANJING
+        await lent.socket.close()
+        deadline = time.monotonic() + 5
+        while (gone := (await agents(service, nanjing))[helper])["state"] != "offline":
+            assert time.monotonic() < deadline, gone
+            await asyncio.sleep(0.05)
+        assert (gone["call_id"], gone["serving_host"]) == (second["id"], NANJING)
+        assert helper not in await agents(service, wuxi)
         for who, query, status, code in (
             (wuxi, {"city": NANJING}, 403, "forbidden"),
             (cti, {}, 403, "forbidden"),

@@ -53,10 +53,11 @@ async def agents(
     every_city: Sequence[str],
 ) -> list[AgentRead]:
     """The live list: every enabled agent of `homes` (None: the province), offline ones too,
-    and the present agents of `helpers` (the cities helping those homes' surges).
+    and the agents of `helpers` (the cities helping those homes' surges) connected now or gone
+    with a home's call still connected.
 
-    One database read of the agents, one of their script acknowledgements and one hot-state
-    read, however many agents there are.
+    One database read each of the agents, their script acknowledgements and the connected
+    calls, and one hot-state read, however many agents there are.
     """
     cities = list(every_city) if homes is None else [*homes, *helpers]
     query = (
@@ -66,29 +67,31 @@ async def agents(
     )
     acks = select(ScriptAck.agent_id, ScriptAck.city_code, ScriptAck.version)
     # An agent gone (offline) may have left a connected call behind: a supervisor releases it.
-    connected = select(Call.agent_id, Call.id).where(Call.status == CallStatus.CONNECTED.value)
+    connected = select(Call.agent_id, Call.id, Call.city_code).where(
+        Call.status == CallStatus.CONNECTED.value
+    )
     if homes is not None:
         query = query.where(Agent.city_code.in_(cities))
         acks = acks.join(Agent, Agent.id == ScriptAck.agent_id).where(Agent.city_code.in_(cities))
         connected = connected.join(Agent, Agent.id == Call.agent_id).where(
-            Agent.city_code.in_(homes)
+            or_(Agent.city_code.in_(homes), Call.city_code.in_(homes))
         )
     known = (await session.execute(query)).all()
     versions = {(a, c): v for a, c, v in (await session.execute(acks)).all()}
-    left_behind = dict((await session.execute(connected)).all())
+    left_behind = {agent: (call, host) for agent, call, host in await session.execute(connected)}
     present = {p.agent_id: p for p in await state.agents(cities)}
     listed: list[AgentRead] = []
     for agent_id, name, city in known:
         presence = present.get(agent_id)
         if presence is None:
-            if homes is not None and city not in homes:
-                continue  # a helper's agent serves the surge only while it is connected
+            call_id, host = left_behind.get(agent_id, (None, None))
+            if homes is not None and city not in homes and call_id is None:
+                continue  # a helper's agent serves the surge while connected or holding a call
             listed.append(
                 AgentRead(
                     id=agent_id, name=name, city=city, state=OFFLINE, since=None,
-                    call_id=left_behind.get(agent_id),
-                    serving_host=None, scripts_version=versions.get((agent_id, city)),
-                    instance=None,
+                    call_id=call_id, serving_host=host,
+                    scripts_version=versions.get((agent_id, host or city)), instance=None,
                 )
             )  # fmt: skip
             continue
