@@ -39,6 +39,7 @@ from surge.scripts.search import BookIndex
 from surge.seats import api as seats_api
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
+from surge.supervision import api as supervision_api
 from surge.surges import api as surges_api
 from surge.surges.autopilot import Autopilot
 from surge.surges.roster import SurgeRoster
@@ -281,7 +282,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_script_book_bytes=settings.max_script_book_bytes,
     )
     _install_error_handlers(app, outages)
-    for module in (auth_api, cities_api, calls_api, surges_api, scripts_api, reports_api):
+    for module in (
+        auth_api, cities_api, calls_api, surges_api, scripts_api, reports_api, supervision_api,
+    ):  # fmt: skip
         app.include_router(module.router, prefix=API_PREFIX)
     # POST /calls, the hottest route, is matched before the routers' dozens of others.
     app.router.routes[:0] = shortcuts(calls_api.router, prefix=API_PREFIX)

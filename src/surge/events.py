@@ -25,7 +25,7 @@ class ToAgent(TypedDict):
 
 @final
 class CloseAgent(TypedDict):
-    """Close one agent's console (it opened another elsewhere)."""
+    """Close one agent's console (it opened another elsewhere, or a supervisor logged it out)."""
 
     to: Literal["agent"]
     agent_id: int

@@ -7,6 +7,7 @@ from surge.db import Base
 from surge.reports.models import ReportExport
 from surge.scripts.models import ScriptAck, ScriptVersion
 from surge.seats.models import Agent
+from surge.supervision.models import Notice
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Call",
     "CallEvent",
     "City",
+    "Notice",
     "ReportExport",
     "ScriptAck",
     "ScriptVersion",

@@ -57,6 +57,10 @@ async def test_each_console_is_accessible_with_its_data_shown(
     await coordinator.get_by_label("日期").fill(DAY)
     await coordinator.get_by_role("button", name="查询").click()
     await expect(coordinator.locator("#hourly-chart svg")).to_be_visible()
+    # Leaving the date field (the click) also schedules its own load 400 ms later: the page is
+    # dimmed while it runs, so wait it out before judging the contrast.
+    await coordinator.wait_for_timeout(500)
+    await expect(coordinator.locator("#report-results")).not_to_have_attribute("aria-busy", "true")
     await assert_accessible(coordinator, "reports page with a day shown")
 
     admin = await signed_in(browser, site, Role.CITY_ADMIN, NANJING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
@@ -578,6 +579,42 @@ async def test_present_agents_lists_every_state(state: HotState) -> None:
     }
     await state.agent_disconnect(11, instance="i1")
     assert (await state.present_agents([CITY]))[CITY] == [10, 12]
+
+
+async def test_agents_reads_every_known_agent_with_its_state_and_since(state: HotState) -> None:
+    await state.enqueue([qc(1), qc(2, OTHER)])
+    before = time.time() - 1
+    await make_available(state, 12)
+    await make_available(state, 10)
+    await state.agent_connect(11, CITY, instance="i2", now=T0, call_id=None)  # on break
+    await state.agent_connect(20, OTHER, instance="i1", now=T0, call_id=7, call_city=CITY)
+    await state.agent_connect(21, OTHER, instance="i1", now=T0, call_id=8)
+    await state.agent_lost(21, instance="i1")  # lost, keeping its call
+    await make_available(state, 30, "nowhere")
+    held = await offer(state, 1, 12)
+    read = await state.agents([CITY, OTHER])
+    assert [(p.agent_id, p.city, p.state, p.instance) for p in read] == [
+        (10, CITY, AgentState.AVAILABLE, "i1"),
+        (11, CITY, AgentState.BREAK, "i2"),
+        (12, CITY, AgentState.OFFERED, "i1"),
+        (20, OTHER, AgentState.BUSY, "i1"),
+        (21, OTHER, AgentState.LOST, "i1"),
+    ]
+    assert read[2].offer_id == held.offer_id
+    assert (read[3].call_id, read[3].lent_to) == (7, CITY)
+    assert read[4].call_id == 8
+    assert all(before <= p.since <= time.time() + 1 for p in read)
+    offered_since = read[2].since
+    await asyncio.sleep(0.01)
+    await state.decline(held.offer_id, 12, T0 + 5)
+    (again,) = [p for p in await state.agents([CITY]) if p.agent_id == 12]
+    assert again.state is AgentState.AVAILABLE
+    assert again.since > offered_since
+    assert again.since == (await state.get_agent(12) or again).since
+    await state.agent_disconnect(11, instance="i2")
+    assert [p.agent_id for p in await state.agents([CITY])] == [10, 12]
+    assert await state.agents([]) == []
+    assert await state.agents(["empty"]) == []
 
 
 async def test_get_offer_returns_a_live_offer_only(state: HotState) -> None:

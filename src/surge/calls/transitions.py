@@ -46,6 +46,7 @@ from surge.calls.models import Call
 from surge.cities.service import CityRegistry
 from surge.db import hot_engine, utcnow
 from surge.errors import (
+    AgentNotPresent,
     AgentStillPresent,
     CallNotConnected,
     CallNotOpen,
@@ -58,8 +59,10 @@ from surge.scripts import service as scripts_service
 from surge.scripts.classification import Classification
 from surge.seats import frames
 from surge.seats import service as seats_service
+from surge.seats.gateway import CLOSE_LOGGED_OUT
 from surge.seats.schemas import CompleteMessage, TransferMessage
 from surge.state.base import (
+    AgentPresence,
     AgentState,
     CallLocation,
     HeldOffer,
@@ -125,6 +128,13 @@ CALL_RULES: tuple[CallRule, ...] = (
         CallStatus.QUEUED,
         "surge_ended",
         "the surge that lent the agent to the call's city ends",
+    ),
+    CallRule(
+        ("logout",),
+        _OFFERED,
+        CallStatus.QUEUED,
+        "logged_out",
+        "a supervisor logged the agent out (its console is closed, 4408)",
     ),
     CallRule(
         ("recover", "offer"),
@@ -201,6 +211,7 @@ REQUEUES: Mapping[frames.RequeueReason, Requeue] = {
         Revoke.ALWAYS, functools.partial(frames.state, state="available"), first=True
     ),
     "recovered": Requeue(Revoke.IF_RECORDED),
+    "logged_out": Requeue(Revoke.ALWAYS),
 }
 """The requeue table: per reason, the frames an agent whose offer ended is sent."""
 
@@ -427,6 +438,23 @@ class Transitions:
             reason = "agent_lost"
             log.info("agent %s lost (its console stopped answering)", seat.agent_id)
         await self._requeue([] if held is None else [held], reason=reason)
+
+    async def logout(self, agent_id: int) -> AgentPresence:
+        """A supervisor logs the agent out: offline at once, a pending offer back at its place
+        (the console told so), then its console closed with 4408 wherever it is connected.
+
+        A connected call stays connected (a supervisor may release it). Returns the presence
+        the agent had; raises `AgentNotPresent` when it had none (offline already).
+        """
+        presence = await self._state.get_agent(agent_id)
+        if presence is None:
+            raise AgentNotPresent(f"agent {agent_id} is not connected")
+        held = await self._state.agent_disconnect(agent_id, instance=presence.instance)
+        try:
+            await self._requeue([] if held is None else [held], reason="logged_out")
+        finally:  # the revocation first, then the close
+            await self._announce([events.close_agent(agent_id, CLOSE_LOGGED_OUT)])
+        return presence
 
     async def surge_ended(self, surge_id: int, host: str) -> None:
         """Revoke the helpers' pending offers of an ending surge and refuse it any new ones;

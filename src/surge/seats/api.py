@@ -12,7 +12,7 @@ from starlette.types import Message
 from surge.auth.directory import WITHDRAWN
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
-from surge.db import database_errors
+from surge.db import database_errors, utcnow
 from surge.errors import (
     BadRequest,
     Forbidden,
@@ -38,6 +38,7 @@ from surge.seats.schemas import (
     agent_message,
 )
 from surge.state.base import AgentState
+from surge.supervision import service as supervision_service
 from surge.surges.roster import ActiveSurges
 
 router = APIRouter()
@@ -152,6 +153,13 @@ async def _arrive(
             seat=seat,
             instance=runtime.settings.instance_id,
             surges=surges,
+        )
+        # The notices of the day and of the surges it serves, after the greeting.
+        greeting += await supervision_service.on_arrival(
+            session=session,
+            city=seat.city,
+            surges=surges,
+            since=supervision_service.day_start(utcnow(), runtime.settings.report_timezone),
         )
     for frame in greeting:
         connection.send(frame)

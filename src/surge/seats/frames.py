@@ -36,7 +36,7 @@ __all__ = [
 
 RequeueReason = Literal[
     "declined", "expired", "seat_lost", "surge_ended", "agent_disconnected", "agent_lost",
-    "recovered",
+    "recovered", "logged_out",
 ]  # fmt: skip
 """Why an offered call went back to the queue (`call.requeued`, and `offer.revoked`)."""
 RevokeReason = RequeueReason | Literal["abandoned"]
@@ -308,6 +308,35 @@ def scripts_updated(*, city: str, version: int, changes: ScriptChanges) -> Scrip
     return {"type": "scripts.updated", "city": city, "version": version, "changes": changes}
 
 
+# The key `from` is a Python keyword: this frame is declared in the functional form.
+Notice = TypedDict(
+    "Notice",
+    {
+        "type": Literal["notice"],
+        "id": int,
+        "from": str,
+        "text": str,
+        "at": str,
+        "surge_id": NotRequired[int],
+        "city": NotRequired[str],
+    },
+)
+"""A supervisor's notice to everyone serving a surge (`surge_id`) or a city (`city`)."""
+
+
+def notice(
+    *, notice_id: int, author: str, text: str, at: float, surge_id: int | None, city: str | None
+) -> Notice:
+    """The `notice` frame: for a surge's agents (`surge_id`) or a city's (`city`)."""
+    frame: Notice = {"type": "notice", "id": notice_id, "from": author, "text": text, "at": iso(at)}
+    if surge_id is not None:
+        frame["surge_id"] = surge_id
+    else:
+        assert city is not None, "a notice is for a surge or a city"
+        frame["city"] = city
+    return frame
+
+
 # -- /ws/cti -------------------------------------------------------------------------------------
 
 
@@ -441,6 +470,7 @@ AgentFrame = (
     | SurgeJoined
     | SurgeLeft
     | ScriptsUpdated
+    | Notice
     | Error
 )
 """Every frame an agent's console receives."""

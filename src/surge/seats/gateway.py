@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 1000  # frames queued for one socket before it is considered dead and closed
 CLOSE_REPLACED = 4409  # the agent opened its console elsewhere
 CLOSE_UNAUTHORIZED = 4401  # no valid token, or its user was disabled or deleted
+CLOSE_LOGGED_OUT = 4408  # a supervisor logged the agent out (`POST /agents/{id}/logout`)
 CLOSE_OVERWHELMED = 1011  # the console did not keep up with its frames: as good as lost
 
 

@@ -287,6 +287,9 @@ class AgentPresence:
     call_id: int | None = None
     lent_to: str | None = None  # the host whose offer or call it holds, if not its own city's
     wrap_up: WrapUp | None = None  # while in `wrap_up`
+    # When it entered its state (or connected), by the hot state's wall clock: what a
+    # supervisor reads (`GET /agents`); not compared, as no move depends on it.
+    since: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +509,10 @@ class HotState(Protocol):
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence (`lost` included), or None when it is offline."""
+
+    async def agents(self, cities: Sequence[str]) -> list[AgentPresence]:
+        """Every known agent of the named cities (present or `lost`), in one read: the
+        supervisors' live list. Ordered by agent id."""
 
     async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
         """The ids of every present agent of each named city (in any state but lost), ascending."""

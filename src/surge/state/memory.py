@@ -47,6 +47,7 @@ class _Agent:
     call_id: int | None = None
     lent_to: str | None = None
     wrap_up: WrapUp | None = None
+    since: float = 0.0  # the wall clock when it entered its state (or connected)
 
     def presence(self, agent_id: int) -> AgentPresence:
         """Freeze the record for callers."""
@@ -60,6 +61,7 @@ class _Agent:
             call_id=self.call_id,
             lent_to=self.lent_to,
             wrap_up=self.wrap_up,
+            since=self.since,
         )
 
 
@@ -337,6 +339,7 @@ class InMemoryState:
         if agent is None:
             check_agent_move(None, state)
             agent = _Agent(city, state, instance, idle_since=now, call_id=call_id)
+            agent.since = time.time()
             self._agents[agent_id] = agent
             self._engaged[(city, state)].add(agent_id)
             away = self._away.pop(agent_id, None)
@@ -446,6 +449,15 @@ class InMemoryState:
         """Return the agent's presence, or None when it is offline."""
         agent = self._agents.get(agent_id)
         return None if agent is None else agent.presence(agent_id)
+
+    async def agents(self, cities: Sequence[str]) -> list[AgentPresence]:
+        """Every known agent of the named cities (present or lost), by id."""
+        wanted = set(cities)
+        return [
+            agent.presence(agent_id)
+            for agent_id, agent in sorted(self._agents.items())
+            if agent.city in wanted
+        ]
 
     async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
         """The ids of every present agent of each named city (in any state), ascending."""
@@ -600,6 +612,7 @@ class InMemoryState:
         if state in (AgentState.AVAILABLE, AgentState.BREAK):
             self._unlend(agent)
         agent.state, agent.idle_since = state, idle_since
+        agent.since = time.time()
         agent.offer_id = agent.call_id = None
         if state is AgentState.AVAILABLE:
             self._idle[agent.city].add(IdleAgent(agent_id, agent.city, idle_since))

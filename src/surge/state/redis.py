@@ -7,9 +7,10 @@ Key layout, under the prefix P (default ``surge:``):
 - ``P q:{city}`` zset call data -> queue score (queued calls only): the member is the data so that
   reading the head of a queue needs no lookup per call; ``P qt:{city}`` zset call id ->
   enqueued_at (the same calls, for the oldest one);
-- ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, ``offer`` or
-  ``call`` while it holds one, ``lent`` (the host) while that offer or call is another city's
-  (and through the wrap-up after it), ``wrap_call`` and ``wrap_until`` while wrapping up;
+- ``P agent:{id}`` hash of a present agent: city, state, instance, idle_since, since (Redis's
+  clock when it entered its state or connected), ``offer`` or ``call`` while it holds one,
+  ``lent`` (the host) while that offer or call is another city's (and through the wrap-up after
+  it), ``wrap_call`` and ``wrap_until`` while wrapping up;
 - ``P lending:{city}`` hash host -> how many of the city's agents are lent to it (kept in step
   with the ``lent`` fields and ``away`` hashes by the same scripts); ``P away:{agent}`` hash
   (city, host, call) of an absent agent that left with a host's call in hand, which still counts;
@@ -100,6 +101,12 @@ local function check(source, target)
   end
 end
 
+-- Redis's own clock as the string of a float: when an agent entered its state.
+local function clock()
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+
 -- Something happened that may make an offer possible: a new change mark for the dispatcher.
 local function changed()
   redis.call('INCR', P .. 'changes')
@@ -164,7 +171,7 @@ local function move(agent, state, idle_since, field, value)
     redis.call('ZREM', P .. 'wrap_ups', agent)
   end
   redis.call('HDEL', key, 'offer', 'call', 'wrap_call', 'wrap_until')
-  redis.call('HSET', key, 'state', state, 'idle_since', idle_since)
+  redis.call('HSET', key, 'state', state, 'idle_since', idle_since, 'since', clock())
   if field then
     redis.call('HSET', key, field, value)
   end
@@ -172,7 +179,8 @@ end
 
 local function presence(agent)
   return redis.call('HMGET', P .. 'agent:' .. agent,
-    'city', 'state', 'instance', 'idle_since', 'offer', 'call', 'lent', 'wrap_call', 'wrap_until')
+    'city', 'state', 'instance', 'idle_since', 'offer', 'call', 'lent', 'since', 'wrap_call',
+    'wrap_until')
 end
 
 -- Put a held call (back) at its place: its score alone decides where.
@@ -404,7 +412,8 @@ else
   if call ~= '' then
     redis.call('HSET', key, 'call', call)
   end
-  redis.call('HSET', key, 'city', city, 'state', state, 'instance', instance, 'idle_since', now)
+  redis.call('HSET', key, 'city', city, 'state', state, 'instance', instance, 'idle_since', now,
+    'since', clock())
   enter(agent, city, state, now)
   local away = redis.call('HMGET', P .. 'away:' .. agent, 'city', 'host', 'call')
   redis.call('DEL', P .. 'away:' .. agent)
@@ -519,6 +528,30 @@ else
   redis.call('ZADD', P .. 'wrap_ups', ARGV[5], agent)
 end
 return presence(agent)
+"""
+
+# ARGV: P, then the names of the per-city sets of agents not available ('break', ...), '',
+# then the cities. Returns every known agent's id and presence, city by city.
+_AGENTS = """
+local sets, i = {}, 2
+while ARGV[i] ~= '' do
+  table.insert(sets, ARGV[i])
+  i = i + 1
+end
+local found = {}
+for c = i + 1, #ARGV do
+  local city = ARGV[c]
+  local ids = redis.call('ZRANGE', P .. 'idle:' .. city, 0, -1)
+  for _, state in ipairs(sets) do
+    for _, agent in ipairs(redis.call('SMEMBERS', P .. state .. ':' .. city)) do
+      table.insert(ids, agent)
+    end
+  end
+  for _, agent in ipairs(ids) do
+    table.insert(found, {agent, presence(agent)})
+  end
+end
+return found
 """
 
 # ARGV: P, exclusive upper bound on the last heartbeat ('(' .. cutoff).
@@ -699,9 +732,12 @@ def _held(row: Sequence[Any]) -> HeldOffer:
 
 
 def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
-    """Read (city, state, instance, idle_since, offer, call, lent, wrap_call, wrap_until), the
-    last five maybe None."""
-    city, state, instance, idle_since, offer_id, call_id, lent_to, wrap_call, wrap_until = row
+    """Read (city, state, instance, idle_since, offer, call, lent, since, wrap_call, wrap_until);
+    offer, call, lent and the wrap-up may be None (since too, on a presence older than that
+    field)."""
+    city, state, instance, idle_since, offer_id, call_id, lent_to, since, wrap_call, wrap_until = (
+        row
+    )
     return AgentPresence(
         agent_id=agent_id,
         city=_text(city),
@@ -712,6 +748,7 @@ def _presence(agent_id: int, row: Sequence[Any]) -> AgentPresence:
         call_id=None if call_id is None else int(call_id),
         lent_to=None if lent_to is None else _text(lent_to),
         wrap_up=None if wrap_call is None else WrapUp(int(wrap_call), _float(wrap_until)),
+        since=0.0 if since is None else _float(since),
     )
 
 
@@ -780,6 +817,7 @@ class RedisState:
         self._finish = script(_FINISH)
         self._end_wrap_ups = script(_END_WRAP_UPS)
         self._reap = script(_REAP)
+        self._agents = script(_AGENTS)
         self._snapshot = script(_SNAPSHOT)
         self._get_offer = script(_GET_OFFER)
         self._count_hit = client.register_script(_COUNT_HIT)
@@ -1023,11 +1061,19 @@ class RedisState:
 
     async def get_agent(self, agent_id: int) -> AgentPresence | None:
         """Return the agent's presence, or None when it is offline."""
-        fields = ["city", "state", "instance", "idle_since", "offer", "call", "lent"]
+        fields = ["city", "state", "instance", "idle_since", "offer", "call", "lent", "since"]
         fields += ["wrap_call", "wrap_until"]
         with _mapped(self._failed):
             row = await self._client.hmget(f"{self._prefix}agent:{agent_id}", fields)
         return None if row[0] is None else _presence(agent_id, row)
+
+    async def agents(self, cities: Sequence[str]) -> list[AgentPresence]:
+        """Every known agent of the named cities (present or lost), by id: one script."""
+        if not cities:
+            return []
+        unavailable = [state.value for state in AgentState if state is not AgentState.AVAILABLE]
+        rows = await self._run(self._agents, *unavailable, "", *cities, idempotent=True)
+        return sorted((_presence(int(agent), row) for agent, row in rows), key=lambda p: p.agent_id)
 
     async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
         """The ids of every present agent of each named city (in any state), ascending."""

@@ -1,6 +1,7 @@
 // The agent console (cloud seat): presence, offers, the call in hand, the host's answer scripts.
 import { CITY_NAMES, cityName, el, get, socketUrl } from "./api.js";
 import { add, language, onLanguage, t, translate } from "./i18n.js";
+import { noticeList } from "./supervision.js";
 
 add({
   zh: {
@@ -17,7 +18,7 @@ add({
     "agent.updated": "{city}答复口径已更新至第 {v} 版", "agent.joined": "您已加入{city}多援一，正在援助{city}热线",
     "agent.left": "{city}多援一已结束，您已回到本市话务", "agent.missed": "来电超时未接，已转为小休",
     "agent.revoked": "来电已撤回", "agent.completed": "工单已完成", "agent.no_entries": "暂无口径",
-    "agent.surge": "多援一",
+    "agent.surge": "多援一", "agent.logged_out": "您已被管理员签出",
     "agent.note": "转来备注", "agent.channel": "渠道", "agent.talk": "通话时长", "agent.priority": "优先级 {n}",
     "channel.phone": "电话", "channel.app": "App", "channel.wechat": "微信", "channel.web": "网页", "channel.sms": "短信",
     "agent.transfer": "转接", "agent.transfer_to": "转至", "agent.transfer_host": "来电城市（{city}）",
@@ -37,7 +38,7 @@ add({
     "agent.updated": "{city}'s answer scripts are now version {v}", "agent.joined": "You joined the surge for {city}: you now help its hotline",
     "agent.left": "The surge for {city} has ended; you are back on your own city's calls", "agent.missed": "The offer expired; you are on break",
     "agent.revoked": "The offer was withdrawn", "agent.completed": "Ticket completed", "agent.no_entries": "No entries",
-    "agent.surge": "Surge",
+    "agent.surge": "Surge", "agent.logged_out": "A supervisor logged you out",
     "agent.note": "Note from the last agent", "agent.channel": "Channel", "agent.talk": "Talk time", "agent.priority": "priority {n}",
     "channel.phone": "Phone", "channel.app": "App", "channel.wechat": "WeChat", "channel.web": "Web", "channel.sms": "SMS",
     "agent.transfer": "Transfer", "agent.transfer_to": "To", "agent.transfer_host": "The call's city ({city})",
@@ -60,6 +61,7 @@ export function mount(view, { who, banner }) {
     call: el("section", { id: "call", class: "card", "aria-labelledby": "call-title" }),
     scripts: el("section", { id: "scripts", class: "card", "aria-labelledby": "scripts-title" }),
     surge: el("div", { id: "surge-banner", role: "status", "aria-live": "polite", hidden: true }),
+    notices: noticeList(),
   };
   view.append(
     el("div", { class: "toolbar" },
@@ -67,6 +69,7 @@ export function mount(view, { who, banner }) {
       el("span", { "data-i18n": "agent.state" }), ui.presence, ui.available, ui.pause),
     ui.surge,
     el("div", { class: "agent-grid" }, el("div", {}, ui.offer, ui.call), ui.scripts),
+    ui.notices.root,
   );
 
   const send = (message) => state.socket && state.socket.readyState === WebSocket.OPEN && state.socket.send(JSON.stringify(message));
@@ -91,6 +94,12 @@ export function mount(view, { who, banner }) {
         return;
       }
       if (event.code === 4409) return; // another console of this agent took over
+      if (event.code === 4408) { // a supervisor logged the agent out: no reconnecting
+        ui.connection.dataset.i18n = "agent.logged_out";
+        ui.connection.textContent = t("agent.logged_out");
+        banner(t("agent.logged_out"), "warn");
+        return;
+      }
       banner(t("agent.reconnecting"), "warn");
       const delay = Math.min(10000, 500 * 2 ** state.retry++);
       setTimeout(() => state.closed || connect(), delay);
@@ -165,6 +174,9 @@ export function mount(view, { who, banner }) {
           banner(t("agent.updated", { city: cityName(frame.city, lang()), v: frame.version }), "info");
           loadScripts(true);
         }
+        break;
+      case "notice":
+        ui.notices.add(frame);
         break;
       case "error":
         banner(`${frame.code}: ${frame.message}`, "error");
@@ -426,6 +438,7 @@ export function mount(view, { who, banner }) {
     clearInterval(talkTicker);
     document.removeEventListener("keydown", onKey);
     stopTranslating();
+    ui.notices.stop();
     if (state.socket) state.socket.close(1000, "logout"); // a goodbye: offline, not lost
   };
 }

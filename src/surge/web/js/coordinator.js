@@ -3,6 +3,7 @@
 import { CITY_NAMES, cityName, el, get, post } from "./api.js";
 import { chart } from "./chart.js";
 import { add, language, onLanguage, t, translate } from "./i18n.js";
+import { agentsPanel, noticeBox } from "./supervision.js";
 
 const POLL_MS = 3000;
 const CODES = Object.keys(CITY_NAMES);
@@ -152,6 +153,7 @@ export function mount(view, { banner }) {
       el("span", {}), el("label", { class: "check" }, shared, " ", el("span", { "data-i18n": "coord.shared" }))),
     leftOut, formError, submit);
   const surgesList = el("div", { id: "surges" });
+  const agentsView = agentsPanel({ banner });
 
   view.append(
     el("div", { class: "toolbar" }, el("h1", { "data-i18n": "coord.title" }), updated),
@@ -164,6 +166,7 @@ export function mount(view, { banner }) {
       el("h2", { id: "launch-title", "data-i18n": "coord.launch" }), form),
     el("section", { class: "card", "aria-labelledby": "live-title" },
       el("h2", { id: "live-title", "data-i18n": "coord.live" }), surgesList),
+    agentsView.root,
   );
 
   // --- 1. the pressure board -------------------------------------------------------------------
@@ -455,13 +458,14 @@ export function mount(view, { banner }) {
       confirm: el("button", { type: "button", class: "danger", id: `surge-${id}-confirm-end` }),
       cancel: el("button", { type: "button", id: `surge-${id}-cancel` }),
       error: el("p", { class: "error", role: "alert", id: `surge-${id}-error` }),
+      notice: noticeBox(id, { banner }),
     };
     card.reasonLabel = el("label", { for: card.endReason.id });
     card.confirmBox = el("div", { class: "confirm", id: `surge-${id}-confirm`, role: "group", "aria-labelledby": card.confirmText.id, hidden: true },
       card.confirmText, card.reasonLabel, card.endReason, el("div", { class: "actions" }, card.confirm, card.cancel));
     card.root = el("article", { class: "surge-card", id: `surge-${id}`, tabindex: -1, "aria-labelledby": card.title.id, dataset: { host: surge.host_city, id } },
       el("div", { class: "surge-head" }, card.title, el("div", { class: "actions" }, card.activate, card.end)),
-      card.meta, card.confirmBox, card.error,
+      card.meta, card.confirmBox, card.error, card.notice.root,
       el("div", { class: "surge-body" }, card.table, el("div", { class: "surge-side" }, card.chart, card.adoptionBox)));
 
     const closeConfirm = () => {
@@ -524,6 +528,8 @@ export function mount(view, { banner }) {
     const next = surge.waves.find((wave) => !wave.active);
     card.activate.hidden = !next || draining;
     card.end.hidden = draining;
+    card.notice.root.hidden = draining; // notices go to a running surge only
+    card.notice.render();
     if (draining) card.confirmBox.hidden = true;
     if (next) {
       card.activate.dataset.wave = next.number;
@@ -637,7 +643,7 @@ export function mount(view, { banner }) {
     if (state.polling || state.closed) return;
     state.polling = true;
     try {
-      const results = await Promise.allSettled([refreshBoard(), refreshSurges()]);
+      const results = await Promise.allSettled([refreshBoard(), refreshSurges(), agentsView.refresh()]);
       const failed = results.find((result) => result.status === "rejected");
       refreshError.textContent = failed ? t("coord.refresh_failed", { message: describe(failed.reason) }) : "";
     } finally {
@@ -652,6 +658,7 @@ export function mount(view, { banner }) {
     renderEditor();
     for (const card of state.cards.values()) updateCard(card);
     renderNoSurges();
+    agentsView.render();
   });
 
   renderHostOptions();
