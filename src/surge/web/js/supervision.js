@@ -4,7 +4,7 @@
 import { CITY_NAMES, cityName, el, get, post } from "./api.js";
 import { add, language, onLanguage, t } from "./i18n.js";
 
-const STATES = ["available", "offered", "busy", "break", "lost", "offline"];
+const STATES = ["available", "offered", "busy", "wrap_up", "break", "lost", "offline"];
 const SHOWN_ROWS = 300; // rows drawn at once; the filters narrow a province-wide list
 const KEPT_NOTICES = 50;
 
@@ -15,7 +15,7 @@ add({
     "sup.col_agent": "坐席", "sup.col_city": "所属城市", "sup.col_state": "状态", "sup.col_since": "起始",
     "sup.col_call": "当前来电", "sup.col_serving": "服务城市", "sup.col_scripts": "口径版本",
     "sup.col_instance": "实例", "sup.col_actions": "操作", "sup.none": "没有符合条件的坐席",
-    "sup.available": "空闲", "sup.offered": "振铃中", "sup.busy": "通话中", "sup.break": "小休",
+    "sup.available": "空闲", "sup.offered": "振铃中", "sup.busy": "通话中", "sup.wrap_up": "话后整理", "sup.break": "小休",
     "sup.lost": "失联", "sup.offline": "离线",
     "sup.logout": "强制签出", "sup.logout_named": "强制签出 {name}", "sup.logged_out": "{name} 已被签出",
     "sup.release": "释放来电", "sup.release_named": "释放 {name} 的来电 #{id}",
@@ -32,7 +32,7 @@ add({
     "sup.col_agent": "Agent", "sup.col_city": "Home city", "sup.col_state": "State", "sup.col_since": "Since",
     "sup.col_call": "Call in hand", "sup.col_serving": "Serving", "sup.col_scripts": "Scripts",
     "sup.col_instance": "Instance", "sup.col_actions": "Actions", "sup.none": "No agent matches",
-    "sup.available": "Available", "sup.offered": "Ringing", "sup.busy": "On a call", "sup.break": "On break",
+    "sup.available": "Available", "sup.offered": "Ringing", "sup.busy": "On a call", "sup.wrap_up": "Wrap-up", "sup.break": "On break",
     "sup.lost": "Lost", "sup.offline": "Offline",
     "sup.logout": "Log out", "sup.logout_named": "Log out {name}", "sup.logged_out": "{name} was logged out",
     "sup.release": "Release call", "sup.release_named": "Release call #{id} of {name}",
