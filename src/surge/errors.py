@@ -23,7 +23,8 @@ SurgeError                      500 internal_error
 │   ├── CallNotConnected        409 call_not_connected
 │   ├── FeedbackRecorded        409 feedback_recorded
 │   ├── IdempotencyConflict     409 idempotency_conflict
-│   └── AgentStillPresent       409 agent_present
+│   ├── AgentStillPresent       409 agent_present
+│   └── CallbackNotDialing      409 callback_not_dialing
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
@@ -162,6 +163,12 @@ class CallNotConnected(Conflict):
 
 class AgentStillPresent(Conflict):
     code = "agent_present"
+
+
+class CallbackNotDialing(Conflict):
+    """A callback result for a call that is not a callback being dialled."""
+
+    code = "callback_not_dialing"
 
 
 class FeedbackRecorded(Conflict):

@@ -89,6 +89,13 @@ class CallFields(BaseModel):
     script_key: str | None
     satisfied: bool | None = Field(description="The follow-up answer, once given")
     feedback_score: int | None = Field(description="The follow-up's 1-5 score, when given")
+    callback_requested_at: datetime | None = Field(
+        description="When it became a callback (回拨); null for a plain call"
+    )
+    callback_attempts: int = Field(description="Its callback's dial-outs that did not reach")
+    callback_due_at: datetime | None = Field(
+        description="While `redial`: when it is queued again for its next dial-out"
+    )
 
 
 class CallRead(CallFields):
@@ -195,6 +202,12 @@ class FeedbackRead(BaseModel):
     satisfied: bool
     score: int | None
     at: datetime
+
+
+class CallbackResult(RequestModel):
+    """The telephony's answer to a `callback.dial`: whether the caller was reached."""
+
+    reached: StrictBool
 
 
 class CallRelease(RequestModel):

@@ -206,6 +206,7 @@ class QueuedCall:
     enqueued_at: float  # epoch seconds
     caller: str
     channel: str
+    callback: bool = False  # a callback (回拨): the agent who takes it has the caller dialled
 
     @property
     def score(self) -> float:

@@ -674,13 +674,13 @@ def _arg(value: float) -> str:
 def _data(call: QueuedCall) -> bytes:
     """Encode a call as the JSON array its hash and its queue entry carry."""
     fields = [call.call_id, call.city, call.priority, float(call.enqueued_at)]
-    return orjson.dumps([*fields, call.caller, call.channel])
+    return orjson.dumps([*fields, call.caller, call.channel, call.callback])
 
 
 def _call(fields: Sequence[Any]) -> QueuedCall:
-    """Rebuild a call from its decoded JSON array."""
-    call_id, city, priority, enqueued_at, caller, channel = fields
-    return QueuedCall(call_id, city, priority, enqueued_at, caller, channel)
+    """Rebuild a call from its decoded JSON array (written before callbacks: six fields)."""
+    call_id, city, priority, enqueued_at, caller, channel, *callback = fields
+    return QueuedCall(call_id, city, priority, enqueued_at, caller, channel, any(callback))
 
 
 def _held(row: Sequence[Any]) -> HeldOffer:
