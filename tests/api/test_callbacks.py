@@ -365,3 +365,45 @@ async def test_bad_callback_requests_and_results(calling: LiveService) -> None:
         assert response.json()["error"]["code"] == "invalid_request"
     denied = await post(service, agent, f"/calls/{plain['id']}/callback")
     assert denied.status_code == 403
+
+
+async def test_callbacks_outlive_a_restart(backend: Backend) -> None:
+    """The database holds them: a queued callback is rebuilt as one, a redial comes back due."""
+    settings = backend.settings(offer_timeout_s=15.0, callback_retry_s=3.0)
+    async with run_service(settings) as first:
+        cti = await first.add_user(Role.CTI, NANJING)
+        agent = await first.add_user(Role.AGENT, NANJING)
+        redialled = await first.post_call(cti, NANJING, caller="13911112222")
+        waiting = await first.post_call(cti, NANJING, caller="13933334444")
+        await request(first, cti, redialled["id"])
+        await request(first, cti, waiting["id"])
+        async with first.console(agent) as console:
+            await console.available()
+            offer = await console.expect("offer")
+            assert offer["call"]["id"] == redialled["id"]
+            await console.send(type="accept", offer_id=offer["offer_id"])
+            await console.expect("callback.dialing")
+            missed = await result(first, cti, redialled["id"], reached=False)
+            assert missed.json()["status"] == "redial"
+            await console.expect("callback.unreached")
+            await console.expect("state")
+            # The other callback is offered now; the console closes on it (back in its place).
+            assert (await console.expect("offer"))["call"]["id"] == waiting["id"]
+        tokens = dict(first.tokens)
+    async with run_service(settings) as second:
+        second.tokens.update(tokens)
+        async with second.console(agent) as console:
+            await console.available()
+            offer = await console.expect("offer")
+            assert offer["call"]["id"] == waiting["id"]
+            assert offer["call"]["kind"] == "callback"
+            await console.send(type="accept", offer_id=offer["offer_id"])
+            await console.expect("callback.dialing")
+            assert (await result(second, cti, waiting["id"], reached=True)).status_code == 200
+            await console.expect("call.connected")
+            await console.send(type="complete", call_id=waiting["id"], disposition="answered")
+            await console.expect("call.completed")
+            await console.expect("state")
+            again = await console.expect("offer", within=5)
+            assert again["call"]["id"] == redialled["id"]
+            assert again["call"]["kind"] == "callback"

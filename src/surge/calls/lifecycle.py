@@ -41,13 +41,13 @@ class Disposition(StrEnum):
 
 
 MOVES: dict[CallStatus, frozenset[CallStatus]] = {
-    CallStatus.QUEUED: frozenset({CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.ABANDONED}),
+    CallStatus.QUEUED: frozenset({CallStatus.OFFERED, CallStatus.ABANDONED}),
     CallStatus.OFFERED: frozenset(
         {CallStatus.QUEUED, CallStatus.CONNECTED, CallStatus.ABANDONED, CallStatus.DIALING}
     ),
     CallStatus.CONNECTED: frozenset({CallStatus.COMPLETED}),
     CallStatus.COMPLETED: frozenset(),
-    CallStatus.ABANDONED: frozenset({CallStatus.QUEUED}),
+    CallStatus.ABANDONED: frozenset({CallStatus.QUEUED}),  # a callback of the caller who left
     CallStatus.DIALING: frozenset({CallStatus.CONNECTED, CallStatus.REDIAL, CallStatus.UNREACHED}),
     CallStatus.REDIAL: frozenset({CallStatus.QUEUED, CallStatus.ABANDONED}),
     CallStatus.UNREACHED: frozenset(),

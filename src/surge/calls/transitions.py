@@ -162,12 +162,20 @@ CALL_RULES: tuple[CallRule, ...] = (
     ),
     # Callbacks (回拨).
     CallRule(
+        ("request_callback",),
+        frozenset({CallStatus.QUEUED, CallStatus.OFFERED}),
+        CallStatus.ABANDONED,
+        "left_for_callback",
+        "the caller of a waiting call asks to be called back and leaves the line (then the next"
+        " row)",
+    ),
+    CallRule(
         ("request_callback", "abandon"),
-        frozenset({CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.ABANDONED}),
+        frozenset({CallStatus.ABANDONED}),
         CallStatus.QUEUED,
         "callback_requested",
-        "the telephony asks to call a waiting or abandoned caller back (or, callbacks on, the"
-        " caller abandons after the short-abandon threshold): queued again at its original place",
+        "the telephony asks to call an abandoned caller back (or, callbacks on, the caller"
+        " abandons after the short-abandon threshold): queued again at its original place",
     ),
     CallRule(
         ("accept",),
@@ -270,7 +278,8 @@ class CallbackPolicy:
     on_abandon_in: Callable[[], Awaitable[frozenset[str]]] | None = None
 
 
-_CALLBACK_SOURCES = frozenset({CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.ABANDONED})
+_CALLBACK_SOURCES = OPEN_STATUSES | {CallStatus.ABANDONED}
+_ABANDONED = frozenset({CallStatus.ABANDONED})
 _DIALING = frozenset({CallStatus.DIALING})
 REDIAL_BATCH = 200
 """Callbacks due to be dialled again put back in their queues per maintenance tick."""
@@ -858,28 +867,41 @@ class Transitions:
                         f"call {call_id} is {call.status}; only a waiting or abandoned call is"
                         " called back"
                     )
-                if call.status in OPEN_STATUSES:
-                    withdrawn = await self._state.withdraw(call_id)
                 now = utcnow()
-                moved = await calls_service.move(
-                    connection=await session.connection(),
-                    call_id=call_id,
-                    target=CallStatus.QUEUED,
-                    at=now,
-                    instance=self._instance,
-                    reason="callback_requested",
-                    agent_id=call.agent_id,
-                    offer_id=call.offer_id,
-                    only_from=_CALLBACK_SOURCES,
-                    values={
-                        "callback_requested_at": now,
-                        "callback_attempts": 0,
-                        "callback_due_at": None,
-                        "ended_at": None,
-                        "agent_id": None,
-                        "offer_id": None,
-                    },
-                )
+                connection = await session.connection()
+                moved: calls_service.Moved | None = None
+                if call.status in OPEN_STATUSES:
+                    # The caller leaves the line to be called back: abandoned, then the callback.
+                    withdrawn = await self._state.withdraw(call_id)
+                    moved = await calls_service.move(
+                        connection=connection,
+                        call_id=call_id,
+                        target=CallStatus.ABANDONED,
+                        at=now,
+                        instance=self._instance,
+                        reason="left_for_callback",
+                        agent_id=call.agent_id,
+                        offer_id=call.offer_id,
+                        only_from=OPEN_STATUSES,
+                        values={"ended_at": now, "offer_id": None},
+                    )
+                if moved is not None or call.status == CallStatus.ABANDONED:
+                    moved = await calls_service.move(
+                        connection=connection,
+                        call_id=call_id,
+                        target=CallStatus.QUEUED,
+                        at=now,
+                        instance=self._instance,
+                        reason="callback_requested",
+                        only_from=_ABANDONED,
+                        values={
+                            "callback_requested_at": now,
+                            "callback_attempts": 0,
+                            "callback_due_at": None,
+                            "ended_at": None,
+                            "agent_id": None,
+                        },
+                    )
                 await session.refresh(call)
                 if moved is None:
                     raise CallNotOpen(f"call {call_id} is already {call.status}")
