@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import websockets
@@ -20,6 +22,7 @@ from tests.helpers import Console, LiveService, run_service
 NANJING = "320100"
 SUZHOU = "320500"
 RETRY_S = 0.5
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
@@ -407,3 +410,66 @@ async def test_callbacks_outlive_a_restart(backend: Backend) -> None:
             again = await console.expect("offer", within=5)
             assert again["call"]["id"] == redialled["id"]
             assert again["call"]["kind"] == "callback"
+
+
+async def dial_out(
+    service: LiveService, console: Console, cti: str, call_id: int, *, reached: bool
+) -> None:
+    """Take the callback `call_id` offered next and report the dial-out's result."""
+    offer = await console.expect("offer", within=RETRY_S + 5)
+    assert offer["call"]["id"] == call_id
+    await console.send(type="accept", offer_id=offer["offer_id"])
+    await console.expect("callback.dialing")
+    assert (await result(service, cti, call_id, reached=reached)).status_code == 200
+    if reached:
+        await console.expect("call.connected")
+        await console.send(type="complete", call_id=call_id, disposition="answered")
+        await console.expect("call.completed")
+        await console.expect("state")
+    else:
+        await console.expect("callback.unreached")
+        await console.expect("state")
+
+
+async def test_the_daily_report_counts_callbacks(calling: LiveService) -> None:
+    service = calling
+    cti = await service.add_user(Role.CTI, NANJING)
+    agent = await service.add_user(Role.AGENT, NANJING)
+    coordinator = await service.add_user(Role.COORDINATOR)
+    reached = await service.post_call(cti, NANJING, caller="13900000001")
+    unreached = await service.post_call(cti, NANJING, caller="13900000002")
+    hung_up = await service.post_call(cti, NANJING, caller="13900000003")
+    await abandon(service, cti, hung_up["id"])
+    await request(service, cti, reached["id"])
+    await request(service, cti, unreached["id"])
+    async with service.console(agent) as console:
+        await console.available()
+        await dial_out(service, console, cti, reached["id"], reached=True)
+        await dial_out(service, console, cti, unreached["id"], reached=False)
+        await dial_out(service, console, cti, unreached["id"], reached=False)  # its last attempt
+    shown = await service.http.get(f"/api/v1/calls/{reached['id']}", headers=service.auth(cti))
+    body = shown.json()
+    wait = datetime.fromisoformat(body["connected_at"]) - datetime.fromisoformat(
+        body["callback_requested_at"]
+    )
+    day = datetime.fromisoformat(body["received_at"]).astimezone(SHANGHAI).date().isoformat()
+    response = await service.http.get(
+        "/api/v1/reports/daily", params={"date": day}, headers=service.auth(coordinator)
+    )
+    assert response.status_code == 200, response.text
+    [nanjing] = [row for row in response.json()["cities"] if row["code"] == NANJING]
+    for figures in (nanjing, response.json()["province"]):
+        assert (figures["received"], figures["answered"], figures["abandoned"]) == (3, 1, 1)
+        assert figures["callbacks"] == 2
+        assert (figures["callbacks_reached"], figures["callbacks_unreached"]) == (1, 1)
+        assert figures["callback_wait_s"] == pytest.approx(wait.total_seconds(), abs=0.01)
+        assert figures["open"] == 0
+    csv = await service.http.get(
+        "/api/v1/reports/daily",
+        params={"date": day, "city": NANJING, "format": "csv", "lang": "en"},
+        headers=service.auth(coordinator),
+    )
+    header, row = csv.text.lstrip("\ufeff").splitlines()[:2]
+    columns = dict(zip(header.split(","), row.split(","), strict=True))
+    assert (columns["callbacks"], columns["callbacks_reached"]) == ("2", "1")
+    assert columns["callbacks_unreached"] == "1"
