@@ -18,6 +18,8 @@ add({
     "agent.left": "{city}多援一已结束，您已回到本市话务", "agent.missed": "来电超时未接，已转为小休",
     "agent.revoked": "来电已撤回", "agent.completed": "工单已完成", "agent.no_entries": "暂无口径",
     "agent.surge": "多援一",
+    "agent.callback": "回拨", "agent.callback_offer": "回拨请求", "agent.dialing": "正在回拨来电人…",
+    "agent.unreached_retry": "回拨未接通，将在 {n} 秒后重新回拨", "agent.unreached_final": "回拨未接通，已多次尝试，回拨结束",
   },
   en: {
     "agent.connection": "Connection", "agent.online": "Connected", "agent.reconnecting": "Network lost, reconnecting…",
@@ -34,6 +36,9 @@ add({
     "agent.left": "The surge for {city} has ended; you are back on your own city's calls", "agent.missed": "The offer expired; you are on break",
     "agent.revoked": "The offer was withdrawn", "agent.completed": "Ticket completed", "agent.no_entries": "No entries",
     "agent.surge": "Surge",
+    "agent.callback": "Callback", "agent.callback_offer": "Callback request", "agent.dialing": "Dialling the caller…",
+    "agent.unreached_retry": "The caller was not reached; the callback is retried in {n} s",
+    "agent.unreached_final": "The caller was not reached after every attempt; the callback is closed",
   },
 });
 
@@ -135,6 +140,17 @@ export function mount(view, { who, banner }) {
         state.call = null;
         banner(t("agent.completed"), "ok");
         break;
+      case "callback.dialing": // a callback (回拨) accepted: the telephony dials the caller
+        state.offer = null;
+        state.call = { ...frame.call, dialing: true };
+        state.usedScript = null;
+        state.presence = "busy";
+        break;
+      case "callback.unreached":
+        state.call = null;
+        banner(frame.retry_in_s === null ? t("agent.unreached_final")
+          : t("agent.unreached_retry", { n: Math.round(frame.retry_in_s) }), "warn");
+        break;
       case "surge.joined":
         state.surges.set(frame.surge_id, frame.host_city);
         showSurge(t("agent.joined", { city: cityName(frame.host_city, lang()) }), "joined");
@@ -203,8 +219,9 @@ export function mount(view, { who, banner }) {
 
   function renderOffer() {
     clearInterval(ticker);
-    ui.offer.replaceChildren(el("h2", { id: "offer-title", "data-i18n": "agent.offer" }));
     const offer = state.offer;
+    const callback = offer?.call.kind === "callback";
+    ui.offer.replaceChildren(el("h2", { id: "offer-title", "data-i18n": callback ? "agent.callback_offer" : "agent.offer" }));
     if (!offer) {
       ui.offer.append(el("p", { class: "muted", "data-i18n": "agent.no_offer" }));
       ui.offer.classList.remove("ringing");
@@ -212,6 +229,7 @@ export function mount(view, { who, banner }) {
       return;
     }
     ui.offer.classList.add("ringing");
+    if (callback) ui.offer.append(el("p", {}, el("span", { id: "offer-kind", class: "pill warn", "data-i18n": "agent.callback" })));
     const waited = el("dd", { id: "offer-waited" });
     const countdown = el("dd", { id: "offer-countdown" });
     const accept = el("button", { type: "button", id: "accept", class: "primary", "data-i18n": "agent.accept" });
@@ -246,6 +264,14 @@ export function mount(view, { who, banner }) {
       return;
     }
     ui.call.hidden = false;
+    if (call.dialing) {
+      ui.call.append(el("p", {}, `#${call.id} · ${cityName(call.city, lang())} · `,
+        el("span", { id: "call-caller" }, call.caller || ""), " ",
+        el("span", { id: "call-kind", class: "pill warn", "data-i18n": "agent.callback" })),
+      el("p", { id: "dialing", role: "status", "data-i18n": "agent.dialing" }));
+      translate(ui.call);
+      return;
+    }
     const category = el("select", { id: "category", name: "category" },
       el("option", { value: "" }, t("agent.pick")),
       state.categories.map((c) => el("option", { value: c.code }, `${c.code} ${lang() === "en" && c.name_en ? c.name_en : c.name}`)));
