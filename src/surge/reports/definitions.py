@@ -75,7 +75,7 @@ CITY = _catalogue(
         "放弃量",
         "Abandoned",
         Unit.CALLS,
-        "Received calls whose caller hung up while queued or offered.",
+        "Received calls whose caller hung up while queued or offered (and were not called back since: a callback counts as one; a callback withdrawn because its caller called again counts here).",
         columns=("abandoned",),
     ),
     Metric(
