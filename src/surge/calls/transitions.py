@@ -21,6 +21,11 @@ next dispatch cycle finds the database a step behind). An agent whose offer the 
 is told so even when the database step fails, and one the hot state made available again is
 told before that step, so no new offer overtakes its frames.
 
+Callbacks (回拨) are calls too: a request puts a waiting or abandoned call back in its queue at
+its original place (its id), an accept of one has the telephony dial the caller (`dialing`),
+and its result connects it or frees the agent and leaves it waiting out of the queue (`redial`)
+until the dispatcher's maintenance tick queues it again, or ends it `unreached`.
+
 Routes, the socket handler, the dispatcher and the hot-state watch call these and stay thin.
 """
 
