@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from surge.auth import api as auth_api
 from surge.auth.directory import UserDirectory
 from surge.calls import api as calls_api
-from surge.calls.transitions import Transitions
+from surge.calls.transitions import CallbackPolicy, Transitions
 from surge.cities import api as cities_api
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
@@ -170,6 +170,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cities = CityRegistry(sessions)
         gateway = Gateway(state, instance=settings.instance_id, shared=settings.uses_redis)
         surges = SurgeRoster(settings=settings, sessions=sessions)
+
+        async def calling_back() -> frozenset[str]:
+            return (await surges.current()).calling_back
+
         transitions = Transitions(
             state=state,
             engine=engine,
@@ -180,6 +184,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cities=cities,
             wrap_up_s=settings.wrap_up_s,
             transfer_limit=settings.transfer_limit,
+            callbacks=CallbackPolicy(
+                on_abandon=settings.callback_on_abandon,
+                after_abandon_s=settings.report_short_abandon_s,
+                retry_s=settings.callback_retry_s,
+                attempts=settings.callback_attempts,
+                on_abandon_in=calling_back,
+            ),
         )
         dispatcher = Dispatcher(
             settings=settings,

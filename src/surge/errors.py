@@ -25,7 +25,8 @@ SurgeError                      500 internal_error
 │   ├── FeedbackRecorded        409 feedback_recorded
 │   ├── IdempotencyConflict     409 idempotency_conflict
 │   ├── UsernameTaken           409 username_taken
-│   └── AgentStillPresent       409 agent_present
+│   ├── AgentStillPresent       409 agent_present
+│   └── CallbackNotDialing      409 callback_not_dialing
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
@@ -170,6 +171,12 @@ class CallNotConnected(Conflict):
 
 class AgentStillPresent(Conflict):
     code = "agent_present"
+
+
+class CallbackNotDialing(Conflict):
+    """A callback result for a call that is not a callback being dialled."""
+
+    code = "callback_not_dialing"
 
 
 class FeedbackRecorded(Conflict):

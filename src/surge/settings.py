@@ -135,6 +135,16 @@ class Settings(BaseSettings):
     report_short_abandon_s: float = Field(
         default=5.0, ge=0, description="Abandoned sooner than this is reported apart"
     )
+    callback_on_abandon: bool = Field(
+        default=False,
+        description="Every call abandoned after the short-abandon threshold becomes a callback",
+    )
+    callback_retry_s: float = Field(
+        default=120.0, gt=0, le=86_400, description="A callback not reached is dialled again after"
+    )
+    callback_attempts: int = Field(
+        default=3, ge=1, le=20, description="Dial-outs of a callback before it is `unreached`"
+    )
     report_export_dir: Path | None = Field(
         default=None, description="Write each day's report here (unset: no scheduled export)"
     )

@@ -10,6 +10,7 @@ from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from surge.auth.models import Role
 from tests.browser.conftest import screenshot, signed_in
+from tests.browser.test_accessibility import assert_accessible
 from tests.helpers import PASSWORD, LiveService, run_service
 
 NANJING, SUZHOU = "320100", "320500"
@@ -191,3 +192,61 @@ async def test_an_agent_transfers_the_call_in_hand_with_a_note(
             call["id"],
             "苏州社保问题，请苏州答复",
         )
+
+
+async def test_a_callback_offer_is_marked_dialled_then_handled(
+    browser: Browser, site: LiveService
+) -> None:
+    """A callback (回拨) says so in the offer, shows the dialling, then the call as any call."""
+    cti = await site.add_user(Role.CTI)
+    page = await signed_in(browser, site, Role.AGENT, NANJING)
+    call = await site.post_call(cti, NANJING, caller="13912345678")
+    asked = await site.http.post(f"/api/v1/calls/{call['id']}/callback", headers=site.auth(cti))
+    assert asked.status_code == 200, asked.text
+    await page.get_by_role("button", name="置闲").click()
+
+    offer = page.locator("#offer")
+    await expect(offer.locator("#offer-title")).to_have_text("回拨请求")
+    await expect(offer.locator("#offer-kind")).to_have_text("回拨")
+    await assert_accessible(page, "agent console with a callback offer")
+    await page.get_by_role("button", name="English").click()
+    await expect(offer.locator("#offer-title")).to_have_text("Callback request")
+    await expect(offer.locator("#offer-kind")).to_have_text("Callback")
+    await page.get_by_role("button", name="Accept (A)").click()
+
+    await expect(page.locator("#dialing")).to_have_text("Dialling the caller…")
+    await expect(page.locator("#call-kind")).to_have_text("Callback")
+    await expect(page.locator("#complete")).to_have_count(0)  # nothing to close before it connects
+    await assert_accessible(page, "agent console dialling a callback")
+    reached = await site.http.post(
+        f"/api/v1/calls/{call['id']}/callback/result",
+        json={"reached": True},
+        headers=site.auth(cti),
+    )
+    assert reached.status_code == 200, reached.text
+    await expect(page.locator("#complete")).to_be_visible()
+    await page.get_by_role("button", name="Complete").click()
+    await expect(page.locator("#call")).to_be_hidden()
+    ticket = await site.http.get(f"/api/v1/calls/{call['id']}", headers=site.auth(cti))
+    assert ticket.json()["status"] == "completed"
+
+
+async def test_a_callback_not_reached_frees_the_agent_and_says_so(
+    browser: Browser, site: LiveService
+) -> None:
+    cti = await site.add_user(Role.CTI)
+    page = await signed_in(browser, site, Role.AGENT, NANJING)
+    call = await site.post_call(cti, NANJING)
+    await site.http.post(f"/api/v1/calls/{call['id']}/callback", headers=site.auth(cti))
+    await page.get_by_role("button", name="置闲").click()
+    await page.get_by_role("button", name="接听 (A)").click()
+    await expect(page.locator("#dialing")).to_have_text("正在回拨来电人…")
+    missed = await site.http.post(
+        f"/api/v1/calls/{call['id']}/callback/result",
+        json={"reached": False},
+        headers=site.auth(cti),
+    )
+    assert missed.status_code == 200, missed.text
+    await expect(page.locator("#call")).to_be_hidden()
+    await expect(page.locator("#presence")).to_have_attribute("data-state", "available")
+    await expect(page.get_by_text("回拨未接通，将在 120 秒后重新回拨")).to_be_visible()

@@ -44,6 +44,7 @@ async def test_a_coordinator_starts_watches_and_ends_a_surge(
     await coordinator.get_by_role("button", name="添加一波").click()  # a second wave, for later
     await form.locator(f"#wave-2-{WUXI}").check()
     await coordinator.get_by_label("启动原因（记入审计日志）").fill("南京来电积压")
+    await coordinator.get_by_label("放弃来电自动回拨").check()  # its callers who give up: 回拨
     await screenshot(coordinator, "coordinator-wave-editor")
     await coordinator.get_by_role("button", name="启动多援一", exact=True).click()
 
@@ -52,6 +53,7 @@ async def test_a_coordinator_starts_watches_and_ends_a_surge(
     await expect(card.locator("h3")).to_contain_text("南京多援一")
     card_id = await card.get_attribute("data-id")
     await expect(card.locator(f"#surge-{card_id}-status")).to_have_text("进行中")
+    await expect(card.locator(f"#surge-{card_id}-callbacks")).to_have_text("自动回拨")
     await expect(coordinator.locator("#surge-error")).to_have_text("")
 
     # The Suzhou agent is told, and offered a Nanjing call with the caller masked.

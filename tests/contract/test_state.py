@@ -117,6 +117,25 @@ async def test_enqueue_leaves_queued_and_offered_calls_alone(state: HotState) ->
     assert await state.enqueue([]) == []
 
 
+async def test_a_callback_keeps_its_kind_and_its_place_through_offers(state: HotState) -> None:
+    callback = QueuedCall(1, CITY, 0, T0, "13800000001", "phone", callback=True)
+    assert await state.enqueue([callback, qc(2)]) == [True, True]
+    assert (await view(state)).queue == (callback, qc(2))
+    await make_available(state, 10)
+    held = await offer(state, 1, 10)
+    assert held.call == callback
+    assert await state.get_offer(held.offer_id) == held
+    outcome, declined = await state.decline(held.offer_id, 10, T0 + 1)
+    assert outcome is Outcome.DONE
+    assert declined is not None
+    assert declined.call.callback
+    assert (await view(state)).queue == (callback, qc(2))  # back ahead of the later call
+    again = await offer(state, 1, 10)
+    outcome, accepted = await state.accept(again.offer_id, 10, T0 + 2)
+    assert accepted is not None
+    assert accepted.call.callback
+
+
 async def test_locate_says_where_each_call_is(state: HotState) -> None:
     await state.enqueue([qc(1), qc(2)])
     await make_available(state, 10)

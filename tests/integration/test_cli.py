@@ -161,6 +161,7 @@ async def test_simulate_runs_the_shipped_scenarios(name: str, tmp_path: Path) ->
         "service_level",
         "connection_rate",
         "occupancy",
+        "callbacks_reached",
     }
     lending = "own_service_level_while_lending"  # only in a helper city's row
     assert all(set(row) - {lending} == fields for row in result["cities"])

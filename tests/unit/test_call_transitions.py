@@ -39,11 +39,11 @@ def test_the_rules_name_exactly_the_transitions() -> None:
 
 
 def test_each_requeue_reason_has_one_rule_and_its_frames() -> None:
-    # A requeue is an offer that ended unanswered (a transfer queues a connected call).
+    # A requeue ends an offer; a callback queued (requested, or due again) is none.
     requeues = Counter(
         rule.reason
         for rule in CALL_RULES
-        if rule.target is CallStatus.QUEUED and CallStatus.OFFERED in rule.sources
+        if rule.target is CallStatus.QUEUED and rule.sources == {CallStatus.OFFERED}
     )
     assert requeues == Counter(get_args(RequeueReason))  # each reason once
     assert set(REQUEUES) == set(get_args(RequeueReason))

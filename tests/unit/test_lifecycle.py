@@ -15,18 +15,25 @@ from surge.calls.lifecycle import (
     sources_of,
 )
 
-QUE, OFF, CON, DONE, ABN = (
+QUE, OFF, CON, DONE, ABN, DIAL, REDIAL, UNR = (
     CallStatus.QUEUED,
     CallStatus.OFFERED,
     CallStatus.CONNECTED,
     CallStatus.COMPLETED,
     CallStatus.ABANDONED,
+    CallStatus.DIALING,
+    CallStatus.REDIAL,
+    CallStatus.UNREACHED,
 )
 
 # The contract, written out by hand so a change to MOVES has to be made twice, on purpose.
-ALLOWED = {(QUE, OFF), (QUE, ABN), (OFF, QUE), (OFF, CON), (OFF, ABN), (CON, DONE), (CON, QUE)}
+ALLOWED = {(QUE, OFF), (QUE, ABN), (OFF, QUE), (OFF, CON), (OFF, ABN), (CON, DONE)}
+# Callbacks (回拨): an abandoned caller is called back; dialled, reached or not, redialled.
+ALLOWED |= {(ABN, QUE), (OFF, DIAL), (DIAL, CON), (DIAL, REDIAL), (DIAL, UNR), (REDIAL, QUE)}
+ALLOWED |= {(REDIAL, ABN)}  # the caller called again meanwhile
+ALLOWED |= {(CON, QUE)}  # a transfer: the call in hand to a city's queue
 ALL_PAIRS = list(itertools.product(CallStatus, repeat=2))
-TERMINAL = {DONE, ABN}
+TERMINAL = {DONE, UNR}
 
 
 def test_moves_match_the_contract() -> None:
@@ -54,11 +61,12 @@ def test_no_status_moves_to_itself(status: CallStatus) -> None:
 @pytest.mark.parametrize(
     ("target", "sources"),
     [
-        (QUE, {OFF, CON}),
+        (QUE, {OFF, ABN, REDIAL, CON}),
         (OFF, {QUE}),
-        (CON, {OFF}),
+        (CON, {OFF, DIAL}),
         (DONE, {CON}),
-        (ABN, {QUE, OFF}),
+        (ABN, {QUE, OFF, REDIAL}),
+        (DIAL, {OFF}),
     ],
 )
 def test_sources_of(target: CallStatus, sources: set[CallStatus]) -> None:
@@ -85,6 +93,10 @@ def test_terminal_statuses_have_no_moves(status: CallStatus) -> None:
     for target in CallStatus:
         with pytest.raises(IllegalMove):
             check_move(status, target)
+
+
+def test_an_abandoned_call_moves_only_to_its_callback() -> None:
+    assert MOVES[ABN] == frozenset({QUE})
 
 
 def test_terminal_statuses_are_exactly_those_without_moves() -> None:
@@ -116,7 +128,6 @@ def test_every_status_is_reachable_from_queued_and_can_end() -> None:
 
 def test_a_status_without_sources_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every status has a source today; the guard in `sources_of` must still be an IllegalMove.
-    monkeypatch.setitem(MOVES, OFF, frozenset({CON, ABN}))  # nothing moves back to QUEUED any more
-    monkeypatch.setitem(MOVES, CON, frozenset({DONE}))
-    with pytest.raises(IllegalMove, match="no status moves to queued"):
-        sources_of(QUE)
+    monkeypatch.setitem(MOVES, DIAL, frozenset({CON, REDIAL}))  # nothing moves to UNREACHED
+    with pytest.raises(IllegalMove, match="no status moves to unreached"):
+        sources_of(UNR)

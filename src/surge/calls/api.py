@@ -18,6 +18,7 @@ from surge.calls import tickets
 from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
 from surge.calls.schemas import (
+    CallbackResult,
     CallCreate,
     CallEventRead,
     CallRead,
@@ -58,6 +59,7 @@ router = APIRouter(
         errors.FeedbackRecorded,
         errors.IdempotencyConflict,
         errors.AgentStillPresent,
+        errors.CallbackNotDialing,
     ),
 )
 
@@ -106,6 +108,9 @@ def _fields(call: Call | calls_service.CallRow, *, viewer: Principal) -> dict[st
         "feedback_score": call.feedback_score,
         "transfers": call.transfers,
         "transfer_note": call.transfer_note,
+        "callback_requested_at": call.callback_requested_at,
+        "callback_attempts": call.callback_attempts,
+        "callback_due_at": call.callback_due_at,
     }
 
 
@@ -135,6 +140,7 @@ async def post_call(request: Request) -> Response:
         return await _answer_again(call, runtime=runtime, viewer=principal)
     await runtime.state.enqueue([calls_service.as_queued(call)])
     runtime.dispatcher.poke()
+    await runtime.transitions.caller_back(call)  # a callback of this caller's: one, not two
     # A new call's whole history is its arrival: no need to read it back.
     arrival = CallEventRead(
         at=call.received_at,
@@ -259,6 +265,8 @@ async def _answer_again(
         (added,) = await runtime.state.enqueue([calls_service.as_queued(call)])
         if added:
             runtime.dispatcher.poke()
+        if call.callback_requested_at is None:
+            await runtime.transitions.caller_back(call)  # a first answer may have failed first
     async with runtime.sessions() as session:
         return answer(await _read(call, session=session, viewer=viewer), status.HTTP_200_OK)
 
@@ -270,6 +278,34 @@ async def abandon_call(
     """The caller hung up while waiting or being offered."""
     call = await runtime.transitions.abandon(
         call_id, allowed=lambda call: require_city_access(principal, call.city_code)
+    )
+    return await _read(call, session=session, viewer=principal)
+
+
+@router.post("/calls/{call_id}/callback", response_model=CallRead)
+async def request_callback(
+    call_id: CallId, principal: CtiDep, session: SessionDep, runtime: RuntimeDep
+) -> CallRead:
+    """A waiting or abandoned call becomes a callback (回拨), at its original place in the queue."""
+    call = await runtime.transitions.request_callback(
+        call_id, allowed=lambda call: require_city_access(principal, call.city_code)
+    )
+    return await _read(call, session=session, viewer=principal)
+
+
+@router.post("/calls/{call_id}/callback/result", response_model=CallRead)
+async def callback_result(
+    call_id: CallId,
+    body: CallbackResult,
+    principal: CtiDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> CallRead:
+    """Whether the callback dialled (`callback.dial`) reached the caller."""
+    call = await runtime.transitions.callback_result(
+        call_id,
+        reached=body.reached,
+        allowed=lambda call: require_city_access(principal, call.city_code),
     )
     return await _read(call, session=session, viewer=principal)
 
@@ -297,6 +333,7 @@ async def get_call(call_id: CallId, principal: PrincipalDep, session: SessionDep
         handling = call.agent_id == principal.agent_id and call.status in (
             CallStatus.OFFERED,
             CallStatus.CONNECTED,
+            CallStatus.DIALING,
         )
         if not handling:
             # An agent must not learn that other calls exist.

@@ -13,6 +13,12 @@ class CallStatus(StrEnum):
     CONNECTED = "connected"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
+    # Callbacks (回拨): a callback is queued and offered like a call; once its agent accepts, the
+    # telephony dials the caller (`dialing`); not reached, it waits to be dialled again (`redial`),
+    # until the attempts run out (`unreached`).
+    DIALING = "dialing"
+    REDIAL = "redial"
+    UNREACHED = "unreached"
 
 
 class Channel(StrEnum):
@@ -36,13 +42,24 @@ class Disposition(StrEnum):
 
 MOVES: dict[CallStatus, frozenset[CallStatus]] = {
     CallStatus.QUEUED: frozenset({CallStatus.OFFERED, CallStatus.ABANDONED}),
-    CallStatus.OFFERED: frozenset({CallStatus.QUEUED, CallStatus.CONNECTED, CallStatus.ABANDONED}),
-    CallStatus.CONNECTED: frozenset({CallStatus.COMPLETED, CallStatus.QUEUED}),
+    CallStatus.OFFERED: frozenset(
+        {CallStatus.QUEUED, CallStatus.CONNECTED, CallStatus.ABANDONED, CallStatus.DIALING}
+    ),
+    CallStatus.CONNECTED: frozenset(
+        {CallStatus.COMPLETED, CallStatus.QUEUED}
+    ),  # QUEUED: transferred
     CallStatus.COMPLETED: frozenset(),
-    CallStatus.ABANDONED: frozenset(),
+    CallStatus.ABANDONED: frozenset({CallStatus.QUEUED}),  # a callback of the caller who left
+    CallStatus.DIALING: frozenset({CallStatus.CONNECTED, CallStatus.REDIAL, CallStatus.UNREACHED}),
+    CallStatus.REDIAL: frozenset({CallStatus.QUEUED, CallStatus.ABANDONED}),
+    CallStatus.UNREACHED: frozenset(),
 }
 
 OPEN_STATUSES = frozenset({CallStatus.QUEUED, CallStatus.OFFERED})
+IN_HAND_STATUSES = frozenset({CallStatus.CONNECTED, CallStatus.DIALING})
+"""An agent's call in hand: connected, or a callback its telephony is dialling."""
+PENDING_CALLBACK_STATUSES = frozenset({CallStatus.QUEUED, CallStatus.OFFERED, CallStatus.REDIAL})
+"""A callback not yet dialled: waiting for an agent, or for its next attempt."""
 
 
 class IllegalMove(Exception):

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -35,6 +36,15 @@ class Call(Base):
         CheckConstraint("feedback_score BETWEEN 1 AND 5", name="feedback_score_range"),
         # A telephony key names one call of one city: two cities' CTIs may use the same keys.
         UniqueConstraint("city_code", "external_id", name="uq_call_city_code_external_id"),
+        # A caller calling again is matched to its pending callback: only callbacks are indexed,
+        # so a plain call's insert does not pay for it.
+        Index(
+            "ix_call_callback_caller",
+            "city_code",
+            "caller",
+            postgresql_where=text("callback_requested_at IS NOT NULL"),
+            sqlite_where=text("callback_requested_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -68,6 +78,14 @@ class Call(Base):
     # waits ahead of the fresh calls, for the city's own agents.
     transfers: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     transfer_note: Mapped[str | None] = mapped_column(Text, default=None)
+    # A callback (回拨): when it was requested (None: a plain call), how many dial-outs did not
+    # reach the caller, and, while it waits to be dialled again (`redial`), when it is due back
+    # in its queue (at its original place).
+    callback_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    callback_attempts: Mapped[int] = mapped_column(
+        SmallInteger, default=0, server_default=text("0")
+    )
+    callback_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class CallEvent(Base):

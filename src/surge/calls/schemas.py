@@ -91,6 +91,13 @@ class CallFields(BaseModel):
     feedback_score: int | None = Field(description="The follow-up's 1-5 score, when given")
     transfers: int = Field(description="How often an agent sent the call on to a city's queue")
     transfer_note: str | None = Field(description="The last transfer's note for the next agent")
+    callback_requested_at: datetime | None = Field(
+        description="When it became a callback (回拨); null for a plain call"
+    )
+    callback_attempts: int = Field(description="Its callback's dial-outs that did not reach")
+    callback_due_at: datetime | None = Field(
+        description="While `redial`: when it is queued again for its next dial-out"
+    )
 
 
 class CallRead(CallFields):
@@ -197,6 +204,12 @@ class FeedbackRead(BaseModel):
     satisfied: bool
     score: int | None
     at: datetime
+
+
+class CallbackResult(RequestModel):
+    """The telephony's answer to a `callback.dial`: whether the caller was reached."""
+
+    reached: StrictBool
 
 
 class CallRelease(RequestModel):

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from surge import events
 from surge.calls.lifecycle import (
     OPEN_STATUSES,
+    PENDING_CALLBACK_STATUSES,
     CallStatus,
     Disposition,
     check_move,
@@ -78,11 +79,14 @@ class CallRow(NamedTuple):
     wrapped_up_at: datetime | None
     transfers: int
     transfer_note: str | None
+    callback_requested_at: datetime | None
+    callback_attempts: int
+    callback_due_at: datetime | None
 
 
 def as_queued(call: Call | CallRow) -> QueuedCall:
     """The hot-state view of a waiting call: a transferred one with its note (which puts it
-    ahead of the fresh calls), still at its original arrival."""
+    ahead of the fresh calls), a callback marked; each still at its original arrival."""
     return QueuedCall(
         call_id=call.id,
         city=call.city_code,
@@ -91,6 +95,7 @@ def as_queued(call: Call | CallRow) -> QueuedCall:
         caller=call.caller,
         channel=call.channel,
         note=call.transfer_note if call.transfers > 0 else None,
+        callback=call.callback_requested_at is not None,
     )
 
 
@@ -420,6 +425,9 @@ WHERE c.id = ANY(CAST($1 AS BIGINT[]))
 """
 
 
+_OFFERED_ONLY = frozenset({CallStatus.OFFERED})
+
+
 class LostOffer(NamedTuple):
     """An offer the database holds but the hot state no longer does: its end was never recorded
     (the hot state was lost, or the database failed just after the hot state ended it)."""
@@ -518,7 +526,7 @@ async def record_requeue(
         reason=reason,
         agent_id=offer.agent_id,
         offer_id=offer.offer_id,
-        only_from=frozenset({CallStatus.OFFERED}),
+        only_from=_OFFERED_ONLY,
         match={"offer_id": offer.offer_id},
         values={"agent_id": None, "offer_id": None},
     )
@@ -544,11 +552,30 @@ async def record_connect(
         instance=instance,
         agent_id=offer.agent_id,
         offer_id=offer.offer_id,
+        only_from=_OFFERED_ONLY,
         match={"offer_id": offer.offer_id},
         # A transferred call was answered when its first agent took it: that time stays.
         values={"offer_id": None}
         if offer.call.transferred
         else {"connected_at": at, "offer_id": None},
+    )
+    return moved is not None
+
+
+async def record_dial(
+    *, connection: AsyncConnection, offer: HeldOffer, at: datetime, instance: str
+) -> bool:
+    """Record that the agent accepted a callback's offer and its caller is being dialled."""
+    moved = await move(
+        connection=connection,
+        call_id=offer.call.call_id,
+        target=CallStatus.DIALING,
+        at=at,
+        instance=instance,
+        agent_id=offer.agent_id,
+        offer_id=offer.offer_id,
+        match={"offer_id": offer.offer_id},
+        values={"offer_id": None},
     )
     return moved is not None
 
@@ -697,3 +724,35 @@ async def open_calls(*, session: AsyncSession) -> Sequence[Call]:
         .order_by(Call.id)
     )
     return rows.scalars().all()
+
+
+async def pending_callbacks(
+    *, connection: AsyncConnection, city: str, caller: str, before: int
+) -> list[QueuedCall]:
+    """The callbacks of `caller` in `city`, older than call `before`, not yet dialled."""
+    rows = await connection.execute(
+        select(_CALL_TABLE).where(
+            _CALL_TABLE.c.city_code == city,
+            _CALL_TABLE.c.caller == caller,
+            _CALL_TABLE.c.callback_requested_at.is_not(None),
+            _CALL_TABLE.c.status.in_([s.value for s in PENDING_CALLBACK_STATUSES]),
+            _CALL_TABLE.c.id < before,
+        )
+    )
+    return [as_queued(CallRow(**row)) for row in rows.mappings()]
+
+
+async def due_redials(
+    *, connection: AsyncConnection, now: datetime, limit: int
+) -> list[QueuedCall]:
+    """The callbacks waiting to be dialled again whose time has come, oldest first."""
+    rows = await connection.execute(
+        select(_CALL_TABLE)
+        .where(
+            _CALL_TABLE.c.status == CallStatus.REDIAL.value,
+            _CALL_TABLE.c.callback_due_at <= now,
+        )
+        .order_by(_CALL_TABLE.c.id)
+        .limit(limit)
+    )
+    return [as_queued(CallRow(**row)) for row in rows.mappings()]

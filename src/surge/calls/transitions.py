@@ -21,6 +21,11 @@ next dispatch cycle finds the database a step behind). An agent whose offer the 
 is told so even when the database step fails, and one the hot state made available again is
 told before that step, so no new offer overtakes its frames.
 
+Callbacks (回拨) are calls too: a request puts a waiting or abandoned call back in its queue at
+its original place (its id), an accept of one has the telephony dial the caller (`dialing`),
+and its result connects it or frees the agent and leaves it waiting out of the queue (`redial`)
+until the dispatcher's maintenance tick queues it again, or ends it `unreached`.
+
 Routes, the socket handler, the dispatcher and the hot-state watch call these and stay thin.
 """
 
@@ -31,23 +36,29 @@ import enum
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import NamedTuple
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from surge import events
 from surge.calls import service as calls_service
-from surge.calls.lifecycle import OPEN_STATUSES, CallStatus, Disposition
+from surge.calls.lifecycle import (
+    OPEN_STATUSES,
+    PENDING_CALLBACK_STATUSES,
+    CallStatus,
+    Disposition,
+)
 from surge.calls.models import Call
 from surge.cities.service import CityRegistry
 from surge.db import hot_engine, utcnow
 from surge.errors import (
     AgentNotPresent,
     AgentStillPresent,
+    CallbackNotDialing,
     CallNotConnected,
     CallNotOpen,
     Forbidden,
@@ -69,6 +80,7 @@ from surge.state.base import (
     HotState,
     OfferClaim,
     Outcome,
+    QueuedCall,
     Withdrawn,
 )
 from surge.surges import service as surges_service
@@ -173,6 +185,69 @@ CALL_RULES: tuple[CallRule, ...] = (
         "released",
         "a supervisor closes the call of an agent that is gone (offline or lost)",
     ),
+    # Callbacks (回拨).
+    CallRule(
+        ("request_callback",),
+        frozenset({CallStatus.QUEUED, CallStatus.OFFERED}),
+        CallStatus.ABANDONED,
+        "left_for_callback",
+        "the caller of a waiting call asks to be called back and leaves the line (then the next"
+        " row)",
+    ),
+    CallRule(
+        ("request_callback", "abandon"),
+        frozenset({CallStatus.ABANDONED}),
+        CallStatus.QUEUED,
+        "callback_requested",
+        "the telephony asks to call an abandoned caller back (or, callbacks on, the caller"
+        " abandons after the short-abandon threshold): queued again at its original place",
+    ),
+    CallRule(
+        ("accept",),
+        _OFFERED,
+        CallStatus.DIALING,
+        None,
+        "the agent accepts a callback's offer: the telephony dials the caller",
+    ),
+    CallRule(
+        ("callback_result",),
+        frozenset({CallStatus.DIALING}),
+        CallStatus.CONNECTED,
+        "callback_reached",
+        "the telephony reached the caller: the agent handles it as a call",
+    ),
+    CallRule(
+        ("callback_result",),
+        frozenset({CallStatus.DIALING}),
+        CallStatus.REDIAL,
+        "callback_unreached",
+        "the telephony did not reach the caller, attempts are left: out of the queue for"
+        " `SURGE_CALLBACK_RETRY_S`; the agent is free",
+    ),
+    CallRule(
+        ("callback_result",),
+        frozenset({CallStatus.DIALING}),
+        CallStatus.UNREACHED,
+        "callback_unreached",
+        "the last of `SURGE_CALLBACK_ATTEMPTS` dial-outs did not reach the caller; the agent is"
+        " free",
+    ),
+    CallRule(
+        ("redial_due",),
+        frozenset({CallStatus.REDIAL}),
+        CallStatus.QUEUED,
+        "redial_due",
+        "a callback's wait before its next dial-out is over (the maintenance tick): queued at its"
+        " original place",
+    ),
+    CallRule(
+        ("caller_back",),
+        PENDING_CALLBACK_STATUSES,
+        CallStatus.ABANDONED,
+        "caller_called_again",
+        "the caller of a callback not yet dialled calls again: the new call stands, the callback"
+        " is withdrawn",
+    ),
 )
 """The call-transition table: every status change the service makes, and who makes it."""
 
@@ -214,6 +289,26 @@ REQUEUES: Mapping[frames.RequeueReason, Requeue] = {
     "logged_out": Requeue(Revoke.ALWAYS),
 }
 """The requeue table: per reason, the frames an agent whose offer ended is sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackPolicy:
+    """How callbacks (回拨) go: made by themselves from abandoned calls (`on_abandon`, or for
+    the hosts `on_abandon_in` names, e.g. a surge's), after how long abandoned, how long a
+    callback not reached waits, and how many dial-outs it gets."""
+
+    on_abandon: bool = False
+    after_abandon_s: float = 5.0
+    retry_s: float = 120.0
+    attempts: int = 3
+    on_abandon_in: Callable[[], Awaitable[frozenset[str]]] | None = None
+
+
+_CALLBACK_SOURCES = OPEN_STATUSES | {CallStatus.ABANDONED}
+_ABANDONED = frozenset({CallStatus.ABANDONED})
+_DIALING = frozenset({CallStatus.DIALING})
+REDIAL_BATCH = 200
+"""Callbacks due to be dialled again put back in their queues per maintenance tick."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +361,7 @@ class Transitions:
         cities: CityRegistry,
         wrap_up_s: float = 0.0,
         transfer_limit: int = 3,
+        callbacks: CallbackPolicy | None = None,
     ) -> None:
         self._state = state
         self._cities = cities
@@ -276,6 +372,7 @@ class Transitions:
         self._classification = classification
         self._announce = announce
         self._wrap_up_s = wrap_up_s  # each completed call's wrap-up (0: the agent is free at once)
+        self._callbacks = callbacks or CallbackPolicy()
         self.poke: Callable[[], None] = _no_poke  # wakes the dispatcher: a call or agent freed
 
     # --- offers -------------------------------------------------------------------------------
@@ -366,6 +463,9 @@ class Transitions:
             raise Forbidden("this offer is held for another agent")
         if offer is None:
             raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
+        if offer.call.callback:
+            await self._dial(seat, offer)
+            return
         call = offer.call  # the hot state's copy: no need to read the row back
         at = utcnow()
         try:
@@ -531,6 +631,10 @@ class Transitions:
                 allowed(call)
                 if call.status == CallStatus.ABANDONED:
                     return call
+                if call.callback_requested_at is not None and call.status in OPEN_STATUSES:
+                    # Its caller is not on the line: a callback is not hung up (an abandon
+                    # that made it is sent again, say); the caller calling again withdraws it.
+                    return call
                 if call.status not in OPEN_STATUSES:
                     raise CallNotOpen(
                         f"call {call_id} is already {call.status}; it cannot be abandoned"
@@ -546,6 +650,7 @@ class Transitions:
                     reason="caller_hung_up",
                     agent_id=call.agent_id,
                     offer_id=call.offer_id,
+                    only_from=OPEN_STATUSES,
                     values={"ended_at": now, "offer_id": None},
                 )
                 await session.refresh(call)
@@ -577,6 +682,8 @@ class Transitions:
             out.append(events.to_agent(withdrawn.offer.agent_id, revoked))
         await self._announce(out)
         self.poke()
+        if await self._callback_on_abandon(call):
+            return await self.request_callback(call_id, allowed=allowed, reason="abandoned")
         return call
 
     async def complete(self, *, seat: seats_service.Seat, message: CompleteMessage) -> None:
@@ -839,6 +946,316 @@ class Transitions:
             call_id=call.id, at=now.timestamp(), disposition=Disposition.RELEASED.value
         )
         return [events.to_cti(call.city_code, completed)]
+
+    # --- callbacks (回拨) ------------------------------------------------------------------------
+    async def request_callback(
+        self,
+        call_id: int,
+        *,
+        allowed: Callable[[Call], None],
+        reason: Literal["requested", "abandoned"] = "requested",
+    ) -> Call:
+        """A waiting or abandoned call becomes a callback: queued at its original place (its
+        id, the order of arrival), offered as `kind: "callback"`.
+
+        Asking again for a callback not yet done returns it: one caller, one callback. A call
+        offered meanwhile loses its offer (`offer.revoked`, `callback_requested`). Should the
+        database step fail, a call taken out of the hot state goes back as it was.
+        """
+        withdrawn: Withdrawn | None = None
+        try:
+            async with self._sessions() as session, session.begin():
+                call = await calls_service.get(session=session, call_id=call_id)
+                allowed(call)
+                pending = PENDING_CALLBACK_STATUSES | _DIALING
+                if call.callback_requested_at is not None and call.status in pending:
+                    return call
+                if call.status not in _CALLBACK_SOURCES:
+                    raise CallNotOpen(
+                        f"call {call_id} is {call.status}; only a waiting or abandoned call is"
+                        " called back"
+                    )
+                now = utcnow()
+                connection = await session.connection()
+                moved: calls_service.Moved | None = None
+                if call.status in OPEN_STATUSES:
+                    # The caller leaves the line to be called back: abandoned, then the callback.
+                    withdrawn = await self._state.withdraw(call_id)
+                    moved = await calls_service.move(
+                        connection=connection,
+                        call_id=call_id,
+                        target=CallStatus.ABANDONED,
+                        at=now,
+                        instance=self._instance,
+                        reason="left_for_callback",
+                        agent_id=call.agent_id,
+                        offer_id=call.offer_id,
+                        only_from=OPEN_STATUSES,
+                        values={"ended_at": now, "offer_id": None},
+                    )
+                if moved is not None or call.status == CallStatus.ABANDONED:
+                    moved = await calls_service.move(
+                        connection=connection,
+                        call_id=call_id,
+                        target=CallStatus.QUEUED,
+                        at=now,
+                        instance=self._instance,
+                        reason="callback_requested",
+                        only_from=_ABANDONED,
+                        values={
+                            "callback_requested_at": now,
+                            "callback_attempts": 0,
+                            "callback_due_at": None,
+                            "ended_at": None,
+                            "agent_id": None,
+                        },
+                    )
+                await session.refresh(call)
+                if moved is None:
+                    raise CallNotOpen(f"call {call_id} is already {call.status}")
+        except CallNotOpen:
+            raise
+        except BaseException:
+            if withdrawn is not None and withdrawn.location is not CallLocation.ABSENT:
+                with contextlib.suppress(SurgeError):
+                    await self._state.enqueue([calls_service.as_queued(call)])
+            raise
+        await self._state.enqueue([calls_service.as_queued(call)])
+        out: list[events.Event] = [
+            events.to_cti(
+                call.city_code,
+                frames.cti_callback_requested(call_id=call_id, at=now.timestamp(), reason=reason),
+            )
+        ]
+        if withdrawn is not None and withdrawn.offer is not None:
+            revoked = frames.offer_revoked(
+                offer_id=withdrawn.offer.offer_id, reason="callback_requested"
+            )
+            out.append(events.to_agent(withdrawn.offer.agent_id, revoked))
+        await self._announce(out)
+        self.poke()
+        return call
+
+    async def _dial(self, seat: seats_service.Seat, offer: HeldOffer) -> None:
+        """The agent took a callback: busy with it while the telephony dials the caller (the
+        full number goes to the telephony alone; a helper agent sees it masked)."""
+        call = offer.call
+        at = utcnow()
+        try:
+            async with self._engine.begin() as connection:
+                dialing = await calls_service.record_dial(
+                    connection=connection, offer=offer, at=at, instance=self._instance
+                )
+        except BaseException:
+            with contextlib.suppress(SurgeError):
+                await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
+                await self._state.enqueue([call])
+            raise
+        if not dialing:
+            await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
+            raise CallNotOpen("the callback was withdrawn before it was dialled")
+        brief = frames.call_brief(
+            call_id=call.call_id,
+            city=call.city,
+            caller=call.caller,
+            channel=call.channel,
+            priority=call.priority,
+            agent_city=seat.city,
+        )
+        dial = frames.cti_callback_dial(
+            call_id=call.call_id, agent=seat.name, endpoint=seat.endpoint, number=call.caller
+        )
+        await self._announce(
+            [
+                events.to_agent(
+                    seat.agent_id, frames.callback_dialing(call_id=call.call_id, call=brief)
+                ),
+                events.to_cti(call.city, dial),
+            ]
+        )
+
+    async def callback_result(
+        self, call_id: int, *, reached: bool, allowed: Callable[[Call], None]
+    ) -> Call:
+        """The telephony says whether the callback it dialled reached the caller.
+
+        Reached, the call is connected and its agent handles it as any call. Not reached, the
+        agent is free again (told first, as after a completion) and the callback waits
+        `retry_s` out of the queue, or, its attempts spent, is `unreached`.
+        """
+        async with self._sessions() as session, session.begin():
+            call = await calls_service.get(session=session, call_id=call_id)
+            allowed(call)
+            if call.callback_requested_at is None:
+                raise CallbackNotDialing(f"call {call_id} is not a callback")
+            if call.status != CallStatus.DIALING:
+                raise CallbackNotDialing(
+                    f"callback {call_id} is {call.status}, not being dialled; there is no result"
+                    " to record"
+                )
+            agent_id = call.agent_id
+            assert agent_id is not None  # a dialled callback has its agent
+            now = utcnow()
+            attempts = call.callback_attempts + (not reached)
+            final = attempts >= self._callbacks.attempts
+            values: dict[str, Any]
+            if reached:
+                target = CallStatus.CONNECTED
+                values = {"connected_at": now}
+            elif final:
+                target = CallStatus.UNREACHED
+                values = {"ended_at": now, "callback_attempts": attempts}
+            else:
+                target = CallStatus.REDIAL
+                due = now + timedelta(seconds=self._callbacks.retry_s)
+                values = {"callback_attempts": attempts, "callback_due_at": due, "agent_id": None}
+            moved = await calls_service.move(
+                connection=await session.connection(),
+                call_id=call_id,
+                target=target,
+                at=now,
+                instance=self._instance,
+                reason="callback_reached" if reached else "callback_unreached",
+                agent_id=agent_id,
+                only_from=_DIALING,
+                match={"agent_id": agent_id},
+                values=values,
+            )
+            await session.refresh(call)
+            if moved is None:
+                raise CallbackNotDialing(f"callback {call_id} is already {call.status}")
+            seat = await seats_service.load_seat(session=session, agent_id=agent_id)
+        if reached:
+            brief = frames.call_brief(
+                call_id=call_id,
+                city=call.city_code,
+                caller=call.caller,
+                channel=call.channel,
+                priority=call.priority,
+                agent_city=seat.city,
+            )
+            connected = frames.cti_call_connected(
+                call_id=call_id, at=now.timestamp(), agent=seat.name, endpoint=seat.endpoint
+            )
+            await self._announce(
+                [
+                    events.to_agent(agent_id, frames.call_connected(call_id=call_id, call=brief)),
+                    events.to_cti(call.city_code, connected),
+                ]
+            )
+            return call
+        retry_in_s = None if final else self._callbacks.retry_s
+        told: list[events.Event] = [
+            events.to_agent(
+                agent_id, frames.callback_unreached(call_id=call_id, retry_in_s=retry_in_s)
+            ),
+            events.to_agent(agent_id, frames.state(state=AgentState.AVAILABLE.value)),
+        ]
+        if final:
+            unreached = frames.cti_call_unreached(
+                call_id=call_id, at=now.timestamp(), attempts=attempts
+            )
+            told.append(events.to_cti(call.city_code, unreached))
+        await self._announce(told)
+        if await self._state.finish_call(agent_id, call_id, time.time()) is not None:
+            self.poke()
+        else:
+            await self._tell_state(agent_id)
+        return call
+
+    async def redial_due(self, now: float) -> int:
+        """Queue again, at their original places, the callbacks whose wait before their next
+        dial-out is over; return how many. The database holds the wait, so it outlives any
+        instance: whichever instance's tick comes first moves each (compare-and-set)."""
+        at = datetime.fromtimestamp(now, UTC)
+        async with self._sessions() as session, session.begin():
+            connection = await session.connection()
+            due = await calls_service.due_redials(connection=connection, now=at, limit=REDIAL_BATCH)
+            back: list[QueuedCall] = []
+            for call in due:
+                moved = await calls_service.move(
+                    connection=connection,
+                    call_id=call.call_id,
+                    target=CallStatus.QUEUED,
+                    at=at,
+                    instance=self._instance,
+                    reason="redial_due",
+                    only_from=frozenset({CallStatus.REDIAL}),
+                    values={"callback_due_at": None},
+                )
+                if moved is not None:
+                    back.append(call)
+        if back:
+            # A failure here leaves them queued in the database alone: the watcher's repair
+            # (a rebuild) queues them.
+            await self._state.enqueue(back)
+            self.poke()
+        return len(back)
+
+    async def caller_back(self, call: calls_service.CallRow) -> None:
+        """A new call arrived: a callback of the same caller and city not yet dialled is
+        withdrawn (abandoned, `caller_called_again`), so the caller is one request, not two.
+
+        The lookup reads an index of callbacks alone; nothing more is done without one.
+        """
+        async with self._engine.connect() as connection:
+            found = await calls_service.pending_callbacks(
+                connection=connection, city=call.city_code, caller=call.caller, before=call.id
+            )
+        if not found:
+            return
+        out: list[events.Event] = []
+        taken: list[tuple[QueuedCall, Withdrawn]] = []
+        try:
+            async with self._sessions() as session, session.begin():
+                connection = await session.connection()
+                at = utcnow()
+                for pending in found:
+                    taken.append((pending, await self._state.withdraw(pending.call_id)))
+                    moved = await calls_service.move(
+                        connection=connection,
+                        call_id=pending.call_id,
+                        target=CallStatus.ABANDONED,
+                        at=at,
+                        instance=self._instance,
+                        reason="caller_called_again",
+                        note=f"call {call.id}",
+                        only_from=PENDING_CALLBACK_STATUSES,
+                        values={"ended_at": at, "offer_id": None, "callback_due_at": None},
+                    )
+                    if moved is None:
+                        continue
+                    withdrawn = frames.cti_callback_withdrawn(
+                        call_id=pending.call_id, at=at.timestamp(), new_call_id=call.id
+                    )
+                    out.append(events.to_cti(call.city_code, withdrawn))
+        except BaseException:
+            with contextlib.suppress(SurgeError):
+                await self._state.enqueue(
+                    [q for q, w in taken if w.location is not CallLocation.ABSENT]
+                )
+            raise
+        for _, withdrawn_from in taken:
+            if withdrawn_from.offer is not None:
+                revoked = frames.offer_revoked(
+                    offer_id=withdrawn_from.offer.offer_id, reason="caller_called_again"
+                )
+                out.append(events.to_agent(withdrawn_from.offer.agent_id, revoked))
+        await self._announce(out)
+        if any(w.offer is not None for _, w in taken):
+            self.poke()  # its agent is free again
+
+    async def _callback_on_abandon(self, call: Call) -> bool:
+        """Whether the abandoned `call` becomes a callback by itself: callbacks are on (for
+        every city, or for its host's surge) and it waited past the short-abandon threshold."""
+        policy = self._callbacks
+        assert call.ended_at is not None
+        waited = (call.ended_at - call.received_at).total_seconds()
+        if waited < policy.after_abandon_s:
+            return False
+        if policy.on_abandon:
+            return True
+        return policy.on_abandon_in is not None and call.city_code in await policy.on_abandon_in()
 
     # --- recovery ---------------------------------------------------------------------------
     async def recover(self) -> Recovery:

@@ -157,6 +157,10 @@ class CityDay(BaseModel):
     feedback: int
     satisfied: int
     satisfaction_rate: float | None
+    callbacks: int
+    callbacks_reached: int
+    callbacks_unreached: int
+    callback_wait_s: float | None
     agents_active: int
     seats_active: int
     seats: int

@@ -115,6 +115,10 @@ class Tally:
     transferred: int = 0
     feedback: int = 0
     satisfied: int = 0
+    callbacks: int = 0
+    callbacks_reached: int = 0
+    callbacks_unreached: int = 0
+    callback_wait_s: float = 0.0
 
     @classmethod
     def of_row(cls, row: Mapping[Any, Any]) -> Tally:
@@ -239,6 +243,7 @@ class _Query:
         self.received_s = epoch_seconds(dialect, Call.received_at)
         self.wait = epoch_seconds(dialect, Call.connected_at) - self.received_s
         self.abandoned_wait = epoch_seconds(dialect, Call.ended_at) - self.received_s
+        self.callback_wait = seconds_between(dialect, Call.connected_at, Call.callback_requested_at)
         # The wrap-up after the ticket is handling too (ends with the ticket without one).
         handled_until = func.coalesce(Call.wrapped_up_at, Call.ended_at)
         self.handling = seconds_between(dialect, handled_until, Call.connected_at)
@@ -266,6 +271,7 @@ class _Query:
             return func.sum(case((condition, value), else_=None))
 
         in_time = self.wait <= self.settings.service_level_s + _TOLERANCE_S
+        reached = and_(answered, Call.callback_requested_at.is_not(None))
         return {
             "received": func.count(),
             "answered": func.count(Call.connected_at),
@@ -287,6 +293,10 @@ class _Query:
             ),
             "feedback": func.count(Call.feedback_at),
             "satisfied": count(Call.satisfied.is_(True)),
+            "callbacks": func.count(Call.callback_requested_at),
+            "callbacks_reached": count(reached),
+            "callbacks_unreached": count(Call.status == CallStatus.UNREACHED.value),
+            "callback_wait_s": total(reached, self.callback_wait),
         }
 
     def hours_statement(self) -> _Statement:
@@ -575,7 +585,7 @@ def _city_day(
         abandoned=tally.abandoned,
         abandoned_short=tally.abandoned_short,
         abandoned_long=tally.abandoned_long,
-        open=tally.received - tally.answered - tally.abandoned,
+        open=tally.received - tally.answered - tally.abandoned - tally.callbacks_unreached,
         connection_rate=tally.connection_rate,
         abandonment_rate=ratio(tally.abandoned, tally.received),
         asa_s=tally.asa_s,
@@ -596,6 +606,10 @@ def _city_day(
         feedback=tally.feedback,
         satisfied=tally.satisfied,
         satisfaction_rate=ratio(tally.satisfied, tally.feedback),
+        callbacks=tally.callbacks,
+        callbacks_reached=tally.callbacks_reached,
+        callbacks_unreached=tally.callbacks_unreached,
+        callback_wait_s=ratio(tally.callback_wait_s, tally.callbacks_reached),
         agents_active=agents_active,
         seats_active=seats_active,
         seats=seats,

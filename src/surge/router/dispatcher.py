@@ -8,8 +8,8 @@ run when something changes here (`poke`) and on a short tick, which also catches
 other instances. A surge's offers to helpers are claimed with the helper's seat quota, which the
 hot state checks in the same atomic step. A maintenance loop runs the transitions that time
 makes: it ends expired offers and due wrap-ups, reaps agents of dead instances (putting back
-the calls they left out of the hot state), and ends draining surges once their helpers' calls
-in hand are done.
+the calls they left out of the hot state), queues again the callbacks whose wait before their
+next dial-out is over, and ends draining surges once their helpers' calls in hand are done.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ from surge.surges import service as surges_service
 from surge.surges.roster import SurgeRoster
 
 log = logging.getLogger(__name__)
+
+REDIAL_CHECK_S = 1.0
+"""How often the maintenance tick queues again the callbacks due to be dialled again (a read of
+the database: not every tick)."""
 
 
 def lending_reach(
@@ -217,12 +221,12 @@ class Dispatcher:
 
     async def maintain(self) -> None:
         """End expired offers and due wrap-ups, keep this instance's heartbeat, reap dead
-        instances, end drained surges (a task)."""
+        instances, queue callbacks due to be dialled again, end drained surges (a task)."""
         settings = self._settings
-        last_heartbeat = 0.0
+        last_heartbeat = last_redial = 0.0
 
         async def tick() -> None:
-            nonlocal last_heartbeat
+            nonlocal last_heartbeat, last_redial
             await asyncio.sleep(min(0.25, settings.dispatch_interval_s))
             now = time.time()
             if now - last_heartbeat >= settings.heartbeat_interval_s:
@@ -235,6 +239,9 @@ class Dispatcher:
                 last_heartbeat = now
             await self._transitions.expire(now)
             await self._transitions.end_wrap_ups(now)
+            if now - last_redial >= REDIAL_CHECK_S:
+                await self._transitions.redial_due(now)
+                last_redial = now
             await self.drain()
 
         await run_forever("offer maintenance", tick, stopping=lambda: self._stopping)

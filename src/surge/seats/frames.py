@@ -39,7 +39,7 @@ RequeueReason = Literal[
     "recovered", "logged_out",
 ]  # fmt: skip
 """Why an offered call went back to the queue (`call.requeued`, and `offer.revoked`)."""
-RevokeReason = RequeueReason | Literal["abandoned"]
+RevokeReason = RequeueReason | Literal["abandoned", "callback_requested", "caller_called_again"]
 """Why an offer was taken back from the agent (`offer.revoked`)."""
 
 
@@ -91,11 +91,16 @@ class CallBrief(TypedDict):
     priority: int
 
 
+CallKind = Literal["call", "callback"]
+"""What an offer is: a caller waiting on the line, or a callback (回拨) to dial."""
+
+
 class OfferedCall(CallBrief):
-    """An offered call, with how long its caller has waited (and, sent here by another agent,
-    that agent's note)."""
+    """An offered call, with how long its caller has waited (a callback: since its arrival; sent
+    here by another agent, that agent's note)."""
 
     waited_s: float
+    kind: CallKind
     note: NotRequired[str]
 
 
@@ -191,6 +196,7 @@ def offer(held: HeldOffer, *, agent_city: str, surge_id: int | None, now: float)
         "channel": call.channel,
         "priority": call.priority,
         "waited_s": round(max(0.0, now - call.enqueued_at), 3),
+        "kind": "callback" if call.callback else "call",
     }
     if call.note is not None:
         offered["note"] = call.note
@@ -252,6 +258,32 @@ class CallTransferred(TypedDict):
 def call_transferred(*, call_id: int, to_city: str) -> CallTransferred:
     """The agent's `call.transferred`."""
     return {"type": "call.transferred", "call_id": call_id, "to_city": to_city}
+
+
+class CallbackDialing(TypedDict):
+    """The agent accepted a callback: the telephony is dialling the caller."""
+
+    type: Literal["callback.dialing"]
+    call_id: int
+    call: CallBrief
+
+
+def callback_dialing(*, call_id: int, call: CallBrief) -> CallbackDialing:
+    """The agent's `callback.dialing`."""
+    return {"type": "callback.dialing", "call_id": call_id, "call": call}
+
+
+class CallbackUnreached(TypedDict):
+    """The callback being dialled did not reach the caller: the agent is free again."""
+
+    type: Literal["callback.unreached"]
+    call_id: int
+    retry_in_s: float | None  # when it is offered again; None: no attempt left (`unreached`)
+
+
+def callback_unreached(*, call_id: int, retry_in_s: float | None) -> CallbackUnreached:
+    """The agent's `callback.unreached`."""
+    return {"type": "callback.unreached", "call_id": call_id, "retry_in_s": retry_in_s}
 
 
 class SurgeJoined(TypedDict):
@@ -459,6 +491,76 @@ def cti_call_completed(*, call_id: int, at: float, disposition: str) -> CtiCallC
     return {"type": "call.completed", "call_id": call_id, "at": iso(at), "disposition": disposition}
 
 
+class CtiCallbackRequested(TypedDict):
+    """A call became a callback (回拨), at its original place: asked for, or by abandoning."""
+
+    type: Literal["callback.requested"]
+    call_id: int
+    at: str
+    reason: Literal["requested", "abandoned"]
+
+
+def cti_callback_requested(
+    *, call_id: int, at: float, reason: Literal["requested", "abandoned"]
+) -> CtiCallbackRequested:
+    """The telephony `callback.requested`."""
+    return {"type": "callback.requested", "call_id": call_id, "at": iso(at), "reason": reason}
+
+
+class CtiCallbackDial(TypedDict):
+    """An agent accepted a callback: dial the caller (the full number) and bridge the agent."""
+
+    type: Literal["callback.dial"]
+    call_id: int
+    agent: str
+    endpoint: str
+    number: str
+
+
+def cti_callback_dial(*, call_id: int, agent: str, endpoint: str, number: str) -> CtiCallbackDial:
+    """The telephony `callback.dial`."""
+    return {
+        "type": "callback.dial",
+        "call_id": call_id,
+        "agent": agent,
+        "endpoint": endpoint,
+        "number": number,
+    }
+
+
+class CtiCallbackWithdrawn(TypedDict):
+    """The caller of a pending callback called again: the callback is withdrawn (abandoned)."""
+
+    type: Literal["callback.withdrawn"]
+    call_id: int
+    at: str
+    new_call_id: int
+
+
+def cti_callback_withdrawn(*, call_id: int, at: float, new_call_id: int) -> CtiCallbackWithdrawn:
+    """The telephony `callback.withdrawn`."""
+    return {
+        "type": "callback.withdrawn",
+        "call_id": call_id,
+        "at": iso(at),
+        "new_call_id": new_call_id,
+    }
+
+
+class CtiCallUnreached(TypedDict):
+    """A callback's last dial-out did not reach the caller: it is `unreached` (final)."""
+
+    type: Literal["call.unreached"]
+    call_id: int
+    at: str
+    attempts: int
+
+
+def cti_call_unreached(*, call_id: int, at: float, attempts: int) -> CtiCallUnreached:
+    """The telephony `call.unreached`."""
+    return {"type": "call.unreached", "call_id": call_id, "at": iso(at), "attempts": attempts}
+
+
 AgentFrame = (
     Hello
     | State
@@ -467,6 +569,8 @@ AgentFrame = (
     | CallConnected
     | CallCompleted
     | CallTransferred
+    | CallbackDialing
+    | CallbackUnreached
     | SurgeJoined
     | SurgeLeft
     | ScriptsUpdated
@@ -476,7 +580,8 @@ AgentFrame = (
 """Every frame an agent's console receives."""
 CtiFrame = (
     CtiHello | CtiCallOffered | CtiCallConnected | CtiCallRequeued | CtiCallAbandoned
-    | CtiCallTransferred | CtiCallCompleted | Error
+    | CtiCallTransferred | CtiCallCompleted | CtiCallbackRequested | CtiCallbackDial
+    | CtiCallbackWithdrawn | CtiCallUnreached | Error
 )  # fmt: skip
 """Every frame a telephony stream receives."""
 Frame = AgentFrame | CtiFrame

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge import events
-from surge.calls.lifecycle import CallStatus
+from surge.calls.lifecycle import IN_HAND_STATUSES
 from surge.calls.models import Call
 from surge.errors import (
     AgentEngaged,
@@ -65,7 +65,8 @@ async def connect(
     in_hand = (
         await session.execute(
             select(Call).where(
-                Call.agent_id == seat.agent_id, Call.status == CallStatus.CONNECTED.value
+                Call.agent_id == seat.agent_id,
+                Call.status.in_([status.value for status in IN_HAND_STATUSES]),
             )
         )
     ).scalar_one_or_none()
@@ -128,7 +129,7 @@ async def restore_presence(
     rows = await session.execute(
         select(Call.agent_id, Call.id, Call.city_code).where(
             Call.agent_id.in_([console.agent_id for console in consoles]),
-            Call.status == CallStatus.CONNECTED.value,
+            Call.status.in_([status.value for status in IN_HAND_STATUSES]),
         )
     )
     in_hand: dict[int | None, tuple[int, str]] = {

@@ -15,7 +15,12 @@ Metrics per city (the city whose callers they are):
 - `connection_rate`: answered / offered;
 - `occupancy`: time the city's own agents spent handling calls (any city's), each with the
   agent's city's `wrap_up_s` after it, / (agents x duration);
-- `answered_by_helpers`: the city's calls answered by other cities' agents.
+- `answered_by_helpers`: the city's calls answered by other cities' agents;
+- `callbacks_reached`: its callers called back (回拨) and served. With the scenario's
+  `callbacks` (every city) or a surge's (its host, from the surge's start), a caller who gives up
+  after the short-abandon time is not abandoned but becomes a callback at its original place in
+  the queue (the service's rule), served by the same policy when an agent frees up, and counted
+  answered (with its wait from its first arrival). Every callback reaches its caller.
 
 `helpers` (an extension) lists, for each helper city and host, the calls it answered and the most
 of its agents that served the host at once (never above its quota).
@@ -66,6 +71,10 @@ class _Status(IntEnum):
     WAITING = 0
     ANSWERED = 1
     ABANDONED = 2
+    CALLBACK = 3  # gave up waiting, to be called back: still in its queue, at its place
+
+
+_QUEUED = frozenset({_Status.WAITING, _Status.CALLBACK})
 
 
 @dataclass(slots=True)
@@ -85,6 +94,7 @@ class CityStats:
     helper: bool = False  # it had seats in an active wave at some point
     lending_counted: int = 0  # its own calls received while it was a helper, as `service_level`
     lending_in_time: int = 0
+    callbacks_reached: int = 0
 
     def result(self, *, duration_s: float) -> dict[str, Any]:
         """The output row API.md specifies (and, for a helper, its service while lending)."""
@@ -100,6 +110,7 @@ class CityStats:
             "service_level": round(self.answered_in_time / counted, 4) if counted else None,
             "connection_rate": round(self.answered / self.offered, 4) if self.offered else None,
             "occupancy": round(min(1.0, self.busy_s / capacity), 4) if capacity else None,
+            "callbacks_reached": self.callbacks_reached,
         }
         if self.helper:
             lent = self.lending_counted
@@ -232,7 +243,7 @@ class Simulation:
         if kind is _Kind.SURGE:
             self._surge_event(*payload)
             return True
-        return bool(self._status[payload] == _Status.WAITING)  # ELIGIBLE: it may overflow now
+        return self._status[payload] in _QUEUED  # ELIGIBLE: it may overflow now
 
     def _arrive(self, city: str) -> bool:
         call = len(self._arrived)
@@ -251,15 +262,25 @@ class Simulation:
                 self._schedule(self._now + surge.plan.overflow_after_s, _Kind.ELIGIBLE, call)
         return bool(self._free[city]) or self._helpers_have_room(city)
 
+    def _calls_back(self, city: str) -> bool:
+        """Whether the city's callers who give up are called back now."""
+        return self.scenario.callbacks or any(
+            surge.plan.callbacks and surge.plan.host_city == city for surge in self._surges
+        )
+
     def _abandon(self, call: int) -> bool:
         if self._status[call] != _Status.WAITING:
             return False
-        self._status[call] = _Status.ABANDONED
         city = self._city_of[call]
+        waited = self._now - self._arrived[call]
+        if waited >= SHORT_ABANDON_S and self._calls_back(city):
+            self._status[call] = _Status.CALLBACK  # keeps its place and its wait
+            return False
+        self._status[call] = _Status.ABANDONED
         self._waiting[city] -= 1
         stats = self.stats[city]
         stats.abandoned += 1
-        if self._now - self._arrived[call] < SHORT_ABANDON_S:
+        if waited < SHORT_ABANDON_S:
             stats.abandoned_short += 1
         else:
             self._count(call, in_time=False)
@@ -274,7 +295,7 @@ class Simulation:
             if plan.overflow_after_s > 0:  # calls already waiting may overflow later
                 for call in self._queues[plan.host_city]:
                     at = self._arrived[call] + plan.overflow_after_s
-                    if self._status[call] == _Status.WAITING and at > self._now:
+                    if self._status[call] in _QUEUED and at > self._now:
                         self._schedule(at, _Kind.ELIGIBLE, call)
         if wave is not None:
             surge.quotas.update(dict.fromkeys(wave.cities, wave.seats_per_city))
@@ -340,12 +361,15 @@ class Simulation:
         if depth <= 0:
             return ()
         queue = self._queues[city]
-        while queue and self._status[queue[0]] != _Status.WAITING:
+        while queue and self._status[queue[0]] not in _QUEUED:
             queue.popleft()
         head: list[QueuedCall] = []
         for call in queue:
-            if self._status[call] == _Status.WAITING:
-                head.append(QueuedCall(call, city, 0, self._arrived[call], "", "phone"))
+            status = self._status[call]
+            if status in _QUEUED:
+                callback = status == _Status.CALLBACK
+                arrived = self._arrived[call]
+                head.append(QueuedCall(call, city, 0, arrived, "", "phone", callback=callback))
                 if len(head) == depth:
                     break
         return tuple(head)
@@ -376,6 +400,8 @@ class Simulation:
 
     def _connect(self, call: int, agent: int) -> None:
         city, home = self._city_of[call], self._agent_city[agent]
+        if self._status[call] == _Status.CALLBACK:
+            self.stats[city].callbacks_reached += 1
         self._status[call] = _Status.ANSWERED
         self._waiting[city] -= 1
         del self._free[home][agent]

@@ -60,6 +60,11 @@ class SurgePlan(_Strict):
     waves: list[WavePlan] = Field(min_length=1)
     overflow_after_s: float = Field(default=0.0, ge=0)
     severity: float = Field(default=1.0, gt=0, le=10, description="weighs its callers' waits")
+    callbacks: bool = Field(
+        default=False,
+        description="from its start, the host's callers who give up after the short-abandon"
+        " time are called back (回拨) at their place",
+    )
 
 
 class ProtectionPlan(_Strict):
@@ -78,6 +83,11 @@ class Scenario(_Strict):
     cities: list[CityPlan] = Field(min_length=1)
     surges: list[SurgePlan] = Field(default_factory=list)
     protection: ProtectionPlan | None = Field(default=None, description="None: no guard")
+    callbacks: bool = Field(
+        default=False,
+        description="every city's callers who give up after the short-abandon time are called"
+        " back (SURGE_CALLBACK_ON_ABANDON)",
+    )
 
     @model_validator(mode="after")
     def _cities_are_consistent(self) -> Self:

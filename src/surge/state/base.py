@@ -212,6 +212,7 @@ class QueuedCall:
     # A transferred call: the note of the agent who sent it here. Only its city's own agents
     # take it (the question needs their local knowledge), ahead of the fresh calls.
     note: str | None = None
+    callback: bool = False  # a callback (回拨): the agent who takes it has the caller dialled
 
     @property
     def score(self) -> float:

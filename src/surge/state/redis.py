@@ -710,14 +710,17 @@ def _data(call: QueuedCall) -> bytes:
     """Encode a call as the JSON array its hash and its queue entry carry (a transferred call's
     note last)."""
     fields = [call.call_id, call.city, call.priority, float(call.enqueued_at)]
-    fields += [call.caller, call.channel]
+    fields += [call.caller, call.channel, call.callback]
     return orjson.dumps(fields if call.note is None else [*fields, call.note])
 
 
 def _call(fields: Sequence[Any]) -> QueuedCall:
-    """Rebuild a call from its decoded JSON array."""
-    call_id, city, priority, enqueued_at, caller, channel, *note = fields
-    return QueuedCall(call_id, city, priority, enqueued_at, caller, channel, *note)
+    """Rebuild a call from its decoded JSON array (six fields when written before callbacks;
+    a transferred call's note last)."""
+    call_id, city, priority, enqueued_at, caller, channel, *rest = fields
+    callback = bool(rest[0]) if rest else False
+    note = rest[1] if len(rest) > 1 else None
+    return QueuedCall(call_id, city, priority, enqueued_at, caller, channel, note, callback)
 
 
 def _held(row: Sequence[Any]) -> HeldOffer:

@@ -79,6 +79,7 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
         overflow_after_s=surge.overflow_after_s,
         allow_shared_helpers=surge.allow_shared_helpers,
         severity=surge.severity,
+        callbacks=surge.callbacks,
         created_by=surge.created_by,
         created_at=surge.created_at,
         ended_by=surge.ended_by,

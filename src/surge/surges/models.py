@@ -48,6 +48,8 @@ class Surge(Base):
     allow_shared_helpers: Mapped[bool] = mapped_column(Boolean, default=False)
     # Weighs its callers' waits against other hosts' when they share a helper.
     severity: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1.0"))
+    # Every host call abandoned after the short-abandon threshold becomes a callback (回拨).
+    callbacks: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ended_by: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -53,6 +53,7 @@ class LiveSurge:
     overflow_after_s: float
     severity: float
     helpers: tuple[Helper, ...]
+    callbacks: bool = False  # the host's abandoned calls become callbacks by themselves
 
     @classmethod
     def of(cls, surge: Surge) -> LiveSurge:
@@ -69,6 +70,7 @@ class LiveSurge:
                 if wave.activated_at is not None
                 for c in wave.cities
             ),
+            callbacks=surge.callbacks,
         )
 
     @property
@@ -105,6 +107,11 @@ class ActiveSurges:
     def of(cls, surges: Sequence[Surge]) -> ActiveSurges:
         """The picture of loaded live surge rows (rows of ended surges are left out)."""
         return cls(tuple(LiveSurge.of(s) for s in surges if s.status in surges_service.LIVE))
+
+    @property
+    def calling_back(self) -> frozenset[str]:
+        """The hosts whose live surge makes callbacks of their abandoned calls."""
+        return frozenset(surge.host for surge in self.surges if surge.callbacks)
 
     def of_host(self, host: str) -> LiveSurge | None:
         """The host's live surge (a host has at most one), if any."""

@@ -45,6 +45,11 @@ class SurgeCreate(RequestModel):
         allow_inf_nan=False,
         description="weighs this host's waits against other hosts' on a shared helper",
     )
+    callbacks: StrictBool = Field(
+        default=False,
+        description="every host call abandoned after the short-abandon threshold becomes a"
+        " callback (回拨)",
+    )
     reason: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
@@ -105,6 +110,7 @@ class SurgeRead(BaseModel):
     overflow_after_s: float
     allow_shared_helpers: bool
     severity: float
+    callbacks: bool
     created_by: str
     created_at: datetime
     ended_by: str | None

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from surge import events
-from surge.calls.lifecycle import CallStatus
+from surge.calls.lifecycle import IN_HAND_STATUSES, CallStatus
 from surge.calls.models import Call
 from surge.cities import pressure
 from surge.cities.monitor import Survey
@@ -117,6 +117,7 @@ async def create(
         overflow_after_s=payload.overflow_after_s,
         allow_shared_helpers=payload.allow_shared_helpers,
         severity=payload.severity,
+        callbacks=payload.callbacks,
         created_by=actor,
         created_at=now,
         waves=[
@@ -236,7 +237,7 @@ async def helper_calls_in_hand(*, session: AsyncSession, host: str) -> int:
         .join(Agent, Agent.id == Call.agent_id)
         .where(
             Call.city_code == host,
-            Call.status == CallStatus.CONNECTED.value,
+            Call.status.in_([status.value for status in IN_HAND_STATUSES]),
             Agent.city_code != host,
         )
     )
@@ -262,7 +263,7 @@ async def serving(*, session: AsyncSession, hosts: Sequence[str]) -> dict[str, d
         select(Agent.city_code, Call.city_code, func.count())
         .join(Agent, Agent.id == Call.agent_id)
         .where(
-            Call.status.in_([CallStatus.OFFERED.value, CallStatus.CONNECTED.value]),
+            Call.status.in_([s.value for s in IN_HAND_STATUSES | {CallStatus.OFFERED}]),
             Call.city_code.in_(hosts),
             Agent.city_code != Call.city_code,
         )

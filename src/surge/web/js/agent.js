@@ -23,6 +23,8 @@ add({
     "channel.phone": "电话", "channel.app": "App", "channel.wechat": "微信", "channel.web": "网页", "channel.sms": "短信",
     "agent.transfer": "转接", "agent.transfer_to": "转至", "agent.transfer_host": "来电城市（{city}）",
     "agent.transfer_note": "转接说明", "agent.transfer_send": "转接来电", "agent.transferred_to": "来电已转至{city}",
+    "agent.callback": "回拨", "agent.callback_offer": "回拨请求", "agent.dialing": "正在回拨来电人…",
+    "agent.unreached_retry": "回拨未接通，将在 {n} 秒后重新回拨", "agent.unreached_final": "回拨未接通，已多次尝试，回拨结束",
   },
   en: {
     "agent.connection": "Connection", "agent.online": "Connected", "agent.reconnecting": "Network lost, reconnecting…",
@@ -43,6 +45,9 @@ add({
     "channel.phone": "Phone", "channel.app": "App", "channel.wechat": "WeChat", "channel.web": "Web", "channel.sms": "SMS",
     "agent.transfer": "Transfer", "agent.transfer_to": "To", "agent.transfer_host": "The call's city ({city})",
     "agent.transfer_note": "Note for the next agent", "agent.transfer_send": "Transfer the call", "agent.transferred_to": "The call went to {city}",
+    "agent.callback": "Callback", "agent.callback_offer": "Callback request", "agent.dialing": "Dialling the caller…",
+    "agent.unreached_retry": "The caller was not reached; the callback is retried in {n} s",
+    "agent.unreached_final": "The caller was not reached after every attempt; the callback is closed",
   },
 });
 
@@ -157,6 +162,17 @@ export function mount(view, { who, banner }) {
         state.call = null;
         banner(t("agent.transferred_to", { city: cityName(frame.to_city, lang()) }), "ok");
         break;
+      case "callback.dialing": // a callback (回拨) accepted: the telephony dials the caller
+        state.offer = null;
+        state.call = { ...frame.call, dialing: true };
+        state.usedScript = null;
+        state.presence = "busy";
+        break;
+      case "callback.unreached":
+        state.call = null;
+        banner(frame.retry_in_s === null ? t("agent.unreached_final")
+          : t("agent.unreached_retry", { n: Math.round(frame.retry_in_s) }), "warn");
+        break;
       case "surge.joined":
         state.surges.set(frame.surge_id, frame.host_city);
         showSurge(t("agent.joined", { city: cityName(frame.host_city, lang()) }), "joined");
@@ -228,8 +244,9 @@ export function mount(view, { who, banner }) {
 
   function renderOffer() {
     clearInterval(ticker);
-    ui.offer.replaceChildren(el("h2", { id: "offer-title", "data-i18n": "agent.offer" }));
     const offer = state.offer;
+    const callback = offer?.call.kind === "callback";
+    ui.offer.replaceChildren(el("h2", { id: "offer-title", "data-i18n": callback ? "agent.callback_offer" : "agent.offer" }));
     if (!offer) {
       ui.offer.append(el("p", { class: "muted", "data-i18n": "agent.no_offer" }));
       ui.offer.classList.remove("ringing");
@@ -237,6 +254,7 @@ export function mount(view, { who, banner }) {
       return;
     }
     ui.offer.classList.add("ringing");
+    if (callback) ui.offer.append(el("p", {}, el("span", { id: "offer-kind", class: "pill warn", "data-i18n": "agent.callback" })));
     const waited = el("dd", { id: "offer-waited" });
     const countdown = el("dd", { id: "offer-countdown" });
     const accept = el("button", { type: "button", id: "accept", class: "primary", "data-i18n": "agent.accept" });
@@ -285,6 +303,14 @@ export function mount(view, { who, banner }) {
     tickTalk();
     talkTicker = setInterval(tickTalk, 1000);
     ui.call.hidden = false;
+    if (call.dialing) {
+      ui.call.append(el("p", {}, `#${call.id} · ${cityName(call.city, lang())} · `,
+        el("span", { id: "call-caller" }, call.caller || ""), " ",
+        el("span", { id: "call-kind", class: "pill warn", "data-i18n": "agent.callback" })),
+      el("p", { id: "dialing", role: "status", "data-i18n": "agent.dialing" }));
+      translate(ui.call);
+      return;
+    }
     const category = el("select", { id: "category", name: "category" },
       el("option", { value: "" }, t("agent.pick")),
       state.categories.map((c) => el("option", { value: c.code }, `${c.code} ${lang() === "en" && c.name_en ? c.name_en : c.name}`)));

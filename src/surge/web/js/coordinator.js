@@ -22,7 +22,8 @@ add({
     "coord.short": "求援城市约缺 {n} 名坐席", "coord.wave": "第 {n} 波", "coord.seats": "每市席位",
     "coord.helpers": "援助城市", "coord.spare": "可抽调 {n}", "coord.add_wave": "添加一波", "coord.remove_wave": "删除第 {n} 波",
     "coord.overflow": "溢出等待（秒）", "coord.overflow_hint": "来电排队超过此时长后才分配给援助坐席",
-    "coord.shared": "允许援助城市同时支援其他多援一", "coord.reason": "启动原因（记入审计日志）",
+    "coord.shared": "允许援助城市同时支援其他多援一", "coord.callbacks": "放弃来电自动回拨", "coord.callbacks_on": "自动回拨",
+    "coord.reason": "启动原因（记入审计日志）",
     "coord.submit": "启动多援一", "coord.no_helpers": "请至少选择一个援助城市", "coord.pick_host": "请先选择求援城市",
     "coord.started": "已为{city}启动多援一（#{id}）", "coord.left_out": "未纳入建议的城市",
     "coord.live": "进行中的多援一", "coord.no_surges": "目前没有进行中的多援一",
@@ -58,7 +59,8 @@ add({
     "coord.short": "The host is about {n} agents short", "coord.wave": "Wave {n}", "coord.seats": "Seats per city",
     "coord.helpers": "Helper cities", "coord.spare": "{n} spare", "coord.add_wave": "Add a wave", "coord.remove_wave": "Remove wave {n}",
     "coord.overflow": "Overflow after (s)", "coord.overflow_hint": "Calls wait this long before helpers are offered them",
-    "coord.shared": "Let helpers also serve another surge", "coord.reason": "Reason (kept in the audit log)",
+    "coord.shared": "Let helpers also serve another surge", "coord.callbacks": "Call back the callers who give up",
+    "coord.callbacks_on": "callbacks", "coord.reason": "Reason (kept in the audit log)",
     "coord.submit": "Start the surge", "coord.no_helpers": "Choose at least one helper city", "coord.pick_host": "Choose the host city first",
     "coord.started": "Surge #{id} for {city} started", "coord.left_out": "Cities left out of the proposal",
     "coord.live": "Active surges", "coord.no_surges": "No surge is active",
@@ -137,6 +139,7 @@ export function mount(view, { banner }) {
   const addWave = el("button", { type: "button", id: "add-wave", "data-i18n": "coord.add_wave" });
   const overflow = el("input", { id: "surge-overflow", type: "number", min: 0, max: 3600, step: 1, value: 0, "aria-describedby": "overflow-hint" });
   const shared = el("input", { id: "surge-shared", type: "checkbox" });
+  const callbacks = el("input", { id: "surge-callbacks", type: "checkbox" });
   const reason = el("input", { id: "surge-reason", type: "text", maxlength: 1000 });
   const leftOut = el("div", { id: "left-out" });
   const formError = el("p", { id: "surge-error", class: "error", role: "alert" });
@@ -150,7 +153,8 @@ export function mount(view, { banner }) {
       el("label", { for: "surge-overflow", "data-i18n": "coord.overflow" }), overflow,
       el("small", { id: "overflow-hint", class: "muted", "data-i18n": "coord.overflow_hint" }),
       el("label", { for: "surge-reason", "data-i18n": "coord.reason" }), reason,
-      el("span", {}), el("label", { class: "check" }, shared, " ", el("span", { "data-i18n": "coord.shared" }))),
+      el("span", {}), el("label", { class: "check" }, shared, " ", el("span", { "data-i18n": "coord.shared" })),
+      el("span", {}), el("label", { class: "check" }, callbacks, " ", el("span", { "data-i18n": "coord.callbacks" }))),
     leftOut, formError, submit);
   const surgesList = el("div", { id: "surges" });
   const agentsView = agentsPanel({ banner });
@@ -379,6 +383,7 @@ export function mount(view, { banner }) {
     if (!waves.length) return showFormError(t("coord.no_helpers"));
     const body = { host_city: draft.host, waves, overflow_after_s: overflow.value === "" ? 0 : Number(overflow.value) };
     if (shared.checked) body.allow_shared_helpers = true;
+    if (callbacks.checked) body.callbacks = true;
     if (reason.value.trim()) body.reason = reason.value.trim();
     showFormError("");
     state.submitting = true;
@@ -405,6 +410,7 @@ export function mount(view, { banner }) {
     host.value = "";
     reason.value = "";
     shared.checked = false;
+    callbacks.checked = false;
     setStatus("");
     form.dataset.state = "idle";
     form.dataset.host = "";
@@ -519,6 +525,7 @@ export function mount(view, { banner }) {
       el("span", { class: `pill ${surge.host_waiting ? "warn" : "ok"}`, id: `surge-${surge.id}-waiting` },
         t("coord.host_waiting", { n: surge.host_waiting })), " ",
       el("span", { class: "pill" }, t("coord.overflow_is", { n: surge.overflow_after_s })), " ",
+      surge.callbacks ? [el("span", { class: "pill", id: `surge-${surge.id}-callbacks` }, t("coord.callbacks_on")), " "] : null,
       el("span", { class: "muted" }, t("coord.since", { time: clock(surge.created_at), who: surge.created_by })),
       !draining && surge.release?.suggested // a suggestion to end: moot once it is ending
         ? [" ", el("span", { class: "pill ok", id: `surge-${surge.id}-release`, title: surge.release.reasons.join("\n") },
