@@ -451,6 +451,45 @@ class Transitions:
         ]
         await self._requeue(lost, reason="recovered")
 
+    async def _record_taken(
+        self,
+        seat: seats_service.Seat,
+        offer: HeldOffer,
+        record: Callable[..., Awaitable[bool]],
+        *,
+        gone: str,
+    ) -> tuple[datetime, frames.CallBrief]:
+        """Record an accepted offer with `record` (connected, or a callback dialling); return
+        when, and the call as the agent sees it.
+
+        Should the database not take it (or its commit fail), the agent is free again and the
+        call back at its place; a call closed meanwhile is `CallNotOpen` (`gone` says why).
+        """
+        call = offer.call
+        at = utcnow()
+        try:
+            async with self._engine.begin() as connection:
+                taken = await record(
+                    connection=connection, offer=offer, at=at, instance=self._instance
+                )
+        except BaseException:
+            with contextlib.suppress(SurgeError):
+                await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
+                await self._state.enqueue([call])
+            raise
+        if not taken:
+            await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
+            raise CallNotOpen(gone)
+        brief = frames.call_brief(
+            call_id=call.call_id,
+            city=call.city,
+            caller=call.caller,
+            channel=call.channel,
+            priority=call.priority,
+            agent_city=seat.city,
+        )
+        return at, brief
+
     async def accept(self, *, seat: seats_service.Seat, offer_id: str) -> None:
         """The agent takes the offered call: busy with it, and the telephony bridges the voice.
 
@@ -467,27 +506,11 @@ class Transitions:
             await self._dial(seat, offer)
             return
         call = offer.call  # the hot state's copy: no need to read the row back
-        at = utcnow()
-        try:
-            async with self._engine.begin() as connection:
-                connected = await calls_service.record_connect(
-                    connection=connection, offer=offer, at=at, instance=self._instance
-                )
-        except BaseException:
-            with contextlib.suppress(SurgeError):
-                await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
-                await self._state.enqueue([call])
-            raise
-        if not connected:
-            await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
-            raise CallNotOpen("the caller hung up before the call was connected")
-        brief = frames.call_brief(
-            call_id=call.call_id,
-            city=call.city,
-            caller=call.caller,
-            channel=call.channel,
-            priority=call.priority,
-            agent_city=seat.city,
+        at, brief = await self._record_taken(
+            seat,
+            offer,
+            calls_service.record_connect,
+            gone="the caller hung up before the call was connected",
         )
         await self._announce(
             [
@@ -1040,27 +1063,11 @@ class Transitions:
         """The agent took a callback: busy with it while the telephony dials the caller (the
         full number goes to the telephony alone; a helper agent sees it masked)."""
         call = offer.call
-        at = utcnow()
-        try:
-            async with self._engine.begin() as connection:
-                dialing = await calls_service.record_dial(
-                    connection=connection, offer=offer, at=at, instance=self._instance
-                )
-        except BaseException:
-            with contextlib.suppress(SurgeError):
-                await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
-                await self._state.enqueue([call])
-            raise
-        if not dialing:
-            await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
-            raise CallNotOpen("the callback was withdrawn before it was dialled")
-        brief = frames.call_brief(
-            call_id=call.call_id,
-            city=call.city,
-            caller=call.caller,
-            channel=call.channel,
-            priority=call.priority,
-            agent_city=seat.city,
+        _, brief = await self._record_taken(
+            seat,
+            offer,
+            calls_service.record_dial,
+            gone="the callback was withdrawn before it was dialled",
         )
         dial = frames.cti_callback_dial(
             call_id=call.call_id, agent=seat.name, endpoint=seat.endpoint, number=call.caller
