@@ -877,8 +877,10 @@ class Transitions:
             return
         available = frames.state(state=AgentState.AVAILABLE.value)
         await self._announce([events.to_agent(agent_id, available) for agent_id, _ in ended])
-        self.poke()
-        await self._record_wrap_ups([(w.call_id, agent_id, w.until) for agent_id, w in ended])
+        try:
+            await self._record_wrap_ups([(w.call_id, agent_id, w.until) for agent_id, w in ended])
+        finally:
+            self.poke()  # after the record, so that the next call rarely overtakes it
 
     async def _record_wrap_ups(self, ended: Sequence[tuple[int, int, float]]) -> None:
         """Record when each (call, agent, epoch end) wrap-up ended: the call's handling runs
