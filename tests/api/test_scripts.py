@@ -74,6 +74,21 @@ async def test_publish_versions_diff_and_rollback(service: LiveService) -> None:
     # History is never rewritten: version 2 is still there as it was.
     two = (await service.http.get(f"{BOOK}/versions/2", headers=auth)).json()
     assert {e["key"] for e in two["entries"]} == {"testing", "vaccine"}
+    # Each publish and the rollback are in the audit log, by their admin, with their note.
+    coordinator = await service.add_user(Role.COORDINATOR)
+    audit = await service.http.get(
+        "/api/v1/audit",
+        params=[("action", "scripts.published"), ("action", "scripts.rolled_back")],
+        headers=service.auth(coordinator),
+    )
+    assert audit.status_code == 200, audit.text
+    assert [(e["action"], e["actor"], e["detail"], e["reason"]) for e in audit.json()] == [
+        ("scripts.rolled_back", "nj-admin",
+         {"city": NANJING, "version": 3, "entries": 2, "to_version": 1}, "rollback to version 1"),
+        ("scripts.published", "nj-admin", {"city": NANJING, "version": 2, "entries": 2}, None),
+        ("scripts.published", "nj-admin",
+         {"city": NANJING, "version": 1, "entries": 2}, "first answers"),
+    ]  # fmt: skip
 
 
 async def test_two_publishes_on_one_base_one_wins(service: LiveService) -> None:

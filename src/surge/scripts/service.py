@@ -24,6 +24,7 @@ from surge.scripts.models import ScriptAck, ScriptVersion
 from surge.scripts.schemas import ScriptEntry
 from surge.seats import frames
 from surge.seats.models import Agent
+from surge.surges import service as surges_service
 from surge.surges.roster import ActiveSurges
 
 ENTRY_FIELDS = ("title", "question", "answer", "category_code", "tags")
@@ -94,7 +95,8 @@ async def publish(
     surges: ActiveSurges,
     rolled_back_from: int | None = None,
 ) -> tuple[ScriptVersion, list[events.Event]]:
-    """Store the book as the next version and tell every agent serving the city."""
+    """Store the book as the next version (in the audit log too) and tell every agent serving
+    the city."""
     _validate(entries, classification)
     current = await session.scalar(
         select(func.max(ScriptVersion.version)).where(ScriptVersion.city_code == city)
@@ -120,6 +122,19 @@ async def publish(
         await session.flush()
     except IntegrityError as exc:  # another admin published the same next version just now
         raise StaleVersion(f"version {current + 1} was published a moment ago; reload") from exc
+    surges_service.audit(
+        session=session,
+        actor=author,
+        action="scripts.published" if rolled_back_from is None else "scripts.rolled_back",
+        surge_id=None,
+        detail={
+            "city": city,
+            "version": published.version,
+            "entries": len(entries),
+            **({} if rolled_back_from is None else {"to_version": rolled_back_from}),
+        },
+        reason=note,
+    )
     changes = diff_entries(previous.entries if previous else [], published.entries)
     frame = frames.scripts_updated(
         city=city,
