@@ -2,24 +2,32 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-HOST ?= 127.0.0.1
-PORT ?= 8000
+# Two stamps: the service's own dependencies (`make run`), and those plus the tools and test
+# libraries (`make test`); each is redone when pyproject.toml changes.
+HASH := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(HASH)
+DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 
-.PHONY: run test lint bench faults migrate seed install clean browser
-
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-*
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	rm -f $(VENV)/.installed-[!d]*
 	touch $@
 
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@ $(STAMP)
+
 install: $(STAMP)
+install-dev: $(DEV_STAMP)
 
 ## run: install, migrate, seed the 13 cities and demo users, serve on http://$(HOST):$(PORT)
 run: $(STAMP)
-	test -f .env || echo "SURGE_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" > .env
+	test -f .env || (umask 077 && echo "SURGE_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')" > .env)
 	$(BIN)/surge migrate
 	$(BIN)/surge seed --demo-users
 	$(BIN)/surge serve --host $(HOST) --port $(PORT)
@@ -31,7 +39,7 @@ seed: $(STAMP)
 	$(BIN)/surge seed --demo-users
 
 ## lint: ruff (lint + format check) and mypy --strict
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests loadtests
 	$(BIN)/ruff format --check src tests loadtests
 	$(BIN)/mypy
@@ -43,9 +51,9 @@ BROWSER_PACKAGES := chromium fonts-noto-cjk
 browser:
 	@{ command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto; } || { \
 		echo "installing Debian's $(BROWSER_PACKAGES) for the browser tests"; \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES) \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) \
 		|| { $(SUDO) apt-get update -q \
-		     && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(BROWSER_PACKAGES); }; }
+		     && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); }; }
 
 ## test: lint, then the whole suite on both backends (SQLite + in-process, Postgres + Redis),
 ## in TEST_WORKERS processes (pytest-xdist): most tests wait on a live service, so two
@@ -56,11 +64,11 @@ test: lint browser
 
 ## faults: the long fault rounds (needs Postgres, Redis and redis-server); `make test` runs
 ## the short ones
-faults: $(STAMP)
+faults: $(DEV_STAMP)
 	$(BIN)/pytest -m slow -q -s tests/integration/test_state_loss.py tests/integration/test_kill9.py
 
 ## bench: the load tests with their full figures (needs Postgres + Redis)
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m loadtests.bench
 	$(BIN)/python -m loadtests.duty
 	$(BIN)/python -m loadtests.ingest

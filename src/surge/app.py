@@ -307,6 +307,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The browser consoles."""
         return RedirectResponse("/console/")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> RedirectResponse:
+        """Browsers ask the root for it; the consoles' folder has it."""
+        return RedirectResponse("/console/favicon.ico", status_code=308)
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up."""

@@ -161,8 +161,11 @@ def _uvicorn_config(
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     from surge import migrate
 
-    migrate.upgrade(settings.database_url)
-    print("database is at the newest revision")
+    applied = migrate.upgrade(settings.database_url)
+    for step in applied:
+        print(f"applied {step}")
+    where = "now" if applied else "already"
+    print(f"the database is {where} at the newest revision, {migrate.head()}")
     return 0
 
 
@@ -313,6 +316,8 @@ def _report_daily(settings: Settings, args: argparse.Namespace) -> int:
         raise SurgeError(describe(exc.errors()[0], whole=f"--date {args.date}")) from exc
     check_day(day, settings.report_timezone)
     out = None if args.out == "-" else _output_file(args.out)
+    if out is None and args.format == "xlsx" and sys.stdout.isatty():
+        raise SurgeError("an XLSX workbook is binary: write it to a file (--out FILE) or a pipe")
 
     from surge.reports import export  # the heavier part, once the arguments are known good
     from surge.reports import service as reports_service
@@ -409,7 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate", help="run a scenario on virtual time through the routing policy"
     )
-    simulate.add_argument("scenario", help="a scenario JSON file (see API.md)")
+    simulate.add_argument(
+        "scenario",
+        help="a scenario JSON file: its fields are in docs/API.md (Simulator) and docs/API-2.md "
+        "(Simulator additions); examples in loadtests/scenarios/",
+    )
     simulate.add_argument("--out", help="write the result here instead of standard output")
     simulate.set_defaults(run=_simulate)
     return parser

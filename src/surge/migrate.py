@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 
 def alembic_config(database_url: str) -> Config:
@@ -14,6 +15,19 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str) -> None:
-    """Bring the database to the newest revision (blocking; call outside the event loop)."""
-    command.upgrade(alembic_config(database_url), "head")
+def upgrade(database_url: str) -> list[str]:
+    """Bring the database to the newest revision (blocking; call outside the event loop).
+
+    Returns the migrations applied, oldest first, as `revision: what it does`.
+    """
+    config = alembic_config(database_url)
+    command.upgrade(config, "head")
+    applied: list[str] = config.attributes.get("applied", [])
+    return applied
+
+
+def head() -> str:
+    """The newest revision of the migrations shipped."""
+    revision = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert revision is not None, "the package ships its migrations"
+    return revision

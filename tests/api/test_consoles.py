@@ -26,9 +26,26 @@ async def test_the_consoles_are_served_without_a_token(service: LiveService) -> 
     assert missing.status_code == 404
 
 
+async def test_the_browser_finds_the_icon_where_it_asks(service: LiveService) -> None:
+    asked = await service.http.get("/favicon.ico", follow_redirects=False)
+    assert asked.status_code == 308
+    assert asked.headers["location"] == "/console/favicon.ico"
+
+    icon = await service.http.get("/favicon.ico", follow_redirects=True)
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] in {"image/vnd.microsoft.icon", "image/x-icon"}
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file's header: reserved 0, type 1
+    page = await service.http.get("/console/")
+    assert '<link rel="icon" href="favicon.ico">' in page.text
+
+
 def test_no_console_file_loads_anything_from_another_host() -> None:
     web = resources.files("surge") / "web"
-    files = [p for p in web.rglob("*") if p.is_file()]  # type: ignore[attr-defined]
+    files = [
+        p
+        for p in web.rglob("*")  # type: ignore[attr-defined]
+        if p.is_file() and p.suffix in {".html", ".js", ".css"}
+    ]
     assert len(files) >= 10
     for path in files:
         text = path.read_text(encoding="utf-8")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import re
 import stat
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
+from surge import migrate
 from surge.auth.models import Role
 from tests.api.test_reports import load_the_day
 from tests.conftest import Backend, make_backend
@@ -130,6 +133,35 @@ async def test_production_refuses_to_start_without_a_secret(
     assert b"SURGE_SECRET_KEY" in output
 
 
+async def test_migrate_says_what_it_applied(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SURGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}",
+        "SURGE_SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "SURGE_ENVIRONMENT": "production",
+    }
+    shipped = [
+        path.name
+        for path in (Path(migrate.__file__).parent / "migrations" / "versions").glob("0*.py")
+    ]
+
+    async def run() -> list[str]:
+        process = await asyncio.create_subprocess_exec(
+            SURGE, "migrate", env=env, stdout=asyncio.subprocess.PIPE
+        )
+        output, _ = await process.communicate()
+        assert process.returncode == 0
+        return output.decode().splitlines()
+
+    first = await run()
+    applied = [line for line in first if line.startswith("applied ")]
+    assert len(applied) == len(shipped)
+    assert applied[0].startswith("applied 0001: ")
+    assert all(len(line) > len("applied 0001: ") for line in applied)  # each says what it did
+    assert first[-1] == f"the database is now at the newest revision, {migrate.head()}"
+    assert await run() == [f"the database is already at the newest revision, {migrate.head()}"]
+
+
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtests" / "scenarios"
 
 
@@ -226,6 +258,10 @@ async def test_report_daily_writes_what_the_api_serves(backend: Backend, tmp_pat
     lines = output.lstrip("\ufeff").splitlines()
     assert lines[0].startswith("code,hour,received,answered")
     assert len(lines) == 1 + 24 * 14
+    codes = Counter(line.split(",")[0] for line in lines[1:])
+    assert codes["province"] == 24  # the province's rows say so, like the cities' their codes
+    assert len(codes) == 14
+    assert all(len(code) == 6 for code in codes if code != "province")
 
     book = tmp_path / "province.xlsx"
     code, _ = await surge(
@@ -279,3 +315,51 @@ async def test_report_daily_explains_bad_input_and_writes_into_a_pipe(
         assert received.startswith("\ufeff".encode())  # the whole CSV came through the pipe
         assert stat.S_ISFIFO(pipe.stat().st_mode)
         assert not [n for n in os.listdir(tmp_path) if n.startswith(".pipe.")]  # no temporary
+
+
+async def test_written_files_follow_the_umask_and_a_workbook_is_not_sent_to_a_terminal(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An analyst's `umask 027` gives the group read access, as for any file they write."""
+    async with make_backend("embedded", request, tmp_path) as backend:
+        await seed(backend.settings())
+        day = ("report", "daily", "--date", "2021-07-25")
+        outputs = {
+            "report": [*day, "--format", "xlsx", "--out", str(tmp_path / "day.xlsx")],
+            "simulation": [
+                "simulate",
+                str(SCENARIOS / "quiet_day.json"),
+                "--out",
+                str(tmp_path / "sim.json"),
+            ],
+        }
+        for args in outputs.values():
+            process = await asyncio.create_subprocess_exec(
+                SURGE, *args, env={**os.environ, **backend.env()},
+                stderr=asyncio.subprocess.PIPE, preexec_fn=lambda: os.umask(0o027),
+            )  # fmt: skip
+            _, err = await process.communicate()
+            assert process.returncode == 0, err
+        for name in ("day.xlsx", "sim.json"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
+
+        terminal, other_end = pty.openpty()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                SURGE, *day, "--format", "xlsx", "--out", "-", env={**os.environ, **backend.env()},
+                stdout=other_end, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, err = await process.communicate()
+        finally:
+            os.close(other_end)
+            os.close(terminal)
+        assert process.returncode == 1
+        assert "an XLSX workbook is binary" in err.decode()
+
+        process = await asyncio.create_subprocess_exec(
+            SURGE, *day, "--format", "xlsx", "--out", "-", env={**os.environ, **backend.env()},
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        piped, _ = await process.communicate()
+        assert process.returncode == 0  # a pipe is not a terminal: the workbook goes through
+        assert piped.startswith(b"PK")  # a zip, as every XLSX

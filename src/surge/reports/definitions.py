@@ -50,7 +50,7 @@ CITY = _catalogue(
         "城市代码",
         "City code",
         Unit.TEXT,
-        "6-digit administrative code; empty for the province total.",
+        "6-digit administrative code; `province` for the province total (null in JSON).",
         columns=("code",),
     ),
     Metric("name", "城市", "City", Unit.TEXT, "The city's name.", columns=("name",)),
@@ -418,7 +418,7 @@ HOURLY = _catalogue(
         "城市代码",
         "City code",
         Unit.TEXT,
-        "The city; empty for the province total.",
+        "The city; `province` for the province total (null in JSON).",
         columns=("code",),
     ),
     Metric(

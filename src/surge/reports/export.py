@@ -34,6 +34,7 @@ SHEET_TITLES = {
     Part.STAFFING: ("明日排班建议", "Staffing"),
 }
 DEFINITIONS_TITLE = ("指标说明", "Definitions")
+PROVINCE = "province"  # the `code` of the province's rows in a table
 
 
 def file_name(report: DailyReport, fmt: ReportFormat, part: Part | None = None) -> str:
@@ -69,15 +70,16 @@ def _name(row: CityDay, lang: Lang) -> str:
 def records(report: DailyReport, part: Part, lang: Lang) -> Iterator[dict[str, Any]]:
     """The part's rows as plain values (keyed like the part's catalogue)."""
     for place in _places(report):
+        code = place.code or PROVINCE  # a table's rows all say whose they are
         if part is Part.SUMMARY:
             row = place.model_dump(include=set(SECTIONS["summary"]))
-            yield row | {"name": _name(place, lang)}
+            yield row | {"code": code, "name": _name(place, lang)}
         elif part is Part.HELPERS and place.code is not None:
             for helper in place.helpers:
                 yield helper.model_dump()
         elif part is Part.HOURLY:
             for hour in place.hourly:
-                yield hour.model_dump() | {"code": place.code}
+                yield hour.model_dump() | {"code": code}
         elif part is Part.STAFFING and place.staffing is not None:
             for advice in place.staffing.hours:
                 yield advice.model_dump() | {"code": place.code}
