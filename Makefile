@@ -44,16 +44,18 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check src tests loadtests
 	$(BIN)/mypy
 
-## browser: Debian's Chromium (and CJK fonts for the screenshots) for the browser tests;
-## Playwright drives the system browser, nothing is downloaded
+## browser: Debian's Chromium (and CJK fonts for the screenshots) for the browser tests, and
+## Debian's nginx for the load-balancer tests (deploy/nginx/surge.conf in front of two
+## instances); Playwright drives the system browser, nothing is downloaded
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-BROWSER_PACKAGES := chromium fonts-noto-cjk
+TEST_PACKAGES := chromium fonts-noto-cjk nginx
 browser:
-	@{ command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto; } || { \
-		echo "installing Debian's $(BROWSER_PACKAGES) for the browser tests"; \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES) \
+	@{ command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto \
+	   && { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null; } || { \
+		echo "installing Debian's $(TEST_PACKAGES) for the tests"; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(TEST_PACKAGES) \
 		|| { $(SUDO) apt-get update -q \
-		     && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); }; }
+		     && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(TEST_PACKAGES); }; }
 
 ## test: lint, then the whole suite on both backends (SQLite + in-process, Postgres + Redis),
 ## in TEST_WORKERS processes (pytest-xdist): most tests wait on a live service, so two

@@ -14,27 +14,17 @@ from surge.auth.models import Role
 from surge.surges.roster import SURGES_TTL_S
 from tests.conftest import REDIS_URL, Backend, make_backend
 from tests.helpers import Console, LiveService, seed
-from tests.integration.conftest import surge_process
+from tests.integration.conftest import surge_process, two_instances
 
 NANJING = "320100"
 XUZHOU = "320300"
 
 
-@pytest.fixture
-async def shared(shared_backend: Backend) -> Backend:
-    """A seeded Postgres + Redis backend for several service processes."""
-    await seed(shared_backend.settings())
-    return shared_backend
-
-
 async def test_a_call_posted_to_one_instance_reaches_an_agent_on_the_other(
-    shared: Backend, tmp_path: Path
+    shared: Backend, tmp_path: Path, via: str
 ) -> None:
     log = tmp_path / "serve.log"
-    async with (
-        surge_process(shared, instance="a", log_path=log) as (a, _),
-        surge_process(shared, instance="b", log_path=log) as (b, _),
-    ):
+    async with two_instances(shared, log_path=log, via=via) as (a, b):
         cti = await a.add_user(Role.CTI, NANJING)
         agent = await b.add_user(Role.AGENT, NANJING)
         url = f"{a.ws_url}/ws/cti?token={a.tokens[cti]}"
@@ -65,12 +55,11 @@ async def test_a_call_posted_to_one_instance_reaches_an_agent_on_the_other(
             assert again.json()["id"] == call["id"]
 
 
-async def test_two_instances_never_offer_a_call_twice(shared: Backend, tmp_path: Path) -> None:
+async def test_two_instances_never_offer_a_call_twice(
+    shared: Backend, tmp_path: Path, via: str
+) -> None:
     log = tmp_path / "serve.log"
-    async with (
-        surge_process(shared, instance="a", log_path=log) as (a, _),
-        surge_process(shared, instance="b", log_path=log) as (b, _),
-    ):
+    async with two_instances(shared, log_path=log, via=via) as (a, b):
         cti = await a.add_user(Role.CTI)
         b.tokens.update(a.tokens)
         agents = [await (a if i % 2 else b).add_user(Role.AGENT, NANJING) for i in range(6)]
@@ -174,12 +163,11 @@ async def _restart_and_drain(backend: Backend, tmp_path: Path, *, flush_redis: b
     assert ordinary == sorted(ordinary)
 
 
-async def test_a_publish_reaches_agents_on_every_instance(shared: Backend, tmp_path: Path) -> None:
+async def test_a_publish_reaches_agents_on_every_instance(
+    shared: Backend, tmp_path: Path, via: str
+) -> None:
     log = tmp_path / "serve.log"
-    async with (
-        surge_process(shared, instance="a", log_path=log) as (a, _),
-        surge_process(shared, instance="b", log_path=log) as (b, _),
-    ):
+    async with two_instances(shared, log_path=log, via=via) as (a, b):
         admin = await a.add_user(Role.CITY_ADMIN, NANJING)
         coordinator = await a.add_user(Role.COORDINATOR)
         local = await b.add_user(Role.AGENT, NANJING)
@@ -205,13 +193,10 @@ async def test_a_publish_reaches_agents_on_every_instance(shared: Backend, tmp_p
 
 
 async def test_a_surge_started_on_one_instance_is_served_on_the_other_within_the_ttl(
-    shared: Backend, tmp_path: Path
+    shared: Backend, tmp_path: Path, via: str
 ) -> None:
     log = tmp_path / "serve.log"
-    async with (
-        surge_process(shared, instance="a", log_path=log) as (a, _),
-        surge_process(shared, instance="b", log_path=log) as (b, _),
-    ):
+    async with two_instances(shared, log_path=log, via=via) as (a, b):
         coordinator = await a.add_user(Role.COORDINATOR)
         helper = await b.add_user(Role.AGENT, XUZHOU)
         scripts = f"/api/v1/cities/{NANJING}/scripts"
@@ -232,14 +217,11 @@ async def test_a_surge_started_on_one_instance_is_served_on_the_other_within_the
 
 
 async def test_two_instances_never_put_a_helper_over_its_quota(
-    shared: Backend, tmp_path: Path
+    shared: Backend, tmp_path: Path, via: str
 ) -> None:
     log = tmp_path / "serve.log"
     quota, calls = 2, 12
-    async with (
-        surge_process(shared, instance="a", log_path=log) as (a, _),
-        surge_process(shared, instance="b", log_path=log) as (b, _),
-    ):
+    async with two_instances(shared, log_path=log, via=via) as (a, b):
         coordinator = await a.add_user(Role.COORDINATOR)
         cti = await a.add_user(Role.CTI)
         helpers = [await a.add_user(Role.AGENT, XUZHOU) for _ in range(6)]
@@ -290,13 +272,10 @@ async def test_two_instances_never_put_a_helper_over_its_quota(
 
 
 async def test_ending_a_surge_on_one_instance_revokes_offers_held_on_the_other(
-    shared: Backend, tmp_path: Path
+    shared: Backend, tmp_path: Path, via: str
 ) -> None:
     log = tmp_path / "serve.log"
-    async with (
-        surge_process(shared, instance="a", log_path=log) as (a, _),
-        surge_process(shared, instance="b", log_path=log) as (b, _),
-    ):
+    async with two_instances(shared, log_path=log, via=via) as (a, b):
         coordinator = await a.add_user(Role.COORDINATOR)
         cti = await a.add_user(Role.CTI)
         helper = await b.add_user(Role.AGENT, XUZHOU)

@@ -10,27 +10,16 @@ from websockets.exceptions import ConnectionClosed
 
 from surge.auth.models import Role
 from tests.conftest import Backend
-from tests.helpers import seed
-from tests.integration.conftest import surge_process
+from tests.integration.conftest import two_instances
 
 NANJING = "320100"
 
 
-@pytest.fixture
-async def shared(shared_backend: Backend) -> Backend:
-    """A seeded Postgres + Redis backend for several service processes."""
-    await seed(shared_backend.settings())
-    return shared_backend
-
-
 async def test_a_logout_and_a_notice_reach_consoles_on_another_instance(
-    shared: Backend, tmp_path: Path
+    shared: Backend, tmp_path: Path, via: str
 ) -> None:
     log = tmp_path / "serve.log"
-    async with (
-        surge_process(shared, instance="a", log_path=log) as (a, _),
-        surge_process(shared, instance="b", log_path=log) as (b, _),
-    ):
+    async with two_instances(shared, log_path=log, via=via) as (a, b):
         admin = await a.add_user(Role.CITY_ADMIN, NANJING)
         here = await a.add_user(Role.AGENT, NANJING)
         there = await b.add_user(Role.AGENT, NANJING)
