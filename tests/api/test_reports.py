@@ -404,7 +404,7 @@ async def check_csv_columns_and_chinese(service: LiveService, surge_ids: list[in
     assert {"接通率", "满意率", "援助接通占比"} <= set(header)
     assert len(table) == 1 + 1 + 13  # header, province, 13 cities
     rows = {line[0]: dict(zip(header, line, strict=True)) for line in table[1:]}
-    assert rows[""]["城市"] == "全省"
+    assert rows["province"]["城市"] == "全省"
     assert rows[NANJING]["城市"] == "南京"
     assert rows[NANJING]["呼入量"] == "8"
     assert float(rows[NANJING]["接通率"]) == pytest.approx(0.625)
