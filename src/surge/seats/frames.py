@@ -333,11 +333,20 @@ class ScriptsUpdated(TypedDict):
     city: str
     version: int
     changes: ScriptChanges
+    required: bool  # no more of the city's calls until the console acknowledges this version
 
 
-def scripts_updated(*, city: str, version: int, changes: ScriptChanges) -> ScriptsUpdated:
+def scripts_updated(
+    *, city: str, version: int, changes: ScriptChanges, required: bool
+) -> ScriptsUpdated:
     """The `scripts.updated` frame."""
-    return {"type": "scripts.updated", "city": city, "version": version, "changes": changes}
+    return {
+        "type": "scripts.updated",
+        "city": city,
+        "version": version,
+        "changes": changes,
+        "required": required,
+    }
 
 
 # The key `from` is a Python keyword: this frame is declared in the functional form.
