@@ -93,7 +93,8 @@ async def test_a_required_version_holds_back_offers_until_acknowledged(
         assert await offer_or_nothing(lent, 0.1) is None
         own_call = await service.post_call(cti, XUZHOU)
         offer = await offer_or_nothing(lent, 3)
-        assert offer is not None and offer["call"]["id"] == own_call["id"]
+        assert offer is not None
+        assert offer["call"]["id"] == own_call["id"]
         gone = f"/api/v1/calls/{own_call['id']}/abandon"
         assert (await service.http.post(gone, headers=service.auth(cti))).status_code == 200
         # An older version does not lift the hold; the required one does, at once.
@@ -101,7 +102,8 @@ async def test_a_required_version_holds_back_offers_until_acknowledged(
         assert await offer_or_nothing(lent, 0.6) is None
         await lent.send(type="scripts.ack", city=NANJING, version=2)
         offer = await offer_or_nothing(lent, 3)
-        assert offer is not None and offer["call"]["id"] == held_call["id"]
+        assert offer is not None
+        assert offer["call"]["id"] == held_call["id"]
         assert offer["surge_id"] is not None
         view = await adoption(service, admin, held=1)
         assert [(a["name"], a["held_back"]) for a in view["behind"]] == [("local", True)]
@@ -113,7 +115,8 @@ async def test_a_required_version_holds_back_offers_until_acknowledged(
         assert [(a["name"], a["held_back"]) for a in view["behind"]] == [("helper", False)]
         next_call = await service.post_call(cti, NANJING)
         offer = await offer_or_nothing(own, 3)
-        assert offer is not None and offer["call"]["id"] == next_call["id"]
+        assert offer is not None
+        assert offer["call"]["id"] == next_call["id"]
 
 
 async def test_the_hosts_own_required_version_holds_its_own_agents(service: LiveService) -> None:
@@ -128,7 +131,8 @@ async def test_the_hosts_own_required_version_holds_its_own_agents(service: Live
         assert await offer_or_nothing(console, 0.6) is None
         await console.send(type="scripts.ack", city=NANJING, version=1)
         offer = await offer_or_nothing(console, 3)
-        assert offer is not None and offer["call"]["id"] == call["id"]
+        assert offer is not None
+        assert offer["call"]["id"] == call["id"]
 
 
 async def test_required_bad_inputs(service: LiveService) -> None:
@@ -262,4 +266,5 @@ async def test_an_ack_on_one_instance_lifts_the_hold_on_another(shared_backend: 
             assert await offer_or_nothing(console, 1.0) is None
             await console.send(type="scripts.ack", city=NANJING, version=2)
             offer = await offer_or_nothing(console, 3)
-            assert offer is not None and offer["call"]["id"] == call["id"]
+            assert offer is not None
+            assert offer["call"]["id"] == call["id"]
