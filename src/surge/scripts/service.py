@@ -133,7 +133,7 @@ async def publish(
             "city": city,
             "version": published.version,
             "entries": len(entries),
-            "required": required,
+            **({"required": True} if required else {}),
             **({} if rolled_back_from is None else {"to_version": rolled_back_from}),
         },
         reason=note,
@@ -270,6 +270,34 @@ async def adoption(
         select(Agent.id, Agent.name, Agent.city_code).where(Agent.id.in_(ids)).order_by(Agent.id)
     )
     return current, required, [(a, name, home, acks.get(a)) for a, name, home in agents]
+
+
+async def unacknowledged(
+    *, session: AsyncSession, agent_id: int, cities: list[str]
+) -> dict[str, int]:
+    """Of the named cities, each one's newest required version the agent has not acknowledged
+    (neither it nor a later one): the cities holding back its offers."""
+    required = dict(
+        (
+            await session.execute(
+                select(ScriptVersion.city_code, func.max(ScriptVersion.version))
+                .where(ScriptVersion.city_code.in_(cities), ScriptVersion.required.is_(True))
+                .group_by(ScriptVersion.city_code)
+            )
+        ).all()
+    )
+    if not required:
+        return {}
+    acks = dict(
+        (
+            await session.execute(
+                select(ScriptAck.city_code, ScriptAck.version).where(
+                    ScriptAck.agent_id == agent_id, ScriptAck.city_code.in_(required)
+                )
+            )
+        ).all()
+    )
+    return {city: int(v) for city, v in required.items() if acks.get(city, 0) < v}
 
 
 def check_publisher(principal: Principal, city: str) -> None:

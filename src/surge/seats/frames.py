@@ -122,6 +122,7 @@ class Hello(TypedDict):
     state: str
     call: CallBrief | None
     scripts: dict[str, int]
+    required: dict[str, int]  # city -> its required version this agent has not acknowledged
 
 
 def hello(
@@ -132,6 +133,7 @@ def hello(
     state: str,
     call: CallBrief | None,
     scripts: dict[str, int],
+    required: dict[str, int],
 ) -> Hello:
     """The agent's `hello`."""
     return {
@@ -142,6 +144,7 @@ def hello(
         "state": state,
         "call": call,
         "scripts": scripts,
+        "required": required,
     }
 
 

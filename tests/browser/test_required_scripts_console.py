@@ -1,0 +1,101 @@
+"""Required script versions in the agent console: a clear banner with what changed, in Chinese
+and English, until the scripts have been on display; then the console acknowledges by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from playwright.async_api import Browser, expect
+
+from surge.auth.models import Role
+from tests.browser.conftest import screenshot, signed_in
+from tests.helpers import LiveService
+
+NANJING, SUZHOU = "320100", "320500"
+
+
+def entry(key: str, title: str) -> dict[str, Any]:
+    """A script entry as the API takes it."""
+    answer = f"{title}：请以公告为准。"
+    return {"key": key, "title": title, "question": f"{title}？", "answer": answer,
+            "category_code": "0101", "tags": []}  # fmt: skip
+
+
+async def publish(site: LiveService, admin: str, city: str, entries: list[dict[str, Any]],
+                  **extra: Any) -> None:  # fmt: skip
+    response = await site.http.post(
+        f"/api/v1/cities/{city}/scripts",
+        json={"entries": entries, **extra},
+        headers=site.auth(admin),
+    )
+    assert response.status_code == 201, response.text
+
+
+async def held_back(site: LiveService, admin: str, city: str, *, expected: int) -> dict[str, Any]:
+    """The city's adoption view once it holds back `expected` agents (acks arrive by socket)."""
+    deadline = time.monotonic() + 10
+    while True:
+        view: dict[str, Any] = (
+            await site.http.get(f"/api/v1/cities/{city}/scripts/adoption", headers=site.auth(admin))
+        ).json()
+        if view["held_back"] == expected and view["serving"] == 1:
+            return view
+        assert time.monotonic() < deadline, view
+        await asyncio.sleep(0.1)
+
+
+async def test_the_console_shows_required_scripts_and_acknowledges_them_on_display(
+    browser: Browser, site: LiveService
+) -> None:
+    coordinator = await site.add_user(Role.COORDINATOR)
+    host_admin = await site.add_user(Role.CITY_ADMIN, NANJING)
+    own_admin = await site.add_user(Role.CITY_ADMIN, SUZHOU)
+    await publish(site, host_admin, NANJING, [entry("testing", "核酸检测点")])
+    await publish(site, own_admin, SUZHOU, [entry("buses", "公交停运")])
+    surge = await site.http.post(
+        "/api/v1/surges",
+        json={"host_city": NANJING, "waves": [{"cities": [SUZHOU], "seats_per_city": 2}]},
+        headers=site.auth(coordinator),
+    )
+    assert surge.status_code == 201, surge.text
+    page = await signed_in(browser, site, Role.AGENT, SUZHOU)
+    await expect(page.locator("#surge-banner")).to_have_attribute("data-kind", "joined")
+    await expect(page.locator("#scripts-city")).to_have_text("南京")  # the host's, on display
+    banner = page.locator("#required-banner")
+    await expect(banner).to_be_hidden()
+
+    # Its own city requires a new version while the host's scripts are on display.
+    changed = [entry("buses", "公交恢复运营"), entry("metro", "地铁停运")]
+    await publish(site, own_admin, SUZHOU, changed, required=True)
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("必读口径")
+    await expect(banner).to_contain_text("苏州答复口径第 2 版为必读版本")
+    await expect(banner).to_contain_text("新增 1 条，修改 1 条，删除 0 条")
+    await expect(banner).to_contain_text("metro")
+    await held_back(site, own_admin, SUZHOU, expected=1)  # no Suzhou call for it meanwhile
+    await screenshot(page, "agent-required-zh")
+    await page.get_by_role("button", name="English").click()
+    await expect(banner).to_contain_text("Suzhou's answer scripts version 2 are required")
+    await expect(banner).to_contain_text("1 added, 1 changed, 0 removed")
+    await screenshot(page, "agent-required-en")
+
+    # Reading them puts them on display, which acknowledges them: the hold is lifted.
+    await page.get_by_role("button", name="Read Suzhou's scripts").click()
+    await expect(page.locator("#scripts-city")).to_have_text("Suzhou")
+    await expect(page.locator("#script-version")).to_have_attribute("data-version", "2")
+    await expect(banner).to_be_hidden()
+    await expect(page.locator("#banner")).to_contain_text("You have read Suzhou's answer scripts")
+    view = await held_back(site, own_admin, SUZHOU, expected=0)
+    assert (view["required_version"], view["behind"]) == (2, [])
+
+    # Once read, the host's scripts are on display again; a required version of the scripts on
+    # display is acknowledged as soon as it is shown.
+    await page.get_by_role("button", name="中文").click()
+    await expect(page.locator("#scripts-city")).to_have_text("南京")
+    await publish(site, host_admin, NANJING, [entry("testing", "核酸检测点调整")], required=True)
+    await expect(page.locator("#script-version")).to_have_attribute("data-version", "2")
+    view = await held_back(site, host_admin, NANJING, expected=0)
+    assert (view["required_version"], view["behind"]) == (2, [])
+    await expect(banner).to_be_hidden()
