@@ -142,6 +142,7 @@ class Result:
     delayed: int
     delayed_wait_s: float | None
     other_wait_s: float | None
+    unoffered: int  # calls posted that no console was offered by the end (none may be lost)
     broken: bool = False
 
 
@@ -179,7 +180,8 @@ def measure(seats: list[Console], posted: dict[int, float], published: float, en
         delayed=len(delayed_waits),
         delayed_wait_s=statistics.median(delayed_waits) if delayed_waits else None,
         other_wait_s=statistics.median(other_waits) if other_waits else None,
-        broken=len(acks) != len(seats),
+        unoffered=sum(1 for call in posted if call not in offered),
+        broken=len(acks) != len(seats) or any(call not in offered for call in posted),
     )
 
 
@@ -271,7 +273,7 @@ def report(result: Result, plan: Plan) -> str:
         f"reading {plan.reading_s[0]:g}-{plan.reading_s[1]:g} s: publish to ack median "
         f"{median} s, max {longest} s; offers delayed {result.delayed} of {result.calls} calls "
         f"(median wait {wait(result.delayed_wait_s)} vs {wait(result.other_wait_s)} for the "
-        f"others); acks {len(acks)} of {result.agents}"
+        f"others); acks {len(acks)} of {result.agents}, calls never offered {result.unoffered}"
     )
 
 

@@ -90,12 +90,21 @@ async def test_the_console_shows_required_scripts_and_acknowledges_them_on_displ
     view = await held_back(site, own_admin, SUZHOU, expected=0)
     assert (view["required_version"], view["behind"]) == (2, [])
 
-    # Once read, the host's scripts are on display again; a required version of the scripts on
-    # display is acknowledged as soon as it is shown.
+    # A required version of the scripts on display is acknowledged as soon as it is shown.
     await page.get_by_role("button", name="中文").click()
-    await expect(page.locator("#scripts-city")).to_have_text("南京")
+    await publish(site, own_admin, SUZHOU, [entry("metro", "地铁恢复运营")], required=True)
+    await expect(page.locator("#script-version")).to_have_attribute("data-version", "3")
+    view = await held_back(site, own_admin, SUZHOU, expected=0)
+    assert (view["required_version"], view["behind"]) == (3, [])
+    await expect(banner).to_be_hidden()
+    # The host's required version, while its own city's scripts are on display: the banner
+    # again, and reading them lifts the host's hold.
     await publish(site, host_admin, NANJING, [entry("testing", "核酸检测点调整")], required=True)
-    await expect(page.locator("#script-version")).to_have_attribute("data-version", "2")
+    await expect(banner).to_contain_text("南京答复口径第 2 版为必读版本")
+    await expect(banner).to_contain_text("新增 0 条，修改 1 条，删除 0 条")
+    await held_back(site, host_admin, NANJING, expected=1)
+    await page.get_by_role("button", name="阅读南京口径").click()
+    await expect(page.locator("#scripts-city")).to_have_text("南京")
+    await expect(banner).to_be_hidden()
     view = await held_back(site, host_admin, NANJING, expected=0)
     assert (view["required_version"], view["behind"]) == (2, [])
-    await expect(banner).to_be_hidden()
