@@ -11,6 +11,8 @@ from playwright.async_api import Browser, expect
 
 from surge.auth.models import Role
 from tests.browser.conftest import screenshot, signed_in
+from tests.browser.test_admin_console import add_entry
+from tests.browser.test_admin_console import publish as publish_draft
 from tests.helpers import LiveService
 
 NANJING, SUZHOU = "320100", "320500"
@@ -97,8 +99,8 @@ async def test_the_console_shows_required_scripts_and_acknowledges_them_on_displ
     view = await held_back(site, own_admin, SUZHOU, expected=0)
     assert (view["required_version"], view["behind"]) == (3, [])
     await expect(banner).to_be_hidden()
-    # The host's required version, while its own city's scripts are on display: the banner
-    # again, and reading them lifts the host's hold.
+    # The host's required version, while its own city's scripts are still on display (until an
+    # offer needs others): the banner again, and reading them lifts the host's hold.
     await publish(site, host_admin, NANJING, [entry("testing", "核酸检测点调整")], required=True)
     await expect(banner).to_contain_text("南京答复口径第 2 版为必读版本")
     await expect(banner).to_contain_text("新增 0 条，修改 1 条，删除 0 条")
@@ -108,3 +110,28 @@ async def test_the_console_shows_required_scripts_and_acknowledges_them_on_displ
     await expect(banner).to_be_hidden()
     view = await held_back(site, host_admin, NANJING, expected=0)
     assert (view["required_version"], view["behind"]) == (2, [])
+
+
+async def test_the_admin_publishes_a_required_version_and_the_agent_is_told(
+    browser: Browser, site: LiveService
+) -> None:
+    agent = await signed_in(browser, site, Role.AGENT, NANJING)
+    await expect(agent.locator("#connection")).to_have_attribute("data-state", "online")
+    admin = await signed_in(browser, site, Role.CITY_ADMIN, NANJING)
+    await add_entry(admin, key="metro", title="地铁停运", question="地铁还开吗？",
+                    answer="地铁今日停运，恢复时间见公告。")  # fmt: skip
+    required = admin.get_by_label("必读版本（坐席确认阅读前暂不分配本市来电）")
+    await required.check()
+    await screenshot(admin, "admin-publish-required")
+    await publish_draft(admin, "地铁停运必读", 1)
+    await expect(required).not_to_be_checked()
+    token = await admin.evaluate("JSON.parse(sessionStorage.getItem('surge.session')).token")
+    read = await site.http.get(
+        f"/api/v1/cities/{NANJING}/scripts/versions/1",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert read.json()["required"] is True
+    # The agent's console has its own city's scripts on display: it acknowledges at once.
+    await expect(agent.locator("#script-version")).to_have_attribute("data-version", "1")
+    view = await held_back(site, await site.add_user(Role.COORDINATOR), NANJING, expected=0)
+    assert (view["required_version"], view["behind"]) == (1, [])

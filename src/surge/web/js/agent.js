@@ -160,6 +160,7 @@ export function mount(view, { who, banner }) {
         }
         break;
       case "offer":
+        state.reading = null; // the call's city's scripts go on display, then the usual ones
         state.offer = { ...frame, receivedAt: performance.now() };
         state.presence = "offered";
         break;
@@ -246,8 +247,7 @@ export function mount(view, { who, banner }) {
     acknowledge(book.city, book.version);
     const held = state.required.get(book.city);
     if (held && book.version >= held.version && state.acked.get(book.city) === book.version) {
-      state.required.delete(book.city);
-      if (state.reading === book.city) state.reading = null;
+      state.required.delete(book.city); // they stay on display until an offer needs others
       banner(t("agent.required_done", { city: cityName(book.city, lang()), v: book.version }), "ok");
     }
     renderRequired();
