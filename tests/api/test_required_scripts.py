@@ -126,6 +126,7 @@ async def test_the_hosts_own_required_version_holds_its_own_agents(service: Live
     agent = await service.add_user(Role.AGENT, NANJING)
     await publish(service, admin, [entry("testing")], required=True)
     async with service.console(agent) as console:
+        assert console.hello["required"] == {NANJING: 1}  # what holds it back, from the start
         await console.available()
         call = await service.post_call(cti, NANJING)
         assert await offer_or_nothing(console, 0.6) is None
@@ -133,6 +134,8 @@ async def test_the_hosts_own_required_version_holds_its_own_agents(service: Live
         offer = await offer_or_nothing(console, 3)
         assert offer is not None
         assert offer["call"]["id"] == call["id"]
+    async with service.console(agent) as again:
+        assert again.hello["required"] == {}
 
 
 async def test_required_bad_inputs(service: LiveService) -> None:
