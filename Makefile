@@ -78,6 +78,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m loadtests.protection
 	$(BIN)/python -m loadtests.scripts
 	$(BIN)/python -m loadtests.publish
+	$(BIN)/python -m loadtests.required
 	$(BIN)/python -m loadtests.sockets
 	$(BIN)/python -m loadtests.report
 	$(BIN)/pytest -q -m slow tests/api/test_fuzz.py

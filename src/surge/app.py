@@ -35,6 +35,7 @@ from surge.router.dispatcher import Dispatcher
 from surge.runtime import Runtime, make_state
 from surge.scripts import api as scripts_api
 from surge.scripts.classification import Classification
+from surge.scripts.holds import ScriptHolds
 from surge.scripts.search import BookIndex
 from surge.seats import api as seats_api
 from surge.seats.gateway import Gateway
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cities = CityRegistry(sessions)
         gateway = Gateway(state, instance=settings.instance_id, shared=settings.uses_redis)
         surges = SurgeRoster(settings=settings, sessions=sessions)
+        holds = ScriptHolds(sessions=sessions)
 
         async def calling_back() -> frozenset[str]:
             return (await surges.current()).calling_back
@@ -200,6 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             surges=surges,
             transitions=transitions,
             announce=gateway.announce,
+            holds=holds,
         )
         transitions.poke = dispatcher.poke  # a call queued again or an agent freed
 
@@ -208,6 +211,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             dispatcher.poke()  # the next cycle routes by the changed surges
 
         gateway.on_surges_changed = surges_changed
+
+        def holds_changed() -> None:
+            holds.changed()
+            dispatcher.poke()  # an acknowledgement may free an agent for the city's calls
+
+        gateway.on_holds_changed = holds_changed
         watch = recovery.StateWatch(
             settings=settings,
             state=state,
@@ -244,6 +253,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pressure=monitor,
                 classification=classification,
                 script_index=BookIndex(),
+                holds=holds,
                 users=users,
             )
             tasks = [

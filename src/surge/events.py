@@ -54,7 +54,13 @@ class SurgesChanged(TypedDict):
     to: Literal["surges"]
 
 
-Event = ToAgent | CloseAgent | ToCityAgents | ToCti | SurgesChanged
+class ScriptHoldsChanged(TypedDict):
+    """Every instance re-reads who is held back by a required script version."""
+
+    to: Literal["holds"]
+
+
+Event = ToAgent | CloseAgent | ToCityAgents | ToCti | SurgesChanged | ScriptHoldsChanged
 
 Announce = Callable[[Sequence[Event]], Awaitable[None]]
 """Delivers events to the sockets here and sends the rest to the other instances
@@ -77,6 +83,7 @@ def to_city_agents(city: str, frame: AgentFrame) -> ToCityAgents:
 
 
 SURGES_CHANGED: SurgesChanged = {"to": "surges"}  # every instance re-reads the active surges
+SCRIPT_HOLDS_CHANGED: ScriptHoldsChanged = {"to": "holds"}  # and the required-version holds
 
 
 def to_cti(city: str, frame: CtiFrame) -> ToCti:

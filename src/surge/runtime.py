@@ -13,6 +13,7 @@ from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
 from surge.router.dispatcher import Dispatcher
 from surge.scripts.classification import Classification
+from surge.scripts.holds import ScriptHolds
 from surge.scripts.search import BookIndex
 from surge.seats.gateway import Gateway
 from surge.settings import Settings
@@ -52,3 +53,4 @@ class Runtime:
     classification: Classification
     script_index: BookIndex
     users: UserDirectory
+    holds: ScriptHolds  # who gets no offers of a city until acknowledging its required scripts

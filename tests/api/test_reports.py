@@ -73,10 +73,15 @@ def call(
     score: int | None = None,
     satisfied: bool | None = None,
     offered_first: bool = False,
+    scripts: tuple[int | None, int | None, int | None] = (None, None, None),
 ) -> tuple[Call, list[CallEvent]]:
-    """A call and its history: answered (and completed if handled), abandoned, or waiting."""
+    """A call and its history: answered (and completed if handled), abandoned, or waiting.
+
+    `scripts`: the version the agent cited, and the host's versions at accept and completion.
+    """
     agent = SEATS[seat].id if seat else None
     row = Call(city_code=city, caller="13812345678", channel="phone", priority=0)
+    row.script_version, row.script_version_at_accept, row.script_version_at_complete = scripts
     row.received_at = received
     events = [CallEvent(at=received, from_status=None, to_status="queued")]
     if abandoned_after is not None:
@@ -116,22 +121,28 @@ def call(
 def the_day() -> list[tuple[Call, list[CallEvent]]]:
     return [
         # Nanjing, the host.
-        call(NANJING, at(9, 0), waited=10, handled=300, seat="nj1", category="0101", score=5),
+        # Script versions (cited, at accept, at completion): stale when the first or second is
+        # below the third. Nanjing: 3 stale (9:00 nj1; 9:10 and 10:30 by Suzhou); Yangzhou: 1
+        # (by Suzhou); none for Wuxi's, Suzhou's own, the call still on the line, the 24th's.
+        call(NANJING, at(9, 0), waited=10, handled=300, seat="nj1", category="0101", score=5,
+             scripts=(1, 1, 2)),
         call(NANJING, at(9, 10), waited=30, handled=240, seat="sz1", category="0202",
-             disposition="transferred", score=4),
+             disposition="transferred", score=4, scripts=(2, 1, 2)),
         call(NANJING, at(9, 20), abandoned_after=3),
         call(NANJING, at(10, 0), abandoned_after=60, offered_first=True),
         call(NANJING, at(23, 59, 50), waited=20, handled=200, seat="wx1", category="0102",
-             satisfied=False),  # crosses midnight: belongs to the 25th, hour 23
-        call(NANJING, at(10, 30), waited=5, handled=600, seat="sz2"),
+             satisfied=False, scripts=(2, 2, 2)),  # crosses midnight: the 25th, hour 23
+        call(NANJING, at(10, 30), waited=5, handled=600, seat="sz2", scripts=(None, 2, 3)),
         call(NANJING, at(11, 0)),  # still waiting
-        call(NANJING, at(11, 5), waited=40, seat="nj2"),  # still on the line
+        call(NANJING, at(11, 5), waited=40, seat="nj2", scripts=(None, 1, None)),  # on the line
         call(NANJING, at(23, 59, 30, day=24), waited=35, handled=100, seat="nj1",
-             category="0101"),  # the 24th, answered on the 25th
+             category="0101", scripts=(1, 1, 2)),  # the 24th, answered on the 25th
         call(NANJING, at(0, 0, 0, day=26), waited=1, handled=100, seat="nj1"),  # the 26th
         # Yangzhou, helped by Suzhou; Suzhou's own call.
-        call(YANGZHOU, at(14, 0), waited=15, handled=600, seat="sz1", category="0101"),
-        call(SUZHOU, at(15, 0), waited=2, handled=120, seat="sz1", category="0201"),
+        call(YANGZHOU, at(14, 0), waited=15, handled=600, seat="sz1", category="0101",
+             scripts=(None, 0, 1)),  # accepted before the first publish, completed after it
+        call(SUZHOU, at(15, 0), waited=2, handled=120, seat="sz1", category="0201",
+             scripts=(1, 1, 1)),
     ]  # fmt: skip
 
 
@@ -455,6 +466,56 @@ async def check_xlsx_reads_back(service: LiveService, surge_ids: list[int]) -> N
     assert "connection_rate" in definitions
 
 
+async def check_stale_tickets(service: LiveService, surge_ids: list[int]) -> None:
+    coordinator = await service.add_user(Role.COORDINATOR)
+
+    body = await report(service, coordinator)
+
+    cities = by_code(body)
+    assert [cities[code]["stale_tickets"] for code in (NANJING, YANGZHOU, SUZHOU, WUXI)] == [
+        3, 1, 0, 0,
+    ]  # fmt: skip
+    assert body["province"]["stale_tickets"] == 4
+    helpers = {row["code"]: row["stale_tickets"] for row in cities[NANJING]["helpers"]}
+    assert helpers == {SUZHOU: 2, WUXI: 0, CHANGZHOU: 0}
+    assert [row["stale_tickets"] for row in cities[YANGZHOU]["helpers"]] == [1]
+    summary = await service.http.get(
+        "/api/v1/reports/daily",
+        params={"date": DAY, "format": "csv"},
+        headers=service.auth(coordinator),
+    )
+    table = list(csv.reader(io.StringIO(summary.content.decode("utf-8-sig"))))
+    rows = {line[0]: dict(zip(table[0], line, strict=True)) for line in table[1:]}
+    assert (rows[NANJING]["口径过期工单量"], rows[""]["口径过期工单量"]) == ("3", "4")
+    english = await service.http.get(
+        "/api/v1/reports/daily",
+        params={"date": DAY, "format": "csv", "part": "helpers", "lang": "en", "city": NANJING},
+        headers=service.auth(coordinator),
+    )
+    table = list(csv.reader(io.StringIO(english.content.decode("utf-8-sig"))))
+    assert [(line[2], line[table[0].index("stale_tickets")]) for line in table[1:]] == [
+        (SUZHOU, "2"), (WUXI, "0"), (CHANGZHOU, "0"),
+    ]  # fmt: skip
+    book = load_workbook(io.BytesIO((await service.http.get(
+        "/api/v1/reports/daily", params={"date": DAY, "format": "xlsx"},
+        headers=service.auth(coordinator),
+    )).content))  # fmt: skip
+    sheet = list(book["概要"].iter_rows(values_only=True))
+    nanjing = dict(zip(sheet[0], next(r for r in sheet if r[0] == NANJING), strict=True))
+    assert nanjing["口径过期工单量"] == 3
+    # The same tickets, listed for the day by the scripts' stale view.
+    listed = await service.http.get(
+        f"/api/v1/cities/{NANJING}/scripts/stale",
+        params={"date": DAY},
+        headers=service.auth(coordinator),
+    )
+    tickets = listed.json()["tickets"]
+    assert [(t["agent"], t["helper_city"], t["script_version"], t["script_version_at_accept"],
+             t["script_version_at_complete"]) for t in tickets] == [
+        ("nj1", None, 1, 1, 2), ("sz1", SUZHOU, 2, 1, 2), ("sz2", SUZHOU, None, 2, 3),
+    ]  # fmt: skip
+
+
 async def check_a_city_admins_report(service: LiveService, surge_ids: list[int]) -> None:
     admin = await service.add_user(Role.CITY_ADMIN, NANJING)
 
@@ -497,6 +558,7 @@ async def test_the_fixed_day_matches_the_hand_count(
         check_a_day_with_no_calls,
         check_csv_columns_and_chinese,
         check_xlsx_reads_back,
+        check_stale_tickets,
         check_a_city_admins_report,
         check_who_may_read_which_report,
     ):

@@ -214,6 +214,7 @@ async def test_agents_serving_the_city_hear_of_a_new_version(service: LiveServic
                 "city": NANJING,
                 "version": 2,
                 "changes": {"added": ["new"], "removed": ["codes"], "changed": ["testing"]},
+                "required": False,
             }
 
 

@@ -61,7 +61,7 @@ def test_a_tally_adds_up_and_divides_only_by_something() -> None:
 
 
 def test_a_tally_reads_a_query_row_by_column_name() -> None:
-    figures = [3, 2, 1, 0, 1, 12.5, None, 1, None, 0, 1, 0, 0, 0, 1, 1, 0, None]
+    figures = [3, 2, 1, 0, 1, 12.5, None, 1, None, 0, 1, 0, 0, 0, 1, 1, 0, None, 2]
     names = [field.name for field in fields(Tally)]
     row = {"code": "320100", "hour": 9} | dict(reversed(list(zip(names, figures, strict=True))))
 
@@ -75,6 +75,7 @@ def test_a_tally_reads_a_query_row_by_column_name() -> None:
     )
     assert isinstance(tally.completed, int)
     assert (tally.callbacks, tally.callbacks_reached, tally.callback_wait_s) == (1, 1, 0.0)
+    assert tally.stale_tickets == 2
     del row["satisfied"]
     with pytest.raises(KeyError, match="satisfied"):
         Tally.of_row(row)

@@ -111,6 +111,8 @@ def _fields(call: Call | calls_service.CallRow, *, viewer: Principal) -> dict[st
         "callback_requested_at": call.callback_requested_at,
         "callback_attempts": call.callback_attempts,
         "callback_due_at": call.callback_due_at,
+        "script_version_at_accept": call.script_version_at_accept,
+        "script_version_at_complete": call.script_version_at_complete,
     }
 
 

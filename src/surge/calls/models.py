@@ -86,6 +86,11 @@ class Call(Base):
         SmallInteger, default=0, server_default=text("0")
     )
     callback_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The host's script version when the offer was accepted and when the ticket was completed,
+    # read by the server in the same statement (what the agent cited is `script_version`): a
+    # ticket is stale when either of the first two is older than the last.
+    script_version_at_accept: Mapped[int | None] = mapped_column(Integer, default=None)
+    script_version_at_complete: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class CallEvent(Base):

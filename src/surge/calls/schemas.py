@@ -98,6 +98,12 @@ class CallFields(BaseModel):
     callback_due_at: datetime | None = Field(
         description="While `redial`: when it is queued again for its next dial-out"
     )
+    script_version_at_accept: int | None = Field(
+        description="The city's script version when the offer was accepted (the server's)"
+    )
+    script_version_at_complete: int | None = Field(
+        description="The city's script version when the ticket was completed (the server's)"
+    )
 
 
 class CallRead(CallFields):

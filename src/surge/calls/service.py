@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, Select, Update, bindparam, insert, select, update
+from sqlalchemy import Insert, ScalarSelect, Select, Update, bindparam, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -43,6 +43,7 @@ from surge.errors import (
     IdempotencyConflict,
     NotFound,
 )
+from surge.scripts.models import ScriptVersion
 from surge.seats import frames
 from surge.state.base import HeldOffer, QueuedCall
 
@@ -82,6 +83,8 @@ class CallRow(NamedTuple):
     callback_requested_at: datetime | None
     callback_attempts: int
     callback_due_at: datetime | None
+    script_version_at_accept: int | None
+    script_version_at_complete: int | None
 
 
 def as_queued(call: Call | CallRow) -> QueuedCall:
@@ -238,6 +241,7 @@ class _Shape(NamedTuple):
     sources: frozenset[CallStatus]
     match: tuple[str, ...]  # columns that must equal the bound values
     values: tuple[str, ...]  # columns set besides the status
+    pinned: tuple[str, ...] = ()  # columns set to the call's city's current script version
 
 
 _EVENT_COLUMNS = ("agent_id", "offer_id", "reason", "note", "instance")
@@ -258,6 +262,21 @@ class _SqliteMove(NamedTuple):
     event: Insert
 
 
+_CURRENT_SCRIPT_SQL = (
+    'SELECT coalesce(max(version), 0) FROM script_version WHERE city_code = "call".city_code'
+)
+
+
+def _current_script() -> ScalarSelect[int]:
+    """The current script version of the updated call's city (0 before any publish)."""
+    versions = ScriptVersion.__table__
+    return (
+        select(func.coalesce(func.max(versions.c.version), 0))
+        .where(versions.c.city_code == _CALL_TABLE.c.city_code)
+        .scalar_subquery()
+    )
+
+
 @functools.cache
 def _move_statements(shape: _Shape) -> _PostgresMove | _SqliteMove:
     """Build a change's statements once per shape (SQLAlchemy caches their compiled form)."""
@@ -274,7 +293,9 @@ def _move_statements(shape: _Shape) -> _PostgresMove | _SqliteMove:
         call_id = arg("call_id")
         match = "".join(f" AND {k} IS NOT DISTINCT FROM {arg(f'm_{k}')}" for k in shape.match)
         sources = ", ".join(f"'{s.value}'" for s in sorted(shape.sources))
-        sets = "".join(f", {k} = {arg(f'v_{k}')}" for k in shape.values)
+        sets = "".join(f", {k} = {arg(f'v_{k}')}" for k in shape.values) + "".join(
+            f", {k} = ({_CURRENT_SCRIPT_SQL})" for k in shape.pinned
+        )
         at = arg("at")
         columns = ", ".join(_EVENT_COLUMNS)
         bound = ", ".join(arg(f"e_{k}") for k in _EVENT_COLUMNS)
@@ -304,7 +325,11 @@ SELECT status, city_code FROM moved
     update_ = (
         update(table)
         .where(*guard, table.c.status == bindparam("before"))
-        .values(status=shape.target.value, **{k: bindparam(f"v_{k}") for k in shape.values})
+        .values(
+            status=shape.target.value,
+            **{k: bindparam(f"v_{k}") for k in shape.values},
+            **{k: _current_script() for k in shape.pinned},
+        )
         .returning(table.c.city_code)
     )
     event = insert(_EVENT_TABLE).values(
@@ -331,8 +356,12 @@ async def move(
     only_from: frozenset[CallStatus] | None = None,
     match: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
+    pinned: tuple[str, ...] = (),
 ) -> Moved | None:
     """Move the call to `target` if its status allows it (and `match` columns equal); record it.
+
+    The `pinned` columns are set, in the same statement, to the script version current for the
+    call's city then (the server's version, whatever the agent's console says).
 
     Returns the status it moved from and the call's city, or None when the guard failed
     (someone else got there first).
@@ -346,7 +375,9 @@ async def move(
     match = match or {}
     values = values or {}
     postgres = connection.dialect.name == "postgresql"
-    statements = _move_statements(_Shape(postgres, target, sources, tuple(match), tuple(values)))
+    statements = _move_statements(
+        _Shape(postgres, target, sources, tuple(match), tuple(values), pinned)
+    )
     params: dict[str, Any] = {
         "call_id": call_id,
         "at": at,
@@ -558,6 +589,7 @@ async def record_connect(
         values={"offer_id": None}
         if offer.call.transferred
         else {"connected_at": at, "offer_id": None},
+        pinned=("script_version_at_accept",),
     )
     return moved is not None
 
@@ -576,6 +608,7 @@ async def record_dial(
         offer_id=offer.offer_id,
         match={"offer_id": offer.offer_id},
         values={"offer_id": None},
+        pinned=("script_version_at_accept",),
     )
     return moved is not None
 
@@ -665,6 +698,7 @@ async def record_completion(
             "script_version": script_version,
             "script_key": script_key,
         },
+        pinned=("script_version_at_complete",),
     )
     if moved is None:
         await handled_city(connection=connection, call_id=call_id, agent_id=agent_id)

@@ -296,6 +296,14 @@ CITY = _catalogue(
         columns=("callback_wait_s", "callbacks_reached"),
     ),
     Metric(
+        "stale_tickets",
+        "口径过期工单量",
+        "Stale tickets",
+        Unit.CALLS,
+        "Completed calls whose ticket cited, or was answered under, a script version older than the one current for the city when it was completed (script_version or script_version_at_accept below script_version_at_complete).",
+        columns=("stale_tickets",),
+    ),
+    Metric(
         "agents_active",
         "在岗坐席数",
         "Agents active",
@@ -401,6 +409,14 @@ HELPER = _catalogue(
         Unit.AGENTS,
         "The helper's agents who answered at least one of the host's calls.",
         columns=("helper_agents",),
+    ),
+    Metric(
+        "stale_tickets",
+        "口径过期工单量",
+        "Stale tickets",
+        Unit.CALLS,
+        "The host's stale tickets (see the summary's stale_tickets) answered by the helper's agents.",
+        columns=("helper_stale",),
     ),
     Metric(
         "surges",

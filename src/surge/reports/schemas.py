@@ -95,6 +95,7 @@ class HelperContribution(BaseModel):
     aht_s: float | None
     handling_hours: float
     agents: int
+    stale_tickets: int
     surges: list[int]
 
 
@@ -161,6 +162,7 @@ class CityDay(BaseModel):
     callbacks_reached: int
     callbacks_unreached: int
     callback_wait_s: float | None
+    stale_tickets: int
     agents_active: int
     seats_active: int
     seats: int

@@ -44,6 +44,7 @@ from surge.reports.schemas import (
     HourFigures,
     ReportMetadata,
 )
+from surge.scripts import stale
 from surge.scripts.classification import Classification, Kind
 from surge.seats.models import Agent
 from surge.settings import Settings
@@ -119,6 +120,7 @@ class Tally:
     callbacks_reached: int = 0
     callbacks_unreached: int = 0
     callback_wait_s: float = 0.0
+    stale_tickets: int = 0
 
     @classmethod
     def of_row(cls, row: Mapping[Any, Any]) -> Tally:
@@ -192,6 +194,7 @@ class _Helped:
     helper_completed: int = 0
     helper_handling_s: float = 0.0
     helper_agents: int = 0
+    helper_stale: int = 0
 
     @classmethod
     def of_row(cls, row: Mapping[Any, Any]) -> _Helped:
@@ -297,6 +300,7 @@ class _Query:
             "callbacks_reached": count(reached),
             "callbacks_unreached": count(Call.status == CallStatus.UNREACHED.value),
             "callback_wait_s": total(reached, self.callback_wait),
+            "stale_tickets": count(stale.is_stale()),
         }
 
     def hours_statement(self) -> _Statement:
@@ -331,6 +335,7 @@ class _Query:
             "helper_completed": func.sum(case((completed, 1), else_=0)),
             "helper_handling_s": func.sum(case((completed, self.handling), else_=None)),
             "helper_agents": func.count(func.distinct(Call.agent_id)),
+            "helper_stale": func.sum(case((stale.is_stale(), 1), else_=0)),
         }
         return (
             select(
@@ -556,6 +561,7 @@ def _helpers(
                 aht_s=ratio(helped.helper_handling_s, helped.helper_completed),
                 handling_hours=helped.helper_handling_s / 3600,
                 agents=helped.helper_agents,
+                stale_tickets=helped.helper_stale,
                 surges=figures.surges.get((host.code, code), []),
             )
         )
@@ -610,6 +616,7 @@ def _city_day(
         callbacks_reached=tally.callbacks_reached,
         callbacks_unreached=tally.callbacks_unreached,
         callback_wait_s=ratio(tally.callback_wait_s, tally.callbacks_reached),
+        stale_tickets=tally.stale_tickets,
         agents_active=agents_active,
         seats_active=seats_active,
         seats=seats,

@@ -10,6 +10,11 @@ hot state checks in the same atomic step. A maintenance loop runs the transition
 makes: it ends expired offers and due wrap-ups, reaps agents of dead instances (putting back
 the calls they left out of the hot state), queues again the callbacks whose wait before their
 next dial-out is over, and ends draining surges once their helpers' calls in hand are done.
+
+While a city has a required script version some serving agent has not acknowledged, the cycle
+reads the present agents of the cities serving it and hands the policy those held back
+(`scripts/holds.py`); the snapshot then reads as many more free agents of their cities, so that
+passing over the held-back ones leaves the policy the agents it would otherwise have seen.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from surge.calls.transitions import Transitions
 from surge.cities.service import CityRegistry
 from surge.loops import run_forever
 from surge.router import policy
+from surge.scripts.holds import ScriptHolds
 from surge.settings import Settings
 from surge.state.base import HotState, Lend, OfferClaim
 from surge.surges import service as surges_service
@@ -70,6 +76,7 @@ class Dispatcher:
         surges: SurgeRoster,
         transitions: Transitions,
         announce: events.Announce,
+        holds: ScriptHolds,
     ) -> None:
         self._settings = settings
         self._state = state
@@ -78,11 +85,15 @@ class Dispatcher:
         self._surges = surges
         self._transitions = transitions
         self._announce = announce
+        self._holds = holds
         self._wake = asyncio.Event()
         self._stopping = False
-        # The hot state's change mark, the surges and the cities when a cycle last found nothing
-        # to place: while they are the same, a cycle would find nothing again.
-        self._settled: tuple[str, tuple[policy.SurgeView, ...], tuple[str, ...]] | None = None
+        # The hot state's change mark, the surges, the cities and the held-back agents when a
+        # cycle last found nothing to place: while they are the same, it would find nothing again.
+        self._settled: (
+            tuple[str, tuple[policy.SurgeView, ...], tuple[str, ...], Mapping[str, frozenset[int]]]
+            | None
+        ) = None
 
     @property
     def protection_service_level(self) -> float | None:
@@ -124,12 +135,23 @@ class Dispatcher:
         holding it back, is not: time alone may change that decision.)
         """
         mark = await self._state.change_mark()
-        surges = (await self._surges.current()).views
+        active = await self._surges.current()
+        surges = active.views
         cities = tuple(self._cities.codes)
-        if self._settled == (mark, surges, cities):
+        holds = await self._holds.current()
+        held: dict[str, frozenset[int]] = {}
+        if holds.required:
+            present = await self._state.present_agents(holds.serving_cities(active))
+            held = holds.held_back(present, active)
+        settled = (mark, surges, cities, held)
+        if self._settled == settled:
             return 0
         now = time.time()
         lends_to, spare = lending_reach(surges)
+        if held:
+            home = {a: code for code, agents in present.items() for a in agents}
+            for agent_id in {a for agents in held.values() for a in agents}:
+                spare[home[agent_id]] = spare.get(home[agent_id], 0) + 1
         views = await self._state.snapshot(
             cities,
             queue_depth=self._settings.dispatch_batch,
@@ -139,7 +161,7 @@ class Dispatcher:
         )
         # Read placeable only, a city shows free agents only when a call read could use them.
         placeable = any(view.idle for view in views.values())
-        self._settled = None if placeable else (mark, surges, cities)
+        self._settled = None if placeable else settled
         levels: Mapping[str, float | None] = {}
         if surges and self.protection_service_level is not None and placeable:
             levels = await self._surges.own_service_levels()
@@ -159,6 +181,7 @@ class Dispatcher:
             },
             surges=surges,
             protection_service_level=self.protection_service_level,
+            held_back=held,
         )
         assignments = policy.decide(snapshot)
         if not assignments:
@@ -183,7 +206,7 @@ class Dispatcher:
         if made == sum(view.waiting for view in views.values()):
             # Every queued call read got its offer: the queues are empty until the mark changes
             # (a call queued or put back raises it), so the next cycle would find nothing.
-            self._settled = (mark, surges, cities)
+            self._settled = settled
         return made
 
     async def drain(self) -> None:

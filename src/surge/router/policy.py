@@ -12,7 +12,9 @@ tuple of rules; each rule sees the calls and agents the earlier rules left and m
    first, so no host starves while another's fresher calls are served.
 
 Within a city calls are taken in queue order (priority, then arrival), and the longest-idle
-eligible agent gets each one.
+eligible agent gets each one. An agent is not eligible for a city's calls while the snapshot
+holds it back for that city (`held_back`: it has not acknowledged the city's required script
+version); it stays eligible for the other cities' calls.
 """
 
 from __future__ import annotations
@@ -79,13 +81,16 @@ class Snapshot:
     """The whole province at `now` (epoch seconds), as the policy sees it.
 
     `protection_service_level` is the lender protection's target: a helper whose own service
-    level is under it lends no agent (None: no such guard).
+    level is under it lends no agent (None: no such guard). `held_back`: per city, the agents
+    (its own or helpers') offered none of its calls until they acknowledge its required script
+    version.
     """
 
     now: float
     cities: Mapping[str, CitySnapshot]
     surges: tuple[SurgeView, ...] = ()
     protection_service_level: float | None = None
+    held_back: Mapping[str, frozenset[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,12 +180,19 @@ def local_rule(snapshot: Snapshot, pool: _Pool) -> list[Assignment]:
     decisions: list[Assignment] = []
     for code in snapshot.cities:
         calls, agents = pool.calls[code], pool.agents[code]
-        pairs = min(len(calls), len(agents))
+        held = snapshot.held_back.get(code)
+        eligible = agents if not held else [a for a in agents if a.agent_id not in held]
+        pairs = min(len(calls), len(eligible))
         decisions.extend(
             Assignment(call_id=call.call_id, agent_id=agent.agent_id, city=code)
-            for call, agent in zip(calls[:pairs], agents[:pairs], strict=True)
+            for call, agent in zip(calls[:pairs], eligible[:pairs], strict=True)
         )
-        del calls[:pairs], agents[:pairs]
+        if eligible is agents:
+            del agents[:pairs]
+        else:  # the held-back agents stay, in order, for other cities' calls
+            given = {agent.agent_id for agent in eligible[:pairs]}
+            agents[:] = [agent for agent in agents if agent.agent_id not in given]
+        del calls[:pairs]
         pool.served[code] += pairs
     return decisions
 
@@ -237,7 +249,7 @@ def overflow_rule(snapshot: Snapshot, pool: _Pool) -> list[Assignment]:
         decisions.append(Assignment(call.call_id, agent.agent_id, host, line.surge.surge_id))
         placed.add(call.call_id)
         taken[(agent.city, host)] += 1
-        pool.agents[agent.city].pop(0)
+        pool.agents[agent.city].remove(agent)  # the head, unless held-back agents lead
         if line.next < len(line.calls):
             wait = now - line.calls[line.next].enqueued_at
             heapq.heappush(heads, (-wait * line.surge.severity, number))
@@ -256,8 +268,10 @@ def _lender(
     reserves: Mapping[str, int],
     taken: Mapping[tuple[str, str], int],
 ) -> IdleAgent | None:
-    """The longest-idle free agent of the helpers that lend to the surge's host now, if any."""
+    """The longest-idle free agent of the helpers that lend to the surge's host now, if any
+    (passing over the agents the host holds back)."""
     best: IdleAgent | None = None
+    held = snapshot.held_back.get(surge.host, frozenset())
     for helper, quota in surge.quotas.items():
         city = snapshot.cities.get(helper)
         free = pool.agents.get(helper)
@@ -272,12 +286,21 @@ def _lender(
             free=len(free),
             reserve=reserves.get(helper, 0),
         )
-        head = free[0]
-        if refusal is None and (
-            best is None or (head.idle_since, head.agent_id) < (best.idle_since, best.agent_id)
+        head = next((agent for agent in free if agent.agent_id not in held), None)
+        if (
+            refusal is None
+            and head is not None
+            and (
+                best is None or (head.idle_since, head.agent_id) < (best.idle_since, best.agent_id)
+            )
         ):
             best = head
     return best
+
+
+def _idler(agent: IdleAgent, other: IdleAgent) -> bool:
+    """Whether `agent` comes before `other` in idle order."""
+    return (agent.idle_since, agent.agent_id) < (other.idle_since, other.agent_id)
 
 
 RULES: tuple[Rule, ...] = (local_rule, overflow_rule)

@@ -14,9 +14,11 @@ from surge.cities.schemas import CITY_CODE
 from surge.db import INTEGER_MAX
 from surge.deps import PrincipalDep, RuntimeDep, SessionDep
 from surge.errors import BadRequest, Forbidden
+from surge.reports.schemas import ReportDay, check_day
+from surge.reports.service import Day
 from surge.schemas import NO_NUL
 from surge.scripts import service as scripts_service
-from surge.scripts import transfer
+from surge.scripts import stale, transfer
 from surge.scripts.models import ScriptVersion
 from surge.scripts.schemas import (
     MAX_ENTRIES,
@@ -31,6 +33,8 @@ from surge.scripts.schemas import (
     ScriptEntry,
     SearchHit,
     SearchResult,
+    StaleTicketRead,
+    StaleTickets,
     VersionCount,
     VersionSummary,
 )
@@ -58,6 +62,7 @@ def _summary(found: ScriptVersion) -> VersionSummary:
         note=found.note,
         entry_count=found.entry_count,
         rolled_back_from=found.rolled_back_from,
+        required=found.required,
     )
 
 
@@ -86,6 +91,7 @@ async def _publish(
     entries: list[ScriptEntry],
     note: str | None,
     base_version: int | None,
+    required: bool,
     rolled_back_from: int | None = None,
 ) -> ScriptBookRead:
     """Publish a checked book (the caller has checked the city and the publisher)."""
@@ -100,6 +106,7 @@ async def _publish(
             base_version=base_version,
             classification=runtime.classification,
             surges=surges,
+            required=required,
             rolled_back_from=rolled_back_from,
         )
     await runtime.gateway.announce(out)
@@ -132,7 +139,7 @@ async def get_scripts(
     if found is None:
         return ScriptBookRead(
             city=city, version=0, author="", created_at=events.epoch(), note=None,
-            entry_count=0, rolled_back_from=None, entries=[],
+            entry_count=0, rolled_back_from=None, required=False, entries=[],
         )  # fmt: skip
     return _book(city, found)
 
@@ -147,12 +154,14 @@ async def publish_scripts(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> ScriptBookRead:
-    """Publish a whole new version (give `base_version` to be told if someone published since)."""
+    """Publish a whole new version (give `base_version` to be told if someone published since;
+    `required`: serving agents get no more of the city's calls until they acknowledge it)."""
     await runtime.cities.require(city)
     scripts_service.check_publisher(principal, city)
     return await _publish(
         city, principal, session, runtime,
         entries=body.entries, note=body.note, base_version=body.base_version,
+        required=body.required,
     )  # fmt: skip
 
 
@@ -181,11 +190,55 @@ async def search_scripts(
     )
 
 
+@router.get("/cities/{city}/scripts/stale", response_model=StaleTickets)
+async def stale_tickets(
+    city: CityCode,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    day: Annotated[ReportDay, Query(alias="date", description="The local day, YYYY-MM-DD")],
+) -> StaleTickets:
+    """The host's tickets of the day (calls received in it) that cited, or were answered under,
+    a script version older than the one current at completion. The coordinator and the city's
+    admin see all of them; another city's admin those its own agents answered for the host."""
+    await runtime.cities.require(city)
+    if principal.role not in (Role.COORDINATOR, Role.CITY_ADMIN):
+        raise Forbidden("only the coordinator and city admins see stale tickets")
+    check_day(day, runtime.settings.report_timezone)
+    window = Day.of(day, runtime.settings.report_timezone)
+    helper = principal.city if principal.city not in (None, city) else None
+    found = await stale.listed(
+        session=session, city=city, start=window.start, end=window.end, answered_by=helper
+    )
+    return StaleTickets(
+        city=city,
+        date=day,
+        count=len(found),
+        tickets=[
+            StaleTicketRead(
+                call_id=t.call_id,
+                received_at=t.received_at,
+                completed_at=t.ended_at,
+                agent_id=t.agent_id,
+                agent=t.agent,
+                agent_city=t.agent_city,
+                helper_city=t.agent_city if t.agent_city != city else None,
+                script_version=t.script_version,
+                script_version_at_accept=t.script_version_at_accept,
+                script_version_at_complete=t.script_version_at_complete,
+            )
+            for t in found
+        ],
+    )
+
+
 @router.get("/cities/{city}/scripts/adoption", response_model=AdoptionRead)
 async def script_adoption(
     city: CityCode, principal: PrincipalDep, session: SessionDep, runtime: RuntimeDep
 ) -> AdoptionRead:
-    """How many connected agents serving the city are on each version, and who is behind."""
+    """How many connected agents serving the city are on each version, who is behind, and who
+    of them is held back (no offers of the city's calls until it acknowledges the required
+    version)."""
     await runtime.cities.require(city)
     if principal.role is not Role.COORDINATOR and (
         principal.role is not Role.CITY_ADMIN or principal.city != city
@@ -193,16 +246,24 @@ async def script_adoption(
         raise Forbidden(f"only the coordinator and the city admin of {city} see adoption")
     cities = (await runtime.surges.current()).serving_cities(city)
     present = await runtime.state.present_agents(cities)
-    current, agents = await scripts_service.adoption(session=session, city=city, present=present)
+    current, required, agents = await scripts_service.adoption(
+        session=session, city=city, present=present
+    )
     counts = Counter(version for *_, version in agents)
     newest_first = sorted(counts.items(), key=lambda kv: -1 if kv[0] is None else kv[0])[::-1]
+
+    def held(version: int | None) -> bool:
+        return required is not None and (version is None or version < required)
+
     return AdoptionRead(
         city=city,
         version=current,
+        required_version=required,
         serving=len(agents),
+        held_back=sum(held(v) for *_, v in agents),
         by_version=[VersionCount(version=v, agents=n) for v, n in newest_first],
         behind=[
-            AgentVersion(agent_id=a, name=name, city=home, version=v)
+            AgentVersion(agent_id=a, name=name, city=home, version=v, held_back=held(v))
             for a, name, home, v in agents
             if v is None or v < current
         ],
@@ -257,6 +318,7 @@ async def import_scripts(
     file_format: FileFormat = "csv",
     note: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
     base_version: Annotated[int | None, Query(ge=0, le=INTEGER_MAX)] = None,
+    required: bool = False,
 ) -> ScriptBookRead:
     """Publish a new version from a CSV or JSON file sent as the request body."""
     await runtime.cities.require(city)
@@ -268,7 +330,7 @@ async def import_scripts(
     return await _publish(
         city, principal, session, runtime,
         entries=entries, note=note or f"imported from {file_format.upper()}",
-        base_version=base_version,
+        base_version=base_version, required=required,
     )  # fmt: skip
 
 
@@ -347,5 +409,6 @@ async def rollback(
         city, principal, session, runtime,
         entries=entries,
         note=body.note or f"rollback to version {body.to_version}",
-        base_version=body.base_version, rolled_back_from=body.to_version,
+        base_version=body.base_version, required=body.required,
+        rolled_back_from=body.to_version,
     )  # fmt: skip

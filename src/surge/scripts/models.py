@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from surge.db import Base, UTCDateTime, utcnow
@@ -37,3 +37,5 @@ class ScriptVersion(Base):
     entry_count: Mapped[int] = mapped_column(Integer)
     entries: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Required: agents serving the city get none of its calls until they acknowledge it.
+    required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
 from surge.db import INTEGER_MAX
 from surge.schemas import RequestModel
@@ -40,6 +40,10 @@ class ScriptBookCreate(RequestModel):
         le=INTEGER_MAX,
         description="the version this edit started from (409 if stale)",
     )
+    required: StrictBool = Field(
+        default=False,
+        description="agents serving the city get none of its calls until they acknowledge it",
+    )
 
 
 class RollbackRequest(RequestModel):
@@ -48,6 +52,7 @@ class RollbackRequest(RequestModel):
     to_version: StrictInt = Field(ge=1, le=INTEGER_MAX)
     note: Annotated[str, StringConstraints(max_length=1000)] | None = None
     base_version: StrictInt | None = Field(default=None, ge=0, le=INTEGER_MAX)
+    required: StrictBool = False
 
 
 class VersionSummary(BaseModel):
@@ -59,6 +64,7 @@ class VersionSummary(BaseModel):
     note: str | None
     entry_count: int
     rolled_back_from: int | None
+    required: bool = Field(description="serving agents must acknowledge it to get more calls")
 
 
 class ScriptBookRead(VersionSummary):
@@ -98,6 +104,9 @@ class AgentVersion(BaseModel):
     name: str
     city: str
     version: int | None
+    held_back: bool = Field(
+        description="it has not acknowledged the required version: no offers of the city's calls"
+    )
 
 
 class AdoptionRead(BaseModel):
@@ -105,9 +114,36 @@ class AdoptionRead(BaseModel):
 
     city: str
     version: int
+    required_version: int | None = Field(description="the newest required version, if any")
     serving: int
+    held_back: int = Field(description="serving agents getting no offers until they acknowledge")
     by_version: list[VersionCount]
     behind: list[AgentVersion]
+
+
+class StaleTicketRead(BaseModel):
+    """A ticket that cited, or was answered under, a version older than the one current when
+    it was completed."""
+
+    call_id: int
+    received_at: datetime
+    completed_at: datetime | None
+    agent_id: int | None
+    agent: str | None
+    agent_city: str | None
+    helper_city: str | None = Field(description="the agent's city when it is not the host")
+    script_version: int | None = Field(description="the version the agent cited")
+    script_version_at_accept: int | None
+    script_version_at_complete: int | None
+
+
+class StaleTickets(BaseModel):
+    """A host's stale tickets of the calls received in one local day."""
+
+    city: str
+    date: date
+    count: int
+    tickets: list[StaleTicketRead]
 
 
 class ChangedEntry(BaseModel):

@@ -93,10 +93,11 @@ async def publish(
     base_version: int | None,
     classification: Classification,
     surges: ActiveSurges,
+    required: bool = False,
     rolled_back_from: int | None = None,
 ) -> tuple[ScriptVersion, list[events.Event]]:
     """Store the book as the next version (in the audit log too) and tell every agent serving
-    the city."""
+    the city (a required version: and every instance, whose dispatchers hold back offers)."""
     _validate(entries, classification)
     current = await session.scalar(
         select(func.max(ScriptVersion.version)).where(ScriptVersion.city_code == city)
@@ -116,6 +117,7 @@ async def publish(
         rolled_back_from=rolled_back_from,
         entry_count=len(entries),
         entries=[entry.model_dump() for entry in entries],
+        required=required,
     )
     session.add(published)
     try:
@@ -131,6 +133,7 @@ async def publish(
             "city": city,
             "version": published.version,
             "entries": len(entries),
+            **({"required": True} if required else {}),
             **({} if rolled_back_from is None else {"to_version": rolled_back_from}),
         },
         reason=note,
@@ -144,10 +147,12 @@ async def publish(
             "removed": changes[1],
             "changed": [key for key, _ in changes[2]],
         },
+        required=required,
     )
     # A draining surge's helpers still finish calls in hand: they keep the host's scripts.
     serving = surges.serving_cities(city)
-    return published, [events.to_city_agents(code, frame) for code in serving]
+    told: list[events.Event] = [events.to_city_agents(code, frame) for code in serving]
+    return published, [*told, events.SCRIPT_HOLDS_CHANGED] if required else told
 
 
 def diff_entries(
@@ -240,12 +245,18 @@ async def acknowledge(
 
 async def adoption(
     *, session: AsyncSession, city: str, present: dict[str, list[int]]
-) -> tuple[int, list[tuple[int, str, str, int | None]]]:
-    """The current version, and each present serving agent (id, name, city, version loaded)."""
+) -> tuple[int, int | None, list[tuple[int, str, str, int | None]]]:
+    """The current version, the newest required one (if any), and each present serving agent
+    (id, name, city, version loaded)."""
     current = (await current_versions(session=session, cities=[city]))[city]
+    required = await session.scalar(
+        select(func.max(ScriptVersion.version)).where(
+            ScriptVersion.city_code == city, ScriptVersion.required.is_(True)
+        )
+    )
     ids = [agent_id for agents in present.values() for agent_id in agents]
     if not ids:
-        return current, []
+        return current, required, []
     acks = dict(
         (
             await session.execute(
@@ -258,7 +269,35 @@ async def adoption(
     agents = await session.execute(
         select(Agent.id, Agent.name, Agent.city_code).where(Agent.id.in_(ids)).order_by(Agent.id)
     )
-    return current, [(a, name, home, acks.get(a)) for a, name, home in agents]
+    return current, required, [(a, name, home, acks.get(a)) for a, name, home in agents]
+
+
+async def unacknowledged(
+    *, session: AsyncSession, agent_id: int, cities: list[str]
+) -> dict[str, int]:
+    """Of the named cities, each one's newest required version the agent has not acknowledged
+    (neither it nor a later one): the cities holding back its offers."""
+    required = dict(
+        (
+            await session.execute(
+                select(ScriptVersion.city_code, func.max(ScriptVersion.version))
+                .where(ScriptVersion.city_code.in_(cities), ScriptVersion.required.is_(True))
+                .group_by(ScriptVersion.city_code)
+            )
+        ).all()
+    )
+    if not required:
+        return {}
+    acks = dict(
+        (
+            await session.execute(
+                select(ScriptAck.city_code, ScriptAck.version).where(
+                    ScriptAck.agent_id == agent_id, ScriptAck.city_code.in_(required)
+                )
+            )
+        ).all()
+    )
+    return {city: int(v) for city, v in required.items() if acks.get(city, 0) < v}
 
 
 def check_publisher(principal: Principal, city: str) -> None:

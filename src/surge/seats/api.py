@@ -9,6 +9,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.types import Message
 
+from surge import events
 from surge.auth.directory import WITHDRAWN
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
@@ -114,10 +115,13 @@ async def _handle(runtime: Runtime, seat: seats_service.Seat, message: AgentMess
         await transitions.set_status(seat=seat, target=AgentState(message.state))
     elif isinstance(message, ScriptsAckMessage):
         surges = await runtime.surges.current()  # before taking a connection
+        holds = await runtime.holds.current()
         async with runtime.sessions() as session, session.begin():
             await seats_service.acknowledge_scripts(
                 session=session, seat=seat, message=message, surges=surges
             )
+        if holds.holds(message.city, seat.agent_id):  # this may lift it, on every instance
+            await runtime.gateway.announce([events.SCRIPT_HOLDS_CHANGED])
     elif isinstance(message, AcceptMessage):
         await transitions.accept(seat=seat, offer_id=message.offer_id)
     elif isinstance(message, DeclineMessage):

@@ -122,6 +122,7 @@ class Hello(TypedDict):
     state: str
     call: CallBrief | None
     scripts: dict[str, int]
+    required: dict[str, int]  # city -> its required version this agent has not acknowledged
 
 
 def hello(
@@ -132,6 +133,7 @@ def hello(
     state: str,
     call: CallBrief | None,
     scripts: dict[str, int],
+    required: dict[str, int],
 ) -> Hello:
     """The agent's `hello`."""
     return {
@@ -142,6 +144,7 @@ def hello(
         "state": state,
         "call": call,
         "scripts": scripts,
+        "required": required,
     }
 
 
@@ -333,11 +336,20 @@ class ScriptsUpdated(TypedDict):
     city: str
     version: int
     changes: ScriptChanges
+    required: bool  # no more of the city's calls until the console acknowledges this version
 
 
-def scripts_updated(*, city: str, version: int, changes: ScriptChanges) -> ScriptsUpdated:
+def scripts_updated(
+    *, city: str, version: int, changes: ScriptChanges, required: bool
+) -> ScriptsUpdated:
     """The `scripts.updated` frame."""
-    return {"type": "scripts.updated", "city": city, "version": version, "changes": changes}
+    return {
+        "type": "scripts.updated",
+        "city": city,
+        "version": version,
+        "changes": changes,
+        "required": required,
+    }
 
 
 # The key `from` is a Python keyword: this frame is declared in the functional form.

@@ -131,6 +131,7 @@ class Gateway:
         self.agents: dict[int, Connection] = {}
         self.cti: dict[int, Connection] = {}
         self.on_surges_changed: Callable[[], None] = lambda: None
+        self.on_holds_changed: Callable[[], None] = lambda: None
         self._probes: dict[str, asyncio.Event] = {}
         self._stopping = False
         # One lock per agent while any console of it arrives or leaves (gone when unused).
@@ -251,6 +252,9 @@ class Gateway:
         """Deliver locally; True when nothing is left for other instances."""
         if event["to"] == "surges":
             self.on_surges_changed()
+            return False
+        if event["to"] == "holds":
+            self.on_holds_changed()
             return False
         if event["to"] == "city_agents":
             for agent in self.agents.values():

@@ -99,6 +99,9 @@ async def connect(
             if in_hand
             else None,
             scripts={seat.city: current[seat.city]},
+            required=await scripts_service.unacknowledged(
+                session=session, agent_id=seat.agent_id, cities=cities
+            ),
         )
     ]
     if presence.wrap_up is not None:  # back during its wrap-up: what is left of it

@@ -148,7 +148,7 @@ class ActiveSurges:
         return tuple(surge for surge in self.surges if surge.draining)
 
 
-class _Cached(Generic[T]):
+class Cached(Generic[T]):
     """A value read again once older than `ttl_s` (or forgotten), by one reader at a time.
 
     Many consoles connecting at once share one read rather than each taking a database
@@ -186,8 +186,8 @@ class SurgeRoster:
     def __init__(self, *, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._settings = settings
         self._sessions = sessions
-        self._surges = _Cached(self._read_surges, initial=ActiveSurges(), ttl_s=SURGES_TTL_S)
-        self._levels: _Cached[Mapping[str, float | None]] = _Cached(
+        self._surges = Cached(self._read_surges, initial=ActiveSurges(), ttl_s=SURGES_TTL_S)
+        self._levels: Cached[Mapping[str, float | None]] = Cached(
             self._read_levels, initial={}, ttl_s=SERVICE_LEVELS_TTL_S
         )
 

@@ -28,6 +28,7 @@ add({
     "admin.more": "仅显示前 {n} 条（共 {total} 条），请用筛选查找其余条目",
     "admin.pending": "未发布的修改：新增 {a}，修改 {c}，删除 {r}", "admin.clean": "没有未发布的修改",
     "admin.note": "发布说明", "admin.publish": "发布新版本", "admin.discard": "放弃修改",
+    "admin.required": "必读版本（坐席确认阅读前暂不分配本市来电）",
     "admin.nothing": "没有需要发布的修改", "admin.finish_entry": "请先保存或取消正在编辑的条目",
     "admin.published": "已发布第 {v} 版（{n} 条）", "admin.discarded": "已放弃未发布的修改",
     "admin.restored": "已恢复上次未发布的修改", "admin.rebased": "已载入第 {v} 版，并重新应用了您的 {n} 处修改",
@@ -84,6 +85,7 @@ add({
     "admin.more": "Showing the first {n} of {total} entries; filter to find the others",
     "admin.pending": "Unpublished changes: {a} added, {c} edited, {r} removed", "admin.clean": "No unpublished changes",
     "admin.note": "Release note", "admin.publish": "Publish a new version", "admin.discard": "Discard changes",
+    "admin.required": "Required reading (agents get no more of this city's calls until they have read it)",
     "admin.nothing": "There is nothing to publish", "admin.finish_entry": "Save or cancel the entry you are editing first",
     "admin.published": "Published version {v} ({n} entries)", "admin.discarded": "Unpublished changes discarded",
     "admin.restored": "Your unpublished changes were restored", "admin.rebased": "Loaded version {v} and re-applied your {n} changes",
@@ -285,10 +287,12 @@ export function mount(view, { who, banner }) {
   const summary = el("p", { id: "draft-summary", role: "status" });
   const note = el("input", { id: "publish-note", name: "note", maxlength: 1000, autocomplete: "off" });
   const publishButton = el("button", { type: "submit", id: "publish", class: "primary", "data-i18n": "admin.publish" });
+  const required = el("input", { type: "checkbox", id: "publish-required", name: "required" });
   const discardButton = el("button", { type: "button", id: "discard", "data-i18n": "admin.discard" });
   const publishError = el("div", { id: "publish-error", class: "alert", role: "alert", hidden: true });
   const publishForm = el("form", { id: "publish-form", class: "publish" },
     el("label", { for: "publish-note", "data-i18n": "admin.note" }), note,
+    el("label", { class: "check" }, required, " ", el("span", { "data-i18n": "admin.required" })),
     el("div", { class: "actions" }, publishButton, discardButton),
     publishError);
   const editor = el("section", { id: "editor", class: "card", "aria-labelledby": "editor-title" },
@@ -577,9 +581,11 @@ export function mount(view, { who, banner }) {
     try {
       const published = await post(base, {
         entries: state.draft, note: note.value.trim() || null, base_version: state.book.version,
+        required: required.checked,
       });
       if (!state.alive) return;
       note.value = "";
+      required.checked = false;
       afterPublish(published, t("admin.published", { v: published.version, n: published.entry_count }));
     } catch (error) {
       if (!state.alive) return;

@@ -25,6 +25,10 @@ add({
     "agent.transfer_note": "转接说明", "agent.transfer_send": "转接来电", "agent.transferred_to": "来电已转至{city}",
     "agent.callback": "回拨", "agent.callback_offer": "回拨请求", "agent.dialing": "正在回拨来电人…",
     "agent.unreached_retry": "回拨未接通，将在 {n} 秒后重新回拨", "agent.unreached_final": "回拨未接通，已多次尝试，回拨结束",
+    "agent.required": "必读口径",
+    "agent.required_text": "{city}答复口径第 {v} 版为必读版本：阅读确认前，暂不向您分配{city}来电。",
+    "agent.required_changes": "本次变更：新增 {a} 条，修改 {c} 条，删除 {r} 条",
+    "agent.required_show": "阅读{city}口径", "agent.required_done": "已确认阅读{city}答复口径第 {v} 版，恢复分配来电",
   },
   en: {
     "agent.connection": "Connection", "agent.online": "Connected", "agent.reconnecting": "Network lost, reconnecting…",
@@ -48,6 +52,10 @@ add({
     "agent.callback": "Callback", "agent.callback_offer": "Callback request", "agent.dialing": "Dialling the caller…",
     "agent.unreached_retry": "The caller was not reached; the callback is retried in {n} s",
     "agent.unreached_final": "The caller was not reached after every attempt; the callback is closed",
+    "agent.required": "Required reading",
+    "agent.required_text": "{city}'s answer scripts version {v} are required: no {city} calls are offered to you until you have read them.",
+    "agent.required_changes": "What changed: {a} added, {c} changed, {r} removed",
+    "agent.required_show": "Read {city}'s scripts", "agent.required_done": "You have read {city}'s answer scripts version {v}; calls are offered again",
   },
 });
 
@@ -55,6 +63,10 @@ export function mount(view, { who, banner }) {
   const state = {
     socket: null, closed: false, retry: 0, offer: null, call: null, presence: "break", wrapUp: null,
     surges: new Map(), scriptsCity: who.city, book: null, changed: new Set(), usedScript: null, categories: [],
+    // Required script versions not acknowledged yet: city -> { version, diff }. A version is
+    // acknowledged once its book is on display (`acked`: city -> version sent); `reading` is the
+    // city whose required scripts the agent chose to read.
+    required: new Map(), acked: new Map(), reading: null,
   };
   const lang = () => language();
   const ui = {
@@ -66,6 +78,7 @@ export function mount(view, { who, banner }) {
     call: el("section", { id: "call", class: "card", "aria-labelledby": "call-title" }),
     scripts: el("section", { id: "scripts", class: "card", "aria-labelledby": "scripts-title" }),
     surge: el("div", { id: "surge-banner", role: "status", "aria-live": "polite", hidden: true }),
+    required: el("div", { id: "required-banner", class: "required-banner", role: "alert", hidden: true }),
     notices: noticeList(),
   };
   view.append(
@@ -73,6 +86,7 @@ export function mount(view, { who, banner }) {
       el("span", { "data-i18n": "agent.connection" }), ui.connection,
       el("span", { "data-i18n": "agent.state" }), ui.presence, ui.available, ui.pause),
     ui.surge,
+    ui.required,
     el("div", { class: "agent-grid" }, el("div", {}, ui.offer, ui.call), ui.scripts),
     ui.notices.root,
   );
@@ -127,7 +141,13 @@ export function mount(view, { who, banner }) {
         state.wrapUp = null; // a wrap-up in progress follows as its own `state` frame
         state.call = frame.call ? { ...frame.call } : null;
         state.offer = null;
-        for (const [city, version] of Object.entries(frame.scripts || {})) acknowledge(city, version);
+        state.acked = new Map(); // a new connection: say again what is on display
+        for (const [city, version] of Object.entries(frame.required || {})) holdFor(city, version);
+        // A book that is not on display is acknowledged at once unless it is required reading.
+        for (const [city, version] of Object.entries(frame.scripts || {})) {
+          if (!state.required.has(city) && city !== state.book?.city) acknowledge(city, version);
+        }
+        if (state.book) shown(state.book);
         break;
       case "state":
         state.presence = frame.state;
@@ -140,6 +160,7 @@ export function mount(view, { who, banner }) {
         }
         break;
       case "offer":
+        state.reading = null; // the call's city's scripts go on display, then the usual ones
         state.offer = { ...frame, receivedAt: performance.now() };
         state.presence = "offered";
         break;
@@ -176,14 +197,14 @@ export function mount(view, { who, banner }) {
       case "surge.joined":
         state.surges.set(frame.surge_id, frame.host_city);
         showSurge(t("agent.joined", { city: cityName(frame.host_city, lang()) }), "joined");
-        if (frame.scripts_version !== undefined) acknowledge(frame.host_city, frame.scripts_version);
-        break;
+        break; // the host's scripts go on display next (chooseScriptsCity), which acknowledges them
       case "surge.left":
         state.surges.delete(frame.surge_id);
         showSurge(t("agent.left", { city: cityName(frame.host_city, lang()) }), "left");
         break;
       case "scripts.updated":
-        acknowledge(frame.city, frame.version);
+        if (frame.required) holdFor(frame.city, frame.version);
+        else if (frame.city !== state.scriptsCity && !state.required.has(frame.city)) acknowledge(frame.city, frame.version);
         if (frame.city === state.scriptsCity) {
           const changes = frame.changes || {};
           state.changed = new Set([...(changes.added || []), ...(changes.changed || [])]);
@@ -205,7 +226,53 @@ export function mount(view, { who, banner }) {
   }
 
   function acknowledge(city, version) {
+    if (state.socket?.readyState !== WebSocket.OPEN) return; // sent again after the next hello
     send({ type: "scripts.ack", city, version });
+    state.acked.set(city, version);
+  }
+
+  // A required version holds back this city's calls until its book has been on display here.
+  function holdFor(city, version) {
+    const held = { version, diff: null };
+    state.required.set(city, held);
+    const from = state.acked.get(city) ?? Math.max(0, version - 1);
+    get(`/cities/${city}/scripts/diff?from=${Math.min(from, version)}&to=${version}`)
+      .then((diff) => { held.diff = diff; renderRequired(); }).catch(() => {});
+    renderRequired();
+  }
+
+  // A book is on display: acknowledge it, which lifts a hold it satisfies.
+  function shown(book) {
+    if (!book.city || book.error || (state.acked.get(book.city) ?? -1) >= book.version) return;
+    acknowledge(book.city, book.version);
+    const held = state.required.get(book.city);
+    if (held && book.version >= held.version && state.acked.get(book.city) === book.version) {
+      state.required.delete(book.city); // they stay on display until an offer needs others
+      banner(t("agent.required_done", { city: cityName(book.city, lang()), v: book.version }), "ok");
+    }
+    renderRequired();
+  }
+
+  function renderRequired() {
+    const rows = [...state.required.entries()].map(([city, held]) => {
+      const name = cityName(city, lang());
+      const diff = held.diff;
+      const show = el("button", { type: "button", class: "small", dataset: { city } }, t("agent.required_show", { city: name }));
+      show.addEventListener("click", () => {
+        state.reading = city;
+        chooseScriptsCity();
+      });
+      return el("div", { class: "required-item", dataset: { city, version: held.version } },
+        el("strong", {}, t("agent.required"), " · "), t("agent.required_text", { city: name, v: held.version }),
+        diff ? el("div", { class: "required-changes" },
+          t("agent.required_changes", { a: diff.added.length, c: diff.changed.length, r: diff.removed.length }),
+          [...diff.added, ...diff.changed.map((c) => c.key)].length
+            ? el("span", { class: "muted" }, " (", [...diff.added, ...diff.changed.map((c) => c.key)].join(", "), ")") : null)
+          : null,
+        city === state.scriptsCity ? null : show);
+    });
+    ui.required.replaceChildren(...rows);
+    ui.required.hidden = rows.length === 0;
   }
 
   function showSurge(text, kind) {
@@ -374,7 +441,7 @@ export function mount(view, { who, banner }) {
   // --- scripts ----------------------------------------------------------------------------------
   function chooseScriptsCity() {
     const host = [...state.surges.values()][0];
-    const city = state.call?.city || state.offer?.call.city || host || who.city;
+    const city = state.call?.city || state.offer?.call.city || state.reading || host || who.city;
     if (city !== state.scriptsCity) {
       state.scriptsCity = city;
       state.changed = new Set();
@@ -402,7 +469,8 @@ export function mount(view, { who, banner }) {
       state.book = { city, version: 0, entries: [], error: error.message };
     }
     if (!highlight) state.changed = new Set();
-    renderEntries();
+    await renderEntries();
+    shown(state.book);
   }
 
   async function renderEntries() {
@@ -446,6 +514,7 @@ export function mount(view, { who, banner }) {
   const stopTranslating = onLanguage(() => {
     render();
     renderEntries();
+    renderRequired();
   });
 
   get("/categories").then((categories) => {
