@@ -106,15 +106,16 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), self._settings.dispatch_interval_s)
             # Let a burst of changes (calls posted together) gather into one cycle.
             await asyncio.sleep(self._settings.dispatch_coalesce_s)
+            poked = self._wake.is_set()
             self._wake.clear()
             # Until a cycle places nothing, or places every queued call (settled: the next one
             # would only read the change mark).
-            while await self.dispatch_once() and self._settled is None:
+            while await self.dispatch_once(poked=poked) and self._settled is None:
                 pass
 
         await run_forever("dispatch", cycle, stopping=lambda: self._stopping)
 
-    async def dispatch_once(self) -> int:
+    async def dispatch_once(self, *, poked: bool = False) -> int:
         """Run one cycle; return how many offers were made and recorded.
 
         A cycle that finds no call any free agent could take, or that offers every queued call,
@@ -122,21 +123,28 @@ class Dispatcher:
         cycles cost one read and return.
         (One that finds such a pair but places nothing, a helper's reserve or an overflow delay
         holding it back, is not: time alone may change that decision.)
+        A cycle is one read of the hot state, the mark and the snapshot together; only a tick
+        while settled (not `poked`: most find nothing changed) reads the mark alone first.
         """
-        mark = await self._state.change_mark()
         surges = (await self._surges.current()).views
         cities = tuple(self._cities.codes)
-        if self._settled == (mark, surges, cities):
-            return 0
+        settled = self._settled
+        known = settled[0] if settled is not None and settled[1:] == (surges, cities) else None
+        if known is not None and not poked:
+            if await self._state.change_mark() == known:
+                return 0
+            known = None
         now = time.time()
         lends_to, spare = lending_reach(surges)
-        views = await self._state.snapshot(
+        mark, views = await self._state.dispatch_view(
             cities,
             queue_depth=self._settings.dispatch_batch,
-            placeable_only=True,
             lends_to=lends_to,
             spare=spare,
+            unless_mark=known,
         )
+        if views is None:
+            return 0
         # Read placeable only, a city shows free agents only when a call read could use them.
         placeable = any(view.idle for view in views.values())
         self._settled = None if placeable else (mark, surges, cities)
