@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             instance=settings.instance_id,
             classification=classification,
             announce=gateway.announce,
+            hand_over=gateway.hand_over,
             cities=cities,
             wrap_up_s=settings.wrap_up_s,
             transfer_limit=settings.transfer_limit,

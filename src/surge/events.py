@@ -7,9 +7,9 @@ themselves are built in `surge.seats.frames`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Literal, TypedDict, final
+from typing import Any, Literal, TypedDict, final
 
 from surge.seats.frames import AgentFrame, CtiFrame
 
@@ -65,6 +65,10 @@ Event = ToAgent | CloseAgent | ToCityAgents | ToCti | SurgesChanged | ScriptHold
 Announce = Callable[[Sequence[Event]], Awaitable[None]]
 """Delivers events to the sockets here and sends the rest to the other instances
 (`Gateway.announce`)."""
+
+HandOver = Callable[[Sequence[Event]], Mapping[str, Any] | None]
+"""Delivers events to the sockets here and returns the bus message carrying the rest to the other
+instances, or None (`Gateway.hand_over`): a transition sends it with its next hot-state step."""
 
 
 def to_agent(agent_id: int, frame: AgentFrame) -> ToAgent:

@@ -584,6 +584,35 @@ async def test_placeable_snapshot_reads_only_the_free_agents_the_calls_read_coul
     assert [(v.waiting, v.on_break) for v in lending.values()] == [(2, 0), (0, 0)]
 
 
+async def test_the_dispatch_view_is_the_mark_and_the_placeable_snapshot_read_together(
+    state: HotState,
+) -> None:
+    await state.enqueue([qc(1), qc(2), qc(6, OTHER)])
+    await make_available(state, 10, since=T0 + 1)
+    await make_available(state, 20, OTHER, since=T0 + 2)
+    lends_to, spare = {OTHER: [CITY]}, {OTHER: 1}
+    mark, views = await state.dispatch_view(
+        list(CITIES), queue_depth=10, lends_to=lends_to, spare=spare
+    )
+
+    assert mark == await state.change_mark()
+    assert views == await state.snapshot(
+        list(CITIES), queue_depth=10, placeable_only=True, lends_to=lends_to, spare=spare
+    )
+    # The mark it was given still stands: nothing to look at, nothing read.
+    assert await state.dispatch_view(list(CITIES), queue_depth=10, unless_mark=mark) == (
+        mark,
+        None,
+    )
+    await state.enqueue([qc(3)])  # a change
+    moved, again = await state.dispatch_view(list(CITIES), queue_depth=10, unless_mark=mark)
+    assert moved != mark
+    assert moved == await state.change_mark()
+    assert again is not None
+    assert [c.call_id for c in again[CITY].queue] == [1, 2]
+    assert await state.dispatch_view([], queue_depth=10) == (moved, {})
+
+
 async def test_present_agents_lists_every_state(state: HotState) -> None:
     await state.enqueue([qc(1)])
     await make_available(state, 12)
@@ -1192,6 +1221,23 @@ async def test_events_reach_every_listener_of_every_instance(backend: Backend) -
     for collector in (near, far):
         assert [await collector.next() for _ in sent] == sent
         await collector.stop()
+
+
+async def test_finishing_a_call_publishes_its_event_in_the_same_step(backend: Backend) -> None:
+    state = backend.state
+    far = Collector(backend.peer())
+    await far.ready(state)
+    await state.agent_connect(10, CITY, instance="i1", now=T0, call_id=77)
+
+    freed = await state.finish_call(10, 77, T0 + 1, publish={"n": 1, "text": "完成"})
+
+    assert freed is not None
+    assert freed.state is AgentState.AVAILABLE
+    assert await far.next() == {"n": 1, "text": "完成"}
+    # Sent whether or not the agent was freed (it is not busy with that call any more).
+    assert await state.finish_call(10, 77, T0 + 2, publish={"n": 2}) is None
+    assert await far.next() == {"n": 2}
+    await far.stop()
 
 
 async def test_a_listener_gets_events_from_when_it_listens(state: HotState) -> None:

@@ -1,57 +1,18 @@
-"""An idle dispatcher reads one change mark per tick, and wakes for what can be placed.
+"""An idle dispatcher reads one change mark per tick (an MGET), and wakes for what can be placed.
 
-Watched from Redis itself (MONITOR), on the shared server: only the commands that carry this
-test's key prefix are counted.
+Watched from Redis itself (MONITOR, `redis_watch`), on the shared server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import Counter
-from collections.abc import AsyncIterator
-
-import redis.asyncio as aioredis
 
 from surge.auth.models import Role
-from surge.state import redis as redis_state
-from tests.conftest import REDIS_URL, Backend
+from tests.conftest import Backend
 from tests.helpers import run_service
+from tests.integration.redis_watch import watched
 
 NANJING = "320100"
-SNAPSHOT_SHA = (
-    aioredis.Redis().register_script(redis_state._LUA_PRELUDE + redis_state._SNAPSHOT).sha
-)
-
-
-@contextlib.asynccontextmanager
-async def watched(prefix: str) -> AsyncIterator[Counter[str]]:
-    """Count, while the block runs, the snapshots and change-mark reads under `prefix`."""
-    seen: Counter[str] = Counter()
-    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-
-    async def listen() -> None:
-        async with client.monitor() as monitor:
-            ready.set()
-            async for command in monitor.listen():
-                words = command["command"].split()
-                if prefix not in command["command"]:
-                    continue
-                if words[0] == "EVALSHA" and words[1] == SNAPSHOT_SHA:
-                    seen["snapshot"] += 1
-                elif words[0] == "MGET" and words[2].endswith("changes"):
-                    seen["mark"] += 1
-
-    ready = asyncio.Event()
-    task = asyncio.create_task(listen())
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        yield seen
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await client.aclose()
 
 
 async def test_an_idle_dispatcher_reads_only_the_change_mark(shared_backend: Backend) -> None:
@@ -64,7 +25,7 @@ async def test_an_idle_dispatcher_reads_only_the_change_mark(shared_backend: Bac
         async with watched(shared_backend.redis_prefix) as idle:
             await asyncio.sleep(2.0)
         assert idle["snapshot"] == 0, idle
-        assert idle["mark"] >= 5, idle  # a tick every 0.2 s, each one read
+        assert idle["MGET"] >= 5, idle  # a tick every 0.2 s, each one read
 
         # A call with no agent to take it: one look, then settled again.
         async with watched(shared_backend.redis_prefix) as waiting:
@@ -95,4 +56,4 @@ async def test_a_cycle_that_offers_every_queued_call_settles(shared_backend: Bac
                 await asyncio.sleep(1.0)
             assert offer["call"]["id"] == call["id"]
             assert placing["snapshot"] == 1, placing
-            assert placing["mark"] >= 3, placing
+            assert placing["MGET"] >= 3, placing

@@ -1,14 +1,16 @@
-"""Which users may use their tokens, held in memory by each instance and reread every second.
+"""Which users may use their tokens, held in memory by each instance and reread when they change.
 
 A token is good while its user is active and still has the token version the token was issued
 under (disabling a user or resetting its password raises it; nothing lowers it). Checking that
 must not cost a database read per request, so each instance keeps every user's version and
-whether it is active, and rereads them every `SURGE_USER_REFRESH_S`; the users may change in
-another process (`surge users disable`); the instance that makes a change over HTTP learns it at
-once. A token under an older version than the one read is withdrawn whenever it was signed. One
-newer than the last reading that matches no active user's version cannot be judged by it (its
-user may have been created, enabled or given a new password since), so it alone is looked up in
-the database.
+whether it is active, and looks every `SURGE_USER_REFRESH_S` whether they changed (one row: a
+fingerprint of every user's id, version and standing, which any creation, deletion, disabling,
+enabling or new password changes), rereading them only then; the users may change in another
+process (`surge users disable`); the instance that makes a change over HTTP learns it at once.
+A token under an older version than the one read is withdrawn whenever it was signed. One newer
+than the last reading that matches no active user's version cannot be judged by it (its user
+may have been created, enabled or given a new password since), so it alone is looked up in the
+database.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from surge.auth.models import User
@@ -32,6 +34,28 @@ WITHDRAWN = "this user has been disabled or deleted (or its tokens withdrawn): l
 
 Verdict = Callable[[Principal], bool | None]
 Standing = tuple[int, bool]  # a user's token version and whether it is active
+Fingerprint = tuple[int, int, int]  # how many users, the highest id, the sum of `_mark`s
+
+# A user's part of the fingerprint's sum, the same in SQL and in Python: ids and versions are never
+# negative, and the factors keep each part below 2**31, so the sum stays exact.
+_ID_SPREAD, _VERSION_SPREAD = 997, 1_000_003
+
+
+def _mark(user_id: int, version: int, active: bool) -> int:
+    return (user_id % _ID_SPREAD + 1) * (version % _VERSION_SPREAD * 2 + int(active))
+
+
+_FINGERPRINT = select(
+    func.count(User.id),
+    func.coalesce(func.max(User.id), 0),
+    func.coalesce(
+        func.sum(
+            (User.id % _ID_SPREAD + 1)
+            * (User.token_version % _VERSION_SPREAD * 2 + cast(User.is_active, Integer))
+        ),
+        0,
+    ),
+)
 
 
 class UserDirectory:
@@ -46,6 +70,7 @@ class UserDirectory:
         self._learned: dict[int, tuple[int, Standing]] = {}
         self._changes = 0
         self._read_since = 0  # tokens signed from then on are newer than the reading
+        self._fingerprint: Fingerprint | None = None  # of the users as last read
         self._stopping = False
 
     def stop(self) -> None:
@@ -54,11 +79,28 @@ class UserDirectory:
 
     async def load(self) -> None:
         """Read every user's token version and whether it is active."""
+        await self._read(fingerprint=None)
+
+    async def refresh(self) -> None:
+        """Read the users again if they changed since the last reading (one row if not)."""
+        await self._read(fingerprint=self._fingerprint)
+
+    async def _read(self, *, fingerprint: Fingerprint | None) -> None:
         began = int(time.time()) - CLOCK_SKEW_S
         seen = self._changes  # committed before the reading began, so in it
         async with database_errors(), self._sessions() as session:
+            if fingerprint is not None:
+                count, highest, total = (await session.execute(_FINGERPRINT)).one()
+                if (count, highest, total) == fingerprint:
+                    self._read_since = began  # what was read still stands
+                    return
             rows = await session.execute(select(User.id, User.token_version, User.is_active))
             users = {user_id: (version, active) for user_id, version, active in rows.all()}
+        self._fingerprint = (
+            len(users),
+            max(users, default=0),
+            sum(_mark(user_id, *standing) for user_id, standing in users.items()),
+        )
         self._learned = {user: change for user, change in self._learned.items() if change[0] > seen}
         users.update((user_id, standing) for user_id, (_, standing) in self._learned.items())
         self._users = users
@@ -100,11 +142,12 @@ class UserDirectory:
         return version == principal.token_version
 
     async def run(self, on_refresh: Callable[[Verdict], object]) -> None:
-        """Reread the users every `refresh_s` and hand `on_refresh` the new verdict (a task)."""
+        """Look every `refresh_s` whether the users changed (reread them if so) and hand
+        `on_refresh` the verdict (a task)."""
 
         async def step() -> None:
             await asyncio.sleep(self._refresh_s)
-            await self.load()
+            await self.refresh()
             on_refresh(self.verdict)
 
         await run_forever("user refresh", step, stopping=lambda: self._stopping)

@@ -358,6 +358,7 @@ class Transitions:
         instance: str,
         classification: Classification,
         announce: events.Announce,
+        hand_over: events.HandOver,
         cities: CityRegistry,
         wrap_up_s: float = 0.0,
         transfer_limit: int = 3,
@@ -371,6 +372,7 @@ class Transitions:
         self._instance = instance
         self._classification = classification
         self._announce = announce
+        self._hand_over = hand_over
         self._wrap_up_s = wrap_up_s  # each completed call's wrap-up (0: the agent is free at once)
         self._callbacks = callbacks or CallbackPolicy()
         self.poke: Callable[[], None] = _no_poke  # wakes the dispatcher: a call or agent freed
@@ -476,9 +478,11 @@ class Transitions:
             with contextlib.suppress(SurgeError):
                 await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
                 await self._state.enqueue([call])
+            self.poke()
             raise
         if not taken:
             await self._state.finish_call(seat.agent_id, call.call_id, at.timestamp())
+            self.poke()
             raise CallNotOpen(gone)
         brief = frames.call_brief(
             call_id=call.call_id,
@@ -750,27 +754,28 @@ class Transitions:
                 at=at,
                 instance=self._instance,
             )
-        await self._announce(
-            [
-                events.to_agent(seat.agent_id, frames.call_completed(call_id=message.call_id)),
-                events.to_cti(
-                    city,
-                    frames.cti_call_completed(
-                        call_id=message.call_id,
-                        at=at.timestamp(),
-                        disposition=message.disposition.value,
-                    ),
-                ),
-            ]
+        completed = frames.cti_call_completed(
+            call_id=message.call_id, at=at.timestamp(), disposition=message.disposition.value
         )
-        await self._free_after(seat.agent_id, message.call_id)
+        await self._free_after(
+            seat.agent_id,
+            message.call_id,
+            first=[
+                events.to_agent(seat.agent_id, frames.call_completed(call_id=message.call_id)),
+                events.to_cti(city, completed),
+            ],
+        )
 
-    async def _free_after(self, agent_id: int, call_id: int) -> None:
-        """Free the agent of the call it no longer holds (closed or sent on), into its wrap-up.
+    async def _free_after(
+        self, agent_id: int, call_id: int, *, first: Sequence[events.Event]
+    ) -> None:
+        """Tell `first`, then free the agent of the call it no longer holds (closed or sent on),
+        into its wrap-up.
 
         Only now, committed and acknowledged, may the agent be offered its next call (after its
         wrap-up). The console hears its state first: once the hot state has the agent free,
         another instance's offer may reach the console at once, and must not arrive before it.
+        What goes to other instances travels with the hot-state step that frees the agent.
         """
         wrap_up_s = self._wrap_up_s
         told = (
@@ -778,12 +783,15 @@ class Transitions:
             if wrap_up_s > 0
             else frames.state(state=AgentState.AVAILABLE.value)
         )
-        await self._announce([events.to_agent(agent_id, told)])
+        over = self._hand_over([*first, events.to_agent(agent_id, told)])
         try:
             presence = await self._state.finish_call(
-                agent_id, call_id, time.time(), wrap_up_s=wrap_up_s
+                agent_id, call_id, time.time(), wrap_up_s=wrap_up_s, publish=over
             )
         except SurgeError:
+            if over is not None:  # the step did not run: the frames go on their own, if they can
+                with contextlib.suppress(SurgeError):
+                    await self._state.publish(over)
             # Not freed after all: the console shows what the hot state has, if it answers.
             with contextlib.suppress(SurgeError):
                 await self._tell_state(agent_id)
@@ -832,19 +840,17 @@ class Transitions:
         transferred = frames.cti_call_transferred(
             call_id=call.id, at=at.timestamp(), from_agent=seat.name, to_city=to_city
         )
-        await self._announce(
-            [
-                events.to_agent(
-                    seat.agent_id, frames.call_transferred(call_id=call.id, to_city=to_city)
-                ),
-                *(
-                    events.to_cti(city, transferred)
-                    for city in dict.fromkeys([call.city_code, to_city])
-                ),
-            ]
-        )
+        told: list[events.Event] = [
+            events.to_agent(
+                seat.agent_id, frames.call_transferred(call_id=call.id, to_city=to_city)
+            ),
+            *(
+                events.to_cti(city, transferred)
+                for city in dict.fromkeys([call.city_code, to_city])
+            ),
+        ]
         try:
-            await self._free_after(seat.agent_id, call.id)
+            await self._free_after(seat.agent_id, call.id, first=told)
         finally:
             await self._state.enqueue([queued])
             self.poke()
@@ -858,13 +864,18 @@ class Transitions:
 
     # --- the agent's own moves: available, break, the end of a wrap-up -----------------------
     async def set_status(self, *, seat: seats_service.Seat, target: AgentState) -> None:
-        """The agent goes available or on break; from its wrap-up, that ends it (recorded)."""
+        """The agent goes available (the dispatcher woken) or on break; from its wrap-up, that
+        ends it (recorded)."""
         now = time.time()
         presence, ended = await self._state.set_agent_state(seat.agent_id, target, now)
         frame = seats_service.state_frame(presence, now=now)
         await self._announce([events.to_agent(seat.agent_id, frame)])
-        if ended is not None:
-            await self._record_wrap_ups([(ended.call_id, seat.agent_id, now)])
+        try:
+            if ended is not None:
+                await self._record_wrap_ups([(ended.call_id, seat.agent_id, now)])
+        finally:
+            if target is AgentState.AVAILABLE:
+                self.poke()  # after the record, as at a wrap-up's own end
 
     async def end_wrap_ups(self, now: float) -> None:
         """End the wrap-ups due by `now` of the consoles here: available, and recorded.

@@ -117,15 +117,16 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), self._settings.dispatch_interval_s)
             # Let a burst of changes (calls posted together) gather into one cycle.
             await asyncio.sleep(self._settings.dispatch_coalesce_s)
+            poked = self._wake.is_set()
             self._wake.clear()
             # Until a cycle places nothing, or places every queued call (settled: the next one
             # would only read the change mark).
-            while await self.dispatch_once() and self._settled is None:
+            while await self.dispatch_once(poked=poked) and self._settled is None:
                 pass
 
         await run_forever("dispatch", cycle, stopping=lambda: self._stopping)
 
-    async def dispatch_once(self) -> int:
+    async def dispatch_once(self, *, poked: bool = False) -> int:
         """Run one cycle; return how many offers were made and recorded.
 
         A cycle that finds no call any free agent could take, or that offers every queued call,
@@ -133,8 +134,9 @@ class Dispatcher:
         cycles cost one read and return.
         (One that finds such a pair but places nothing, a helper's reserve or an overflow delay
         holding it back, is not: time alone may change that decision.)
+        A cycle is one read of the hot state, the mark and the snapshot together; only a tick
+        while settled (not `poked`: most find nothing changed) reads the mark alone first.
         """
-        mark = await self._state.change_mark()
         active = await self._surges.current()
         surges = active.views
         cities = tuple(self._cities.codes)
@@ -143,22 +145,29 @@ class Dispatcher:
         if holds.required:
             present = await self._state.present_agents(holds.serving_cities(active))
             held = holds.held_back(present, active)
-        settled = (mark, surges, cities, held)
-        if self._settled == settled:
-            return 0
+        settled = self._settled
+        same = settled is not None and settled[1:] == (surges, cities, held)
+        known = settled[0] if settled is not None and same else None
+        if known is not None and not poked:
+            if await self._state.change_mark() == known:
+                return 0
+            known = None
         now = time.time()
         lends_to, spare = lending_reach(surges)
         if held:
             home = {a: code for code, agents in present.items() for a in agents}
             for agent_id in {a for agents in held.values() for a in agents}:
                 spare[home[agent_id]] = spare.get(home[agent_id], 0) + 1
-        views = await self._state.snapshot(
+        mark, views = await self._state.dispatch_view(
             cities,
             queue_depth=self._settings.dispatch_batch,
-            placeable_only=True,
             lends_to=lends_to,
             spare=spare,
+            unless_mark=known,
         )
+        if views is None:
+            return 0
+        settled = (mark, surges, cities, held)
         # Read placeable only, a city shows free agents only when a call read could use them.
         placeable = any(view.idle for view in views.values())
         self._settled = None if placeable else settled

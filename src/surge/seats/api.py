@@ -109,7 +109,8 @@ def _parse(runtime: Runtime, text: str) -> AgentMessage:
 
 
 async def _handle(runtime: Runtime, seat: seats_service.Seat, message: AgentMessage) -> None:
-    """Do what one message asks; the call transitions announce their own frames."""
+    """Do what one message asks; the call transitions announce their own frames, and wake the
+    dispatcher when they free an agent or a call."""
     transitions = runtime.transitions
     if isinstance(message, StatusMessage):
         await transitions.set_status(seat=seat, target=AgentState(message.state))
@@ -196,7 +197,8 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
                     await _handle(runtime, seat, _parse(runtime, _text(message)))
             except SurgeError as exc:
                 connection.send(frames.error(code=exc.code, message=exc.message))
-            runtime.dispatcher.poke()
+                # A transition that failed part-way may have freed the agent or the call.
+                runtime.dispatcher.poke()
     except (WebSocketDisconnect, RuntimeError) as exc:
         # The console went away (RuntimeError: it went while we were reading).
         said_goodbye = isinstance(exc, WebSocketDisconnect) and exc.code in CLEAN_CLOSES

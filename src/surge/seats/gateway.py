@@ -15,8 +15,9 @@ import itertools
 import logging
 import secrets
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketState
@@ -199,12 +200,25 @@ class Gateway:
         Never raises: the database already holds what happened, and a console or telephony
         stream that misses an event catches up when it reconnects. A failed publish is logged.
         """
+        message = self.hand_over(events)
+        if message is not None:
+            await self.send_over(message)
+
+    def hand_over(self, events: Sequence[Event]) -> dict[str, Any] | None:
+        """Deliver events to sockets here; return the bus message that carries the rest to the
+        other instances (None when nothing is left for them), for the caller to send with its
+        next hot-state step, or with `send_over`."""
         remote = [event for event in events if not self._deliver(event)]
         if remote and self._shared:
-            try:
-                await self._publish(remote)
-            except SurgeError as exc:
-                log.warning("%d events not sent to other instances: %s", len(remote), exc)
+            return {"from": self._instance, "events": remote}
+        return None
+
+    async def send_over(self, message: Mapping[str, Any]) -> None:
+        """Publish a message `hand_over` returned; never raises (a failure is logged)."""
+        try:
+            await self._state.publish(message)
+        except SurgeError as exc:
+            log.warning("%d events not sent to other instances: %s", len(message["events"]), exc)
 
     async def listen(self) -> None:
         """Deliver events published by other instances (a task); resubscribe after a failure."""

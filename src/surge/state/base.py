@@ -354,6 +354,22 @@ class HotState(Protocol):
         Of instances rebuilding at once, one marker wins and all of them adopt it.
         """
 
+    async def dispatch_view(
+        self,
+        cities: Sequence[str],
+        *,
+        queue_depth: int,
+        lends_to: Mapping[str, Collection[str]] | None = None,
+        spare: Mapping[str, int] | None = None,
+        unless_mark: str | None = None,
+    ) -> tuple[str, dict[str, CityView] | None]:
+        """The change mark and, unless it is `unless_mark`, what `snapshot` reads with
+        `placeable_only`, in one atomic step: a dispatch cycle's one read.
+
+        With the mark a cycle last settled on, a cycle that has nothing new to look at costs
+        this one read and gets None.
+        """
+
     async def change_mark(self) -> str:
         """A mark that is new whenever something happened that may make an offer possible.
 
@@ -488,14 +504,22 @@ class HotState(Protocol):
         """
 
     async def finish_call(
-        self, agent_id: int, call_id: int, now: float, *, wrap_up_s: float = 0.0
+        self,
+        agent_id: int,
+        call_id: int,
+        now: float,
+        *,
+        wrap_up_s: float = 0.0,
+        publish: Mapping[str, Any] | None = None,
     ) -> AgentPresence | None:
         """A present agent busy with `call_id` goes into its wrap-up for `wrap_up_s` (still lent
         to the host it served, offered nothing), or with none is available, idle since now; else
         None.
 
         An absent agent that left with `call_id` in hand no longer counts as lent (the call was
-        finished without it).
+        finished without it). `publish`, if given, is an event sent on the bus (as `publish`
+        sends it) in the same atomic step, after the change: the frames that go with it cost
+        no round trip of their own, and no instance can see the agent free before them.
         """
 
     async def end_wrap_ups(

@@ -237,6 +237,24 @@ class InMemoryState:
             )
         return views
 
+    async def dispatch_view(
+        self,
+        cities: Sequence[str],
+        *,
+        queue_depth: int,
+        lends_to: Mapping[str, Collection[str]] | None = None,
+        spare: Mapping[str, int] | None = None,
+        unless_mark: str | None = None,
+    ) -> tuple[str, dict[str, CityView] | None]:
+        """The change mark and, unless it is `unless_mark`, the placeable-only snapshot."""
+        mark = await self.change_mark()
+        if mark == unless_mark:
+            return mark, None
+        views = await self.snapshot(
+            cities, queue_depth=queue_depth, placeable_only=True, lends_to=lends_to, spare=spare
+        )
+        return mark, views
+
     # --- offers -----------------------------------------------------------------------------
     async def claim(self, claims: Sequence[OfferClaim]) -> list[HeldOffer | None]:
         """Make each claim real if its call is queued and its agent available, in order."""
@@ -404,13 +422,27 @@ class InMemoryState:
         return agent.presence(agent_id), ended
 
     async def finish_call(
-        self, agent_id: int, call_id: int, now: float, *, wrap_up_s: float = 0.0
+        self,
+        agent_id: int,
+        call_id: int,
+        now: float,
+        *,
+        wrap_up_s: float = 0.0,
+        publish: Mapping[str, Any] | None = None,
     ) -> AgentPresence | None:
         """A present agent busy with `call_id` goes into its wrap-up (available when there is
-        none), idle since now; else None.
+        none), idle since now; else None. Then `publish`, if given, goes on the bus.
 
         An absent agent that left with `call_id` in hand no longer counts as lent.
         """
+        presence = self._finish(agent_id, call_id, now, wrap_up_s)
+        if publish is not None:
+            self._send(publish)
+        return presence
+
+    def _finish(
+        self, agent_id: int, call_id: int, now: float, wrap_up_s: float
+    ) -> AgentPresence | None:
         away = self._away.get(agent_id)
         if away is not None and away[2] == call_id:
             del self._away[agent_id]
@@ -513,6 +545,9 @@ class InMemoryState:
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:
         """Hand the event to every listener of this process."""
+        self._send(event)
+
+    def _send(self, event: Mapping[str, Any]) -> None:
         # Encoding here, as Redis does, rejects what another adapter could not carry and gives
         # each listener its own copy.
         data = orjson.dumps(event)

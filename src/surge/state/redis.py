@@ -504,30 +504,37 @@ end
 return ended
 """
 
-# ARGV: P, agent id, call id, now, end of the wrap-up or ''. Returns the presence, or {} when
-# nothing changed.
+# ARGV: P, agent id, call id, now, end of the wrap-up or '', an event to publish or ''.
+# Returns the presence, or {} when nothing changed; the event goes out after the change.
 _FINISH = """
-local agent = ARGV[2]
-local away = redis.call('HMGET', P .. 'away:' .. agent, 'city', 'host', 'call')
-if away[3] == ARGV[3] then  -- finished without the agent that left with it
-  redis.call('DEL', P .. 'away:' .. agent)
-  uncount(away[1], away[2])
+local function finish()
+  local agent = ARGV[2]
+  local away = redis.call('HMGET', P .. 'away:' .. agent, 'city', 'host', 'call')
+  if away[3] == ARGV[3] then  -- finished without the agent that left with it
+    redis.call('DEL', P .. 'away:' .. agent)
+    uncount(away[1], away[2])
+  end
+  local a = redis.call('HMGET', P .. 'agent:' .. agent, 'state', 'call')
+  if a[1] == 'lost' and a[2] == ARGV[3] then
+    unlend(agent)  -- its call was finished without it (released)
+  end
+  if a[1] ~= 'busy' or a[2] ~= ARGV[3] then
+    return {}
+  end
+  if ARGV[5] == '' then
+    move(agent, 'available', ARGV[4])
+  else
+    move(agent, 'wrap_up', ARGV[4], 'wrap_call', ARGV[3])
+    redis.call('HSET', P .. 'agent:' .. agent, 'wrap_until', ARGV[5])
+    redis.call('ZADD', P .. 'wrap_ups', ARGV[5], agent)
+  end
+  return presence(agent)
 end
-local a = redis.call('HMGET', P .. 'agent:' .. agent, 'state', 'call')
-if a[1] == 'lost' and a[2] == ARGV[3] then
-  unlend(agent)  -- its call was finished without it (released)
+local result = finish()
+if ARGV[6] ~= '' then
+  redis.call('PUBLISH', P .. 'events', ARGV[6])
 end
-if a[1] ~= 'busy' or a[2] ~= ARGV[3] then
-  return {}
-end
-if ARGV[5] == '' then
-  move(agent, 'available', ARGV[4])
-else
-  move(agent, 'wrap_up', ARGV[4], 'wrap_call', ARGV[3])
-  redis.call('HSET', P .. 'agent:' .. agent, 'wrap_until', ARGV[5])
-  redis.call('ZADD', P .. 'wrap_ups', ARGV[5], agent)
-end
-return presence(agent)
+return result
 """
 
 # ARGV: P, then the names of the per-city sets of agents not available ('break', ...), '',
@@ -570,29 +577,36 @@ end
 return reaped
 """
 
-# ARGV: P, queue depth, placeable only ('1' or '0'), n, n cities, then when placeable only one
-# reach per city: "spare host host ...", the hosts as 1-based places in the city list.
-# Returns one JSON array holding per city [waiting, oldest enqueued_at (a string) or null, head
-# calls, "agent idle_since agent idle_since ...", offered, busy, on break, "host lent ..."]:
-# one string instead of hundreds of reply elements keeps the client's parsing cheap (scores stay
-# the strings Redis wrote, so they round-trip exactly).
+# ARGV: P, a change mark or '', queue depth, placeable only ('1' or '0'), n, n cities, then when
+# placeable only one reach per city: "spare host host ...", the hosts as 1-based places in the
+# city list.
+# Returns {the change mark} alone when it is the one given, else {the change mark, one JSON
+# array holding per city [waiting, oldest enqueued_at (a string) or null, head calls, "agent
+# idle_since agent idle_since ...", offered, busy, on break, "host lent ..."]}: one string
+# instead of hundreds of reply elements keeps the client's parsing cheap (scores stay the
+# strings Redis wrote, so they round-trip exactly).
 # Placeable only, a city's free agents are read only as far as the head calls read could use
 # (its own and its hosts', plus the spare), so the cost follows the calls, not the agents.
 _SNAPSHOT = """
-local depth = tonumber(ARGV[2])
-local placeable = ARGV[3] == '1'
-local n = tonumber(ARGV[4])
+local t = redis.call('MGET', P .. 'epoch', P .. 'changes')
+local mark = (t[1] or '') .. ':' .. (t[2] or '0')
+if mark == ARGV[2] then
+  return {mark}
+end
+local depth = tonumber(ARGV[3])
+local placeable = ARGV[4] == '1'
+local n = tonumber(ARGV[5])
 local free = {}
 local total = 0
 for i = 1, n do
-  free[i] = redis.call('ZCARD', P .. 'idle:' .. ARGV[4 + i])
+  free[i] = redis.call('ZCARD', P .. 'idle:' .. ARGV[5 + i])
   total = total + free[i]
 end
 if placeable and total < depth then depth = total end
 local heads = {}
 local waiting = {}
 for i = 1, n do
-  local q = P .. 'q:' .. ARGV[4 + i]
+  local q = P .. 'q:' .. ARGV[5 + i]
   waiting[i] = redis.call('ZCARD', q)
   heads[i] = {}
   if depth > 0 and waiting[i] > 0 then
@@ -603,11 +617,11 @@ for i = 1, n do
 end
 local views = {}
 for i = 1, n do
-  local city = ARGV[4 + i]
+  local city = ARGV[5 + i]
   local take = free[i]
   if placeable then
     local usable = #heads[i]
-    local words = string.gmatch(ARGV[4 + n + i], '%S+')
+    local words = string.gmatch(ARGV[5 + n + i], '%S+')
     local spare = tonumber(words())
     for host in words do
       usable = usable + #heads[tonumber(host)]
@@ -632,7 +646,7 @@ for i = 1, n do
     cjson.encode(table.concat(redis.call('HGETALL', P .. 'lending:' .. city), ' ')),
   }, ',') .. ']')
 end
-return '[' .. table.concat(views, ',') .. ']'
+return {mark, '[' .. table.concat(views, ',') .. ']'}
 """
 
 # KEYS: the counter. ARGV: window in ms. Testing the TTL rather than `hits == 1` means a counter
@@ -943,16 +957,57 @@ class RedisState:
         """Read every named city's figures, free agents and head calls in one atomic script."""
         if not cities:
             return {}
-        args: list[str | int] = [max(queue_depth, 0), 1 if placeable_only else 0, len(cities)]
-        args += cities
+        _, views = await self._read_views(
+            cities, queue_depth, placeable_only=placeable_only, lends_to=lends_to, spare=spare
+        )
+        assert views is not None  # no mark given: always read
+        return views
+
+    async def dispatch_view(
+        self,
+        cities: Sequence[str],
+        *,
+        queue_depth: int,
+        lends_to: Mapping[str, Collection[str]] | None = None,
+        spare: Mapping[str, int] | None = None,
+        unless_mark: str | None = None,
+    ) -> tuple[str, dict[str, CityView] | None]:
+        """The change mark and, unless it is `unless_mark`, the placeable-only snapshot: the
+        same script, one round trip."""
+        return await self._read_views(
+            cities,
+            queue_depth,
+            placeable_only=True,
+            lends_to=lends_to,
+            spare=spare,
+            unless_mark=unless_mark,
+        )
+
+    async def _read_views(
+        self,
+        cities: Sequence[str],
+        queue_depth: int,
+        *,
+        placeable_only: bool,
+        lends_to: Mapping[str, Collection[str]] | None,
+        spare: Mapping[str, int] | None,
+        unless_mark: str | None = None,
+    ) -> tuple[str, dict[str, CityView] | None]:
+        # A mark always holds a ':', so '' never matches one.
+        args: list[str | int] = [unless_mark or "", max(queue_depth, 0)]
+        args += [1 if placeable_only else 0, len(cities), *cities]
         if placeable_only:
             place = {city: str(i) for i, city in enumerate(cities, 1)}
             lends_to, spare = lends_to or {}, spare or {}
             for city in cities:
                 hosts = [place[host] for host in lends_to.get(city, ()) if host in place]
                 args.append(" ".join([str(spare.get(city, 0)), *hosts]))
-        rows = orjson.loads(await self._run(self._snapshot, *args, idempotent=True))
-        return {city: _city_view(city, row) for city, row in zip(cities, rows, strict=True)}
+        mark, *read = await self._run(self._snapshot, *args, idempotent=True)
+        if not read:
+            return _text(mark), None
+        rows = orjson.loads(read[0])
+        views = {city: _city_view(city, row) for city, row in zip(cities, rows, strict=True)}
+        return _text(mark), views
 
     # --- offers -----------------------------------------------------------------------------
     async def claim(self, claims: Sequence[OfferClaim]) -> list[HeldOffer | None]:
@@ -1046,12 +1101,20 @@ class RedisState:
         return _presence(agent_id, after), _presence(agent_id, before).wrap_up
 
     async def finish_call(
-        self, agent_id: int, call_id: int, now: float, *, wrap_up_s: float = 0.0
+        self,
+        agent_id: int,
+        call_id: int,
+        now: float,
+        *,
+        wrap_up_s: float = 0.0,
+        publish: Mapping[str, Any] | None = None,
     ) -> AgentPresence | None:
         """A present agent busy with `call_id` goes into its wrap-up (available when there is
-        none), idle since now; else None."""
+        none), idle since now; else None. Then `publish`, if given, goes on the bus (the same
+        script)."""
         until = _arg(now + wrap_up_s) if wrap_up_s > 0 else ""
-        row = await self._run(self._finish, agent_id, call_id, _arg(now), until)
+        event = b"" if publish is None else orjson.dumps(publish)
+        row = await self._run(self._finish, agent_id, call_id, _arg(now), until, event)
         return _presence(agent_id, row) if row else None
 
     async def end_wrap_ups(

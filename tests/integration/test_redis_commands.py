@@ -1,0 +1,75 @@
+"""Each hot transition costs the Redis round trips it should, counted from Redis itself.
+
+A call from arrival to completion on one instance with no telephony stream elsewhere: the intake
+queues it (one script), a dispatch cycle reads the mark and the snapshot together and claims (two
+scripts) and tells the telephony (a publish), the accept is one script and a publish, and the
+completion is one script that carries its frames for other instances, then one look by the
+dispatcher (woken only by what frees a call or an agent, not by every message of a console).
+The maintenance tick's own work (expiry, wrap-ups, the heartbeat) is left out. Counted with
+MONITOR (`redis_watch`); a round trip more in any of them fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from surge.auth.models import Role
+from tests.conftest import Backend
+from tests.helpers import Console, LiveService, run_service
+from tests.integration.redis_watch import MAINTENANCE, watched
+
+NANJING = "320100"
+SETTLE_S = 0.4  # the dispatcher's cycle after a change has run (its coalescing is 5 ms)
+
+
+def _hot(seen: Counter[str]) -> dict[str, int]:
+    return {name: n for name, n in seen.items() if name not in MAINTENANCE}
+
+
+async def _one_call(
+    service: LiveService, console: Console, cti: str, prefix: str, n: int
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """Post a call, take it and complete it; what was sent for each of the three steps."""
+    async with watched(prefix) as posted:
+        call = await service.post_call(cti, NANJING, external_id=f"rt-{n}")
+        offer = await console.expect("offer")
+        await asyncio.sleep(SETTLE_S)
+    assert offer["call"]["id"] == call["id"]
+    async with watched(prefix) as accepted:
+        await console.send(type="accept", offer_id=offer["offer_id"])
+        await console.expect("call.connected")
+        await asyncio.sleep(SETTLE_S)  # no cycle follows: nothing was freed
+    async with watched(prefix) as completed:
+        await console.send(
+            type="complete", call_id=call["id"], disposition="answered", category_code="0101"
+        )
+        await console.expect("call.completed")
+        assert (await console.expect("state"))["state"] == "available"
+        await asyncio.sleep(SETTLE_S)
+    return posted, accepted, completed
+
+
+async def test_a_call_costs_eight_round_trips_from_post_to_completion(
+    shared_backend: Backend,
+) -> None:
+    # No dispatch tick nor survey of the cities in the way: every cycle here is one a change
+    # asked for.
+    settings = shared_backend.settings(dispatch_interval_s=60.0, pressure_interval_s=60.0)
+    prefix = shared_backend.redis_prefix
+    async with run_service(settings) as service:
+        cti = await service.add_user(Role.CTI)
+        agent = await service.add_user(Role.AGENT, NANJING)
+        async with service.console(agent) as console:
+            await console.available()
+            await asyncio.sleep(SETTLE_S)  # the agent's arrival has been looked at
+            # A first call loads any script Redis does not have yet (a second EVALSHA).
+            await _one_call(service, console, cti, prefix, 0)
+            posted, accepted, completed = await _one_call(service, console, cti, prefix, 1)
+    # Queued; the cycle's one read and its claim; the telephony's call.offered.
+    assert _hot(posted) == {"enqueue": 1, "snapshot": 1, "claim": 1, "PUBLISH": 1}
+    # The hot accept; the telephony's call.connected.
+    assert _hot(accepted) == {"answer": 1, "PUBLISH": 1}
+    # The agent freed with the telephony's call.completed in the same script; the cycle that
+    # freeing asks for finds no call to offer.
+    assert _hot(completed) == {"finish": 1, "snapshot": 1}
