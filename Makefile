@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtests.ingest
 	$(BIN)/python -m loadtests.routing
 	$(BIN)/python -m loadtests.protection
+	$(BIN)/python -m loadtests.whatif
 	$(BIN)/python -m loadtests.scripts
 	$(BIN)/python -m loadtests.publish
 	$(BIN)/python -m loadtests.sockets
