@@ -26,19 +26,26 @@ def test_the_yangzhou_wave_is_compared_with_the_simulator(
         (32_400, 39_600, 560.0),
     ]
     for row in rows:
-        assert row.seats == 24  # Xuzhou, Suzhou, Lianyungang, 8 seats each
         figures = sizing.Figures(row.arrivals_per_hour, 300.0, 120.0, 45)
-        expected = sizing.size(figures, target=0.8, within_s=20.0, helper_seats=[0, 24])
-        assert row.model == expected.scenarios
-        for model, pooled in zip(row.model, row.pooled, strict=True):
-            assert abs(model.service_level - pooled.service_level) < 0.08
-            assert abs(model.abandon_rate - pooled.abandon_rate) < 0.05
-        # Routed through helpers after a 10 s overflow it cannot beat one pooled queue by much.
-        assert row.routed.service_level <= row.pooled[1].service_level + 0.01
+        sized = sizing.size(figures, target=0.8, within_s=20.0)
+        assert row.agents_needed == sized.agents_needed
+        spread = -(-sized.helper_seats_needed // 3)
+        seats = [0, 24] + ([3 * spread] if spread not in (0, 8) else [])
+        assert [trial.helper_seats for trial in row.trials] == seats  # 3 cities, 8 seats each
+        expected = sizing.size(figures, target=0.8, within_s=20.0, helper_seats=seats)
+        for trial, model in zip(row.trials, expected.scenarios, strict=True):
+            assert trial.model == model
+            assert abs(model.service_level - trial.pooled.service_level) < 0.08
+            assert abs(model.abandon_rate - trial.pooled.abandon_rate) < 0.05
+            # Routed: the wave's cities really lend (a few hours are too noisy to rank it).
+            assert (trial.routed is None) == (trial.helper_seats == 0)
+            assert trial.pooled.by_helpers == 0
+            assert trial.routed is None or trial.routed.by_helpers > 0
     monkeypatch.setattr(sys, "argv", ["whatif", "--hours", "0.5"])
     whatif.main()
     out = capsys.readouterr().out
     assert "09:00-11:00: 560 calls/h" in out
-    assert out.count("what-if (Erlang A)") == 4
-    assert out.count("simulator, pooled") == 4
-    assert out.count("simulator, routed") == 2
+    trials = sum(len(row.trials) for row in rows)
+    assert out.count("what-if (Erlang A)") == trials
+    assert out.count("simulator, pooled") == trials
+    assert out.count("simulator, routed") == trials - len(rows)
