@@ -237,7 +237,7 @@ async def test_live_readings_fill_in_the_missing_figures(quick: LiveService) -> 
         assert inputs["arrivals_per_hour"] == {"value": 84.0, "source": "live"}  # 21 in 15 min
         assert inputs["own_agents"] == {"value": 2, "source": "live"}
         assert inputs["aht_s"]["source"] == "live"
-        assert 0 < inputs["aht_s"]["value"] < 30
+        assert 1 <= inputs["aht_s"]["value"] < 30  # held at 1 s at least
         assert inputs["patience_s"] == {"value": None, "source": "unknown"}
         assert result["method"] == "erlang_c"
         assert (inputs["service_level"], inputs["within_s"]) == (0.8, 20.0)  # the settings'
@@ -251,7 +251,7 @@ async def test_live_readings_fill_in_the_missing_figures(quick: LiveService) -> 
         live = await what_if(quick, coordinator, host_city=NANJING, aht_s=240.0, helper_seats=[3])
     patience = live["inputs"]["patience_s"]
     assert patience["source"] == "live"
-    assert 0 < patience["value"] < 120  # 20 callers waited at most a minute, over 10 abandons
+    assert 1 <= patience["value"] < 120  # 20 callers waited at most a minute, over 10 abandons
     assert live["method"] == "erlang_a"
     assert live["inputs"]["aht_s"] == {"value": 240.0, "source": "given"}
     level, asa, abandon = erlang_a(2 + 3, 84 / 3600, 240.0, patience["value"], 20.0)
@@ -271,10 +271,13 @@ async def test_bad_figures_are_refused(quick: LiveService) -> None:
         {"arrivals_per_hour": 100_001.0},
         {"arrivals_per_hour": "100"},
         {"arrivals_per_hour": float("inf")},
+        {"arrivals_per_hour": 1e-10},
         {"aht_s": 0.0},
+        {"aht_s": 0.5},
         {"aht_s": -5.0},
         {"aht_s": 3_601.0},
         {"patience_s": 0.0},
+        {"patience_s": 0.5},
         {"own_agents": -1},
         {"helper_seats": [-1]},
         {"helper_seats": [20_001]},

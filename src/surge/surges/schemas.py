@@ -13,6 +13,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    field_validator,
 )
 
 from surge.cities.schemas import CityCode
@@ -148,8 +149,9 @@ class ProposalRead(BaseModel):
 # What-if bounds: beyond them a figure is a typo, not a surge (the load itself is bounded too,
 # by `sizing.MAX_ERLANGS`).
 MAX_ARRIVALS_PER_HOUR = 100_000.0
-MAX_AHT_S = 3_600.0
-MAX_PATIENCE_S = 86_400.0
+MIN_ARRIVALS_PER_HOUR = 0.001  # above 0: fewer are too few to size (a call every six weeks)
+MIN_AHT_S, MAX_AHT_S = 1.0, 3_600.0
+MIN_PATIENCE_S, MAX_PATIENCE_S = 1.0, 86_400.0
 MAX_WITHIN_S = 3_600.0
 MAX_HELPER_SEATS = 20_000
 MAX_SCENARIOS = 20
@@ -171,9 +173,9 @@ class WhatIfCreate(RequestModel):
     arrivals_per_hour: StrictFloat | None = Field(
         default=None, ge=0, le=MAX_ARRIVALS_PER_HOUR, allow_inf_nan=False
     )
-    aht_s: StrictFloat | None = Field(default=None, gt=0, le=MAX_AHT_S, allow_inf_nan=False)
+    aht_s: StrictFloat | None = Field(default=None, ge=MIN_AHT_S, le=MAX_AHT_S, allow_inf_nan=False)
     patience_s: StrictFloat | None = Field(
-        default=None, gt=0, le=MAX_PATIENCE_S, allow_inf_nan=False
+        default=None, ge=MIN_PATIENCE_S, le=MAX_PATIENCE_S, allow_inf_nan=False
     )
     own_agents: StrictInt | None = Field(
         default=None,
@@ -190,6 +192,13 @@ class WhatIfCreate(RequestModel):
     target: WhatIfTarget | None = Field(
         default=None, description="default: SURGE_SERVICE_LEVEL_TARGET within SURGE_SERVICE_LEVEL_S"
     )
+
+    @field_validator("arrivals_per_hour")
+    @classmethod
+    def _not_too_few(cls, value: float | None) -> float | None:
+        if value is not None and 0 < value < MIN_ARRIVALS_PER_HOUR:
+            raise ValueError(f"0, or at least {MIN_ARRIVALS_PER_HOUR:g} calls an hour")
+        return value
 
 
 class WhatIfInput(BaseModel):

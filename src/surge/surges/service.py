@@ -35,7 +35,14 @@ from surge.seats.models import Agent
 from surge.state.base import CityView
 from surge.surges import sizing
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
-from surge.surges.schemas import SurgeCreate, WhatIfCreate
+from surge.surges.schemas import (
+    MAX_AHT_S,
+    MAX_PATIENCE_S,
+    MIN_AHT_S,
+    MIN_PATIENCE_S,
+    SurgeCreate,
+    WhatIfCreate,
+)
 
 ACTIVE = "active"
 DRAINING = "draining"
@@ -437,10 +444,12 @@ async def host_readings(
     ).one()
     gave_up, total_wait, aht = int(row[0] or 0), float(row[1] or 0.0), row[2]
     patience = total_wait / gave_up if gave_up >= max(1, min_abandons) and total_wait > 0 else None
+    # Measurements held within the bounds a figure given must keep (a test call handled in
+    # 50 ms is no handling time to size a surge by).
     return HostReadings(
         arrivals_per_hour=load.demand_per_hour if load.arrivals_15min else None,
-        aht_s=float(aht) if aht is not None and aht > 0 else None,
-        patience_s=patience,
+        aht_s=None if aht is None else min(max(float(aht), MIN_AHT_S), MAX_AHT_S),
+        patience_s=None if patience is None else min(max(patience, MIN_PATIENCE_S), MAX_PATIENCE_S),
         own_agents=load.agents,
     )
 
