@@ -418,7 +418,9 @@ async def host_readings(
     waits): the time all the hour's callers spent waiting (answered: until connected; abandoned:
     until they hung up; still waiting: until now) over the number who hung up.
     """
-    load = next(load for load in survey.loads if load.code == host)
+    load = next((load for load in survey.loads if load.code == host), None)
+    if load is None:  # a city seeded since the survey: nothing read of it yet
+        return HostReadings(arrivals_per_hour=None, aht_s=None, patience_s=None, own_agents=0)
     dialect = session.get_bind().dialect.name
     now = survey.at.astimezone(UTC)
     abandoned = Call.status == CallStatus.ABANDONED.value
