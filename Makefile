@@ -76,6 +76,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m loadtests.ingest
 	$(BIN)/python -m loadtests.routing
 	$(BIN)/python -m loadtests.protection
+	$(BIN)/python -m loadtests.whatif
 	$(BIN)/python -m loadtests.scripts
 	$(BIN)/python -m loadtests.publish
 	$(BIN)/python -m loadtests.required

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from surge import errors
 from surge.auth.models import Role
 from surge.auth.service import Principal
+from surge.cities import pressure
 from surge.cities import service as cities_service
 from surge.cities.schemas import (
     CITY_CODE,
@@ -20,6 +21,7 @@ from surge.cities.schemas import (
     PressureHistory,
     PressureRead,
     PressureSample,
+    ProvinceRead,
 )
 from surge.deps import PrincipalDep, RuntimeDep, require_role
 
@@ -31,7 +33,7 @@ Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 
 @router.get("/pressure", response_model=PressureBoard)
 async def get_pressure(_: Coordinator, runtime: RuntimeDep) -> PressureBoard:
-    """Every city's pressure, ranked, with the reasons, and the city the service elects."""
+    """Every city's pressure, ranked, with its reasons; the elected city; the province's totals."""
     survey = await runtime.pressure.current()
     return PressureBoard(
         at=survey.at,
@@ -40,6 +42,7 @@ async def get_pressure(_: Coordinator, runtime: RuntimeDep) -> PressureBoard:
             for reading in survey.readings
         ],
         elected=survey.elected,
+        province=ProvinceRead(**asdict(pressure.province(survey.readings))),
     )
 
 

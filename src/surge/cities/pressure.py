@@ -206,6 +206,36 @@ def read_all(loads: Sequence[CityLoad], thresholds: Thresholds) -> list[Reading]
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Province:
+    """The province's totals: its capacity, demand and shortfall, and its queue and agents.
+
+    The shortfall is the sum of the cities' (from `read_all`), which is the province's demand
+    over its capacity: what re-routing cannot cover ("recruit or deflect").
+    """
+
+    waiting: int
+    agents_free: int
+    agents_busy: int
+    capacity_per_hour: float
+    demand_per_hour: float
+    shortfall_per_hour: float
+    cities_over: int
+
+
+def province(readings: Sequence[Reading]) -> Province:
+    """Add every city's reading up."""
+    return Province(
+        waiting=sum(r.waiting for r in readings),
+        agents_free=sum(r.agents_free for r in readings),
+        agents_busy=sum(r.agents_busy for r in readings),
+        capacity_per_hour=round(sum(r.capacity_per_hour for r in readings), 1),
+        demand_per_hour=round(sum(r.demand_per_hour for r in readings), 1),
+        shortfall_per_hour=round(sum(r.shortfall_per_hour for r in readings), 1),
+        cities_over=sum(r.over for r in readings),
+    )
+
+
 def _signals(
     load: CityLoad,
     thresholds: Thresholds,

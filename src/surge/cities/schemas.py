@@ -34,12 +34,27 @@ class PressureRead(BaseModel):
     reasons: list[str]
 
 
+class ProvinceRead(BaseModel):
+    """The province's totals (extension): what re-routing can and cannot cover."""
+
+    waiting: int
+    agents_free: int
+    agents_busy: int
+    capacity_per_hour: float = Field(description="calls an hour all present agents can serve")
+    demand_per_hour: float = Field(description="calls an hour arriving in all cities")
+    shortfall_per_hour: float = Field(
+        description="the cities' shortfalls added up: the province's demand over its capacity"
+    )
+    cities_over: int = Field(description="cities over their pressure thresholds")
+
+
 class PressureBoard(BaseModel):
-    """Every city's reading, highest pressure first, and the elected city."""
+    """Every city's reading, highest pressure first, the elected city, the province's totals."""
 
     at: datetime
     cities: list[PressureRead]
     elected: str | None
+    province: ProvinceRead
 
 
 class PressureSample(BaseModel):

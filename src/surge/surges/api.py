@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -13,7 +14,7 @@ from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.cities.schemas import CityCode
 from surge.db import INTEGER_MAX
-from surge.deps import RuntimeDep, SessionDep, require_role
+from surge.deps import RuntimeDep, SessionDep, SettingsDep, require_role
 from surge.schemas import NO_NUL
 from surge.surges import service as surges_service
 from surge.surges.models import Surge
@@ -28,6 +29,11 @@ from surge.surges.schemas import (
     SurgeCreate,
     SurgeRead,
     WaveRead,
+    WhatIfCreate,
+    WhatIfInput,
+    WhatIfInputs,
+    WhatIfRead,
+    WhatIfScenario,
 )
 
 router = APIRouter(
@@ -192,6 +198,51 @@ async def propose_helpers(
             for wave in proposal.waves
         ],
         unavailable=unavailable,
+    )
+
+
+@router.post("/surges/what-if", response_model=WhatIfRead)
+async def what_if(
+    body: WhatIfCreate,
+    _: Coordinator,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+) -> WhatIfRead:
+    """Size a host's load by Erlang A (C without a patience), from live or given figures."""
+    await runtime.cities.require(body.host_city)
+    survey = await runtime.pressure.current()
+    readings = await surges_service.host_readings(
+        session=session,
+        survey=survey,
+        host=body.host_city,
+        min_abandons=runtime.pressure.thresholds.min_sample,
+    )
+    sized = surges_service.what_if(
+        body,
+        readings=readings,
+        default_aht_s=settings.default_aht_s,
+        service_level=settings.service_level_target,
+        within_s=settings.service_level_s,
+    )
+    figures, sources = sized.figures, sized.sources
+    values = {
+        "arrivals_per_hour": figures.arrivals_per_hour,
+        "aht_s": figures.aht_s,
+        "patience_s": figures.patience_s,
+        "own_agents": figures.own_agents,
+    }
+    return WhatIfRead(
+        host_city=body.host_city,
+        method=sized.result.method,
+        agents_needed=sized.result.agents_needed,
+        helper_seats_needed=sized.result.helper_seats_needed,
+        scenarios=[WhatIfScenario(**asdict(s)) for s in sized.result.scenarios],
+        inputs=WhatIfInputs(
+            **{name: WhatIfInput(value=values[name], source=sources[name]) for name in values},
+            service_level=sized.service_level,
+            within_s=sized.within_s,
+        ),
     )
 
 

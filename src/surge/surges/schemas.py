@@ -13,6 +13,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    field_validator,
 )
 
 from surge.cities.schemas import CityCode
@@ -143,6 +144,104 @@ class ProposalRead(BaseModel):
     agents_short: int
     waves: list[ProposedWave]
     unavailable: dict[str, str]
+
+
+# What-if bounds: beyond them a figure is a typo, not a surge (the load itself is bounded too,
+# by `sizing.MAX_ERLANGS`).
+MAX_ARRIVALS_PER_HOUR = 100_000.0
+MIN_ARRIVALS_PER_HOUR = 0.001  # above 0: fewer are too few to size (a call every six weeks)
+MIN_AHT_S, MAX_AHT_S = 1.0, 3_600.0
+MIN_PATIENCE_S, MAX_PATIENCE_S = 1.0, 86_400.0
+MAX_WITHIN_S = 3_600.0
+MAX_HELPER_SEATS = 20_000
+MAX_SCENARIOS = 20
+
+
+class WhatIfTarget(RequestModel):
+    """The service level to size for: `service_level` of callers answered within `within_s`."""
+
+    service_level: StrictFloat = Field(
+        gt=0, le=1, allow_inf_nan=False, description="a share in (0, 1]; 1 is read as 1 - 1e-6"
+    )
+    within_s: StrictFloat = Field(ge=0, le=MAX_WITHIN_S, allow_inf_nan=False)
+
+
+class WhatIfCreate(RequestModel):
+    """A what-if: the host, the figures to use instead of its live readings, seats to try."""
+
+    host_city: CityCode
+    arrivals_per_hour: StrictFloat | None = Field(
+        default=None, ge=0, le=MAX_ARRIVALS_PER_HOUR, allow_inf_nan=False
+    )
+    aht_s: StrictFloat | None = Field(default=None, ge=MIN_AHT_S, le=MAX_AHT_S, allow_inf_nan=False)
+    patience_s: StrictFloat | None = Field(
+        default=None, ge=MIN_PATIENCE_S, le=MAX_PATIENCE_S, allow_inf_nan=False
+    )
+    own_agents: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_HELPER_SEATS,
+        description="the host's own agents (extension; default: those logged in now)",
+    )
+    helper_seats: list[Annotated[StrictInt, Field(ge=0, le=MAX_HELPER_SEATS)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SCENARIOS,
+        description="helper seats per scenario, on top of the host's own agents",
+    )
+    target: WhatIfTarget | None = Field(
+        default=None, description="default: SURGE_SERVICE_LEVEL_TARGET within SURGE_SERVICE_LEVEL_S"
+    )
+
+    @field_validator("arrivals_per_hour")
+    @classmethod
+    def _not_too_few(cls, value: float | None) -> float | None:
+        if value is not None and 0 < value < MIN_ARRIVALS_PER_HOUR:
+            raise ValueError(f"0, or at least {MIN_ARRIVALS_PER_HOUR:g} calls an hour")
+        return value
+
+
+class WhatIfInput(BaseModel):
+    """A figure the what-if used and where it came from."""
+
+    value: float | None
+    source: Literal["given", "live", "default", "unknown"] = Field(
+        description="given in the request; read live from the host; the default (no live "
+        "reading); unknown (patience: Erlang C)"
+    )
+
+
+class WhatIfInputs(BaseModel):
+    """The figures behind a what-if."""
+
+    arrivals_per_hour: WhatIfInput
+    aht_s: WhatIfInput
+    patience_s: WhatIfInput
+    own_agents: WhatIfInput
+    service_level: float
+    within_s: float
+
+
+class WhatIfScenario(BaseModel):
+    """The predicted service with the host's own agents and `helper_seats` more."""
+
+    helper_seats: int
+    service_level: float = Field(description="share of all callers answered within `within_s`")
+    asa_s: float | None = Field(
+        description="mean wait of the answered callers (null: infinite, the queue only grows)"
+    )
+    abandon_rate: float = Field(description="share of callers who hang up (0 under Erlang C)")
+
+
+class WhatIfRead(BaseModel):
+    """Agents the host needs for the target, the helper seats that makes, and each scenario."""
+
+    host_city: str
+    method: Literal["erlang_a", "erlang_c"]
+    agents_needed: int
+    helper_seats_needed: int
+    scenarios: list[WhatIfScenario]
+    inputs: WhatIfInputs
 
 
 class AuditRead(BaseModel):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, update
@@ -25,15 +26,23 @@ from surge.calls.models import Call
 from surge.cities import pressure
 from surge.cities.monitor import Survey
 from surge.cities.service import CityRegistry
-from surge.db import epoch_seconds, utcnow
+from surge.db import epoch_seconds, seconds_between, utcnow
 from surge.errors import BadRequest, HelperInSurge, HostInSurge, NotFound, SurgeEnded
 from surge.router.policy import lending_refusal, own_service_level
 from surge.scripts.models import ScriptVersion
 from surge.seats import frames
 from surge.seats.models import Agent
 from surge.state.base import CityView
+from surge.surges import sizing
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
-from surge.surges.schemas import SurgeCreate
+from surge.surges.schemas import (
+    MAX_AHT_S,
+    MAX_PATIENCE_S,
+    MIN_AHT_S,
+    MIN_PATIENCE_S,
+    SurgeCreate,
+    WhatIfCreate,
+)
 
 ACTIVE = "active"
 DRAINING = "draining"
@@ -377,6 +386,130 @@ async def propose(
         loads[host], list(loads.values()), thresholds, unavailable=unavailable
     )
     return proposal, unavailable
+
+
+@dataclass(frozen=True, slots=True)
+class HostReadings:
+    """A host's live figures for a what-if (None: no reading)."""
+
+    arrivals_per_hour: float | None  # the last 15 minutes' rate; None if no call arrived
+    aht_s: float | None  # mean handling of the calls completed in the hour
+    patience_s: float | None  # with at least `min_abandons` abandonments in the hour
+    own_agents: int  # its own agents logged in, free or busy
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """A what-if's sizing and the figures behind it, each with where it came from."""
+
+    result: sizing.Sizing
+    figures: sizing.Figures
+    sources: dict[str, str]  # figure -> given | live | default | unknown
+    service_level: float
+    within_s: float
+
+
+async def host_readings(
+    *, session: AsyncSession, survey: Survey, host: str, min_abandons: int
+) -> HostReadings:
+    """The host's arrival rate and agents (from the survey), handling time and patience (SQL).
+
+    Patience is estimated as pressure's staffing advice does (exponential patience, censored
+    waits): the time all the hour's callers spent waiting (answered: until connected; abandoned:
+    until they hung up; still waiting: until now) over the number who hung up.
+    """
+    load = next((load for load in survey.loads if load.code == host), None)
+    if load is None:  # a city seeded since the survey: nothing read of it yet
+        return HostReadings(arrivals_per_hour=None, aht_s=None, patience_s=None, own_agents=0)
+    dialect = session.get_bind().dialect.name
+    now = survey.at.astimezone(UTC)
+    abandoned = Call.status == CallStatus.ABANDONED.value
+    waiting = Call.status.in_([CallStatus.QUEUED.value, CallStatus.OFFERED.value])
+    received = epoch_seconds(dialect, Call.received_at)
+    answered = Call.connected_at.is_not(None)
+    waited = case(
+        (answered, seconds_between(dialect, Call.connected_at, Call.received_at)),
+        (abandoned, seconds_between(dialect, Call.ended_at, Call.received_at)),
+        (waiting, now.timestamp() - received),
+        else_=None,
+    )
+    completed = Call.status == CallStatus.COMPLETED.value
+    handling = seconds_between(dialect, Call.ended_at, Call.connected_at)
+    row = (
+        await session.execute(
+            select(
+                func.sum(case((abandoned, 1), else_=0)),
+                func.sum(waited),
+                func.avg(case((completed, handling), else_=None)),
+            ).where(Call.city_code == host, Call.received_at >= now - timedelta(hours=1))
+        )
+    ).one()
+    gave_up, total_wait, aht = int(row[0] or 0), float(row[1] or 0.0), row[2]
+    patience = total_wait / gave_up if gave_up >= max(1, min_abandons) and total_wait > 0 else None
+    # Measurements held within the bounds a figure given must keep (a test call handled in
+    # 50 ms is no handling time to size a surge by).
+    return HostReadings(
+        arrivals_per_hour=load.demand_per_hour if load.arrivals_15min else None,
+        aht_s=None if aht is None else min(max(float(aht), MIN_AHT_S), MAX_AHT_S),
+        patience_s=None if patience is None else min(max(patience, MIN_PATIENCE_S), MAX_PATIENCE_S),
+        own_agents=load.agents,
+    )
+
+
+def what_if(
+    payload: WhatIfCreate,
+    *,
+    readings: HostReadings,
+    default_aht_s: float,
+    service_level: float,
+    within_s: float,
+) -> WhatIf:
+    """Size the host from the figures given, the live readings for the others.
+
+    Without an arrival rate given or read, there is nothing to size (`BadRequest`); without a
+    handling time, the default AHT; without a patience, Erlang C.
+    """
+    given, live = payload, readings
+    if given.arrivals_per_hour is None and live.arrivals_per_hour is None:
+        raise BadRequest(
+            f"no call arrived at {payload.host_city} in the last 15 minutes: "
+            "give arrivals_per_hour to size it"
+        )
+    sources = {
+        "arrivals_per_hour": _source(given.arrivals_per_hour, live.arrivals_per_hour),
+        "aht_s": _source(given.aht_s, live.aht_s, "default"),
+        "patience_s": _source(given.patience_s, live.patience_s, "unknown"),
+        "own_agents": _source(given.own_agents, live.own_agents),
+    }
+    arrivals = _first(given.arrivals_per_hour, live.arrivals_per_hour, 0.0)
+    aht = _first(given.aht_s, live.aht_s, default_aht_s)
+    patience = given.patience_s if given.patience_s is not None else live.patience_s
+    own = given.own_agents if given.own_agents is not None else live.own_agents
+    figures = sizing.Figures(
+        arrivals_per_hour=arrivals, aht_s=aht, patience_s=patience, own_agents=own
+    )
+    if (why := sizing.too_heavy(figures)) is not None:
+        raise BadRequest(why)
+    if payload.target is not None:
+        service_level, within_s = payload.target.service_level, payload.target.within_s
+    result = sizing.size(
+        figures, target=service_level, within_s=within_s, helper_seats=payload.helper_seats
+    )
+    return WhatIf(result, figures, sources, service_level, within_s)
+
+
+def _source(given: object, live: object, otherwise: str = "live") -> str:
+    """Where a what-if figure comes from: given, else live, else `otherwise`."""
+    if given is not None:
+        return "given"
+    return "live" if live is not None else otherwise
+
+
+def _first(given: float | None, live: float | None, fallback: float) -> float:
+    """The figure given, else the live one, else the fallback."""
+    if given is not None:
+        return given
+    return live if live is not None else fallback
 
 
 async def audit_log(

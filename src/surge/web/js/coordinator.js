@@ -8,6 +8,7 @@ import { agentsPanel, noticeBox } from "./supervision.js";
 const POLL_MS = 3000;
 const CODES = Object.keys(CITY_NAMES);
 const SEVERE_SCORE = 6; // an over city scoring this much is shown as severe (p3)
+const FORECAST_DELAY_MS = 400; // the wave editor asks for a what-if once the edits pause
 
 add({
   zh: {
@@ -46,6 +47,16 @@ add({
     "coord.seconds": "{s} 秒", "coord.minutes": "{m} 分 {s} 秒", "coord.failed": "操作失败：{message}",
     "coord.capacity": "每时能力/来话", "coord.shortfall": "每时缺口",
     "coord.release": "建议结束：求援城市已可自行应对",
+    "coord.province": "全省合计", "coord.province_capacity": "每时能力", "coord.province_demand": "每时来话",
+    "coord.province_shortfall": "每时缺口", "coord.province_waiting": "排队", "coord.province_over": "超阈值城市",
+    "coord.route_ok": "全省尚有余力：调度援助可以解决", "coord.recruit": "全省能力已不足：调度无法弥补，需增派人员或分流来话",
+    "coord.forecast": "预测：服务水平 {sl}，放弃率 {ab}，平均应答 {asa}（坐席合计 {n}）",
+    "coord.forecast_c": "预测：服务水平 {sl}，平均应答 {asa}（坐席合计 {n}；耐心未知，按 Erlang C 不计放弃）",
+    "coord.forecast_loading": "正在预测…", "coord.forecast_failed": "无法预测：{message}",
+    "coord.sizing": "按目标（{target} 的来电在 {within} 秒内接听）需坐席 {n} 名，其中援助席位 {seats} 个",
+    "coord.sizing_inputs": "依据：来话 {arrivals}/时（{a_src}）· 平均处理 {aht} 秒（{h_src}）· 耐心 {patience}（{p_src}）· 本市坐席 {own}（{o_src}）",
+    "coord.src_live": "实时", "coord.src_given": "给定", "coord.src_default": "默认值", "coord.src_unknown": "未知",
+    "coord.unbounded": "无限（排队只增不减）",
   },
   en: {
     "coord.title": "Coordinator", "coord.updated": "Updated {time}", "coord.refresh_failed": "Refresh failed: {message}",
@@ -83,6 +94,16 @@ add({
     "coord.seconds": "{s} s", "coord.minutes": "{m} min {s} s", "coord.failed": "Failed: {message}",
     "coord.capacity": "Capacity / demand per h", "coord.shortfall": "Shortfall per h",
     "coord.release": "Release suggested: the host can cope on its own",
+    "coord.province": "Province", "coord.province_capacity": "Capacity per h", "coord.province_demand": "Demand per h",
+    "coord.province_shortfall": "Shortfall per h", "coord.province_waiting": "Waiting", "coord.province_over": "Cities over",
+    "coord.route_ok": "The province has capacity to spare: routing help can cover it", "coord.recruit": "The province is short of capacity: routing cannot cover it, recruit or deflect",
+    "coord.forecast": "Predicted: service level {sl}, abandoned {ab}, ASA {asa} ({n} agents in all)",
+    "coord.forecast_c": "Predicted: service level {sl}, ASA {asa} ({n} agents in all; patience unknown, Erlang C, no abandonment)",
+    "coord.forecast_loading": "Predicting…", "coord.forecast_failed": "No prediction: {message}",
+    "coord.sizing": "For the target ({target} answered within {within} s) the host needs {n} agents: {seats} helper seats",
+    "coord.sizing_inputs": "From: {arrivals} calls/h ({a_src}) · AHT {aht} s ({h_src}) · patience {patience} ({p_src}) · own agents {own} ({o_src})",
+    "coord.src_live": "live", "coord.src_given": "given", "coord.src_default": "default", "coord.src_unknown": "unknown",
+    "coord.unbounded": "unbounded (the queue only grows)",
   },
 });
 
@@ -111,6 +132,7 @@ function fill(node, ...children) {
 }
 
 const percent = (rate) => (rate === null || rate === undefined ? "—" : `${Math.round(rate * 100)}%`);
+const percent1 = (rate) => (rate === null || rate === undefined ? "—" : `${(rate * 100).toFixed(1)}%`);
 const describe = (error) => (error.code && error.code !== "network" ? `${error.message} (${error.code})` : error.message);
 
 // Pressure level for the tile colour: calm, a signal at threshold, over, over and strong.
@@ -124,12 +146,14 @@ export function mount(view, { banner }) {
   const state = {
     closed: false, polling: false, board: null, surges: [], cards: new Map(),
     hostTouched: false, proposalSeq: 0, surgesSeq: 0, draft: null, submitting: false,
+    forecastSeq: 0, forecastTimer: null,
   };
 
   // --- the page's frame -------------------------------------------------------------------------
   const updated = el("span", { id: "board-updated", class: "pill" });
   const refreshError = el("p", { id: "refresh-error", class: "error", role: "alert" });
   const grid = el("div", { id: "board", class: "grid13" });
+  const provinceBox = el("div", { id: "province", class: "province", "aria-live": "polite" });
   const electedText = el("div", { id: "elected" });
   const startFor = el("button", { type: "button", id: "start-for-elected", class: "primary", hidden: true });
   const host = el("select", { id: "surge-host", name: "host" });
@@ -165,6 +189,7 @@ export function mount(view, { banner }) {
     el("section", { class: "card", "aria-labelledby": "board-title" },
       el("h2", { id: "board-title", "data-i18n": "coord.board" }),
       el("div", { class: "elected-panel" }, electedText, startFor),
+      provinceBox,
       grid),
     el("section", { class: "card", "aria-labelledby": "launch-title" },
       el("h2", { id: "launch-title", "data-i18n": "coord.launch" }), form),
@@ -190,6 +215,7 @@ export function mount(view, { banner }) {
     updated.textContent = t("coord.updated", { time: clock(board.at) });
     const readings = new Map(board.cities.map((reading) => [reading.code, reading]));
     fill(grid, ...CODES.filter((code) => readings.has(code)).map((code) => tile(readings.get(code), board.elected)));
+    renderProvince(board.province);
     const elected = board.elected ? readings.get(board.elected) : null;
     if (elected) {
       fill(electedText,
@@ -206,6 +232,24 @@ export function mount(view, { banner }) {
   }
 
   const hosting = (code) => state.surges.some((surge) => surge.host_city === code);
+
+  // The province's totals: whether re-routing can still cover the demand ("recruit or deflect").
+  function renderProvince(totals) {
+    if (!totals) return fill(provinceBox);
+    const short = totals.shortfall_per_hour > 0;
+    const figure = (key, field, value) => [el("dt", {}, t(key)), el("dd", { dataset: { field } }, value)];
+    fill(provinceBox,
+      el("h3", {}, t("coord.province")),
+      el("dl", { class: "figures" },
+        figure("coord.province_capacity", "capacity", Math.round(totals.capacity_per_hour)),
+        figure("coord.province_demand", "demand", Math.round(totals.demand_per_hour)),
+        figure("coord.province_shortfall", "shortfall", Math.round(totals.shortfall_per_hour)),
+        figure("coord.province_waiting", "waiting", totals.waiting),
+        figure("coord.province_over", "over", totals.cities_over)),
+      el("p", { id: "province-verdict", class: `pill ${short ? "bad" : "ok"}`, dataset: { short: short ? "true" : "false" } },
+        t(short ? "coord.recruit" : "coord.route_ok")));
+    return undefined;
+  }
 
   function tile(reading, elected) {
     const tier = level(reading, elected);
@@ -298,6 +342,7 @@ export function mount(view, { banner }) {
     state.draft = draft;
     renderEditor();
     form.dataset.state = "ready";
+    forecast();
   }
 
   function renderEditor() {
@@ -310,7 +355,9 @@ export function mount(view, { banner }) {
     }
     fill(editor,
       draft.short !== null ? el("p", { id: "agents-short" }, t("coord.short", { n: draft.short })) : null,
+      el("div", { id: "what-if", "aria-live": "polite" }),
       draft.waves.map((wave, index) => waveFieldset(draft, wave, index + 1)));
+    renderForecast();
     const out = Object.entries(draft.unavailable);
     fill(leftOut, out.length
       ? el("details", { class: "left-out" }, el("summary", {}, `${t("coord.left_out")} (${out.length})`),
@@ -321,12 +368,16 @@ export function mount(view, { banner }) {
   function waveFieldset(draft, wave, number) {
     const id = `wave-${number}`;
     const seats = el("input", { id: `${id}-seats`, type: "number", min: 1, max: 10000, step: 1, value: wave.seats, required: true });
-    seats.addEventListener("input", () => { wave.seats = seats.valueAsNumber; });
+    seats.addEventListener("input", () => {
+      wave.seats = seats.valueAsNumber;
+      forecastSoon();
+    });
     const remove = el("button", { type: "button", class: "small", id: `${id}-remove` }, t("coord.remove_wave", { n: number }));
     remove.disabled = draft.waves.length === 1;
     remove.addEventListener("click", () => {
       draft.waves.splice(number - 1, 1);
       renderEditor();
+      forecast();
       addWave.focus();
     });
     const boxes = CODES.filter((code) => code !== draft.host).map((code) => {
@@ -342,6 +393,7 @@ export function mount(view, { banner }) {
         } else {
           wave.cities.delete(code);
         }
+        forecastSoon();
       });
       const offer = draft.offers[code];
       const why = draft.unavailable[code];
@@ -353,6 +405,7 @@ export function mount(view, { banner }) {
     return el("fieldset", { class: "wave", id, dataset: { wave: number } },
       el("legend", {}, t("coord.wave", { n: number })),
       el("div", { class: "wave-head" }, el("label", { for: seats.id }, t("coord.seats")), seats, remove),
+      el("p", { class: "wave-forecast", id: `${id}-forecast` }),
       el("div", { class: "wave-cities", role: "group", "aria-label": `${t("coord.wave", { n: number })} ${t("coord.helpers")}` }, boxes));
   }
 
@@ -360,8 +413,93 @@ export function mount(view, { banner }) {
     if (!state.draft) return;
     state.draft.waves.push({ cities: new Set(), seats: 1 });
     renderEditor();
+    forecast();
     document.getElementById(`wave-${state.draft.waves.length}-seats`)?.focus();
   });
+
+  // --- the what-if: predicted service as each wave's seats come in (waves add up) ----------------
+  const seatsOf = (wave) => (Number.isFinite(wave.seats) && wave.seats > 0 ? Math.floor(wave.seats) : 0) * wave.cities.size;
+
+  function cumulativeSeats(draft) {
+    let total = 0;
+    return draft.waves.map((wave) => (total += seatsOf(wave)));
+  }
+
+  function forecastSoon() {
+    clearTimeout(state.forecastTimer);
+    state.forecastTimer = setTimeout(forecast, FORECAST_DELAY_MS);
+  }
+
+  async function forecast() {
+    clearTimeout(state.forecastTimer);
+    const draft = state.draft;
+    if (!draft || state.closed) return;
+    const seq = ++state.forecastSeq;
+    const seats = cumulativeSeats(draft);
+    draft.forecast = { loading: true, seats };
+    renderForecast();
+    let outcome;
+    try {
+      outcome = { result: await post("/surges/what-if", { host_city: draft.host, helper_seats: seats }), seats };
+    } catch (error) {
+      outcome = { error: describe(error), code: error.code, seats };
+    }
+    if (seq !== state.forecastSeq || draft !== state.draft || state.closed) return; // newer edits won
+    draft.forecast = outcome;
+    renderForecast();
+  }
+
+  function renderForecast() {
+    const draft = state.draft;
+    const box = document.getElementById("what-if");
+    if (!draft || !box) return;
+    const outcome = draft.forecast;
+    const waves = draft.waves.map((_, index) => document.getElementById(`wave-${index + 1}-forecast`));
+    if (!outcome || outcome.loading) {
+      box.dataset.state = "loading";
+      fill(box, el("p", { class: "muted" }, t("coord.forecast_loading")));
+      waves.forEach((node) => node && fill(node));
+      return;
+    }
+    if (outcome.error) {
+      box.dataset.state = "failed";
+      fill(box, el("p", { class: "error", dataset: { code: outcome.code || "" } }, t("coord.forecast_failed", { message: outcome.error })));
+      waves.forEach((node) => node && fill(node));
+      return;
+    }
+    const result = outcome.result;
+    const inputs = result.inputs;
+    const source = (input) => t(`coord.src_${input.source}`);
+    const number = (value, digits = 0) => (value === null ? "—" : Number(value).toFixed(digits));
+    box.dataset.state = "ready";
+    box.dataset.method = result.method;
+    fill(box,
+      el("p", { id: "what-if-sizing", dataset: { agents: result.agents_needed, seats: result.helper_seats_needed } },
+        t("coord.sizing", {
+          target: percent(inputs.service_level), within: inputs.within_s,
+          n: result.agents_needed, seats: result.helper_seats_needed,
+        })),
+      el("p", { id: "what-if-inputs", class: "muted" }, t("coord.sizing_inputs", {
+        arrivals: number(inputs.arrivals_per_hour.value), a_src: source(inputs.arrivals_per_hour),
+        aht: number(inputs.aht_s.value), h_src: source(inputs.aht_s),
+        patience: inputs.patience_s.value === null ? "—" : t("coord.seconds", { s: number(inputs.patience_s.value) }),
+        p_src: source(inputs.patience_s),
+        own: inputs.own_agents.value, o_src: source(inputs.own_agents),
+      })));
+    // The scenarios come back in the order asked: one per wave, its seats and all before it.
+    result.scenarios.forEach((scenario, index) => {
+      const node = waves[index];
+      if (!node) return;
+      node.dataset.serviceLevel = scenario.service_level;
+      node.dataset.abandonRate = scenario.abandon_rate;
+      node.dataset.seats = scenario.helper_seats;
+      const good = scenario.service_level >= inputs.service_level;
+      node.className = `wave-forecast ${good ? "ok" : "short"}`;
+      const asa = scenario.asa_s === null ? t("coord.unbounded") : t("coord.seconds", { s: Math.round(scenario.asa_s) });
+      const values = { sl: percent1(scenario.service_level), ab: percent1(scenario.abandon_rate), asa, n: inputs.own_agents.value + scenario.helper_seats };
+      fill(node, t(result.method === "erlang_c" ? "coord.forecast_c" : "coord.forecast", values));
+    });
+  }
 
   function setStatus(key) { // kept as a key, so the language switch translates it
     if (key) proposalStatus.dataset.i18n = key;
@@ -405,6 +543,8 @@ export function mount(view, { banner }) {
 
   function resetForm() {
     state.proposalSeq++;
+    state.forecastSeq++;
+    clearTimeout(state.forecastTimer);
     state.draft = null;
     state.hostTouched = false;
     host.value = "";
@@ -676,5 +816,6 @@ export function mount(view, { banner }) {
   return () => {
     state.closed = true;
     clearInterval(timer);
+    clearTimeout(state.forecastTimer);
   };
 }
