@@ -196,3 +196,19 @@ async def test_every_instance_tells_its_coordinators(shared_backend: Backend) ->
             told_a, told_b = await asyncio.gather(alerts(a), alerts(b))
     for told in (told_a, told_b):  # one of the two instances checked, each check once
         assert [frame["hotspot"] for frame in told] == [province(TRAVEL), province(STOPPED)]
+
+
+async def test_a_disabled_coordinators_stream_is_closed(live: LiveService) -> None:
+    manager = await live.add_user(Role.COORDINATOR)
+    watcher = await live.add_user(Role.COORDINATOR)
+    users = (await live.http.get("/api/v1/users", headers=live.auth(manager))).json()
+    (user_id,) = [user["id"] for user in users if user["username"] == watcher]
+    async with coordinator_stream(live, watcher) as stream:
+        changed = await live.http.patch(
+            f"/api/v1/users/{user_id}", json={"disabled": True}, headers=live.auth(manager)
+        )
+        assert changed.status_code == 200, changed.text
+        assert (await stream.expect("error"))["code"] == "unauthorized"
+        with pytest.raises(websockets.ConnectionClosed):
+            await stream.drain()
+        assert stream.socket.close_code == 4401

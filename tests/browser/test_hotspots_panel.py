@@ -38,6 +38,8 @@ async def test_a_hotspot_appears_on_the_dashboard_as_it_happens(
     await the_hour(site)  # 3 of Nanjing's 4 tickets this hour on the metro stopping
     rows = panel.locator("tbody tr")
     await expect(rows).to_have_count(2)
+    # In the server's order (the same lift and count: the category first).
+    await expect(rows.first).to_have_attribute("data-kind", "category")
     travel = panel.locator("tr[data-kind=category][data-key='0201']")
     await expect(travel).to_have_attribute("data-fresh", "true")  # from the frame
     await expect(travel.locator("th")).to_contain_text("出行政策咨询")

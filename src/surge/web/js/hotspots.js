@@ -28,6 +28,9 @@ add({
 const percent = (share) => `${(share * 100).toFixed(share < 0.1 ? 1 : 0)}%`;
 const label = (item) => (language() === "en" ? item.label.en : item.label.zh);
 const same = (a, b) => a.kind === b.kind && a.key === b.key;
+const order = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+// The server's order: highest lift, then most tickets, categories before terms, then by key.
+const hottestFirst = (a, b) => b.lift - a.lift || b.count - a.count || order(a.kind, b.kind) || order(a.key, b.key);
 
 export function hotspotsPanel({ banner }) {
   const state = { items: [], fresh: new Set(), error: "", live: false, socket: null, retry: 0, closed: false };
@@ -53,7 +56,7 @@ export function hotspotsPanel({ banner }) {
   function receive(frame) {
     if (frame.type !== "hotspot") return;
     const item = frame.hotspot;
-    state.items = [item, ...state.items.filter((other) => !same(other, item))].sort((a, b) => b.lift - a.lift || b.count - a.count);
+    state.items = [...state.items.filter((other) => !same(other, item)), item].sort(hottestFirst);
     state.fresh.add(`${item.kind}:${item.key}`);
     banner(t("hot.appeared", { label: label(item) }), "warn");
     render();
