@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from surge.hotspots import service as hotspots_service
 from surge.hotspots.detection import (
     Hotspot,
     Kind,
@@ -14,6 +15,7 @@ from surge.hotspots.detection import (
     detect,
     question_terms,
 )
+from surge.settings import Settings
 
 NOW = 100_000.0
 RULES = Rules()  # hour 3600 s, baseline 6 h, 20 tickets, 5 counts, lift 3, rise 0.05, floor 0.01
@@ -157,3 +159,7 @@ def test_scaling_every_count_does_not_change_the_verdict(
     for a, b in zip(once, scaled, strict=True):
         assert b.count == a.count * factor
         assert abs(b.share - a.share) < 1e-9
+
+
+def test_the_settings_defaults_are_the_rules_defaults() -> None:
+    assert hotspots_service.rules(Settings(_env_file=None)) == Rules()

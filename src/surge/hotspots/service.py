@@ -135,7 +135,7 @@ class HotspotWatch:
 
         async def step() -> None:
             await asyncio.sleep(interval - time.time() % interval)
-            instant = time.time() // interval * interval
+            instant = round(time.time() / interval) * interval  # the one just reached
             # The turn lasts half an interval: over before the next instant begins.
             if await self._state.count_hit(CHECK_TURN, window_s=interval / 2) == 1:
                 await self.check(instant)
