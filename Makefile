@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtests.publish
 	$(BIN)/python -m loadtests.sockets
 	$(BIN)/python -m loadtests.report
+	$(BIN)/python -m loadtests.hotspots
 	$(BIN)/pytest -q -m slow tests/api/test_fuzz.py
 
 clean:
