@@ -108,7 +108,9 @@ FROM (
 """
 
 
-async def generate(engine: AsyncEngine, tickets: int, now: float, out: Out) -> None:
+async def generate(
+    engine: AsyncEngine, tickets: int, now: float, out: Out, *, history_days: int = 10
+) -> None:
     """The window's tickets, history before it and calls that never completed."""
     statement = text(
         _INSERT.format(
@@ -185,7 +187,7 @@ async def measure(engine: AsyncEngine, now: float, result: Result, out: Out) -> 
     out(f"  peak RSS of this process {peak_mb:.0f} MB")
 
 
-async def run(tickets: int, out: Out = print) -> Result:
+async def run(tickets: int, out: Out = print, *, history_days: int = 10) -> Result:
     """Generate, measure, drop; print as it goes."""
     name = f"surge_bench_hotspots_{secrets.token_hex(4)}"
     result = Result(tickets=tickets)
@@ -199,7 +201,7 @@ async def run(tickets: int, out: Out = print) -> Result:
         async with create_sessionmaker(engine)() as session, session.begin():
             await cities_service.seed(session=session)
         now = time.time()
-        await generate(engine, tickets, now, out)
+        await generate(engine, tickets, now, out, history_days=history_days)
         explained = await plan(engine, now)
         if "ix_call_completed_ended_at" not in explained:
             result.problems.append(f"the read does not use the index:\n{explained}")
@@ -226,11 +228,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--short", action="store_true", help="5,000 tickets (seconds)")
     parser.add_argument("--tickets", type=int, default=100_000, help="tickets in the window")
+    parser.add_argument(
+        "--history-days", type=int, default=10, help="days of as many tickets before the window"
+    )
     args = parser.parse_args(argv)
     tickets = 5_000 if args.short else args.tickets
-    if tickets <= 0:
-        parser.error("--tickets must be positive")
-    return exit_code(lambda: asyncio.run(run(tickets)))
+    if tickets <= 0 or args.history_days < 0:
+        parser.error("--tickets must be positive, --history-days not negative")
+    return exit_code(lambda: asyncio.run(run(tickets, history_days=args.history_days)))
 
 
 if __name__ == "__main__":
