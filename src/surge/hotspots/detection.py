@@ -122,33 +122,43 @@ class Hotspot:
 
 @dataclass(slots=True)
 class _Tally:
-    """The hour's and the baseline's tickets of one scope, counted per (kind, key)."""
+    """The hour's and the baseline's tickets of one scope, counted per category and term.
+
+    Counted by `Counter.update` over each ticket's terms (a loop in C: a big day's window is
+    a hundred thousand tickets); which hour tickets carry a term is only worked out for the
+    few terms found hot, for the same-issue test.
+    """
 
     hour: int = 0
     baseline: int = 0
-    hour_counts: Counter[tuple[Kind, str]] = field(default_factory=Counter)
-    baseline_counts: Counter[tuple[Kind, str]] = field(default_factory=Counter)
-    hour_tickets: dict[tuple[Kind, str], set[int]] = field(default_factory=dict)
+    counts: dict[tuple[Kind, bool], Counter[str]] = field(
+        default_factory=lambda: {(kind, hour): Counter() for kind in Kind for hour in (True, False)}
+    )
+    hour_terms: list[frozenset[str]] = field(default_factory=list)  # each hour ticket's
 
-    def add(self, number: int, ticket: Ticket, *, in_hour: bool) -> None:
-        keys = [(Kind.TERM, term) for term in ticket.terms]
-        if ticket.category:
-            keys.append((Kind.CATEGORY, ticket.category))
+    def add(self, ticket: Ticket, *, in_hour: bool) -> None:
         if in_hour:
             self.hour += 1
-            self.hour_counts.update(keys)
-            for key in keys:
-                self.hour_tickets.setdefault(key, set()).add(number)
+            self.hour_terms.append(ticket.terms)
         else:
             self.baseline += 1
-            self.baseline_counts.update(keys)
+        self.counts[(Kind.TERM, in_hour)].update(ticket.terms)
+        if ticket.category:
+            self.counts[(Kind.CATEGORY, in_hour)][ticket.category] += 1
 
-    def figures(self, key: tuple[Kind, str], rules: Rules) -> Hotspot:
-        count = self.hour_counts[key]
+    def merge(self, other: _Tally) -> None:
+        self.hour += other.hour
+        self.baseline += other.baseline
+        for key, counter in other.counts.items():
+            self.counts[key].update(counter)
+        self.hour_terms += other.hour_terms
+
+    def figures(self, kind: Kind, key: str, rules: Rules) -> Hotspot:
+        count = self.counts[(kind, True)][key]
         share = count / self.hour if self.hour else 0.0
-        usual = self.baseline_counts[key] / self.baseline if self.baseline else 0.0
+        usual = self.counts[(kind, False)][key] / self.baseline if self.baseline else 0.0
         baseline_share = max(usual, rules.baseline_floor)
-        return Hotspot(key[0], key[1], count, share, baseline_share, share / baseline_share)
+        return Hotspot(kind, key, count, share, baseline_share, share / baseline_share)
 
     def hot(self, rules: Rules) -> list[Hotspot]:
         """The hot keys of this scope, hottest first, a term repeating a hotter one left out."""
@@ -156,25 +166,34 @@ class _Tally:
             return []
         found = [
             figures
-            for key, count in self.hour_counts.items()
+            for kind in Kind
+            for key, count in self.counts[(kind, True)].items()
             if count >= rules.min_count
-            and (figures := self.figures(key, rules)).lift >= rules.min_lift
+            and (figures := self.figures(kind, key, rules)).lift >= rules.min_lift
             and figures.rise >= rules.min_rise
         ]
         found.sort(key=_hottest_first)
+        carrying = self._carrying({spot.key for spot in found if spot.kind is Kind.TERM})
         kept: list[Hotspot] = []
         for spot in found:
             if spot.kind is Kind.TERM and any(
-                self._repeats(spot, other, rules) for other in kept if other.kind is Kind.TERM
+                len(carrying[spot.key] & carrying[other.key])
+                >= rules.same_issue * len(carrying[spot.key])
+                for other in kept
+                if other.kind is Kind.TERM
             ):
                 continue
             kept.append(spot)
         return kept
 
-    def _repeats(self, spot: Hotspot, other: Hotspot, rules: Rules) -> bool:
-        mine = self.hour_tickets[(spot.kind, spot.key)]
-        shared = len(mine & self.hour_tickets[(other.kind, other.key)])
-        return shared >= rules.same_issue * len(mine)
+    def _carrying(self, wanted: set[str]) -> dict[str, set[int]]:
+        """For each wanted term, the hour tickets (by number) that carry it."""
+        carrying: dict[str, set[int]] = {term: set() for term in wanted}
+        if wanted:
+            for number, terms_of in enumerate(self.hour_terms):
+                for term in terms_of & wanted:
+                    carrying[term].add(number)
+        return carrying
 
 
 def _hottest_first(spot: Hotspot) -> tuple[float, int, str, str]:
@@ -187,13 +206,16 @@ def _tallies(
     """The province's tally and each city's, of the tickets inside the two windows."""
     hour_from = now - rules.window_s
     baseline_from = hour_from - rules.baseline_s
-    province, cities = _Tally(), dict[str, _Tally]()
-    for number, ticket in enumerate(tickets):
-        if not baseline_from <= ticket.ended_at <= now:
-            continue
-        in_hour = ticket.ended_at >= hour_from
-        province.add(number, ticket, in_hour=in_hour)
-        cities.setdefault(ticket.city, _Tally()).add(number, ticket, in_hour=in_hour)
+    cities: dict[str, _Tally] = {}
+    for ticket in tickets:
+        if baseline_from <= ticket.ended_at <= now:
+            tally = cities.get(ticket.city)
+            if tally is None:
+                tally = cities[ticket.city] = _Tally()
+            tally.add(ticket, in_hour=ticket.ended_at >= hour_from)
+    province = _Tally()
+    for code in sorted(cities):
+        province.merge(cities[code])
     return province, cities
 
 
@@ -215,11 +237,11 @@ def detect(
             where.setdefault((spot.kind, spot.key), []).append(code)
     pooled = {(spot.kind, spot.key) for spot in province.hot(rules)}
     found = []
-    for key in pooled | where.keys():
-        s = province.figures(key, rules)
-        cities = tuple(where.get(key, ()))
+    for kind, key in pooled | where.keys():
+        s = province.figures(kind, key, rules)
+        cities = tuple(where.get((kind, key), ()))
         found.append(Hotspot(s.kind, s.key, s.count, s.share, s.baseline_share, s.lift, cities,
-                             key in pooled))  # fmt: skip
+                             (kind, key) in pooled))  # fmt: skip
     found.sort(key=_hottest_first)
     return found
 

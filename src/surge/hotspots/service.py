@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from surge.calls.lifecycle import CallStatus
@@ -50,7 +50,11 @@ def rules(settings: Settings) -> Rules:
 async def tickets(
     *, session: AsyncSession, since: float, until: float, city: str | None = None
 ) -> list[Ticket]:
-    """The tickets completed in [since, until] (epoch seconds), of one city or all."""
+    """The tickets completed in [since, until] (epoch seconds), of one city or all.
+
+    Their summaries are cut into terms in a worker thread: a big day's window is a hundred
+    thousand summaries, seconds of work the event loop must not wait for.
+    """
     query = select(
         _CALL.c.city_code, _CALL.c.ended_at, _CALL.c.category_code, _CALL.c.summary
     ).where(
@@ -60,7 +64,11 @@ async def tickets(
     )
     if city is not None:
         query = query.where(_CALL.c.city_code == city)
-    rows = await session.execute(query)
+    rows = (await session.execute(query)).all()
+    return await asyncio.to_thread(_as_tickets, rows)
+
+
+def _as_tickets(rows: Sequence[Row[str, datetime, str | None, str | None]]) -> list[Ticket]:
     return [
         Ticket(code, ended.timestamp(), category, question_terms(summary))
         for code, ended, category, summary in rows
@@ -70,11 +78,11 @@ async def tickets(
 async def current(
     *, session: AsyncSession, rules: Rules, now: float, city: str | None = None
 ) -> list[Hotspot]:
-    """The hotspots at `now`, of one city or province-wide."""
+    """The hotspots at `now`, of one city or province-wide (the verdict in a worker thread)."""
     found = await tickets(
         session=session, since=now - rules.window_s - rules.baseline_s, until=now, city=city
     )
-    return detect(found, now=now, rules=rules, city=city)
+    return await asyncio.to_thread(detect, found, now=now, rules=rules, city=city)
 
 
 def item(spot: Hotspot, classification: Classification) -> frames.HotspotItem:
@@ -148,8 +156,10 @@ class HotspotWatch:
         since = now - interval - rules.window_s - rules.baseline_s
         async with self._sessions() as session:
             read = await tickets(session=session, since=since, until=now)
-        new = appeared(
-            detect(read, now=now - interval, rules=rules), detect(read, now=now, rules=rules)
+        new = await asyncio.to_thread(
+            lambda: appeared(
+                detect(read, now=now - interval, rules=rules), detect(read, now=now, rules=rules)
+            )
         )
         if new:
             log.info("hotspots appeared: %s", ", ".join(spot.key for spot in new))
