@@ -9,7 +9,8 @@ another server)::
 1. Generate, in a database of its own (dropped at the end), migrated and seeded with the 13
    cities, by `INSERT ... SELECT` over `generate_series`: `--tickets` completed tickets spread
    evenly over the hour and its 6-hour baseline (Nanjing half of them, the rest over the other
-   cities), each with a category and a summary drawn from a dozen ordinary ones; in the last
+   cities), each with a category and a summary drawn from a dozen ordinary ones (a third of
+   them made unique by a house number, as free text is); in the last
    hour one Nanjing ticket in eight is about the metro stopping (0201, 地铁停运). Beside them,
    ten times as much history (completed in the days before: the table of a service that has
    run for a while) and as many calls that never completed (abandoned, today), which the read
@@ -88,6 +89,7 @@ SELECT city, '13800000000', 'phone', 0, status, ended - interval '5 minutes',
        CASE WHEN status <> 'completed' THEN NULL WHEN hot THEN '{hot_category}'
             ELSE ({categories})[1 + g % {n_categories}] END,
        CASE WHEN status <> 'completed' THEN NULL WHEN hot THEN '{hot_summary}'
+            WHEN g % 3 = 0 THEN ({summaries})[1 + (g / 7) % {n_summaries}] || ' 门牌 ' || g
             ELSE ({summaries})[1 + (g / 7) % {n_summaries}] END,
        0, 0
 FROM (

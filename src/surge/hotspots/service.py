@@ -69,10 +69,16 @@ async def tickets(
 
 
 def _as_tickets(rows: Sequence[Row[str, datetime, str | None, str | None]]) -> list[Ticket]:
-    return [
-        Ticket(code, ended.timestamp(), category, question_terms(summary))
-        for code, ended, category, summary in rows
-    ]
+    """The rows as tickets, each distinct summary cut once (a hot issue's tickets often carry
+    the same words, copied from the script entry that answers it)."""
+    cut: dict[str | None, frozenset[str]] = {}
+    made = []
+    for code, ended, category, summary in rows:
+        found = cut.get(summary)
+        if found is None:
+            found = cut[summary] = question_terms(summary)
+        made.append(Ticket(code, ended.timestamp(), category, found))
+    return made
 
 
 async def current(
