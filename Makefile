@@ -82,6 +82,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python -m loadtests.required
 	$(BIN)/python -m loadtests.sockets
 	$(BIN)/python -m loadtests.report
+	$(BIN)/python -m loadtests.hotspots
 	$(BIN)/pytest -q -m slow tests/api/test_fuzz.py
 
 clean:

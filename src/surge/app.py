@@ -28,6 +28,8 @@ from surge.cities.service import CityRegistry
 from surge.db import OutageLog, create_engine, create_sessionmaker, is_outage
 from surge.direct import shortcuts
 from surge.errors import PayloadTooLarge, SurgeError, describe
+from surge.hotspots import api as hotspots_api
+from surge.hotspots.service import HotspotWatch
 from surge.reports import api as reports_api
 from surge.reports.schedule import ScheduledExport
 from surge.router import recovery
@@ -236,6 +238,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else None
         )
         users = UserDirectory(sessions, refresh_s=settings.user_refresh_s)
+        hotspots = HotspotWatch(
+            settings=settings,
+            state=state,
+            sessions=sessions,
+            classification=classification,
+            announce=gateway.announce,
+        )
         tasks: list[asyncio.Task[None]] = []
         try:
             await cities.load()
@@ -263,6 +272,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 asyncio.create_task(monitor.run(), name="pressure"),
                 asyncio.create_task(users.run(gateway.close_withdrawn), name="user-refresh"),
                 asyncio.create_task(watch.run(), name="hot-state-watch"),
+                asyncio.create_task(hotspots.run(), name="hotspot-check"),
             ]
             if settings.uses_redis:
                 tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
@@ -280,6 +290,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             monitor.stop()
             users.stop()
             watch.stop()
+            hotspots.stop()
             gateway.stop()
             if exporter is not None:
                 exporter.stop()
@@ -306,6 +317,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app, outages)
     for module in (
         auth_api, cities_api, calls_api, surges_api, scripts_api, reports_api, supervision_api,
+        hotspots_api,
     ):  # fmt: skip
         app.include_router(module.router, prefix=API_PREFIX)
     # POST /calls, the hottest route, is matched before the routers' dozens of others.

@@ -1,8 +1,8 @@
 """Events on the bus between service instances, each carrying a websocket frame.
 
-An event says who should get a frame: one agent (`to_agent`) or the telephony streams of a city
-(`to_cti`). Whichever instance holds that socket delivers it (`seats.gateway`). The frames
-themselves are built in `surge.seats.frames`.
+An event says who should get a frame: one agent (`to_agent`), the telephony streams of a city
+(`to_cti`) or every coordinator's stream (`to_coordinators`). Whichever instance holds that
+socket delivers it (`seats.gateway`). The frames themselves are built in `surge.seats.frames`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, final
 
-from surge.seats.frames import AgentFrame, CtiFrame
+from surge.seats.frames import AgentFrame, CoordinatorFrame, CtiFrame
 
 
 @final
@@ -48,6 +48,13 @@ class ToCti(TypedDict):
     frame: CtiFrame
 
 
+class ToCoordinators(TypedDict):
+    """A frame for every connected coordinator's stream, on every instance."""
+
+    to: Literal["coordinators"]
+    frame: CoordinatorFrame
+
+
 class SurgesChanged(TypedDict):
     """Every instance re-reads the active surges."""
 
@@ -60,7 +67,15 @@ class ScriptHoldsChanged(TypedDict):
     to: Literal["holds"]
 
 
-Event = ToAgent | CloseAgent | ToCityAgents | ToCti | SurgesChanged | ScriptHoldsChanged
+Event = (
+    ToAgent
+    | CloseAgent
+    | ToCityAgents
+    | ToCti
+    | ToCoordinators
+    | SurgesChanged
+    | ScriptHoldsChanged
+)
 
 Announce = Callable[[Sequence[Event]], Awaitable[None]]
 """Delivers events to the sockets here and sends the rest to the other instances
@@ -93,6 +108,11 @@ SCRIPT_HOLDS_CHANGED: ScriptHoldsChanged = {"to": "holds"}  # and the required-v
 def to_cti(city: str, frame: CtiFrame) -> ToCti:
     """Deliver `frame` to the telephony streams of `city` and the province-wide ones."""
     return {"to": "cti", "city": city, "frame": frame}
+
+
+def to_coordinators(frame: CoordinatorFrame) -> ToCoordinators:
+    """Deliver `frame` to every coordinator's stream, wherever it is connected (`hotspot`)."""
+    return {"to": "coordinators", "frame": frame}
 
 
 def epoch() -> datetime:

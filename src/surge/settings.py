@@ -160,6 +160,24 @@ class Settings(BaseSettings):
     report_export_lease_s: float = Field(
         default=1800.0, gt=0, description="An unfinished export is retried after this long"
     )
+    # Hot issues (热点预警), see surge.hotspots.detection: the last hour against a trailing
+    # baseline, on shares, with small-sample guards.
+    hotspot_window_s: float = Field(default=3600.0, gt=0, le=86_400, description="The hour")
+    hotspot_baseline_s: float = Field(
+        default=6 * 3600.0, gt=0, le=7 * 86_400, description="The baseline before the hour"
+    )
+    hotspot_min_tickets: int = Field(
+        default=20, ge=1, description="Tickets in the hour (and the baseline) before any verdict"
+    )
+    hotspot_min_count: int = Field(default=5, ge=1, description="Hour tickets carrying it")
+    hotspot_min_lift: float = Field(default=3.0, gt=1, description="Share ÷ baseline share")
+    hotspot_min_rise: float = Field(default=0.05, ge=0, lt=1, description="Share − baseline")
+    hotspot_baseline_floor: float = Field(
+        default=0.01, gt=0, lt=1, description="The baseline share of what the baseline never saw"
+    )
+    hotspot_check_s: float = Field(
+        default=60.0, gt=0, description="How often new hotspots are announced to coordinators"
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, gt=0, description="Largest accepted request body"
     )

@@ -45,6 +45,14 @@ class Call(Base):
             postgresql_where=text("callback_requested_at IS NOT NULL"),
             sqlite_where=text("callback_requested_at IS NOT NULL"),
         ),
+        # Hot issues read the tickets completed in the last hours: only completed calls are
+        # indexed, so an arriving call (queued) does not pay for it.
+        Index(
+            "ix_call_completed_ended_at",
+            "ended_at",
+            postgresql_where=text("status = 'completed'"),
+            sqlite_where=text("status = 'completed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

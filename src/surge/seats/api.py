@@ -1,4 +1,5 @@
-"""The websockets: /ws/agent for consoles (local and cloud seats) and /ws/cti for telephony."""
+"""The websockets: /ws/agent for consoles (local and cloud seats), /ws/cti for telephony and
+/ws/coordinator for the coordinator's dashboard."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from surge.origins import origin_allowed
 from surge.runtime import Runtime
 from surge.seats import frames
 from surge.seats import service as seats_service
+from surge.seats.frames import Frame
 from surge.seats.gateway import CLOSE_OVERWHELMED, CLOSE_UNAUTHORIZED, Connection
 from surge.seats.schemas import (
     AcceptMessage,
@@ -218,16 +220,13 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
             await connection.closed(within_s=1)
 
 
-@router.websocket("/ws/cti")
-async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
-    """The telephony stream: every lifecycle change of the token's city's calls (or all)."""
-    principal = await _admit(websocket, token, Role.CTI)
-    if principal is None:
-        return
-    runtime: Runtime = websocket.app.state.runtime
-    connection = Connection(websocket, city=principal.city, principal=principal)
-    runtime.gateway.cti[connection.id] = connection
-    connection.send(frames.cti_hello(city=principal.city))
+async def _read_only_stream(
+    websocket: WebSocket, connection: Connection, streams: dict[int, Connection], hello: Frame
+) -> None:
+    """Keep a stream that only sends open: registered in `streams` until it goes, each
+    message it sends refused."""
+    streams[connection.id] = connection
+    connection.send(hello)
     try:
         while True:
             try:
@@ -243,6 +242,30 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        runtime.gateway.cti.pop(connection.id, None)
+        streams.pop(connection.id, None)
         connection.close(1000)
         await connection.closed(within_s=1)
+
+
+@router.websocket("/ws/cti")
+async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
+    """The telephony stream: every lifecycle change of the token's city's calls (or all)."""
+    principal = await _admit(websocket, token, Role.CTI)
+    if principal is None:
+        return
+    runtime: Runtime = websocket.app.state.runtime
+    connection = Connection(websocket, city=principal.city, principal=principal)
+    hello = frames.cti_hello(city=principal.city)
+    await _read_only_stream(websocket, connection, runtime.gateway.cti, hello)
+
+
+@router.websocket("/ws/coordinator")
+async def coordinator_socket(websocket: WebSocket, token: str | None = None) -> None:
+    """A coordinator's stream: the province-wide alerts (`hotspot`)."""
+    principal = await _admit(websocket, token, Role.COORDINATOR)
+    if principal is None:
+        return
+    runtime: Runtime = websocket.app.state.runtime
+    connection = Connection(websocket, city=None, principal=principal)
+    hello = frames.coordinator_hello()
+    await _read_only_stream(websocket, connection, runtime.gateway.coordinators, hello)

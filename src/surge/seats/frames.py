@@ -1,17 +1,19 @@
-"""The websocket protocol: every frame the service sends on `/ws/agent` and `/ws/cti`, and what
-it receives.
+"""The websocket protocol: every frame the service sends on `/ws/agent`, `/ws/cti` and
+`/ws/coordinator`, and what it receives.
 
 Each frame is a TypedDict whose `type` is a `Literal`, built only by the keyword-only function
 below it, so a frame missing a field does not type-check. The keys are the wire format
 (docs/PROTOCOL.md documents each frame; tests/unit/test_protocol.py keeps the two in step).
 What an agent's console sends is validated by `surge.seats.schemas.agent_message`
-(`AgentMessage`, re-exported here); the telephony stream receives nothing.
+(`AgentMessage`, re-exported here); the telephony and coordinator streams receive nothing.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Literal, NotRequired, TypedDict
+
+import typing_extensions
 
 from surge.seats.schemas import (
     AcceptMessage,
@@ -573,6 +575,58 @@ def cti_call_unreached(*, call_id: int, at: float, attempts: int) -> CtiCallUnre
     return {"type": "call.unreached", "call_id": call_id, "at": iso(at), "attempts": attempts}
 
 
+# -- /ws/coordinator -----------------------------------------------------------------------------
+
+
+class CoordinatorHello(TypedDict):
+    """The first frame on a coordinator's stream."""
+
+    type: Literal["hello"]
+    role: Literal["coordinator"]
+
+
+def coordinator_hello() -> CoordinatorHello:
+    """The coordinator stream's `hello`."""
+    return {"type": "hello", "role": "coordinator"}
+
+
+# The hotspot item is also `GET /hotspots`'s response model: pydantic reads only the
+# typing_extensions TypedDict before Python 3.12.
+class HotspotLabel(typing_extensions.TypedDict):
+    """A hotspot's name: the category's in Chinese and English, or the term itself in both."""
+
+    zh: str
+    en: str
+
+
+class HotspotItem(typing_extensions.TypedDict):
+    """One hot issue, as `GET /hotspots` lists it and the `hotspot` frame carries it."""
+
+    kind: Literal["category", "term"]
+    key: str
+    label: HotspotLabel
+    count: int
+    share: float
+    baseline_share: float
+    lift: float
+    rise: float
+    cities: list[str]
+    province: bool
+
+
+class HotspotFrame(TypedDict):
+    """A hot issue appeared (or became hot in another city)."""
+
+    type: Literal["hotspot"]
+    at: str
+    hotspot: HotspotItem
+
+
+def hotspot(*, at: float, item: HotspotItem) -> HotspotFrame:
+    """The `hotspot` frame."""
+    return {"type": "hotspot", "at": iso(at), "hotspot": item}
+
+
 AgentFrame = (
     Hello
     | State
@@ -596,5 +650,7 @@ CtiFrame = (
     | CtiCallbackWithdrawn | CtiCallUnreached | Error
 )  # fmt: skip
 """Every frame a telephony stream receives."""
-Frame = AgentFrame | CtiFrame
+CoordinatorFrame = CoordinatorHello | HotspotFrame | Error
+"""Every frame a coordinator's stream receives."""
+Frame = AgentFrame | CtiFrame | CoordinatorFrame
 """Every frame the service sends."""

@@ -131,6 +131,7 @@ class Gateway:
         self._shared = shared  # other instances may hold sockets: events must cross the bus
         self.agents: dict[int, Connection] = {}
         self.cti: dict[int, Connection] = {}
+        self.coordinators: dict[int, Connection] = {}
         self.on_surges_changed: Callable[[], None] = lambda: None
         self.on_holds_changed: Callable[[], None] = lambda: None
         self._probes: dict[str, asyncio.Event] = {}
@@ -189,7 +190,8 @@ class Gateway:
 
         A token newer than the directory's reading (verdict None) is judged at the next one.
         """
-        for connection in (*self.agents.values(), *self.cti.values()):
+        streams = (*self.agents.values(), *self.cti.values(), *self.coordinators.values())
+        for connection in streams:
             if connection.close_code is None and verdict(connection.principal) is False:
                 connection.send(frames.error(code=Unauthorized.code, message=WITHDRAWN))
                 connection.close(CLOSE_UNAUTHORIZED)
@@ -275,6 +277,10 @@ class Gateway:
                 if agent.city == event["city"]:
                     agent.send(event["frame"])
             return False
+        if event["to"] == "coordinators":
+            for coordinator in self.coordinators.values():
+                coordinator.send(event["frame"])
+            return False  # coordinators may be connected to other instances too
         if event["to"] == "agent":
             connection = self.agents.get(event["agent_id"])
             if connection is None:

@@ -1,7 +1,9 @@
 // The coordinator's dashboard: every city's pressure, starting a surge from the proposed waves,
-// the live surges (waves, helpers, the host's queue, script adoption), and ending them.
+// the live surges (waves, helpers, the host's queue, script adoption), and ending them; the hot
+// issues of the last hour (hotspots.js).
 import { CITY_NAMES, cityName, el, get, post } from "./api.js";
 import { chart } from "./chart.js";
+import { hotspotsPanel } from "./hotspots.js";
 import { add, language, onLanguage, t, translate } from "./i18n.js";
 import { agentsPanel, noticeBox } from "./supervision.js";
 
@@ -182,6 +184,7 @@ export function mount(view, { banner }) {
     leftOut, formError, submit);
   const surgesList = el("div", { id: "surges" });
   const agentsView = agentsPanel({ banner });
+  const hotspots = hotspotsPanel({ banner });
 
   view.append(
     el("div", { class: "toolbar" }, el("h1", { "data-i18n": "coord.title" }), updated),
@@ -191,6 +194,7 @@ export function mount(view, { banner }) {
       el("div", { class: "elected-panel" }, electedText, startFor),
       provinceBox,
       grid),
+    hotspots.root,
     el("section", { class: "card", "aria-labelledby": "launch-title" },
       el("h2", { id: "launch-title", "data-i18n": "coord.launch" }), form),
     el("section", { class: "card", "aria-labelledby": "live-title" },
@@ -806,6 +810,7 @@ export function mount(view, { banner }) {
     for (const card of state.cards.values()) updateCard(card);
     renderNoSurges();
     agentsView.render();
+    hotspots.render();
   });
 
   renderHostOptions();
@@ -817,5 +822,6 @@ export function mount(view, { banner }) {
     state.closed = true;
     clearInterval(timer);
     clearTimeout(state.forecastTimer);
+    hotspots.close();
   };
 }

@@ -1,6 +1,6 @@
 """required script versions, and the script versions a call was accepted and completed under
 
-Revision ID: 0015_required
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-02 02:40:00.000000
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_required"
+revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
