@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from surge.db import create_engine
 
 
 def alembic_config(database_url: str) -> Config:
@@ -17,3 +24,21 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str) -> None:
     """Bring the database to the newest revision (blocking; call outside the event loop)."""
     command.upgrade(alembic_config(database_url), "head")
+
+
+def is_current(database_url: str) -> bool:
+    """True when the database is at the newest revision (False for an empty one); blocking."""
+    heads = set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+    def current(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async def read() -> set[str]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(current)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read()) == heads

@@ -9,6 +9,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.types import Message
 
+from surge import metrics, telemetry
 from surge.auth.directory import WITHDRAWN
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
@@ -174,6 +175,8 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         return
     runtime: Runtime = websocket.app.state.runtime
     connection = Connection(websocket, city=principal.city, principal=principal)
+    sockets = metrics.WEBSOCKETS.labels("agent")
+    sockets.inc()
     seat: seats_service.Seat | None = None
     said_goodbye = True  # unless the socket is found gone without its closing handshake
     try:
@@ -185,6 +188,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
             # an offer at any moment, and `hello` must come before it.
             seat = await _arrive(runtime, connection, principal.agent_id, surges)
             await runtime.gateway.attach_agent(seat.agent_id, connection)
+        telemetry.agent_connected(agent_id=seat.agent_id, city=seat.city)
         while True:
             message = await websocket.receive()
             try:
@@ -210,6 +214,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         finally:
             connection.close(1000)
             await connection.closed(within_s=1)
+            sockets.dec()
 
 
 @router.websocket("/ws/cti")
@@ -220,6 +225,8 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
         return
     runtime: Runtime = websocket.app.state.runtime
     connection = Connection(websocket, city=principal.city, principal=principal)
+    sockets = metrics.WEBSOCKETS.labels("cti")
+    sockets.inc()
     runtime.gateway.cti[connection.id] = connection
     connection.send(frames.cti_hello(city=principal.city))
     try:
@@ -240,3 +247,4 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
         runtime.gateway.cti.pop(connection.id, None)
         connection.close(1000)
         await connection.closed(within_s=1)
+        sockets.dec()
