@@ -264,7 +264,7 @@ class OutageLog:
     def ended(self) -> None:
         """The database answers again."""
         if self._since is not None:
-            log.warning("database.answering", extra={"refused": self._refused})
+            log.info("database.answering", extra={"refused": self._refused})
         self._since = None
         self._refused = 0
 

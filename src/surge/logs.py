@@ -30,7 +30,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("surge_request_id", default=None
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
-_SECRETS = re.compile(r"(token=)[^&\s\"']+|\$argon2[a-z]*\$[^\s\"',)\]]+")
+_SECRETS = re.compile(r"(token=)[^&\s\"'\\]+|\$argon2[a-z]*\$[^\s\"'\\,)\]]+")
 # What every LogRecord has; anything else on a record came in `extra`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -62,12 +62,12 @@ class JsonFormatter(logging.Formatter):
             "time": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             **_fields(record),
         }
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return redact(orjson.dumps(line, default=str).decode())
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return orjson.dumps(line, default=str).decode()
 
 
 class TextFormatter(logging.Formatter):

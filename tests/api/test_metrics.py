@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from surge.auth.models import Role
@@ -15,9 +16,10 @@ NANJING = "320100"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-async def scrape(service: LiveService) -> Samples:
-    """Every sample of `/metrics`, parsed by prometheus_client's own parser."""
-    response = await service.http.get("/metrics")  # no token
+async def scrape(service: LiveService, http: httpx.AsyncClient | None = None) -> Samples:
+    """Every sample of `/metrics` (through `http`, else the service's client), parsed by
+    prometheus_client's own parser."""
+    response = await (http or service.http).get("/metrics")  # no token
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return {
