@@ -6,18 +6,20 @@ import asyncio
 import gc
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from surge import metrics
 from surge.auth import api as auth_api
 from surge.auth.directory import UserDirectory
 from surge.calls import api as calls_api
@@ -30,6 +32,7 @@ from surge.direct import shortcuts
 from surge.errors import PayloadTooLarge, SurgeError, describe
 from surge.hotspots import api as hotspots_api
 from surge.hotspots.service import HotspotWatch
+from surge.logs import RequestIds
 from surge.reports import api as reports_api
 from surge.reports.schedule import ScheduledExport
 from surge.router import recovery
@@ -189,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cities=cities,
             wrap_up_s=settings.wrap_up_s,
             transfer_limit=settings.transfer_limit,
+            offer_timeout_s=settings.offer_timeout_s,
             callbacks=CallbackPolicy(
                 on_abandon=settings.callback_on_abandon,
                 after_abandon_s=settings.report_short_abandon_s,
@@ -314,6 +318,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         max_script_book_bytes=settings.max_script_book_bytes,
     )
+    app.add_middleware(RequestIds)  # outermost: every answer, a 413 included, carries the id
     _install_error_handlers(app, outages)
     for module in (
         auth_api, cities_api, calls_api, surges_api, scripts_api, reports_api, supervision_api,
@@ -365,5 +370,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"status": "ready" if ready else "not_ready", "checks": checks},
             status_code=200 if ready else 503,
         )
+
+    if settings.metrics_enabled:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(request: Request) -> Response:
+            """Prometheus metrics (no token: `SURGE_METRICS_ENABLED` exposes them on purpose)."""
+            runtime: Runtime = request.app.state.runtime
+            try:
+                views = await runtime.state.snapshot(runtime.cities.codes, queue_depth=0)
+            except SurgeError:  # the hot state is down: its errors are what matter now
+                views = {}
+            body = metrics.exposition(metrics.live_figures(views, now=time.time()))
+            return Response(body, media_type=metrics.CONTENT_TYPE)
 
     return app

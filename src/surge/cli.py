@@ -11,18 +11,22 @@ import asyncio
 import getpass
 import json
 import logging
-import re
+import os
 import secrets
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from surge import logs
 from surge.auth.models import Role, User
 from surge.cities import service as cities_service
 from surge.db import create_engine, create_sessionmaker
@@ -63,35 +67,17 @@ def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable
     return asyncio.run(run())
 
 
-_TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"']+")
-
-
-def _redact(text: str) -> str:
-    return _TOKEN_IN_URL.sub(r"\1<redacted>", text)
-
-
-class _RedactTokens(logging.Filter):
-    """Keep access tokens (sent in websocket URLs) out of the logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args)
-        record.msg = _redact(str(record.msg))
-        return True
-
-
 def _worker_app() -> FastAPI:
     """The app of one `serve --workers` process: its settings read afresh, so each worker is an
     instance of its own (its own instance id, heartbeat and dispatcher)."""
     from surge.app import create_app
 
-    _redact_uvicorn_logs()
-    return create_app(Settings())
-
-
-def _redact_uvicorn_logs() -> None:
-    for name in ("uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addFilter(_RedactTokens())
+    settings = Settings()
+    # uvicorn set its loggers to `--log-level` in this process before loading the app.
+    logs.configure(
+        log_format=settings.log_format, level=logging.getLogger("uvicorn.error").getEffectiveLevel()
+    )
+    return create_app(settings)
 
 
 def _workers_refusal(settings: Settings, workers: int) -> str | None:
@@ -120,6 +106,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"surge: {refusal}", file=sys.stderr)
         return 2
+    logs.configure(log_format=settings.log_format, level=args.log_level)
     migrate.upgrade(settings.database_url)
     if args.workers > 1:  # uvicorn's supervisor: one socket, N processes, a dead one restarted
         from uvicorn.supervisors import Multiprocess
@@ -127,12 +114,27 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         config = _uvicorn_config(
             "surge.cli:_worker_app", settings, args, factory=True, workers=args.workers
         )
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        with _shared_metrics(settings):
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
         return 0
     server = uvicorn.Server(_uvicorn_config(create_app(settings), settings, args))
-    _redact_uvicorn_logs()
     server.run()
     return 0
+
+
+@contextmanager
+def _shared_metrics(settings: Settings) -> Iterator[None]:
+    """With metrics on, the workers count into files of a fresh folder (prometheus_client's
+    multiprocess mode, named by PROMETHEUS_MULTIPROC_DIR), removed when they have stopped."""
+    if not settings.metrics_enabled:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="surge-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # for the workers: set before they start
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def _uvicorn_config(
@@ -154,6 +156,8 @@ def _uvicorn_config(
         ws="websockets-sansio",
         # Whose X-Forwarded-For names the client (login throttling is per client address).
         forwarded_allow_ips=args.forwarded_allow_ips,
+        log_config=None,  # `logs.configure` formats uvicorn's lines too
+        access_log=False,  # `surge.logs.RequestIds` logs each request, with its id
         **more,
     )
 
@@ -373,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument(
         "--demo-users", action="store_true", help="also create demo users with random passwords"
     )
-    seed.set_defaults(run=_seed)
+    seed.set_defaults(run=_seed, needs_schema=True)
 
     users = commands.add_parser("users", help="manage users").add_subparsers(
         dest="users_command", required=True
@@ -383,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=[role.value for role in Role])
     add.add_argument("--city", help="6-digit city code (city_admin, agent; optional for cti)")
     add.add_argument("--endpoint", help="an agent's SIP URI or extension")
-    add.set_defaults(run=_users_add)
+    add.set_defaults(run=_users_add, needs_schema=True)
     for verb, does in (
         ("disable", "refuse the user's logins and withdraw its tokens and sockets at once"),
         ("enable", "let a disabled user log in again (its old tokens stay withdrawn)"),
@@ -392,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         change = users.add_parser(verb, help=does)
         change.add_argument("name")
-        change.set_defaults(run=_users_change)
+        change.set_defaults(run=_users_change, needs_schema=True)
 
     report = commands.add_parser("report", help="the daily data report").add_subparsers(
         dest="report_command", required=True
@@ -409,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     daily.add_argument("--lang", default="zh", choices=["zh", "en"], help="CSV/XLSX headers")
     daily.add_argument("--out", required=True, help="the file to write, or - for standard output")
-    daily.set_defaults(run=_report_daily)
+    daily.set_defaults(run=_report_daily, needs_schema=True)
 
     simulate = commands.add_parser(
         "simulate", help="run a scenario on virtual time through the routing policy"
@@ -433,11 +437,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"surge: configuration error: {exc}", file=sys.stderr)
         return 2
     try:
+        if getattr(args, "needs_schema", False):
+            _require_schema(settings)
         code: int = args.run(settings, args)
     except SurgeError as exc:
         print(f"surge: {exc.message}", file=sys.stderr)
         return 1
+    except (SQLAlchemyError, OSError) as exc:  # the database is down or refused: one line
+        print(f"surge: {_first_line(exc)}", file=sys.stderr)
+        return 1
     return code
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc) or type(exc).__name__
+    return logs.redact(text.splitlines()[0])
+
+
+def _require_schema(settings: Settings) -> None:
+    """Refuse to work on a database the migrations have not brought to the newest revision."""
+    from surge import migrate
+
+    if not migrate.is_current(settings.database_url):
+        raise SurgeError(
+            "the database is not migrated to this version of Surge: run `surge migrate` first"
+        )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
+from surge import metrics
 from surge.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def create_engine(
     rather than left hanging.
     """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -128,6 +129,8 @@ def create_engine(
     # invalidated when it fails, and connections are recycled before servers time them out.
     return create_async_engine(
         url,
+        # A failed statement's message names its values otherwise: a caller's number, a hash.
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
@@ -201,7 +204,12 @@ async def _on_driver(
             if lost:
                 await connection.invalidate()
             raise DBAPIError.instance(
-                statement, list(args), translated, dbapi_error, connection_invalidated=lost
+                statement,
+                list(args),
+                translated,
+                dbapi_error,
+                hide_parameters=True,  # as the engines do: no caller's number in a message
+                connection_invalidated=lost,
             ) from exc
         raise
 
@@ -215,7 +223,8 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def outage(exc: BaseException) -> ServiceUnavailable:
-    """The project's 503 for a database that cannot be reached."""
+    """The project's 503 for a database that cannot be reached (counted: `surge_backend_errors`)."""
+    metrics.BACKEND_ERRORS.labels("database").inc()
     return ServiceUnavailable(f"the database is not answering ({type(exc).__name__}); try again")
 
 
@@ -245,14 +254,17 @@ class OutageLog:
         self._refused += 1
         if self._since is None or now - self._since >= self._repeat_after_s:
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            log.warning("database outage: %s (%d refused so far)", first_line, self._refused)
+            log.warning(
+                "database.outage",
+                extra={"error": first_line, "refused": self._refused},
+            )
             self._since = now
         return outage(exc)
 
     def ended(self) -> None:
         """The database answers again."""
         if self._since is not None:
-            log.info("database answering again after %d refused requests", self._refused)
+            log.info("database.answering", extra={"refused": self._refused})
         self._since = None
         self._refused = 0
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from surge.db import create_engine
 
 
 def alembic_config(database_url: str) -> Config:
@@ -31,3 +37,21 @@ def head() -> str:
     revision = ScriptDirectory.from_config(alembic_config("")).get_current_head()
     assert revision is not None, "the package ships its migrations"
     return revision
+
+
+def is_current(database_url: str) -> bool:
+    """True when the database is at the newest revision (False for an empty one); blocking."""
+    heads = set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+    def current(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async def read() -> set[str]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(current)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read()) == heads

@@ -24,6 +24,9 @@ from surge.origins import normal_origin
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
 
 
+LogFormat = Literal["text", "json"]
+"""How log lines are written: `key=value` text for people, or one JSON object per line."""
+
 ExportFormat = Literal["json", "csv", "xlsx"]
 """A format of the scheduled export: the values of `surge.reports.schemas.ReportFormat`."""
 
@@ -182,6 +185,12 @@ class Settings(BaseSettings):
         default=64 * 1024, gt=0, description="Largest accepted request body"
     )
     ws_max_message_bytes: int = Field(default=32 * 1024, gt=0)
+    metrics_enabled: bool = Field(
+        default=False, description="Serve Prometheus metrics at /metrics (no token: keep it inside)"
+    )
+    log_format: LogFormat = Field(
+        default="text", description="`text` (key=value) or `json` (one object per line)"
+    )
 
     @field_validator("report_timezone")
     @classmethod

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from surge.auth.models import Role
+from tests.api.test_metrics import scrape, value
 from tests.conftest import PG_ADMIN_URL, Backend
 from tests.helpers import Console, LiveService, private_redis, run_service
 
@@ -72,10 +73,11 @@ async def test_every_request_in_a_database_outage_is_answered_on_the_same_connec
     """N requests over one keep-alive connection: all 503, none dropped, no traceback each."""
     database = make_url(shared_backend.database_url).database
     assert database is not None
-    async with run_service(shared_backend.settings()) as service:
+    async with run_service(shared_backend.settings(metrics_enabled=True)) as service:
         cti = await service.add_user(Role.CTI)
         made = await service.post_call(cti, NANJING)
         connects: list[str] = []
+        before = await scrape(service)
 
         async def trace(name: str, _: object) -> None:
             if name == "connection.connect_tcp.complete":
@@ -104,6 +106,9 @@ async def test_every_request_in_a_database_outage_is_answered_on_the_same_connec
             finally:
                 await set_reachable(database, True)
         lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        errors = {"backend": "database"}
+        counted = value(await scrape(service), "surge_backend_errors_total", **errors)
+        assert counted >= value(before, "surge_backend_errors_total", **errors) + 30
     assert [a.status_code for a in answers] == [503] * 30
     assert {a.json()["error"]["code"] for a in answers} == {"service_unavailable"}
     assert len(connects) == 1, "the keep-alive connection was dropped"
@@ -215,9 +220,11 @@ async def test_a_call_answered_503_by_a_redis_refusing_writes_is_queued_without_
     """Redis keeps its data but fails a write after the call was recorded: nothing is stranded."""
     async with private_redis(tmp_path) as redis:
         backend = replace(shared_backend, redis_url=redis.url)
-        async with run_service(backend.settings(state_rebuild_s=2.0)) as service:
+        settings = backend.settings(state_rebuild_s=2.0, metrics_enabled=True)
+        async with run_service(settings) as service:
             cti = await service.add_user(Role.CTI, NANJING)
             agent = await service.add_user(Role.AGENT, NANJING)
+            before = await scrape(service)
             await redis.configure("maxmemory", "1")  # every write refused (noeviction)
             try:
                 body = {"city": NANJING, "caller": "13812345678", "channel": "phone"}
@@ -228,6 +235,9 @@ async def test_a_call_answered_503_by_a_redis_refusing_writes_is_queued_without_
                 assert refused.json()["error"]["code"] == "state_unavailable"
             finally:
                 await redis.configure("maxmemory", "0")
+            errors = {"backend": "redis"}
+            counted = value(await scrape(service), "surge_backend_errors_total", **errors)
+            assert counted >= value(before, "surge_backend_errors_total", **errors) + 1
             # No retry comes (the call had no external_id): the watcher puts it in its queue.
             deadline = time.monotonic() + 4.0
             while await waiting_in(service, cti, NANJING) != 1:
@@ -245,7 +255,7 @@ async def test_an_offer_a_redis_restarted_empty_lost_is_requeued_and_announced(
     `offer.revoked` `recovered` to the agent, the reason in the call's history."""
     async with private_redis(tmp_path) as redis:
         settings = replace(backend, redis_url=redis.url).settings(
-            state_rebuild_s=2.0, offer_timeout_s=60.0
+            state_rebuild_s=2.0, offer_timeout_s=60.0, metrics_enabled=True
         )
         async with run_service(settings) as service:
             cti = await service.add_user(Role.CTI, NANJING)
@@ -258,6 +268,7 @@ async def test_an_offer_a_redis_restarted_empty_lost_is_requeued_and_announced(
                 call = await service.post_call(cti, NANJING)
                 offer = await console.expect("offer")
                 assert (await telephony.expect("call.offered"))["offer_id"] == offer["offer_id"]
+                before = await scrape(service)
 
                 await redis.kill()
                 await redis.start()  # empty, same port
@@ -270,6 +281,11 @@ async def test_an_offer_a_redis_restarted_empty_lost_is_requeued_and_announced(
                     "offer_id": offer["offer_id"],
                     "reason": "recovered",
                 }
+            rebuilt = value(before, "surge_state_rebuilds_total") + 1
+            deadline = time.monotonic() + 5.0  # counted once its agents are registered again
+            while value(await scrape(service), "surge_state_rebuilds_total") != rebuilt:
+                assert time.monotonic() < deadline, "the rebuild was not counted"
+                await asyncio.sleep(0.1)
             read = await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(cti))
             history = read.json()["history"]
             assert [(e["to_status"], e["reason"]) for e in history][:3] == [

@@ -42,20 +42,20 @@ def via(request: pytest.FixtureRequest) -> str:
 
 @asynccontextmanager
 async def surge_process(
-    backend: Backend, *, instance: str, log_path: Path, **env: str
+    backend: Backend, *, instance: str, log_path: Path, log_level: str = "warning", **env: str
 ) -> AsyncIterator[tuple[LiveService, Process]]:
     """Run `surge serve` as its own process until the block ends (then stop it, or kill it)."""
     environment = {**os.environ, **backend.env(), "SURGE_INSTANCE_ID": instance, **env}
-    async with _serving(backend, environment, (), log_path) as served:
+    async with _serving(backend, environment, (), log_path, log_level=log_level) as served:
         yield served
 
 
 @asynccontextmanager
 async def surge_workers(
-    backend: Backend, *, workers: int, log_path: Path
+    backend: Backend, *, workers: int, log_path: Path, **env: str
 ) -> AsyncIterator[tuple[LiveService, Process]]:
     """Run `surge serve --workers N` (each worker names its own instance) as `surge_process`."""
-    environment = {**os.environ, **backend.env()}
+    environment = {**os.environ, **backend.env(), **env}
     environment.pop("SURGE_INSTANCE_ID", None)
     async with _serving(
         backend, environment, ("--workers", str(workers)), log_path, ready_s=60
@@ -71,12 +71,13 @@ async def _serving(
     log_path: Path,
     *,
     ready_s: float = 30,  # a start-up on a loaded 2-core machine can take 15 s
+    log_level: str = "warning",
 ) -> AsyncIterator[tuple[LiveService, Process]]:
     port = free_port()
     log = await asyncio.to_thread(log_path.open, "ab")
     process = await asyncio.create_subprocess_exec(
         SURGE,
-        *("serve", "--port", str(port), "--log-level", "warning", *more),
+        *("serve", "--port", str(port), "--log-level", log_level, *more),
         env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,

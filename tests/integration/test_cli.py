@@ -8,16 +8,22 @@ import os
 import pty
 import re
 import stat
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from surge import migrate
 from surge.auth.models import Role
 from tests.api.test_reports import load_the_day
-from tests.conftest import Backend, make_backend
+from tests.conftest import PG_ADMIN_URL, Backend, make_backend, unavailable
 from tests.helpers import run_service, seed
 from tests.integration.conftest import SURGE
 
@@ -363,3 +369,52 @@ async def test_written_files_follow_the_umask_and_a_workbook_is_not_sent_to_a_te
         piped, _ = await process.communicate()
         assert process.returncode == 0  # a pipe is not a terminal: the workbook goes through
         assert piped.startswith(b"PK")  # a zip, as every XLSX
+
+
+@asynccontextmanager
+async def unmigrated_database(kind: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """The environment of a `surge` pointed at an empty database (SQLite, or PostgreSQL)."""
+    if kind == "embedded":
+        yield {"SURGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"}
+        return
+    name = f"surge_empty_{uuid.uuid4().hex[:10]}"
+    admin = make_url(PG_ADMIN_URL)
+
+    async def admin_sql(statement: str) -> None:
+        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    try:
+        await admin_sql(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        unavailable("PostgreSQL", exc)
+    try:
+        yield {"SURGE_DATABASE_URL": admin.set(database=name).render_as_string(False)}
+    finally:
+        await admin_sql(f'DROP DATABASE "{name}"')
+
+
+@pytest.mark.parametrize(
+    ("kind", "args"),
+    [
+        ("embedded", ("users", "add", "wang-fang", "--role", "coordinator")),
+        ("postgres", ("users", "add", "wang-fang", "--role", "coordinator")),
+        ("embedded", ("users", "disable", "wang-fang")),
+        ("embedded", ("seed",)),
+        ("embedded", ("report", "daily", "--date", "2026-01-05", "--format", "json", "--out", "-")),
+    ],
+)
+async def test_commands_on_an_unmigrated_database_say_to_migrate(
+    kind: str, args: tuple[str, ...], tmp_path: Path
+) -> None:
+    async with unmigrated_database(kind, tmp_path) as env:
+        backend = Backend(kind, env["SURGE_DATABASE_URL"], None, "unused:")
+        code, output = await surge(backend, *args, stdin="a-long-password\n")
+    assert code != 0
+    assert output.strip().count("\n") == 0, output  # one line: no traceback
+    assert "run `surge migrate`" in output
+    assert "argon2" not in output

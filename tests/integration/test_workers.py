@@ -1,4 +1,5 @@
-"""`surge serve --workers N`: N processes on one port, each an instance of its own, act as one."""
+"""`surge serve --workers N`: N processes on one port, each an instance of its own, act as one
+(and count as one on /metrics)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 import websockets
 
 from surge import cli
 from surge.auth.models import Role
+from tests.api import test_metrics
 from tests.conftest import REDIS_URL, Backend
 from tests.helpers import Console, seed
 from tests.integration.conftest import surge_workers
@@ -25,7 +28,12 @@ async def test_two_workers_each_an_instance_serve_and_route(
     await seed(shared_backend.settings())
     redis = aioredis.Redis.from_url(REDIS_URL)
     async with (
-        surge_workers(shared_backend, workers=2, log_path=tmp_path / "serve.log") as (service, _),
+        surge_workers(
+            shared_backend,
+            workers=2,
+            log_path=tmp_path / "serve.log",
+            SURGE_METRICS_ENABLED="true",
+        ) as (service, _),
         AsyncExitStack() as consoles,
     ):
         try:
@@ -62,6 +70,15 @@ async def test_two_workers_each_an_instance_serve_and_route(
                 await console.send(type="accept", offer_id=offer["offer_id"])
                 await console.expect("call.connected")
             assert offered == posted
+            # Whichever worker a scrape reaches, it counts what both did (multiprocess mode).
+            value = test_metrics.value
+            for _ in range(6):  # a new connection each: the kernel hands them to either worker
+                async with httpx.AsyncClient(base_url=service.base_url) as http:
+                    samples = await test_metrics.scrape(service, http)
+                assert value(samples, "surge_calls_posted_total", city=NANJING) == len(posted)
+                assert value(samples, "surge_offers_accepted_total", city=NANJING) == len(posted)
+                assert value(samples, "surge_websocket_connections", stream="agent") == len(agents)
+                assert value(samples, "surge_agents", city=NANJING, state="busy") == len(agents)
         finally:
             await redis.aclose()
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from surge import errors
+from surge import errors, telemetry
 from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.calls import service as calls_service
@@ -142,6 +142,9 @@ async def post_call(request: Request) -> Response:
         return await _answer_again(call, runtime=runtime, viewer=principal)
     await runtime.state.enqueue([calls_service.as_queued(call)])
     runtime.dispatcher.poke()
+    telemetry.call_posted(
+        call_id=call.id, city=call.city_code, channel=call.channel, priority=call.priority
+    )
     await runtime.transitions.caller_back(call)  # a callback of this caller's: one, not two
     # A new call's whole history is its arrival: no need to read it back.
     arrival = CallEventRead(

@@ -44,7 +44,7 @@ from typing import Any, Literal, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from surge import events
+from surge import events, telemetry
 from surge.calls import service as calls_service
 from surge.calls.lifecycle import (
     OPEN_STATUSES,
@@ -363,7 +363,9 @@ class Transitions:
         wrap_up_s: float = 0.0,
         transfer_limit: int = 3,
         callbacks: CallbackPolicy | None = None,
+        offer_timeout_s: float = 15.0,  # how long an offer is held: when an accepted one was made
     ) -> None:
+        self._offer_timeout_s = offer_timeout_s
         self._state = state
         self._cities = cities
         self._transfer_limit = transfer_limit
@@ -414,6 +416,7 @@ class Transitions:
         # A later cycle offers those again once the database agrees.
         await self._state.enqueue([late.offer.call for late in behind])
         await self._recover_offers(behind)
+        telemetry.offers_made(taken, now=now)
         surge_of = {c.offer_id: None if c.lend is None else c.lend.surge_id for c in claims}
         out: list[events.Event] = []
         for offer in taken:
@@ -501,11 +504,12 @@ class Transitions:
         call back at its place (the offer's end, which the database missed too, is recorded as
         `recovered` by a later dispatch cycle).
         """
-        outcome, offer = await self._state.accept(offer_id, seat.agent_id, time.time())
+        outcome, offer = await self._state.accept(offer_id, seat.agent_id, now := time.time())
         if outcome is Outcome.NOT_YOURS:
             raise Forbidden("this offer is held for another agent")
         if offer is None:
             raise OfferUnavailable("the offer has expired, was withdrawn or was already answered")
+        telemetry.offer_accepted(offer, made_at=offer.expires_at - self._offer_timeout_s, now=now)
         if offer.call.callback:
             await self._dial(seat, offer)
             return
@@ -563,7 +567,7 @@ class Transitions:
         else:
             held = await self._state.agent_lost(seat.agent_id, instance=self._instance)
             reason = "agent_lost"
-            log.info("agent %s lost (its console stopped answering)", seat.agent_id)
+        telemetry.agent_left(agent_id=seat.agent_id, city=seat.city, lost=not said_goodbye)
         await self._requeue([] if held is None else [held], reason=reason)
 
     async def logout(self, agent_id: int) -> AgentPresence:
@@ -599,6 +603,7 @@ class Transitions:
         and so are the agents whose offers the hot state ended."""
         if not ended:
             return
+        telemetry.offers_ended(ended, reason=reason)
         rule = REQUEUES[reason]
         if rule.first:
             await self._announce([f for offer in ended for f in _agent_frames(offer, reason)])
@@ -706,6 +711,7 @@ class Transitions:
         ]
         if withdrawn.location is CallLocation.OFFERED and withdrawn.offer is not None:
             revoked = frames.offer_revoked(offer_id=withdrawn.offer.offer_id, reason="abandoned")
+            telemetry.offers_ended([withdrawn.offer], reason="abandoned")
             out.append(events.to_agent(withdrawn.offer.agent_id, revoked))
         await self._announce(out)
         self.poke()
@@ -764,6 +770,12 @@ class Transitions:
                 events.to_agent(seat.agent_id, frames.call_completed(call_id=message.call_id)),
                 events.to_cti(city, completed),
             ],
+        )
+        telemetry.call_completed(
+            call_id=message.call_id,
+            city=city,
+            agent_id=seat.agent_id,
+            disposition=message.disposition.value,
         )
 
     async def _free_after(

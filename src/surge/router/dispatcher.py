@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from surge import events
+from surge import events, metrics
 from surge.calls.transitions import Transitions
 from surge.cities.service import CityRegistry
 from surge.loops import run_forever
@@ -121,8 +121,9 @@ class Dispatcher:
             self._wake.clear()
             # Until a cycle places nothing, or places every queued call (settled: the next one
             # would only read the change mark).
-            while await self.dispatch_once(poked=poked) and self._settled is None:
-                pass
+            with metrics.DISPATCH_CYCLE.time():
+                while await self.dispatch_once(poked=poked) and self._settled is None:
+                    pass
 
         await run_forever("dispatch", cycle, stopping=lambda: self._stopping)
 

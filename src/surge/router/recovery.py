@@ -15,11 +15,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from surge import metrics
 from surge.calls.transitions import Recovery, Transitions
+from surge.errors import SurgeError
 from surge.loops import run_forever
 from surge.seats import service as seats_service
 from surge.seats.gateway import Gateway
@@ -53,6 +55,7 @@ class StateWatch:
         self._epoch: str | None = None  # the build this instance has caught up with
         self._failures = 0  # the hot state's failed operations this instance has repaired after
         self._stopping = False
+        self._down = False  # the hot state stopped answering the watch (logged once)
 
     def stop(self) -> None:
         """Ask the loop to end after its current step."""
@@ -64,7 +67,7 @@ class StateWatch:
         async def tick() -> None:
             await asyncio.sleep(self._settings.state_rebuild_s / 10)
             failures = self._state.failures
-            current = await self._state.epoch()
+            current = await self._answering(self._state.epoch())
             if current is None or current != self._epoch:
                 await self.rebuild()
             elif failures != self._failures:
@@ -74,6 +77,21 @@ class StateWatch:
             self._failures = failures
 
         await run_forever("hot-state watch", tick, stopping=lambda: self._stopping)
+
+    async def _answering(self, read: Awaitable[str | None]) -> str | None:
+        """`read`'s result; one log line when the hot state stops answering, one when it is
+        back (the watch reads it a few times a second: each failure is not news)."""
+        try:
+            result = await read
+        except SurgeError as exc:
+            if not self._down:
+                log.warning("state.outage", extra={"error": exc.message})
+                self._down = True
+            raise
+        if self._down:
+            log.warning("state.answering")
+            self._down = False
+        return result
 
     async def repair(self) -> Recovery:
         """Put back in their queues the open calls the hot state does not hold."""
@@ -98,11 +116,14 @@ class StateWatch:
         self._epoch = epoch
         self._poke()
         if caught_up:
+            metrics.STATE_REBUILDS.inc()
             log.warning(
-                "hot state rebuilt in %.2f s: %d calls requeued (%d lost offers), %d agents here",
-                time.monotonic() - started,
-                recovery.requeued,
-                recovery.offers_lost,
-                len(consoles),
+                "state.rebuilt",
+                extra={
+                    "seconds": round(time.monotonic() - started, 2),
+                    "requeued": recovery.requeued,
+                    "offers_lost": recovery.offers_lost,
+                    "agents_here": len(consoles),
+                },
             )
         return recovery

@@ -10,7 +10,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 from starlette.types import Message
 
-from surge import events
+from surge import events, metrics, telemetry
 from surge.auth.directory import WITHDRAWN
 from surge.auth.models import Role
 from surge.auth.service import Principal, read_token
@@ -181,6 +181,8 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         return
     runtime: Runtime = websocket.app.state.runtime
     connection = Connection(websocket, city=principal.city, principal=principal)
+    sockets = metrics.WEBSOCKETS.labels("agent")
+    sockets.inc()
     seat: seats_service.Seat | None = None
     said_goodbye = True  # unless the socket is found gone without its closing handshake
     try:
@@ -192,6 +194,7 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
             # an offer at any moment, and `hello` must come before it.
             seat = await _arrive(runtime, connection, principal.agent_id, surges)
             await runtime.gateway.attach_agent(seat.agent_id, connection)
+        telemetry.agent_connected(agent_id=seat.agent_id, city=seat.city)
         while True:
             message = await websocket.receive()
             try:
@@ -218,13 +221,21 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
         finally:
             connection.close(1000)
             await connection.closed(within_s=1)
+            sockets.dec()
 
 
 async def _read_only_stream(
-    websocket: WebSocket, connection: Connection, streams: dict[int, Connection], hello: Frame
+    websocket: WebSocket,
+    connection: Connection,
+    streams: dict[int, Connection],
+    hello: Frame,
+    *,
+    stream: str,
 ) -> None:
     """Keep a stream that only sends open: registered in `streams` until it goes, each
-    message it sends refused."""
+    message it sends refused; counted among the open websockets as `stream`."""
+    sockets = metrics.WEBSOCKETS.labels(stream)
+    sockets.inc()
     streams[connection.id] = connection
     connection.send(hello)
     try:
@@ -245,6 +256,7 @@ async def _read_only_stream(
         streams.pop(connection.id, None)
         connection.close(1000)
         await connection.closed(within_s=1)
+        sockets.dec()
 
 
 @router.websocket("/ws/cti")
@@ -256,7 +268,7 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
     runtime: Runtime = websocket.app.state.runtime
     connection = Connection(websocket, city=principal.city, principal=principal)
     hello = frames.cti_hello(city=principal.city)
-    await _read_only_stream(websocket, connection, runtime.gateway.cti, hello)
+    await _read_only_stream(websocket, connection, runtime.gateway.cti, hello, stream="cti")
 
 
 @router.websocket("/ws/coordinator")
@@ -268,4 +280,6 @@ async def coordinator_socket(websocket: WebSocket, token: str | None = None) -> 
     runtime: Runtime = websocket.app.state.runtime
     connection = Connection(websocket, city=None, principal=principal)
     hello = frames.coordinator_hello()
-    await _read_only_stream(websocket, connection, runtime.gateway.coordinators, hello)
+    await _read_only_stream(
+        websocket, connection, runtime.gateway.coordinators, hello, stream="coordinator"
+    )

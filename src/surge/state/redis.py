@@ -48,6 +48,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
+from surge import metrics
 from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
 from surge.state.base import (
     AGENT_MOVES,
@@ -684,6 +685,7 @@ def _mapped(failed: Callable[[], None]) -> Iterator[None]:
         yield
     except (RedisError, OSError) as exc:
         failed()
+        metrics.BACKEND_ERRORS.labels("redis").inc()
         raise StateUnavailable(f"hot state unavailable: {exc}") from exc
 
 

@@ -10,6 +10,7 @@ transaction and announces the returned events once it commits.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from surge.surges.schemas import (
     WhatIfCreate,
 )
 
+log = logging.getLogger(__name__)
+
 ACTIVE = "active"
 DRAINING = "draining"
 ENDED = "ended"
@@ -61,7 +64,8 @@ def audit(
     detail: dict[str, Any],
     reason: str | None,
 ) -> None:
-    """Record who did what, and why."""
+    """Record who did what, and why (and log it: `surge.created`, `wave.activated`, ...)."""
+    log.info(action, extra={"actor": actor, "surge_id": surge_id, "detail": detail})
     session.add(
         AuditEntry(actor=actor, action=action, surge_id=surge_id, detail=detail, reason=reason)
     )
