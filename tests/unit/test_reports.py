@@ -169,6 +169,8 @@ def statements() -> dict[str, _Statement]:
         "wait_p90_s": query.wait_p90_statement(by_city=True),
         "wait_p90_s_in_all": query.wait_p90_statement(by_city=False),
         "surges": query.surges_statement(),
+        "unique_callers": query.callers_statement(by_city=True),
+        "unique_callers_in_all": query.callers_statement(by_city=False),
     }
 
 

@@ -86,6 +86,11 @@ class Call(Base):
         SmallInteger, default=0, server_default=text("0")
     )
     callback_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The caller's number as the day's salted hash (`calls.callers`): the daily report counts
+    # unique and repeat callers by it and never reads the number. None: received before it was
+    # recorded (each such call counts as a caller of its own). Not indexed: nothing looks a key
+    # up, and the report reads the day's rows through the received_at index anyway.
+    caller_key: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class CallEvent(Base):

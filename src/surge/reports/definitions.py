@@ -19,6 +19,7 @@ class Unit(StrEnum):
     """How a figure is measured."""
 
     CALLS = "calls"
+    CALLERS = "callers"
     SHARE = "share"
     SECONDS = "seconds"
     HOURS = "hours"
@@ -101,6 +102,22 @@ CITY = _catalogue(
         Unit.CALLS,
         "Received calls still queued, offered or being called back when the report was made (received = answered + abandoned + callbacks unreached + still waiting).",
         columns=("received", "answered", "abandoned", "callbacks_unreached"),
+    ),
+    Metric(
+        "unique_callers",
+        "来电人数",
+        "Unique callers",
+        Unit.CALLERS,
+        "Distinct caller numbers among the calls received, told apart by the day's salted hash of the number (never the number); the province counts a number that called two cities once.",
+        columns=("unique_callers",),
+    ),
+    Metric(
+        "repeat_attempts",
+        "重复呼入量",
+        "Repeat attempts",
+        Unit.CALLS,
+        "Received calls from a number already seen that day: received − unique_callers.",
+        columns=("received", "unique_callers"),
     ),
     Metric(
         "connection_rate",

@@ -137,6 +137,8 @@ class CityDay(BaseModel):
     abandoned_short: int
     abandoned_long: int
     open: int
+    unique_callers: int
+    repeat_attempts: int
     connection_rate: float | None
     abandonment_rate: float | None
     asa_s: float | None
