@@ -15,7 +15,8 @@ another server)::
    1,008,000 Nanjing calls on an outbreak-day hourly profile, about 18 % answered (15 % of
    those by helper-city agents during the surges), the rest abandoned, a quarter within 5 s;
    the other 12 cities an ordinary day (`normal_rate_per_hour` x 24), about 90 % answered; 30 %
-   of completed calls with a follow-up answer. That is about 1.04 M calls and 2.6 M events (an
+   of completed calls with a follow-up answer; each call's `caller_key` (md5 of the number in
+   place of the service's HMAC: the same distinctness, for `unique_callers`). That is about 1.04 M calls and 2.6 M events (an
    abandoned call has two, an answered one four). Then VACUUM ANALYZE, so the report reads the
    tables as autovacuum would have left them.
 2. Time: `surge report daily --date 2021-07-25 --format F --out FILE` as its own process, as an
@@ -475,10 +476,12 @@ async def seed_surges(connection: AsyncConnection) -> None:
 # time order with ids given in that order, as the service would have written them.
 CALLS_SQL = """
 INSERT INTO call (id, city_code, caller, channel, priority, status, agent_id, received_at,
-                  connected_at, ended_at, disposition, category_code{feedback_columns})
+                  connected_at, ended_at, disposition, category_code{feedback_columns},
+                  caller_key)
 SELECT :first_id - 1 + row_number() OVER (ORDER BY received_at), city_code, caller, channel,
        0, status, agent_id, received_at, connected_at, ended_at, disposition,
-       category_code{feedback_values}
+       category_code{feedback_values},
+       ('x' || substr(md5(caller), 1, 16))::bit(64)::bigint
 FROM (
   SELECT s.*,
     CASE WHEN s.r_channel < 0.80 THEN 'phone' WHEN s.r_channel < 0.88 THEN 'app'
