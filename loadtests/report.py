@@ -16,9 +16,9 @@ another server)::
    those by helper-city agents during the surges), the rest abandoned, a quarter within 5 s;
    the other 12 cities an ordinary day (`normal_rate_per_hour` x 24), about 90 % answered; 30 %
    of completed calls with a follow-up answer; each call's `caller_key` (md5 of the number in
-   place of the service's HMAC: the same distinctness, for `unique_callers`). That is about 1.04 M calls and 2.6 M events (an
-   abandoned call has two, an answered one four). Then VACUUM ANALYZE, so the report reads the
-   tables as autovacuum would have left them.
+   place of the service's HMAC: the same distinctness, for `unique_callers`). That is about
+   1.04 M calls and 2.6 M events (an abandoned call has two, an answered one four). Then
+   VACUUM ANALYZE, so the report reads the tables as autovacuum would have left them.
 2. Time: `surge report daily --date 2021-07-25 --format F --out FILE` as its own process, as an
    analyst runs it, for F in json, xlsx and csv. *province F* is the wall time from spawn to
    exit (interpreter start included; target < 10 s); *peak RSS* is the process's maximum
