@@ -6,6 +6,7 @@ another server)::
     .venv/bin/python -m loadtests.report            # full size; keeps `surge_bench_report`
     .venv/bin/python -m loadtests.report --reuse    # the same, on the kept database if it fits
     .venv/bin/python -m loadtests.report --short    # small, on a database dropped at the end
+    .venv/bin/python -m loadtests.report --reuse --baseline ../main   # and without the new figures
 
 1. Generate: a database of its own, migrated and seeded with the 13 cities; every city's agents
    (Nanjing 113, the others their planned seats) and three Nanjing surges with their waves and
@@ -15,15 +16,21 @@ another server)::
    1,008,000 Nanjing calls on an outbreak-day hourly profile, about 18 % answered (15 % of
    those by helper-city agents during the surges), the rest abandoned, a quarter within 5 s;
    the other 12 cities an ordinary day (`normal_rate_per_hour` x 24), about 90 % answered; 30 %
-   of completed calls with a follow-up answer. That is about 1.04 M calls and 2.6 M events (an
-   abandoned call has two, an answered one four). Then VACUUM ANALYZE, so the report reads the
-   tables as autovacuum would have left them.
+   of completed calls with a follow-up answer; each call's `caller_key` (md5 of the number in
+   place of the service's HMAC: the same distinctness, for `unique_callers`). That is about
+   1.04 M calls and 2.6 M events (an abandoned call has two, an answered one four). Then
+   VACUUM ANALYZE, so the report reads the tables as autovacuum would have left them.
 2. Time: `surge report daily --date 2021-07-25 --format F --out FILE` as its own process, as an
    analyst runs it, for F in json, xlsx and csv. *province F* is the wall time from spawn to
    exit (interpreter start included; target < 10 s); *peak RSS* is the process's maximum
    resident set (target < 500 MB), read by a small parent interpreter (~10 MB, the floor of
    the figure). Each output is checked: Nanjing's `received` is the number of Nanjing calls
    generated, and the JSON's cities add up to every call generated.
+
+3. The extra cost of the report's caller figures (`unique_callers`, `repeat_attempts`): their
+   two `count(DISTINCT caller_key)` queries timed alone on the day, and, with `--baseline
+   CHECKOUT` (a source tree without them, e.g. ``/work/main``), the JSON report by that tree's
+   code and then by this one's, back to back, side by side.
 
 Exit status: 0 when the benchmark ran, whatever PASS or MISS it printed; 1 when it broke.
 """
@@ -52,7 +59,7 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 from loadtests.bench import Figure
 from loadtests.stack import (
@@ -70,7 +77,9 @@ from surge.auth.models import Role
 from surge.auth.service import hash_password
 from surge.cities import service as cities_service
 from surge.db import create_sessionmaker
+from surge.reports import service as reports_service
 from surge.scripts.classification import Classification
+from surge.settings import Settings
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
 
 Out = Callable[[str], None]
@@ -475,10 +484,12 @@ async def seed_surges(connection: AsyncConnection) -> None:
 # time order with ids given in that order, as the service would have written them.
 CALLS_SQL = """
 INSERT INTO call (id, city_code, caller, channel, priority, status, agent_id, received_at,
-                  connected_at, ended_at, disposition, category_code{feedback_columns})
+                  connected_at, ended_at, disposition, category_code{feedback_columns},
+                  caller_key)
 SELECT :first_id - 1 + row_number() OVER (ORDER BY received_at), city_code, caller, channel,
        0, status, agent_id, received_at, connected_at, ended_at, disposition,
-       category_code{feedback_values}
+       category_code{feedback_values},
+       ('x' || substr(md5(caller), 1, 16))::bit(64)::bigint
 FROM (
   SELECT s.*,
     CASE WHEN s.r_channel < 0.80 THEN 'phone' WHEN s.r_channel < 0.88 THEN 'app'
@@ -1042,6 +1053,55 @@ def check_output(fmt: str, path: Path, generated: Generated) -> tuple[int | None
     return host, problems
 
 
+async def time_caller_figures(url: str, out: Out) -> float:
+    """The caller figures' own queries, alone: what they add to the report's database work."""
+    engine = create_async_engine(url)
+    try:
+        async with AsyncSession(engine) as session:
+            day = reports_service.Day.of(DAY, "Asia/Shanghai")
+            settings = Settings(_env_file=None, database_url=url)
+            query = reports_service._Query(session=session, day=day, city=None, settings=settings)
+            started = time.perf_counter()
+            callers = await query.unique_callers()
+            seconds = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+    out(
+        f"  unique_callers queries alone: {seconds:.2f} s (Nanjing {callers.get(HOST, 0):,} "
+        f"callers, province {callers.get(None, 0):,}); in the report they run on a connection "
+        "of their own beside the other six"
+    )
+    return seconds
+
+
+async def time_baseline(url: str, baseline: Path, config: Config, out: Out) -> None:
+    """The JSON report by `baseline`'s code (without the caller figures), then by this tree's."""
+    runs: dict[str, Child] = {}
+    with tempfile.TemporaryDirectory(prefix="surge-report-baseline-") as workdir:
+        for label, source in (
+            ("without", baseline / "src"),
+            ("with", Path(__file__).parents[1] / "src"),
+        ):
+            env = service_env({"SURGE_DATABASE_URL": url}) | {"PYTHONPATH": str(source)}
+            target = Path(workdir) / f"{label}.json"
+            args = [str(SURGE), "report", "daily", "--date", DAY.isoformat(), "--format", "json"]
+            runs[label] = await asyncio.to_thread(
+                run_child, [*args, "--out", str(target)], env=env, cwd=Path(workdir),
+                timeout_s=config.report_timeout_s,
+            )  # fmt: skip
+            if runs[label].returncode != 0:
+                child = runs[label]
+                out(f"  baseline {label}: exited with {child.returncode}: {child.stderr}")
+                return
+    without, with_ = runs["without"], runs["with"]
+    out(
+        f"  json without the caller figures ({baseline}): {without.seconds:.2f} s, peak RSS "
+        f"{without.peak_rss_mb:.0f} MB; with them: {with_.seconds:.2f} s, "
+        f"{with_.peak_rss_mb:.0f} MB; extra {with_.seconds - without.seconds:+.2f} s, "
+        f"{with_.peak_rss_mb - without.peak_rss_mb:+.0f} MB"
+    )
+
+
 async def time_reports(
     url: str, generated: Generated, config: Config, result: Result, out: Out
 ) -> None:
@@ -1103,7 +1163,9 @@ async def prepare(name: str, config: Config, *, reuse: bool, out: Out) -> Genera
     return generated
 
 
-async def run(config: Config, *, reuse: bool = False, out: Out = print) -> Result:
+async def run(
+    config: Config, *, reuse: bool = False, baseline: Path | None = None, out: Out = print
+) -> Result:
     """Generate the day (or reuse it), time the report in each format; print as it goes.
 
     A fixed-name database (`config.database`) is kept for `--reuse`; a fresh one is dropped at
@@ -1125,6 +1187,9 @@ async def run(config: Config, *, reuse: bool = False, out: Out = print) -> Resul
         if generated.calls != expected:
             result.problems.append(f"calls per city {generated.calls}, expected {expected}")
         await time_reports(database_url(name), generated, config, result, out)
+        await time_caller_figures(database_url(name), out)
+        if baseline is not None:
+            await time_baseline(database_url(name), baseline, config, out)
     finally:
         if config.database is None:
             await drop_database(name)
@@ -1145,13 +1210,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--reuse", action="store_true", help="use the kept database when it holds the same day"
     )
     parser.add_argument("--nanjing-calls", type=int, help="Nanjing's calls in the day")
+    parser.add_argument(
+        "--baseline", type=Path, help="a source checkout without the caller figures, to compare"
+    )
+    parser.add_argument("--database", help="the kept database's name (default surge_bench_report)")
     args = parser.parse_args(argv)
     config = SHORT if args.short else FULL
     if args.nanjing_calls is not None:
         if args.nanjing_calls <= 0:
             parser.error("--nanjing-calls must be positive")
         config = replace(config, host_calls=args.nanjing_calls)
-    return exit_code(lambda: asyncio.run(run(config, reuse=args.reuse)))
+    if args.database:
+        config = replace(config, database=args.database)
+    return exit_code(lambda: asyncio.run(run(config, reuse=args.reuse, baseline=args.baseline)))
 
 
 if __name__ == "__main__":

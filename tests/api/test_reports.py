@@ -9,6 +9,8 @@ call lifecycle records them, so that every figure below can be worked out on pap
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import math
 import zipfile
@@ -20,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from surge import erlang
 from surge.auth.models import Role, User
@@ -225,6 +228,8 @@ async def check_the_host_citys_figures(service: LiveService, surge_ids: list[int
     nanjing = by_code(await report(service, coordinator))[NANJING]
 
     assert nanjing["received"] == 8
+    # Written straight into the database, with no caller key: each call is a caller of its own.
+    assert (nanjing["unique_callers"], nanjing["repeat_attempts"]) == (8, 0)
     assert nanjing["answered"] == 5
     assert nanjing["abandoned"] == 2
     assert (nanjing["abandoned_short"], nanjing["abandoned_long"]) == (1, 1)
@@ -629,3 +634,49 @@ async def test_todays_report_counts_calls_taken_through_the_service(service: Liv
     assert (suzhou["received"], suzhou["answered"], suzhou["abandoned"]) == (2, 1, 1)
     assert (suzhou["other"], suzhou["satisfied"], suzhou["agents_active"]) == (1, 1, 1)
     assert suzhou["aht_s"] >= 0
+
+
+async def test_repeat_callers_are_counted_by_the_days_key_never_the_number(
+    service: LiveService,
+) -> None:
+    """Nanjing: A, A, B, C, A (3 callers, 2 repeats); Wuxi: A, D (2, 0). The province: 7 calls
+    from A, B, C, D (4 callers, 3 repeats: A calling Wuxi after Nanjing is a repeat there)."""
+    cti = await service.add_user(Role.CTI)
+    coordinator = await service.add_user(Role.COORDINATOR)
+    a, b, c, d = "13900000001", "13900000002", "13900000003", "13900000004"
+    for city, caller in [(NANJING, a), (NANJING, a), (NANJING, b), (NANJING, c), (NANJING, a),
+                         (WUXI, a), (WUXI, d)]:  # fmt: skip
+        await service.post_call(cti, city, caller=caller)
+
+    today = datetime.now(SHANGHAI).date().isoformat()
+    body = await report(service, coordinator, date=today)
+    cities = by_code(body)
+
+    nanjing, wuxi, province = cities[NANJING], cities[WUXI], body["province"]
+    assert (nanjing["received"], nanjing["unique_callers"], nanjing["repeat_attempts"]) == (5, 3, 2)
+    assert (wuxi["received"], wuxi["unique_callers"], wuxi["repeat_attempts"]) == (2, 2, 0)
+    assert (province["unique_callers"], province["repeat_attempts"]) == (4, 3)
+    assert cities[SUZHOU]["unique_callers"] == cities[SUZHOU]["repeat_attempts"] == 0
+    csv_body = await service.http.get(
+        "/api/v1/reports/daily",
+        params={"date": today, "format": "csv"},
+        headers=service.auth(coordinator),
+    )
+    rows = list(csv.DictReader(io.StringIO(csv_body.content.decode("utf-8-sig"))))
+    by_city = {row["城市代码"]: row for row in rows}
+    assert (by_city[NANJING]["来电人数"], by_city[NANJING]["重复呼入量"]) == ("3", "2")
+    assert (by_city[""]["来电人数"], by_city[""]["重复呼入量"]) == ("4", "3")
+    assert not any(number in csv_body.text + str(body) for number in (a, b, c, d))
+
+    # The key on the call is HMAC-SHA256 under the day's salt (HMAC of the secret over the date).
+    secret = service.settings.secret_key.get_secret_value().encode()
+    salt = hmac.new(secret, f"surge.caller-day:{today}".encode(), hashlib.sha256).digest()
+    expected = int.from_bytes(hmac.new(salt, a.encode(), hashlib.sha256).digest()[:8], "big",
+                              signed=True)  # fmt: skip
+    engine = create_engine(service.settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            keys = (await session.execute(select(Call.caller_key).where(Call.caller == a))).all()
+    finally:
+        await engine.dispose()
+    assert [key for (key,) in keys] == [expected] * 4

@@ -1,7 +1,7 @@
 """The reports page in a real browser: a known day's figures, its charts, a download, errors.
 
-The day is the hand-counted 2021-07-25 of tests/api/test_reports.py, written into the running
-service's database before the page is opened.
+The day is the hand-counted 2021-07-25 of tests/api/test_reports.py (the ledger's, of
+tests/api/test_ledger.py), written into the running service's database before the page opens.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 from playwright.async_api import Browser, Page, expect
 
 from surge.auth.models import Role
-from tests.api.test_reports import DAY, NANJING, SUZHOU, load_the_day
+from tests.api.test_ledger import load as load_the_ledger_day
+from tests.api.test_reports import DAY, NANJING, SUZHOU, WUXI, load_the_day
 from tests.browser.conftest import screenshot, signed_in
 from tests.helpers import LiveService
 
@@ -143,3 +144,55 @@ async def test_a_city_admin_sees_only_its_city(browser: Browser, site: LiveServi
         await page.get_by_role("button", name="完整数据 JSON").click()
     download = await info.value
     assert download.suggested_filename == f"surge-daily-{DAY}-{SUZHOU}.json"
+
+
+async def test_the_ledger_table_in_both_languages(browser: Browser, site: LiveService) -> None:
+    """The hand-counted ledger day of tests/api/test_ledger.py, as a table, then a download."""
+    await load_the_ledger_day(site.settings)
+    page = await signed_in(browser, site, Role.COORDINATOR, None)
+    await open_reports(page)
+    await show_day(page, DAY)
+    await expect(page.locator("#summary-table thead")).to_contain_text("来电人数")
+    await expect(page.locator("#summary-table thead")).to_contain_text("重复呼入量")
+
+    await page.get_by_label("起始日").fill(DAY)
+    await page.get_by_label("截止日").fill(DAY)
+    await page.get_by_role("button", name="汇总台账").click()
+
+    pairs = page.locator("#ledger-pairs")
+    suzhou = pairs.locator(f"tr[data-lender='{SUZHOU}'][data-host='{NANJING}']")
+    await expect(suzhou.locator("td[data-key=seat_hours_lent]")).to_have_text("0.52 小时")
+    await expect(suzhou.locator("td[data-key=calls_answered]")).to_have_text("2")
+    await expect(suzhou.locator("td[data-key=lender_service_level_while_lending]")).to_have_text(
+        "33.3%"
+    )
+    await expect(suzhou.locator("th").first).to_have_text("苏州")
+    await expect(pairs.locator("tbody tr")).to_have_count(3)
+    nanjing = page.locator(f"#ledger-cities tr[data-code='{NANJING}']")
+    await expect(nanjing.locator("td[data-key=balance_hours]")).to_have_text("-0.92 小时")
+    await page.locator("#report-ledger").scroll_into_view_if_needed()
+    await screenshot(page, "reports-ledger")
+
+    await page.get_by_role("button", name="English").click()
+    await expect(pairs.locator("thead")).to_contain_text("Seat-hours lent")
+    await expect(suzhou.locator("td[data-key=seat_hours_lent]")).to_have_text("0.52 h")
+    await expect(suzhou.locator("th").first).to_have_text("Suzhou")
+    await expect(page.locator("#ledger-status")).to_have_text(
+        f"Loaded the ledger of {DAY} to {DAY}"
+    )
+    await screenshot(page, "reports-ledger-en")
+
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name="City pairs CSV").click()
+    download = await info.value
+    assert download.suggested_filename == f"surge-ledger-{DAY}-{DAY}-province-pairs.csv"
+    content = await asyncio.to_thread(Path(await download.path()).read_bytes)
+    table = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    assert {(row["lender"], row["host"]) for row in table} == {
+        (NANJING, WUXI), (WUXI, NANJING), (SUZHOU, NANJING)
+    }  # fmt: skip
+
+    await page.get_by_label("From").fill("2021-07-26")  # after "to": the API's 422, shown
+    await page.get_by_role("button", name="Compile ledger").click()
+    await expect(page.locator("#ledger-error")).to_contain_text("422")
+    await expect(pairs).to_have_count(0)

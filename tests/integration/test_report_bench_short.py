@@ -1,7 +1,8 @@
 """The daily report benchmark's short version runs end to end in the suite.
 
 It generates a small day (20,000 Nanjing calls) in a database of its own, runs
-`surge report daily` in each format as a child process and drops the database; it checks the
+`surge report daily` in each format as a child process (and the JSON twice more, side by side
+against a baseline checkout, here this one) and drops the database; it checks the
 rows written and that every figure was measured, not the speed targets (the full size,
 `python -m loadtests.report`, measures those).
 """
@@ -9,6 +10,7 @@ rows written and that every figure was measured, not the speed targets (the full
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from loadtests import report
@@ -42,7 +44,8 @@ async def test_short_report_bench_generates_the_day_and_measures_each_format(
 ) -> None:
     await _databases_named("postgres")
 
-    result = await report.run(report.SHORT)
+    # This tree as its own baseline: the side-by-side comparison runs (its figures are noise).
+    result = await report.run(report.SHORT, baseline=Path(__file__).parents[2])
 
     assert result.problems == []
     assert not result.broken
@@ -76,4 +79,6 @@ async def test_short_report_bench_generates_the_day_and_measures_each_format(
     for fmt in report.FORMATS:
         assert any(line.startswith(f"report: province {fmt} ") for line in printed)
     assert any(line.startswith("result: ") and "0 problems" in line for line in printed)
+    assert any(line.startswith("  unique_callers queries alone: ") for line in printed)
+    assert any(line.startswith("  json without the caller figures (") for line in printed)
     assert await _databases_named(result.database) == 0  # dropped at the end

@@ -123,7 +123,11 @@ async def _ingest(db: Db, external_id: str | None = None) -> HeldOffer:
     )
     async with db.engine.begin() as connection:
         call, created = await calls_service.ingest(
-            connection=connection, payload=payload, instance="test"
+            connection=connection,
+            payload=payload,
+            instance="test",
+            secret="test-secret",
+            timezone="Asia/Shanghai",
         )
     assert created
     return HeldOffer(

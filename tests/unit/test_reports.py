@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from surge import erlang
 from surge.cities.models import City
 from surge.reports import definitions, staffing
-from surge.reports.schemas import CityDay, HelperContribution, HourFigures, StaffingHour
+from surge.reports.ledger import _LedgerQuery
+from surge.reports.schemas import (
+    CityDay,
+    HelperContribution,
+    HourFigures,
+    LedgerCity,
+    LedgerPair,
+    StaffingHour,
+)
 from surge.reports.service import Day, Tally, _Helped, _Query, _Statement, ratio
 from surge.settings import Settings
 
@@ -170,6 +178,8 @@ def statements() -> dict[str, _Statement]:
         "wait_p90_s": query.wait_p90_statement(by_city=True),
         "wait_p90_s_in_all": query.wait_p90_statement(by_city=False),
         "surges": query.surges_statement(),
+        "unique_callers": query.callers_statement(by_city=True),
+        "unique_callers_in_all": query.callers_statement(by_city=False),
     }
 
 
@@ -212,9 +222,22 @@ def test_every_figure_is_computed_from_columns_the_queries_select(
     assert selected - used == set(), "a column no figure is computed from"
 
 
+def test_every_figure_of_the_ledger_is_defined_and_selected() -> None:
+    assert set(definitions.LEDGER_PAIR) == set(LedgerPair.model_fields)
+    assert set(definitions.LEDGER_CITY) == set(LedgerCity.model_fields)
+    day = Day.of(date(2021, 7, 25), "Asia/Shanghai")
+    query = _LedgerQuery(dialect="sqlite", first=day, last=day, settings=Settings(_env_file=None))
+    statements = [query.seat_statement(), query.answered_statement(), query.lending_statement()]
+    selected = {label for statement in statements for label in _labels(statement)}
+    used = {column for part in definitions.LEDGER_SECTIONS.values() for m in part.values()
+            for column in m.columns}  # fmt: skip
+    assert used - selected - set(City.__table__.columns.keys()) == set()
+    assert selected - used == set(), "a column no figure is computed from"
+
+
 def test_the_docs_define_every_figure_as_the_catalogue_does() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    for part, catalogue in definitions.SECTIONS.items():
+    for part, catalogue in (definitions.SECTIONS | definitions.LEDGER_SECTIONS).items():
         for metric in catalogue.values():
             row = f"| `{metric.key}` | {metric.zh} | {metric.en} | {metric.unit.value} | "
             assert row + metric.definition + " |" in text, f"{part}.{metric.key} in docs/REPORT.md"
@@ -224,7 +247,7 @@ def test_the_docs_define_every_figure_as_the_catalogue_does() -> None:
 
 def test_the_docs_name_the_columns_of_every_figure() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    for part, catalogue in definitions.SECTIONS.items():
+    for part, catalogue in (definitions.SECTIONS | definitions.LEDGER_SECTIONS).items():
         for metric in catalogue.values():
             columns = ", ".join(f"`{column}`" for column in metric.columns)
             row = f"| `{metric.key}` | {metric.zh} | {metric.en} | {metric.unit.value} | "

@@ -134,7 +134,11 @@ async def post_call(request: Request) -> Response:
     # read of a repeated call, began one, committed here.
     async with runtime.engine.connect() as connection:
         call, created = await calls_service.ingest(
-            connection=connection, payload=body, instance=runtime.settings.instance_id
+            connection=connection,
+            payload=body,
+            instance=runtime.settings.instance_id,
+            secret=runtime.settings.secret_key.get_secret_value(),
+            timezone=runtime.settings.report_timezone,
         )
         if connection.in_transaction():
             await connection.commit()

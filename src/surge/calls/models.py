@@ -99,6 +99,11 @@ class Call(Base):
     # ticket is stale when either of the first two is older than the last.
     script_version_at_accept: Mapped[int | None] = mapped_column(Integer, default=None)
     script_version_at_complete: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The caller's number as the day's salted hash (`calls.callers`): the daily report counts
+    # unique and repeat callers by it and never reads the number. None: received before it was
+    # recorded (each such call counts as a caller of its own). Not indexed: nothing looks a key
+    # up, and the report reads the day's rows through the received_at index anyway.
+    caller_key: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class CallEvent(Base):

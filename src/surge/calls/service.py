@@ -25,6 +25,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from surge import events
+from surge.calls import callers
 from surge.calls.lifecycle import (
     OPEN_STATUSES,
     PENDING_CALLBACK_STATUSES,
@@ -85,6 +86,7 @@ class CallRow(NamedTuple):
     callback_due_at: datetime | None
     script_version_at_accept: int | None
     script_version_at_complete: int | None
+    caller_key: int | None
 
 
 def as_queued(call: Call | CallRow) -> QueuedCall:
@@ -107,8 +109,9 @@ def as_queued(call: Call | CallRow) -> QueuedCall:
 # duplicate key a no-op (no row comes back) instead of an error.
 _INGEST_POSTGRES = """
 WITH c AS (
-    INSERT INTO call (external_id, city_code, caller, channel, priority, status, received_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    INSERT INTO call (external_id, city_code, caller, channel, priority, status, received_at,
+                      caller_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $9)
     ON CONFLICT DO NOTHING
     RETURNING *
 ), e AS (
@@ -130,6 +133,7 @@ _INGEST_SQLITE = (
                 "priority",
                 "status",
                 "received_at",
+                "caller_key",
             )
         }
     )
@@ -145,7 +149,7 @@ _ARRIVAL = insert(_EVENT_TABLE).values(
 
 
 async def ingest(
-    *, connection: AsyncConnection, payload: CallCreate, instance: str
+    *, connection: AsyncConnection, payload: CallCreate, instance: str, secret: str, timezone: str
 ) -> tuple[CallRow, bool]:
     """Record an arriving call; the same city and `external_id` again returns the first (False).
 
@@ -156,8 +160,12 @@ async def ingest(
     work. On PostgreSQL the call and its event are one statement on the driver's connection: in
     the caller's transaction once it has sent something, else committed by itself (one round
     trip, no BEGIN or COMMIT; there is nothing else to keep with it). On SQLite, two statements.
+    `secret` and `timezone` make the caller's key for the day (`calls.callers`).
     """
     now = utcnow()
+    key = callers.caller_key(
+        secret=secret, timezone=timezone, caller=payload.caller, received_at=now
+    )
     channel = payload.channel.value
     queued = CallStatus.QUEUED.value
     row: Mapping[Any, Any] | None
@@ -173,6 +181,7 @@ async def ingest(
             queued,
             now,
             instance,
+            key,
         )
     else:
         inserted = await connection.execute(
@@ -185,6 +194,7 @@ async def ingest(
                 "priority": payload.priority,
                 "status": queued,
                 "received_at": now,
+                "caller_key": key,
             },
         )
         row = inserted.mappings().one_or_none()

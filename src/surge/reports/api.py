@@ -1,4 +1,5 @@
-"""GET /reports/daily (the report in JSON, CSV or XLSX) and GET /reports/exports."""
+"""GET /reports/daily (the report in JSON, CSV or XLSX), GET /reports/ledger (the reciprocity
+ledger, the same formats) and GET /reports/exports."""
 
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ from surge.auth.service import Principal
 from surge.cities.schemas import CITY_CODE
 from surge.deps import RuntimeDep, SessionDep, require_city_access, require_role
 from surge.reports import export
+from surge.reports import ledger as ledger_service
 from surge.reports import service as reports_service
 from surge.reports.models import ReportExport
 from surge.reports.schemas import (
     DailyReport,
     ExportRead,
     Lang,
+    Ledger,
+    LedgerPart,
     Part,
     ReportDay,
     ReportFormat,
     check_day,
+    check_range,
 )
 
 router = APIRouter(
@@ -81,6 +86,57 @@ async def daily_report(
         return report
     return Response(
         export.render(report, fmt, part=part, lang=lang),
+        media_type=export.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/reports/ledger",
+    response_model=Ledger,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                export.MEDIA_TYPES[ReportFormat.XLSX]: {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+            "description": "The ledger: JSON, one part as CSV, or the whole as XLSX",
+        }
+    },
+)
+async def ledger(
+    principal: Reader,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    first: Annotated[ReportDay, Query(alias="from", description="The first local day")],
+    last: Annotated[ReportDay, Query(alias="to", description="The last local day (inclusive)")],
+    city: Annotated[
+        str | None,
+        Query(pattern=CITY_CODE, description="The pairs one city is in (a city admin: its own)"),
+    ] = None,
+    fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.JSON,
+    part: Annotated[LedgerPart, Query(description="The table a CSV holds")] = LedgerPart.PAIRS,
+    lang: Annotated[Lang, Query(description="CSV and XLSX headers")] = Lang.ZH,
+    *,
+    response: Response,
+) -> Response | Ledger:
+    """The reciprocity ledger: seat-hours lent and received per city pair over `from`..`to`."""
+    city = city or principal.city
+    if city is not None:
+        require_city_access(principal, city)
+        await runtime.cities.require(city)
+    check_range(first, last, runtime.settings.report_timezone)
+    book = await ledger_service.ledger(
+        session=session, first=first, last=last, city=city, settings=runtime.settings
+    )
+    name = export.ledger_file_name(book, fmt, part)
+    if fmt is ReportFormat.JSON:
+        response.headers["Content-Disposition"] = f'inline; filename="{name}"'
+        return book
+    return Response(
+        export.render_ledger(book, fmt, part=part, lang=lang),
         media_type=export.MEDIA_TYPES[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

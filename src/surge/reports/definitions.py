@@ -19,6 +19,7 @@ class Unit(StrEnum):
     """How a figure is measured."""
 
     CALLS = "calls"
+    CALLERS = "callers"
     SHARE = "share"
     SECONDS = "seconds"
     HOURS = "hours"
@@ -101,6 +102,22 @@ CITY = _catalogue(
         Unit.CALLS,
         "Received calls still queued, offered or being called back when the report was made (received = answered + abandoned + callbacks unreached + still waiting).",
         columns=("received", "answered", "abandoned", "callbacks_unreached"),
+    ),
+    Metric(
+        "unique_callers",
+        "来电人数",
+        "Unique callers",
+        Unit.CALLERS,
+        "Distinct caller numbers among the calls received, told apart by the day's salted hash of the number (never the number); the province counts a number that called two cities once.",
+        columns=("unique_callers",),
+    ),
+    Metric(
+        "repeat_attempts",
+        "重复呼入量",
+        "Repeat attempts",
+        Unit.CALLS,
+        "Received calls from a number already seen that day: received − unique_callers.",
+        columns=("received", "unique_callers"),
     ),
     Metric(
         "connection_rate",
@@ -565,6 +582,121 @@ SECTIONS: dict[str, dict[str, Metric]] = {
     "staffing": STAFFING,
 }
 """The report's parts: each is a table in CSV and a sheet in XLSX."""
+
+LEDGER_PAIR = _catalogue(
+    Metric("lender", "支援城市代码", "Lender city code", Unit.TEXT,
+           "The city whose agents served the host's calls.", columns=("lender",)),
+    Metric("lender_name", "支援城市", "Lender city", Unit.TEXT, "The lender's name.",
+           columns=("lender", "name")),
+    Metric("host", "受援城市代码", "Host city code", Unit.TEXT,
+           "The city whose calls the lender's agents served.", columns=("host",)),
+    Metric("host_name", "受援城市", "Host city", Unit.TEXT, "The host's name.",
+           columns=("host", "name")),
+    Metric(
+        "seat_hours_lent",
+        "出借坐席时数",
+        "Seat-hours lent",
+        Unit.HOURS,
+        "Time the lender's agents held the host's calls received in the range, in hours: from each offer to its accept, decline, expiry or revocation, from connection to completion or transfer, and the wrap-up after (to now for a call still in hand); what the lender's seat quota counts.",
+        columns=("seat_s",),
+    ),
+    Metric(
+        "seat_hours_received",
+        "回借坐席时数",
+        "Seat-hours received back",
+        Unit.HOURS,
+        "The same, the other way: time the host's agents held the lender's calls.",
+        columns=("seat_s",),
+    ),
+    Metric(
+        "balance_hours",
+        "坐席时数差额",
+        "Balance",
+        Unit.HOURS,
+        "seat_hours_lent − seat_hours_received: what the host owes the lender.",
+        columns=("seat_s",),
+    ),
+    Metric(
+        "calls_answered",
+        "代接量",
+        "Calls answered",
+        Unit.CALLS,
+        "The host's calls received in the range and answered by the lender's agents.",
+        columns=("answered",),
+    ),
+    Metric(
+        "calls_answered_back",
+        "回援代接量",
+        "Calls answered back",
+        Unit.CALLS,
+        "The lender's calls answered by the host's agents.",
+        columns=("answered",),
+    ),
+    Metric(
+        "lender_calls_while_lending",
+        "出借期间本市考核量",
+        "Lender's calls judged while lending",
+        Unit.CALLS,
+        "The lender's own calls received while it was a helper of an activated wave of the host's surge (to the surge's end), answered or abandoned after the short-abandon threshold.",
+        columns=("lending_counted",),
+    ),
+    Metric(
+        "lender_service_level_while_lending",
+        "出借期间本市服务水平",
+        "Lender's service level while lending",
+        Unit.SHARE,
+        "Of those, answered within T s ÷ lender_calls_while_lending: the report's service level over the lender's own calls while it lent (the simulator's own_service_level_while_lending); empty when none.",
+        columns=("lending_in_time", "lending_counted"),
+    ),
+)  # fmt: skip
+
+LEDGER_CITY = _catalogue(
+    Metric("code", "城市代码", "City code", Unit.TEXT, "The city.", columns=("lender", "host")),
+    Metric("name", "城市", "City", Unit.TEXT, "The city's name.", columns=("name",)),
+    Metric(
+        "seat_hours_lent",
+        "出借坐席时数",
+        "Seat-hours lent",
+        Unit.HOURS,
+        "Seat-hours the city's agents gave other cities (the sum of its pairs as lender).",
+        columns=("seat_s",),
+    ),
+    Metric(
+        "seat_hours_received",
+        "受援坐席时数",
+        "Seat-hours received",
+        Unit.HOURS,
+        "Seat-hours other cities' agents gave the city (the sum of its pairs as host).",
+        columns=("seat_s",),
+    ),
+    Metric(
+        "balance_hours",
+        "坐席时数差额",
+        "Balance",
+        Unit.HOURS,
+        "seat_hours_lent − seat_hours_received: positive, the province owes the city.",
+        columns=("seat_s",),
+    ),
+    Metric(
+        "calls_answered_for_others",
+        "支援他市接通量",
+        "Answered for other cities",
+        Unit.CALLS,
+        "Other cities' calls answered by the city's agents.",
+        columns=("answered",),
+    ),
+    Metric(
+        "calls_answered_by_others",
+        "他市代接量",
+        "Answered by other cities",
+        Unit.CALLS,
+        "The city's calls answered by other cities' agents.",
+        columns=("answered",),
+    ),
+)  # fmt: skip
+
+LEDGER_SECTIONS: dict[str, dict[str, Metric]] = {"pairs": LEDGER_PAIR, "cities": LEDGER_CITY}
+"""The reciprocity ledger's parts (GET /reports/ledger): each a CSV table and an XLSX sheet."""
 
 NOTES = (
     "A call belongs to the local day and hour it was received in, whatever time it ended.",

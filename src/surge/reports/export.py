@@ -1,8 +1,9 @@
-"""The daily report written out: JSON, CSV (UTF-8 with BOM, for Excel) and XLSX with a chart.
+"""The daily report and the reciprocity ledger written out: JSON, CSV (UTF-8 with BOM, for
+Excel) and XLSX (the daily report's with charts).
 
-Every part of the report (summary, helpers, hourly, staffing) is one table: a CSV file holds one
-part, an XLSX workbook one sheet per part plus the definitions. Headers are Chinese by default
-(the catalogue's labels) or the figures' keys in English.
+Every part of the report (summary, helpers, hourly, staffing) or the ledger (pairs, cities) is
+one table: a CSV file holds one part, an XLSX workbook one sheet per part plus the definitions.
+Headers are Chinese by default (the catalogue's labels) or the figures' keys in English.
 """
 
 from __future__ import annotations
@@ -19,8 +20,16 @@ from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from surge.reports.definitions import SECTIONS, Metric, Unit
-from surge.reports.schemas import CityDay, DailyReport, Lang, Part, ReportFormat
+from surge.reports.definitions import LEDGER_SECTIONS, SECTIONS, Metric, Unit
+from surge.reports.schemas import (
+    CityDay,
+    DailyReport,
+    Lang,
+    Ledger,
+    LedgerPart,
+    Part,
+    ReportFormat,
+)
 
 MEDIA_TYPES = {
     ReportFormat.JSON: "application/json",
@@ -32,6 +41,10 @@ SHEET_TITLES = {
     Part.HELPERS: ("援助城市", "Helpers"),
     Part.HOURLY: ("分时", "Hourly"),
     Part.STAFFING: ("明日排班建议", "Staffing"),
+}
+LEDGER_SHEET_TITLES = {
+    LedgerPart.PAIRS: ("城市互助", "Pairs"),
+    LedgerPart.CITIES: ("城市收支", "Cities"),
 }
 DEFINITIONS_TITLE = ("指标说明", "Definitions")
 PROVINCE = "province"  # the `code` of the province's rows in a table
@@ -111,9 +124,8 @@ def rows(report: DailyReport, part: Part, lang: Lang) -> tuple[list[str], list[l
     return header, body
 
 
-def to_csv(report: DailyReport, part: Part, lang: Lang) -> bytes:
-    """One part as CSV, UTF-8 with a byte-order mark so that Excel reads the Chinese right."""
-    header, body = rows(report, part, lang)
+def _csv(header: list[str], body: list[list[Any]]) -> bytes:
+    """A table as CSV, UTF-8 with a byte-order mark so that Excel reads the Chinese right."""
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(header)
@@ -121,46 +133,112 @@ def to_csv(report: DailyReport, part: Part, lang: Lang) -> bytes:
     return text.getvalue().encode("utf-8-sig")
 
 
-def to_xlsx(report: DailyReport, lang: Lang) -> bytes:
-    """The whole report as a workbook: a sheet per part, an hourly chart, the definitions."""
-    pick = 0 if lang is Lang.ZH else 1
+def to_csv(report: DailyReport, part: Part, lang: Lang) -> bytes:
+    """One part of the report as CSV."""
+    return _csv(*rows(report, part, lang))
+
+
+def _new_book() -> Workbook:
     book = Workbook()
     empty = book.active  # a new workbook comes with one empty sheet; the parts replace it
     if empty is not None:
         book.remove(empty)
-    for part in Part:
-        sheet = book.create_sheet(SHEET_TITLES[part][pick])
-        header, body = rows(report, part, lang)
-        sheet.append(header)
-        for line in body:
-            sheet.append(line)
-        catalogue = list(SECTIONS[part.value].values())
-        for column, metric in enumerate(catalogue, start=1):
-            letter = get_column_letter(column)
-            sheet.column_dimensions[letter].width = max(10, min(28, len(header[column - 1]) * 2))
-            if metric.unit is Unit.SHARE:
-                for (cell,) in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
-                    cell.number_format = "0.0%"
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        sheet.freeze_panes = "A2"
-        if part is Part.HOURLY and body:
-            _hourly_chart(sheet, report, catalogue, lang)
-        if part is Part.STAFFING and body:
-            _staffing_chart(sheet, catalogue, lang, hours=len(report.cities[0].hourly))
+    return book
+
+
+def _table_sheet(
+    book: Workbook, title: str, header: list[str], body: list[list[Any]], catalogue: list[Metric]
+) -> Any:
+    """A sheet of one table: bold frozen header, shares as percentages."""
+    sheet = book.create_sheet(title)
+    sheet.append(header)
+    for line in body:
+        sheet.append(line)
+    for column, metric in enumerate(catalogue, start=1):
+        letter = get_column_letter(column)
+        sheet.column_dimensions[letter].width = max(10, min(28, len(header[column - 1]) * 2))
+        if metric.unit is Unit.SHARE:
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
+                cell.number_format = "0.0%"
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "A2"
+    return sheet
+
+
+def _definitions_sheet(
+    book: Workbook, sections: dict[str, dict[str, Metric]], notes: list[str], pick: int
+) -> None:
     definitions = book.create_sheet(DEFINITIONS_TITLE[pick])
     definitions.append(["部分 part", "指标 key", "名称", "name", "单位 unit", "定义 definition"])
-    for section, metrics in SECTIONS.items():
+    for section, metrics in sections.items():
         for metric in metrics.values():
             definitions.append(
                 [section, metric.key, metric.zh, metric.en, metric.unit.value, metric.definition]
             )
-    for note in report.metadata.notes:
+    for note in notes:
         definitions.append(["notes", "", "", "", "", note])
     definitions.column_dimensions["F"].width = 100
+
+
+def _saved(book: Workbook) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def to_xlsx(report: DailyReport, lang: Lang) -> bytes:
+    """The whole report as a workbook: a sheet per part, an hourly chart, the definitions."""
+    pick = 0 if lang is Lang.ZH else 1
+    book = _new_book()
+    for part in Part:
+        header, body = rows(report, part, lang)
+        catalogue = list(SECTIONS[part.value].values())
+        sheet = _table_sheet(book, SHEET_TITLES[part][pick], header, body, catalogue)
+        if part is Part.HOURLY and body:
+            _hourly_chart(sheet, report, catalogue, lang)
+        if part is Part.STAFFING and body:
+            _staffing_chart(sheet, catalogue, lang, hours=len(report.cities[0].hourly))
+    _definitions_sheet(book, SECTIONS, report.metadata.notes, pick)
+    return _saved(book)
+
+
+def ledger_file_name(ledger: Ledger, fmt: ReportFormat, part: LedgerPart | None = None) -> str:
+    """`surge-ledger-2021-07-01-2021-07-31-province.json`, `...-320500-pairs.csv`."""
+    suffix = f"-{part.value}" if fmt is ReportFormat.CSV and part is not None else ""
+    span = f"{ledger.from_date.isoformat()}-{ledger.to_date.isoformat()}"
+    return f"surge-ledger-{span}-{ledger.scope}{suffix}.{fmt.value}"
+
+
+def ledger_rows(ledger: Ledger, part: LedgerPart) -> tuple[list[Metric], list[dict[str, Any]]]:
+    """The ledger part's figures (in catalogue order) and its rows as plain values."""
+    records = ledger.pairs if part is LedgerPart.PAIRS else ledger.cities
+    return list(LEDGER_SECTIONS[part.value].values()), [row.model_dump() for row in records]
+
+
+def _ledger_table(ledger: Ledger, part: LedgerPart, lang: Lang) -> tuple[list[str], list[Any]]:
+    catalogue, records = ledger_rows(ledger, part)
+    header = [_label(metric, lang) for metric in catalogue]
+    body = [[_cell(record[metric.key], metric) for metric in catalogue] for record in records]
+    return header, body
+
+
+def render_ledger(
+    ledger: Ledger, fmt: ReportFormat, *, part: LedgerPart = LedgerPart.PAIRS, lang: Lang = Lang.ZH
+) -> bytes:
+    """The ledger as a file's bytes: all of it (JSON, XLSX: a sheet per part) or one part (CSV)."""
+    if fmt is ReportFormat.JSON:
+        return orjson.dumps(ledger.as_json(), option=orjson.OPT_INDENT_2)
+    if fmt is ReportFormat.CSV:
+        return _csv(*_ledger_table(ledger, part, lang))
+    pick = 0 if lang is Lang.ZH else 1
+    book = _new_book()
+    for each in LedgerPart:
+        header, body = _ledger_table(ledger, each, lang)
+        catalogue, _ = ledger_rows(ledger, each)
+        _table_sheet(book, LEDGER_SHEET_TITLES[each][pick], header, body, catalogue)
+    _definitions_sheet(book, LEDGER_SECTIONS, [], pick)
+    return _saved(book)
 
 
 def _column(catalogue: list[Metric], key: str) -> int:

@@ -138,6 +138,8 @@ class CityDay(BaseModel):
     abandoned_short: int
     abandoned_long: int
     open: int
+    unique_callers: int
+    repeat_attempts: int
     connection_rate: float | None
     abandonment_rate: float | None
     asa_s: float | None
@@ -221,3 +223,82 @@ class ExportRead(BaseModel):
     finished_at: datetime | None
     files: list[str]
     error: str | None
+
+
+LEDGER_MAX_DAYS = 92
+"""The longest range the reciprocity ledger covers in one request (a quarter)."""
+
+
+class LedgerPart(StrEnum):
+    """A part of the reciprocity ledger: one CSV table, one XLSX sheet."""
+
+    PAIRS = "pairs"
+    CITIES = "cities"
+
+
+def check_range(start: date, end: date, timezone: str) -> None:
+    """`from` no later than `to`, neither in the future, at most `LEDGER_MAX_DAYS` days."""
+    if start > end:
+        raise BadRequest(f"from {start.isoformat()} is after to {end.isoformat()}")
+    check_day(end, timezone)
+    days = (end - start).days + 1
+    if days > LEDGER_MAX_DAYS:
+        raise BadRequest(f"the range covers {days} days; at most {LEDGER_MAX_DAYS} per request")
+
+
+class LedgerPair(BaseModel):
+    """What one lender city gave one host city over the range, and what it got back."""
+
+    lender: str
+    lender_name: str
+    host: str
+    host_name: str
+    seat_hours_lent: float
+    seat_hours_received: float
+    balance_hours: float
+    calls_answered: int
+    calls_answered_back: int
+    lender_calls_while_lending: int
+    lender_service_level_while_lending: float | None
+
+
+class LedgerCity(BaseModel):
+    """One city's balance over the range: seat-hours lent against seat-hours received."""
+
+    code: str
+    name: str
+    seat_hours_lent: float
+    seat_hours_received: float
+    balance_hours: float
+    calls_answered_for_others: int
+    calls_answered_by_others: int
+
+
+class LedgerMetadata(BaseModel):
+    """The ledger's parameters and the definition of every figure."""
+
+    service_level_s: float
+    short_abandon_s: float
+    max_days: int
+    definitions: dict[str, dict[str, Definition]] = Field(
+        description="Per part (pairs, cities): each figure's definition"
+    )
+
+
+class Ledger(BaseModel):
+    """The reciprocity ledger (互助台账): seat-hours lent and received per city pair."""
+
+    from_date: date = Field(serialization_alias="from")
+    to_date: date = Field(serialization_alias="to")
+    scope: str = Field(description="province, or the city whose pairs these are")
+    timezone: str
+    start: datetime = Field(description="Local midnight opening the first day")
+    end: datetime = Field(description="Local midnight closing the last day")
+    generated_at: datetime
+    pairs: list[LedgerPair]
+    cities: list[LedgerCity]
+    metadata: LedgerMetadata
+
+    def as_json(self) -> dict[str, Any]:
+        """The ledger as JSON-ready data."""
+        return self.model_dump(mode="json", by_alias=True)

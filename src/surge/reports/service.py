@@ -1,13 +1,14 @@
 """The daily report, aggregated in the database.
 
-Six grouped queries read the day's calls; none returns a row per call:
+Seven grouped queries read the day's calls; none returns a row per call:
 
 1. per city and local hour: counts and sums (received, answered, abandoned, waits, handling...);
 2. per host and helper city: the calls helpers answered, with their waits and handling;
 3. per city and category code: completed calls and their handling, for consultation vs other;
 4. distinct agents: per call city (seats serving), per agent city (agents active), in all;
 5. the nearest-rank 90th-percentile wait per city and province-wide (window functions);
-6. the surges active in the day, with their activated helper cities.
+6. the surges active in the day, with their activated helper cities;
+7. distinct callers (by the day's caller key, never the number) per city and province-wide.
 
 Python then adds up at most cities x hours rows and derives the rates. Every figure is defined in
 `surge.reports.definitions`, with the columns it is computed from. Every column is labelled and
@@ -214,6 +215,7 @@ class _Figures:
     agents_in_all: int
     wait_p90_s: dict[str | None, float]
     surges: dict[tuple[str, str], list[int]]
+    unique_callers: dict[str | None, int]
 
 
 def _labelled(columns: Mapping[str, Any]) -> list[Label[Any]]:
@@ -431,6 +433,28 @@ class _Query:
                 p90[row["code"] if by_city else None] = float(row["wait_p90_s"])
         return p90
 
+    def callers_statement(self, *, by_city: bool) -> _Statement:
+        """Distinct callers by the day's caller key, per city (`code`) or in all: a call with no
+        key (received before keys were recorded) counts as a caller of its own."""
+        unkeyed = func.sum(case((Call.caller_key.is_(None), 1), else_=0))
+        unique = func.count(func.distinct(Call.caller_key)) + func.coalesce(unkeyed, 0)
+        if not by_city:
+            return select(unique.label("unique_callers")).where(self.own(Call.city_code))
+        return (
+            select(Call.city_code.label("code"), unique.label("unique_callers"))
+            .where(self.own(Call.city_code))
+            .group_by(Call.city_code)
+        )
+
+    async def unique_callers(self) -> dict[str | None, int]:
+        """Distinct callers per city, and the province's under None (one number, one caller)."""
+        callers: dict[str | None, int] = {}
+        for by_city in (True, False):
+            rows = await self.session.execute(self.callers_statement(by_city=by_city))
+            for row in rows.mappings():
+                callers[row["code"] if by_city else None] = int(row["unique_callers"] or 0)
+        return callers
+
     def surges_statement(self) -> _Statement:
         """The surges active in the day: host, activated helper city and surge, by surge."""
         return (
@@ -481,24 +505,28 @@ async def _figures(
         async with AsyncSession(bind) as own:
             return await work(_Query(session=own, day=day, city=city, settings=settings))
 
-    agents, hours, helped, kinds, p90, surges = await asyncio.gather(
-        run(lambda q: q.agents()),
-        run(lambda q: q.hours()),
-        run(lambda q: q.helped()),
-        run(lambda q: q.kinds(classification)),
-        run(lambda q: q.wait_p90()),
-        run(lambda q: q.surges()),
-    )
-    seats_active, agents_active, agents_in_all = agents
+    try:  # a task group (gather's types stop at six): the first failure is the report's
+        async with asyncio.TaskGroup() as group:
+            agents_task = group.create_task(run(lambda q: q.agents()))
+            hours = group.create_task(run(lambda q: q.hours()))
+            helped = group.create_task(run(lambda q: q.helped()))
+            kinds = group.create_task(run(lambda q: q.kinds(classification)))
+            p90 = group.create_task(run(lambda q: q.wait_p90()))
+            surges = group.create_task(run(lambda q: q.surges()))
+            callers = group.create_task(run(lambda q: q.unique_callers()))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    seats_active, agents_active, agents_in_all = agents_task.result()
     return _Figures(
-        hours=hours,
-        helped=helped,
-        kinds=kinds,
+        hours=hours.result(),
+        helped=helped.result(),
+        kinds=kinds.result(),
         seats_active=seats_active,
         agents_active=agents_active,
         agents_in_all=agents_in_all,
-        wait_p90_s=p90,
-        surges=surges,
+        wait_p90_s=p90.result(),
+        surges=surges.result(),
+        unique_callers=callers.result(),
     )
 
 
@@ -575,6 +603,7 @@ def _city_day(
     tally: Tally,
     kinds: dict[str, _Kind],
     p90: float | None,
+    unique_callers: int,
     answered_for_others: int,
     agents_active: int,
     seats_active: int,
@@ -587,6 +616,8 @@ def _city_day(
         name=names[0],
         name_en=names[1],
         received=tally.received,
+        unique_callers=unique_callers,
+        repeat_attempts=tally.received - unique_callers,
         answered=tally.answered,
         abandoned=tally.abandoned,
         abandoned_short=tally.abandoned_short,
@@ -654,6 +685,7 @@ async def daily(
             tally=tally,
             kinds=figures.kinds.get(code, {}),
             p90=figures.wait_p90_s.get(code),
+            unique_callers=figures.unique_callers.get(code, 0),
             answered_for_others=sum(
                 helped.helper_answered
                 for (_, helper), helped in figures.helped.items()
@@ -694,6 +726,7 @@ async def daily(
             tally=Tally.total(hours.values()),
             kinds=kinds,
             p90=figures.wait_p90_s.get(None),
+            unique_callers=figures.unique_callers.get(None, 0),
             answered_for_others=sum(helped.helper_answered for helped in figures.helped.values()),
             agents_active=figures.agents_in_all,
             seats_active=figures.agents_in_all,

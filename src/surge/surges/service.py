@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from surge import events
 from surge.calls.lifecycle import IN_HAND_STATUSES, CallStatus
@@ -288,15 +289,11 @@ async def serving(*, session: AsyncSession, hosts: Sequence[str]) -> dict[str, d
     return dict(counts)
 
 
-async def own_service_levels(
-    *, session: AsyncSession, since: datetime, within_s: float, short_abandon_s: float
-) -> dict[str, float | None]:
-    """Each city's own service level over its calls received since `since` (lender protection).
-
-    Answered within `within_s` / (answered + abandoned after `short_abandon_s`), the report's
-    definition, through `router.policy.own_service_level` (its rule for small samples).
-    """
-    dialect = session.get_bind().dialect.name
+def service_level_conditions(
+    dialect: str, *, within_s: float, short_abandon_s: float
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """A call's two service-level conditions, the report's definition: (answered within
+    `within_s`, counted: answered or abandoned after `short_abandon_s`)."""
     received = epoch_seconds(dialect, Call.received_at)
     answered = Call.connected_at.is_not(None)
     in_time = and_(
@@ -306,11 +303,25 @@ async def own_service_levels(
         Call.status == CallStatus.ABANDONED.value,
         epoch_seconds(dialect, Call.ended_at) - received >= short_abandon_s - _TOLERANCE_S,
     )
+    return in_time, or_(answered, long_abandon)
+
+
+async def own_service_levels(
+    *, session: AsyncSession, since: datetime, within_s: float, short_abandon_s: float
+) -> dict[str, float | None]:
+    """Each city's own service level over its calls received since `since` (lender protection).
+
+    Answered within `within_s` / (answered + abandoned after `short_abandon_s`), the report's
+    definition, through `router.policy.own_service_level` (its rule for small samples).
+    """
+    in_time, counted = service_level_conditions(
+        session.get_bind().dialect.name, within_s=within_s, short_abandon_s=short_abandon_s
+    )
     rows = await session.execute(
         select(
             Call.city_code,
             func.sum(case((in_time, 1), else_=0)).label("in_time"),
-            func.sum(case((or_(answered, long_abandon), 1), else_=0)).label("counted"),
+            func.sum(case((counted, 1), else_=0)).label("counted"),
         )
         .where(Call.received_at >= since)
         .group_by(Call.city_code)

@@ -4,6 +4,7 @@
 import { CITY_NAMES, cityName, download as saveFile, el, get } from "./api.js";
 import { chart } from "./chart.js";
 import { add, language, onLanguage, t, translate } from "./i18n.js";
+import { ledgerCard } from "./ledger.js";
 
 add({
   zh: {
@@ -57,9 +58,9 @@ add({
 });
 
 const PARTS = ["summary", "helpers", "hourly", "staffing"];
-const TILES = ["received", "answered", "connection_rate", "service_level", "asa_s", "wait_p90_s", "aht_s", "helper_share", "satisfaction_rate"];
+const TILES = ["received", "unique_callers", "repeat_attempts", "answered", "connection_rate", "service_level", "asa_s", "wait_p90_s", "aht_s", "helper_share", "satisfaction_rate"];
 const KEY_COLUMNS = [
-  "received", "answered", "abandoned", "connection_rate", "abandonment_rate", "service_level", "asa_s", "wait_p90_s",
+  "received", "unique_callers", "repeat_attempts", "answered", "abandoned", "connection_rate", "abandonment_rate", "service_level", "asa_s", "wait_p90_s",
   "aht_s", "answered_by_helpers", "helper_share", "answered_for_others", "satisfaction_rate", "seats_active", "seats",
 ];
 const HOURLY_SERIES = ["received", "answered", "abandoned", "answered_by_helpers"];
@@ -121,6 +122,7 @@ function format(value, unit) {
     case "seconds": return duration(value);
     case "hours": return number(value, 2);
     case "calls":
+    case "callers":
     case "agents": return number(value);
     default: return String(value);
   }
@@ -164,6 +166,8 @@ export function mount(view, { who }) {
       status, error),
     results,
   );
+  const ledger = ledgerCard({ day: date.value });
+  view.append(ledger.element);
 
   function fillScope() {
     const chosen = scope.value || (coordinator ? "" : who.city);
@@ -521,5 +525,6 @@ export function mount(view, { who }) {
   return () => {
     state.mounted = false;
     clearTimeout(state.timer);
+    ledger.stop();
   };
 }
