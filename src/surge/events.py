@@ -1,8 +1,8 @@
 """Events on the bus between service instances, each carrying a websocket frame.
 
-An event says who should get a frame: one agent (`to_agent`) or the telephony streams of a city
-(`to_cti`). Whichever instance holds that socket delivers it (`seats.gateway`). The frames
-themselves are built in `surge.seats.frames`.
+An event says who should get a frame: one agent (`to_agent`), the telephony streams of a city
+(`to_cti`) or the admin streams following a city (`to_admins`). Whichever instance holds that
+socket delivers it (`seats.gateway`). The frames themselves are built in `surge.seats.frames`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal, TypedDict, final
 
-from surge.seats.frames import AgentFrame, CtiFrame
+from surge.seats.frames import AdminFrame, AgentFrame, CtiFrame
 
 
 @final
@@ -48,13 +48,21 @@ class ToCti(TypedDict):
     frame: CtiFrame
 
 
+class ToAdmins(TypedDict):
+    """A frame for the admin streams of a city's admins and the coordinators'."""
+
+    to: Literal["admins"]
+    city: str
+    frame: AdminFrame
+
+
 class SurgesChanged(TypedDict):
     """Every instance re-reads the active surges."""
 
     to: Literal["surges"]
 
 
-Event = ToAgent | CloseAgent | ToCityAgents | ToCti | SurgesChanged
+Event = ToAgent | CloseAgent | ToCityAgents | ToCti | ToAdmins | SurgesChanged
 
 Announce = Callable[[Sequence[Event]], Awaitable[None]]
 """Delivers events to the sockets here and sends the rest to the other instances
@@ -82,6 +90,11 @@ SURGES_CHANGED: SurgesChanged = {"to": "surges"}  # every instance re-reads the 
 def to_cti(city: str, frame: CtiFrame) -> ToCti:
     """Deliver `frame` to the telephony streams of `city` and the province-wide ones."""
     return {"to": "cti", "city": city, "frame": frame}
+
+
+def to_admins(city: str, frame: AdminFrame) -> ToAdmins:
+    """Deliver `frame` to the admin streams of `city`'s admins and of the coordinators."""
+    return {"to": "admins", "city": city, "frame": frame}
 
 
 def epoch() -> datetime:

@@ -14,6 +14,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 AGENT_SENT = "/ws/agent: frames the service sends"
 AGENT_RECEIVED = "/ws/agent: messages the console sends"
 CTI_SENT = "/ws/cti: frames the service sends"
+ADMIN_SENT = "/ws/admin: frames the service sends"
 
 
 def documented() -> dict[str, set[str]]:
@@ -43,7 +44,10 @@ def tags(union: object) -> set[str]:
 def test_every_frame_union_member_has_one_type_literal() -> None:
     assert tags(frames.AgentFrame) >= {"hello", "offer", "surge.joined", "error"}
     assert tags(frames.CtiFrame) >= {"hello", "call.offered", "error"}
-    assert tags(frames.Frame) == tags(frames.AgentFrame) | tags(frames.CtiFrame)
+    assert tags(frames.AdminFrame) >= {"hello", "gap.raised", "error"}
+    assert tags(frames.Frame) == (
+        tags(frames.AgentFrame) | tags(frames.CtiFrame) | tags(frames.AdminFrame)
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,6 +55,7 @@ def test_every_frame_union_member_has_one_type_literal() -> None:
     [
         (AGENT_SENT, frames.AgentFrame),
         (CTI_SENT, frames.CtiFrame),
+        (ADMIN_SENT, frames.AdminFrame),
         (AGENT_RECEIVED, typing.get_args(schemas.AgentMessage)[0]),
     ],
 )

@@ -1,4 +1,5 @@
-"""The websockets: /ws/agent for consoles (local and cloud seats) and /ws/cti for telephony."""
+"""The websockets: /ws/agent for consoles (local and cloud seats), /ws/cti for telephony and
+/ws/admin for the city admins' and the coordinator's consoles."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from surge.errors import (
 )
 from surge.origins import origin_allowed
 from surge.runtime import Runtime
+from surge.scripts import gaps
 from surge.seats import frames
 from surge.seats import service as seats_service
 from surge.seats.gateway import CLOSE_OVERWHELMED, CLOSE_UNAUTHORIZED, Connection
@@ -32,6 +34,8 @@ from surge.seats.schemas import (
     AgentMessage,
     CompleteMessage,
     DeclineMessage,
+    GapMessage,
+    GapReport,
     ScriptsAckMessage,
     StatusMessage,
     TransferMessage,
@@ -50,7 +54,7 @@ CLOSE_SERVER_ERROR = 1011
 CLEAN_CLOSES = frozenset({1000, 1001})
 
 
-async def _admit(websocket: WebSocket, token: str | None, role: Role) -> Principal | None:
+async def _admit(websocket: WebSocket, token: str | None, *roles: Role) -> Principal | None:
     """Accept the socket, check its origin, token and role; on failure say why, then close."""
     runtime: Runtime = websocket.app.state.runtime
     await websocket.accept()
@@ -68,8 +72,9 @@ async def _admit(websocket: WebSocket, token: str | None, role: Role) -> Princip
         principal = read_token(settings=runtime.settings, token=token)
         if not await runtime.users.admits(principal):
             raise Unauthorized(WITHDRAWN)
-        if principal.role is not role:
-            raise Forbidden(f"this socket is for the {role.value} role")
+        if principal.role not in roles:
+            named = " or ".join(role.value for role in roles)
+            raise Forbidden(f"this socket is for the {named} role")
     except SurgeError as exc:
         await websocket.send_text(
             orjson.dumps(frames.error(code=exc.code, message=exc.message)).decode()
@@ -124,9 +129,30 @@ async def _handle(runtime: Runtime, seat: seats_service.Seat, message: AgentMess
         await transitions.decline(seat=seat, offer_id=message.offer_id)
     elif isinstance(message, TransferMessage):
         await transitions.transfer(seat=seat, message=message)
+    elif isinstance(message, GapMessage):
+        await _raise_gap(runtime, seat, message.call_id, message, completed=False)
     else:
         assert isinstance(message, CompleteMessage)
         await transitions.complete(seat=seat, message=message)
+        if message.gap is not None:  # the ticket is closed: the gap comes with it
+            await _raise_gap(runtime, seat, message.call_id, message.gap, completed=True)
+
+
+async def _raise_gap(
+    runtime: Runtime, seat: seats_service.Seat, call_id: int, gap: GapReport, *, completed: bool
+) -> None:
+    """Tell the host of the call in hand that its scripts do not answer a question."""
+    async with runtime.sessions() as session:
+        host = await gaps.call_in_hand(
+            session=session, state=runtime.state, agent_id=seat.agent_id, call_id=call_id,
+            completed=completed,
+        )  # fmt: skip
+    async with runtime.sessions() as session, session.begin():
+        out = await gaps.raise_gap(
+            session=session, host=host, call_id=call_id, agent_id=seat.agent_id,
+            agent_city=seat.city, question=gap.question, note=gap.note,
+        )  # fmt: skip
+    await runtime.gateway.announce(out)
 
 
 async def _leave(runtime: Runtime, seat: seats_service.Seat, *, said_goodbye: bool) -> None:
@@ -212,6 +238,18 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
             await connection.closed(within_s=1)
 
 
+async def _read_only(websocket: WebSocket, connection: Connection) -> None:
+    """Answer every message of a stream that only sends with an `error`, until it closes."""
+    while True:
+        try:
+            _text(await websocket.receive())
+        except TextFramesOnly as exc:
+            connection.send(frames.error(code=exc.code, message=exc.message))
+            continue
+        refusal = "this stream only sends; use the HTTP API to act"
+        connection.send(frames.error(code="read_only", message=refusal))
+
+
 @router.websocket("/ws/cti")
 async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
     """The telephony stream: every lifecycle change of the token's city's calls (or all)."""
@@ -223,20 +261,31 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
     runtime.gateway.cti[connection.id] = connection
     connection.send(frames.cti_hello(city=principal.city))
     try:
-        while True:
-            try:
-                _text(await websocket.receive())
-            except TextFramesOnly as exc:
-                connection.send(frames.error(code=exc.code, message=exc.message))
-                continue
-            connection.send(
-                frames.error(
-                    code="read_only", message="this stream only sends; use the HTTP API to act"
-                )
-            )
+        await _read_only(websocket, connection)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         runtime.gateway.cti.pop(connection.id, None)
+        connection.close(1000)
+        await connection.closed(within_s=1)
+
+
+@router.websocket("/ws/admin")
+async def admin_socket(websocket: WebSocket, token: str | None = None) -> None:
+    """A city admin's stream (its city's events) or the coordinator's (every city's)."""
+    principal = await _admit(websocket, token, Role.CITY_ADMIN, Role.COORDINATOR)
+    if principal is None:
+        return
+    runtime: Runtime = websocket.app.state.runtime
+    city = principal.city if principal.role is Role.CITY_ADMIN else None
+    connection = Connection(websocket, city=city, principal=principal)
+    runtime.gateway.admins[connection.id] = connection
+    connection.send(frames.admin_hello(role=principal.role.value, city=city))
+    try:
+        await _read_only(websocket, connection)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        runtime.gateway.admins.pop(connection.id, None)
         connection.close(1000)
         await connection.closed(within_s=1)

@@ -130,6 +130,7 @@ class Gateway:
         self._shared = shared  # other instances may hold sockets: events must cross the bus
         self.agents: dict[int, Connection] = {}
         self.cti: dict[int, Connection] = {}
+        self.admins: dict[int, Connection] = {}  # city admins' and coordinators' streams
         self.on_surges_changed: Callable[[], None] = lambda: None
         self._probes: dict[str, asyncio.Event] = {}
         self._stopping = False
@@ -187,7 +188,7 @@ class Gateway:
 
         A token newer than the directory's reading (verdict None) is judged at the next one.
         """
-        for connection in (*self.agents.values(), *self.cti.values()):
+        for connection in (*self.agents.values(), *self.cti.values(), *self.admins.values()):
             if connection.close_code is None and verdict(connection.principal) is False:
                 connection.send(frames.error(code=Unauthorized.code, message=WITHDRAWN))
                 connection.close(CLOSE_UNAUTHORIZED)
@@ -266,7 +267,8 @@ class Gateway:
             else:
                 connection.send(event["frame"])
             return True
-        for connection in self.cti.values():
+        streams = self.admins if event["to"] == "admins" else self.cti
+        for connection in streams.values():
             if connection.city is None or connection.city == event["city"]:
                 connection.send(event["frame"])
-        return False  # telephony streams of this city may be connected elsewhere too
+        return False  # streams following this city may be connected elsewhere too
