@@ -3,9 +3,13 @@ admins, closed by the publish that answers them, which tells the agents who rais
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import websockets
@@ -137,6 +141,27 @@ async def test_gaps_are_grouped_live_and_closed_by_the_publish_that_answers_them
     assert [(g["id"], g["status"], g["answered_version"], g["count"]) for g in closed] == [
         (group["id"], "answered", 2, 2)
     ]
+    # The daily report: 3 gaps raised on Nanjing's calls (1 by a Xuzhou helper), the 2 of the
+    # answered group closed; Xuzhou raised 1 for another city.
+    today = {"date": datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()}
+    response = await service.http.get(
+        "/api/v1/reports/daily", params=today, headers=service.auth(coordinator)
+    )
+    body = response.json()
+    figures = ("gaps_raised", "gaps_raised_for_others", "gaps_closed")
+    cities = {row["code"]: row for row in body["cities"]}
+    assert [cities[NANJING][key] for key in figures] == [3, 0, 2]
+    assert [cities[XUZHOU][key] for key in figures] == [0, 1, 0]
+    assert [body["province"][key] for key in figures] == [3, 1, 2]
+    (helping,) = cities[NANJING]["helpers"]
+    assert (helping["code"], helping["gaps_raised"]) == (XUZHOU, 1)
+    table = await service.http.get(
+        "/api/v1/reports/daily", params={**today, "format": "csv"},
+        headers=service.auth(coordinator),
+    )  # fmt: skip
+    lines = list(csv.reader(io.StringIO(table.content.decode("utf-8-sig"))))
+    rows = {line[0]: dict(zip(lines[0], line, strict=True)) for line in lines[1:]}
+    assert (rows[NANJING]["口径缺口反馈量"], rows[NANJING]["口径缺口答复量"]) == ("3", "2")
 
 
 async def test_a_gap_is_raised_only_on_the_call_in_hand(backend: Backend) -> None:

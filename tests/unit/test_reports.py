@@ -159,6 +159,7 @@ def statements() -> dict[str, _Statement]:
         settings=Settings(_env_file=None),
     )
     serving, active, in_all = query.agents_statements()
+    gaps_raised, gaps_closed = query.gaps_statements()
     return {
         "hours": query.hours_statement(),
         "helped": query.helped_statement(),
@@ -169,6 +170,8 @@ def statements() -> dict[str, _Statement]:
         "wait_p90_s": query.wait_p90_statement(by_city=True),
         "wait_p90_s_in_all": query.wait_p90_statement(by_city=False),
         "surges": query.surges_statement(),
+        "gaps_raised": gaps_raised,
+        "gaps_closed": gaps_closed,
     }
 
 

@@ -96,6 +96,7 @@ class HelperContribution(BaseModel):
     handling_hours: float
     agents: int
     surges: list[int]
+    gaps_raised: int
 
 
 class StaffingHour(BaseModel):
@@ -164,6 +165,9 @@ class CityDay(BaseModel):
     agents_active: int
     seats_active: int
     seats: int
+    gaps_raised: int
+    gaps_raised_for_others: int
+    gaps_closed: int
     helpers: list[HelperContribution]
     hourly: list[HourFigures]
     staffing: Staffing | None

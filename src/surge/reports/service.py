@@ -1,13 +1,15 @@
 """The daily report, aggregated in the database.
 
-Six grouped queries read the day's calls; none returns a row per call:
+Six grouped queries read the day's calls, a seventh the day's knowledge gaps; none returns a
+row per call:
 
 1. per city and local hour: counts and sums (received, answered, abandoned, waits, handling...);
 2. per host and helper city: the calls helpers answered, with their waits and handling;
 3. per city and category code: completed calls and their handling, for consultation vs other;
 4. distinct agents: per call city (seats serving), per agent city (agents active), in all;
 5. the nearest-rank 90th-percentile wait per city and province-wide (window functions);
-6. the surges active in the day, with their activated helper cities.
+6. the surges active in the day, with their activated helper cities;
+7. knowledge gaps raised in the day per host and raising city, and closed in the day per host.
 
 Python then adds up at most cities x hours rows and derives the rates. Every figure is defined in
 `surge.reports.definitions`, with the columns it is computed from. Every column is labelled and
@@ -45,6 +47,7 @@ from surge.reports.schemas import (
     ReportMetadata,
 )
 from surge.scripts.classification import Classification, Kind
+from surge.scripts.models import ScriptGap, ScriptGapGroup
 from surge.seats.models import Agent
 from surge.settings import Settings
 from surge.surges.models import Surge, SurgeWave, SurgeWaveCity
@@ -211,6 +214,8 @@ class _Figures:
     agents_in_all: int
     wait_p90_s: dict[str | None, float]
     surges: dict[tuple[str, str], list[int]]
+    gaps_raised: dict[tuple[str, str], int]  # (host, the raising agent's city) -> gaps
+    gaps_closed: dict[str, int]  # host -> gaps whose group a publish answered in the day
 
 
 def _labelled(columns: Mapping[str, Any]) -> list[Label[Any]]:
@@ -454,6 +459,41 @@ class _Query:
                 surges[(host, helper)].append(surge_id)
         return surges
 
+    def gaps_statements(self) -> tuple[_Statement, _Statement]:
+        """Knowledge gaps raised in the day per host and raising agent's city; gaps of each
+        host whose group a publish answered in the day."""
+        start, end = self.day.start, self.day.end
+        raised = (
+            select(
+                ScriptGap.city_code.label("host"),
+                ScriptGap.agent_city.label("helper"),
+                func.count().label("gaps_raised"),
+            )
+            .where(ScriptGap.raised_at >= start, ScriptGap.raised_at < end)
+            .group_by(ScriptGap.city_code, ScriptGap.agent_city)
+        )
+        closed = (
+            select(ScriptGap.city_code.label("host"), func.count().label("gaps_closed"))
+            .join(ScriptGapGroup, ScriptGapGroup.id == ScriptGap.group_id)
+            .where(ScriptGapGroup.answered_at >= start, ScriptGapGroup.answered_at < end)
+            .group_by(ScriptGap.city_code)
+        )
+        if self.city is not None:
+            raised = raised.where(
+                or_(ScriptGap.city_code == self.city, ScriptGap.agent_city == self.city)
+            )
+            closed = closed.where(ScriptGap.city_code == self.city)
+        return raised, closed
+
+    async def gaps(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        raised, closed = self.gaps_statements()
+        by_pair = (await self.session.execute(raised)).mappings()
+        by_host = (await self.session.execute(closed)).mappings()
+        return (
+            {(row["host"], row["helper"]): int(row["gaps_raised"]) for row in by_pair},
+            {row["host"]: int(row["gaps_closed"]) for row in by_host},
+        )
+
 
 async def _figures(
     *,
@@ -476,13 +516,16 @@ async def _figures(
         async with AsyncSession(bind) as own:
             return await work(_Query(session=own, day=day, city=city, settings=settings))
 
-    agents, hours, helped, kinds, p90, surges = await asyncio.gather(
+    calls = asyncio.gather(
         run(lambda q: q.agents()),
         run(lambda q: q.hours()),
         run(lambda q: q.helped()),
         run(lambda q: q.kinds(classification)),
         run(lambda q: q.wait_p90()),
         run(lambda q: q.surges()),
+    )
+    (agents, hours, helped, kinds, p90, surges), gaps = await asyncio.gather(
+        calls, run(lambda q: q.gaps())
     )
     seats_active, agents_active, agents_in_all = agents
     return _Figures(
@@ -494,6 +537,8 @@ async def _figures(
         agents_in_all=agents_in_all,
         wait_p90_s=p90,
         surges=surges,
+        gaps_raised=gaps[0],
+        gaps_closed=gaps[1],
     )
 
 
@@ -541,6 +586,7 @@ def _helpers(
 ) -> list[HelperContribution]:
     helpers = {helper for (h, helper) in figures.helped if h == host.code}
     helpers |= {helper for (h, helper) in figures.surges if h == host.code}
+    helpers |= {helper for (h, helper) in figures.gaps_raised if h == host.code != helper}
     rows = []
     for code in helpers:
         helped = figures.helped.get((host.code, code), _Helped())
@@ -557,6 +603,7 @@ def _helpers(
                 handling_hours=helped.helper_handling_s / 3600,
                 agents=helped.helper_agents,
                 surges=figures.surges.get((host.code, code), []),
+                gaps_raised=figures.gaps_raised.get((host.code, code), 0),
             )
         )
     return sorted(rows, key=lambda row: (-row.answered, row.code))
@@ -573,7 +620,10 @@ def _city_day(
     agents_active: int,
     seats_active: int,
     seats: int,
+    gaps: tuple[int, int, int],
 ) -> CityDay:
+    """One city's (or the province's) row; `gaps`: raised on its calls, raised by its agents
+    on other cities' calls, closed."""
     consultation = kinds.get(Kind.CONSULTATION.value, (0, 0.0))
     other = kinds.get(Kind.OTHER.value, (0, 0.0))
     return CityDay(
@@ -613,6 +663,9 @@ def _city_day(
         agents_active=agents_active,
         seats_active=seats_active,
         seats=seats,
+        gaps_raised=gaps[0],
+        gaps_raised_for_others=gaps[1],
+        gaps_closed=gaps[2],
         helpers=[],
         hourly=[],
         staffing=None,
@@ -655,6 +708,13 @@ async def daily(
             agents_active=figures.agents_active.get(code, 0),
             seats_active=figures.seats_active.get(code, 0),
             seats=info.seats,
+            gaps=(
+                sum(n for (host, _), n in figures.gaps_raised.items() if host == code),
+                sum(
+                    n for (host, helper), n in figures.gaps_raised.items() if helper == code != host
+                ),
+                figures.gaps_closed.get(code, 0),
+            ),
         )
         row.helpers = _helpers(info, tally.answered, figures, cities)
         row.hourly = _hourly(when, figures.hours.get(code, {}))
@@ -691,6 +751,11 @@ async def daily(
             agents_active=figures.agents_in_all,
             seats_active=figures.agents_in_all,
             seats=sum(info.seats for info in cities.values()),
+            gaps=(
+                sum(figures.gaps_raised.values()),
+                sum(n for (host, helper), n in figures.gaps_raised.items() if helper != host),
+                sum(figures.gaps_closed.values()),
+            ),
         )
         province.helpers = [helper for row in rows for helper in row.helpers]
         province.hourly = _hourly(when, hours)

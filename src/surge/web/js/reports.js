@@ -121,6 +121,7 @@ function format(value, unit) {
     case "seconds": return duration(value);
     case "hours": return number(value, 2);
     case "calls":
+    case "count":
     case "agents": return number(value);
     default: return String(value);
   }
