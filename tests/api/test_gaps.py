@@ -3,6 +3,7 @@ admins, closed by the publish that answers them, which tells the agents who rais
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -281,3 +282,23 @@ async def test_the_admin_stream_is_for_supervisors(service: LiveService) -> None
     async with admin_stream(service, admin) as stream:
         await stream.send(type="gap", call_id=1, question="问题")
         assert (await stream.expect("error"))["code"] == "read_only"
+
+
+async def test_the_same_new_question_raised_at_once_makes_one_group(service: LiveService) -> None:
+    admin = await service.add_user(Role.CITY_ADMIN, NANJING)
+    cti = await service.add_user(Role.CTI)
+    first = await service.add_user(Role.AGENT, NANJING)
+    second = await service.add_user(Role.AGENT, NANJING)
+    async with service.console(first) as one, service.console(second) as two:
+        calls = []
+        for console in (one, two):
+            await console.available()
+            calls.append(await take_call(service, console, cti, NANJING))
+        await asyncio.gather(
+            one.send(type="gap", call_id=calls[0], question="地铁几号线停运了？"),
+            two.send(type="gap", call_id=calls[1], question="地铁哪几号线停运了"),
+        )
+        for console in (one, two):
+            await console.expect("gap.recorded")
+    (group,) = await open_gaps(service, admin)
+    assert (group["count"], group["cities"]) == (2, [NANJING])
