@@ -35,8 +35,9 @@ PG_ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("SURGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TABLES = (
-    "notice", "report_export", "script_ack", "script_version", "audit_entry", "surge_wave_city",
-    "surge_wave", "surge", "call_event", "call", "agent", "user", "city",
+    "notice", "report_export", "script_gap", "script_gap_group", "script_ack", "script_version",
+    "audit_entry", "surge_wave_city", "surge_wave", "surge", "call_event", "call", "agent",
+    "user", "city",
 )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ SurgeError                      500 internal_error
 ├── BadRequest                  422 invalid_request
 │   ├── UnknownCity             422 unknown_city
 │   ├── UnknownCategory         422 unknown_category
+│   ├── UnknownGap              422 unknown_gap
 │   ├── InvalidCursor           422 invalid_cursor
 │   ├── TextFramesOnly          422 text_frames_only
 │   └── PayloadTooLarge         413 payload_too_large
@@ -26,7 +27,9 @@ SurgeError                      500 internal_error
 │   ├── IdempotencyConflict     409 idempotency_conflict
 │   ├── UsernameTaken           409 username_taken
 │   ├── AgentStillPresent       409 agent_present
-│   └── CallbackNotDialing      409 callback_not_dialing
+│   ├── CallbackNotDialing      409 callback_not_dialing
+│   ├── CallNotInHand           409 call_not_in_hand
+│   └── GapAnswered             409 gap_answered
 ├── TooManyAttempts             429 too_many_attempts
 └── ServiceUnavailable          503 service_unavailable
     └── StateUnavailable        503 state_unavailable
@@ -84,6 +87,12 @@ class UnknownCity(BadRequest):
 
 class UnknownCategory(BadRequest):
     code = "unknown_category"
+
+
+class UnknownGap(BadRequest):
+    """A knowledge-gap group the city does not have (unknown, or another city's)."""
+
+    code = "unknown_gap"
 
 
 class InvalidCursor(BadRequest):
@@ -177,6 +186,18 @@ class CallbackNotDialing(Conflict):
     """A callback result for a call that is not a callback being dialled."""
 
     code = "callback_not_dialing"
+
+
+class CallNotInHand(Conflict):
+    """A knowledge gap for a call the agent is neither on nor wrapping up."""
+
+    code = "call_not_in_hand"
+
+
+class GapAnswered(Conflict):
+    """A publish that would answer a knowledge-gap group a publish answered already."""
+
+    code = "gap_answered"
 
 
 class FeedbackRecorded(Conflict):

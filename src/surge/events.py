@@ -1,7 +1,7 @@
 """Events on the bus between service instances, each carrying a websocket frame.
 
 An event says who should get a frame: one agent (`to_agent`), the telephony streams of a city
-(`to_cti`) or every coordinator's stream (`to_coordinators`). Whichever instance holds that
+(`to_cti`) or the admin streams following a city (`to_admins`). Whichever instance holds that
 socket delivers it (`seats.gateway`). The frames themselves are built in `surge.seats.frames`.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, final
 
-from surge.seats.frames import AgentFrame, CoordinatorFrame, CtiFrame
+from surge.seats.frames import AdminFrame, AgentFrame, CtiFrame
 
 
 @final
@@ -48,11 +48,13 @@ class ToCti(TypedDict):
     frame: CtiFrame
 
 
-class ToCoordinators(TypedDict):
-    """A frame for every connected coordinator's stream, on every instance."""
+class ToAdmins(TypedDict):
+    """A frame for the admin streams: a city's admins' and the coordinators' (`city` None:
+    the coordinators' alone)."""
 
-    to: Literal["coordinators"]
-    frame: CoordinatorFrame
+    to: Literal["admins"]
+    city: str | None
+    frame: AdminFrame
 
 
 class SurgesChanged(TypedDict):
@@ -67,15 +69,7 @@ class ScriptHoldsChanged(TypedDict):
     to: Literal["holds"]
 
 
-Event = (
-    ToAgent
-    | CloseAgent
-    | ToCityAgents
-    | ToCti
-    | ToCoordinators
-    | SurgesChanged
-    | ScriptHoldsChanged
-)
+Event = ToAgent | CloseAgent | ToCityAgents | ToCti | ToAdmins | SurgesChanged | ScriptHoldsChanged
 
 Announce = Callable[[Sequence[Event]], Awaitable[None]]
 """Delivers events to the sockets here and sends the rest to the other instances
@@ -110,9 +104,10 @@ def to_cti(city: str, frame: CtiFrame) -> ToCti:
     return {"to": "cti", "city": city, "frame": frame}
 
 
-def to_coordinators(frame: CoordinatorFrame) -> ToCoordinators:
-    """Deliver `frame` to every coordinator's stream, wherever it is connected (`hotspot`)."""
-    return {"to": "coordinators", "frame": frame}
+def to_admins(city: str | None, frame: AdminFrame) -> ToAdmins:
+    """Deliver `frame` to the admin streams of `city`'s admins and of the coordinators, wherever
+    they are connected (`city` None: the coordinators' alone, as for `hotspot`)."""
+    return {"to": "admins", "city": city, "frame": frame}
 
 
 def epoch() -> datetime:

@@ -71,7 +71,7 @@ DISPATCH_CYCLE = Histogram(
 )
 WEBSOCKETS = Gauge(
     "surge_websocket_connections",
-    "Open websockets, by stream (agent consoles, telephony, coordinators)",
+    "Open websockets, by stream (agent consoles, telephony, admin consoles)",
     ["stream"],
     multiprocess_mode="livesum",
 )

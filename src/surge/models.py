@@ -5,7 +5,7 @@ from surge.calls.models import Call, CallEvent
 from surge.cities.models import City
 from surge.db import Base
 from surge.reports.models import ReportExport
-from surge.scripts.models import ScriptAck, ScriptVersion
+from surge.scripts.models import ScriptAck, ScriptGap, ScriptGapGroup, ScriptVersion
 from surge.seats.models import Agent
 from surge.supervision.models import Notice
 from surge.surges.models import AuditEntry, Surge, SurgeWave, SurgeWaveCity
@@ -20,6 +20,8 @@ __all__ = [
     "Notice",
     "ReportExport",
     "ScriptAck",
+    "ScriptGap",
+    "ScriptGapGroup",
     "ScriptVersion",
     "Surge",
     "SurgeWave",

@@ -139,11 +139,12 @@ async def test_hotspots_are_for_coordinators_and_their_own_city_admins(live: Liv
 
 
 @asynccontextmanager
-async def coordinator_stream(live: LiveService, user: str) -> AsyncIterator[Console]:
-    """A coordinator's /ws/coordinator, after its `hello`."""
-    async with websockets.connect(f"{live.ws_url}/ws/coordinator?token={live.tokens[user]}") as ws:
+async def admin_stream(live: LiveService, user: str) -> AsyncIterator[Console]:
+    """A coordinator's or a city admin's /ws/admin, after its `hello`."""
+    async with websockets.connect(f"{live.ws_url}/ws/admin?token={live.tokens[user]}") as ws:
         stream = Console(ws)
-        assert await stream.expect("hello") == {"type": "hello", "role": "coordinator"}
+        hello = await stream.expect("hello")
+        assert hello["role"] in {"coordinator", "city_admin"}
         yield stream
 
 
@@ -163,21 +164,26 @@ async def alerts(stream: Console, *, within: float = 5.0) -> list[dict[str, Any]
 async def test_coordinators_are_told_once_when_a_hotspot_appears(live: LiveService) -> None:
     coordinator = await live.add_user(Role.COORDINATOR)
     await baseline(live)
-    async with coordinator_stream(live, coordinator) as stream:
+    admin = await live.add_user(Role.CITY_ADMIN, NANJING)
+    async with (
+        admin_stream(live, coordinator) as stream,
+        admin_stream(live, admin) as city_stream,
+    ):
         await stream.silent(0.4)  # a check runs; nothing is hot
         await the_hour(live)
         told = await alerts(stream)
+        await city_stream.silent(0.2)  # the province's alerts are the coordinators' alone
     assert [frame["hotspot"] for frame in told] == [province(TRAVEL), province(STOPPED)]
     assert all(datetime.fromisoformat(frame["at"]).tzinfo is not None for frame in told)
 
 
-async def test_the_coordinator_stream_is_read_only_and_for_coordinators(live: LiveService) -> None:
+async def test_the_admin_stream_is_read_only_and_for_supervisors(live: LiveService) -> None:
     coordinator = await live.add_user(Role.COORDINATOR)
-    admin = await live.add_user(Role.CITY_ADMIN, NANJING)
-    async with coordinator_stream(live, coordinator) as stream:
+    agent = await live.add_user(Role.AGENT, NANJING)
+    async with admin_stream(live, coordinator) as stream:
         await stream.send(type="status", state="available")
         assert (await stream.expect("error"))["code"] == "read_only"
-    async with websockets.connect(f"{live.ws_url}/ws/coordinator?token={live.tokens[admin]}") as ws:
+    async with websockets.connect(f"{live.ws_url}/ws/admin?token={live.tokens[agent]}") as ws:
         assert json.loads(await ws.recv())["code"] == "forbidden"
         await asyncio.wait_for(ws.wait_closed(), 5)
         assert ws.close_code == 4403
@@ -191,7 +197,7 @@ async def test_every_instance_tells_its_coordinators(shared_backend: Backend) ->
         first = await one.add_user(Role.COORDINATOR)
         second = await two.add_user(Role.COORDINATOR)
         await baseline(one)
-        async with coordinator_stream(one, first) as a, coordinator_stream(two, second) as b:
+        async with admin_stream(one, first) as a, admin_stream(two, second) as b:
             await the_hour(one)
             told_a, told_b = await asyncio.gather(alerts(a), alerts(b))
     for told in (told_a, told_b):  # one of the two instances checked, each check once
@@ -203,7 +209,7 @@ async def test_a_disabled_coordinators_stream_is_closed(live: LiveService) -> No
     watcher = await live.add_user(Role.COORDINATOR)
     users = (await live.http.get("/api/v1/users", headers=live.auth(manager))).json()
     (user_id,) = [user["id"] for user in users if user["username"] == watcher]
-    async with coordinator_stream(live, watcher) as stream:
+    async with admin_stream(live, watcher) as stream:
         changed = await live.http.patch(
             f"/api/v1/users/{user_id}", json={"disabled": True}, headers=live.auth(manager)
         )

@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 AGENT_SENT = "/ws/agent: frames the service sends"
 AGENT_RECEIVED = "/ws/agent: messages the console sends"
 CTI_SENT = "/ws/cti: frames the service sends"
-COORDINATOR_SENT = "/ws/coordinator: frames the service sends"
+ADMIN_SENT = "/ws/admin: frames the service sends"
 
 
 def documented() -> dict[str, set[str]]:
@@ -44,9 +44,9 @@ def tags(union: object) -> set[str]:
 def test_every_frame_union_member_has_one_type_literal() -> None:
     assert tags(frames.AgentFrame) >= {"hello", "offer", "surge.joined", "error"}
     assert tags(frames.CtiFrame) >= {"hello", "call.offered", "error"}
-    assert tags(frames.CoordinatorFrame) >= {"hello", "hotspot", "error"}
+    assert tags(frames.AdminFrame) >= {"hello", "gap.raised", "hotspot", "error"}
     assert tags(frames.Frame) == (
-        tags(frames.AgentFrame) | tags(frames.CtiFrame) | tags(frames.CoordinatorFrame)
+        tags(frames.AgentFrame) | tags(frames.CtiFrame) | tags(frames.AdminFrame)
     )
 
 
@@ -55,7 +55,7 @@ def test_every_frame_union_member_has_one_type_literal() -> None:
     [
         (AGENT_SENT, frames.AgentFrame),
         (CTI_SENT, frames.CtiFrame),
-        (COORDINATOR_SENT, frames.CoordinatorFrame),
+        (ADMIN_SENT, frames.AdminFrame),
         (AGENT_RECEIVED, typing.get_args(schemas.AgentMessage)[0]),
     ],
 )

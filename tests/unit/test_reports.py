@@ -168,6 +168,7 @@ def statements() -> dict[str, _Statement]:
         settings=Settings(_env_file=None),
     )
     serving, active, in_all = query.agents_statements()
+    gaps_raised, gaps_closed = query.gaps_statements()
     return {
         "hours": query.hours_statement(),
         "helped": query.helped_statement(),
@@ -180,6 +181,8 @@ def statements() -> dict[str, _Statement]:
         "surges": query.surges_statement(),
         "unique_callers": query.callers_statement(by_city=True),
         "unique_callers_in_all": query.callers_statement(by_city=False),
+        "gaps_raised": gaps_raised,
+        "gaps_closed": gaps_closed,
     }
 
 

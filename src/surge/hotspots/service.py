@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from surge.calls.lifecycle import CallStatus
 from surge.calls.models import Call
-from surge.events import Announce, to_coordinators
+from surge.events import Announce, to_admins
 from surge.hotspots.detection import Hotspot, Rules, Ticket, appeared, detect, question_terms
 from surge.loops import run_forever
 from surge.scripts.classification import Classification
@@ -171,7 +171,7 @@ class HotspotWatch:
             log.info("hotspots appeared: %s", ", ".join(spot.key for spot in new))
             await self._announce(
                 [
-                    to_coordinators(frames.hotspot(at=now, item=item(spot, self._classification)))
+                    to_admins(None, frames.hotspot(at=now, item=item(spot, self._classification)))
                     for spot in new
                 ]
             )

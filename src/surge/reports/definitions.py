@@ -20,6 +20,7 @@ class Unit(StrEnum):
 
     CALLS = "calls"
     CALLERS = "callers"
+    COUNT = "count"  # things that are not calls (knowledge gaps)
     SHARE = "share"
     SECONDS = "seconds"
     HOURS = "hours"
@@ -344,6 +345,30 @@ CITY = _catalogue(
         "The city's own staffing as configured (cities.json).",
         columns=("seats",),
     ),
+    Metric(
+        "gaps_raised",
+        "口径缺口反馈量",
+        "Knowledge gaps raised",
+        Unit.COUNT,
+        "Knowledge gaps (questions the answer scripts did not cover) agents raised in the day on the city's calls, by any city's agents (counted by the day they were raised, not the call's).",
+        columns=("gaps_raised",),
+    ),
+    Metric(
+        "gaps_raised_for_others",
+        "为他市反馈口径缺口量",
+        "Gaps raised for other cities",
+        Unit.COUNT,
+        "Knowledge gaps this city's agents raised in the day on other cities' calls (as helpers).",
+        columns=("gaps_raised", "helper"),
+    ),
+    Metric(
+        "gaps_closed",
+        "口径缺口答复量",
+        "Knowledge gaps closed",
+        Unit.COUNT,
+        "Knowledge gaps of the city whose group a publish of its scripts answered in the day (answers_gaps), whenever they were raised.",
+        columns=("gaps_closed",),
+    ),
 )
 
 HELPER = _catalogue(
@@ -442,6 +467,14 @@ HELPER = _catalogue(
         Unit.TEXT,
         "Surges for this host, active in the day, with the helper in an activated wave.",
         columns=("surge_id",),
+    ),
+    Metric(
+        "gaps_raised",
+        "反馈口径缺口量",
+        "Knowledge gaps raised",
+        Unit.COUNT,
+        "Knowledge gaps the helper's agents raised in the day on the host's calls.",
+        columns=("gaps_raised",),
     ),
 )
 

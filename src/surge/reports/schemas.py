@@ -97,6 +97,7 @@ class HelperContribution(BaseModel):
     agents: int
     stale_tickets: int
     surges: list[int]
+    gaps_raised: int
 
 
 class StaffingHour(BaseModel):
@@ -168,6 +169,9 @@ class CityDay(BaseModel):
     agents_active: int
     seats_active: int
     seats: int
+    gaps_raised: int
+    gaps_raised_for_others: int
+    gaps_closed: int
     helpers: list[HelperContribution]
     hourly: list[HourFigures]
     staffing: Staffing | None

@@ -1,6 +1,7 @@
 """The daily report, aggregated in the database.
 
-Seven grouped queries read the day's calls; none returns a row per call:
+Seven grouped queries read the day's calls, an eighth the day's knowledge gaps; none returns a
+row per call:
 
 1. per city and local hour: counts and sums (received, answered, abandoned, waits, handling...);
 2. per host and helper city: the calls helpers answered, with their waits and handling;
@@ -8,7 +9,8 @@ Seven grouped queries read the day's calls; none returns a row per call:
 4. distinct agents: per call city (seats serving), per agent city (agents active), in all;
 5. the nearest-rank 90th-percentile wait per city and province-wide (window functions);
 6. the surges active in the day, with their activated helper cities;
-7. distinct callers (by the day's caller key, never the number) per city and province-wide.
+7. distinct callers (by the day's caller key, never the number) per city and province-wide;
+8. knowledge gaps raised in the day per host and raising city, and closed in the day per host.
 
 Python then adds up at most cities x hours rows and derives the rates. Every figure is defined in
 `surge.reports.definitions`, with the columns it is computed from. Every column is labelled and
@@ -47,6 +49,7 @@ from surge.reports.schemas import (
 )
 from surge.scripts import stale
 from surge.scripts.classification import Classification, Kind
+from surge.scripts.models import ScriptGap, ScriptGapGroup
 from surge.seats.models import Agent
 from surge.settings import Settings
 from surge.surges.models import Surge, SurgeWave, SurgeWaveCity
@@ -216,6 +219,8 @@ class _Figures:
     wait_p90_s: dict[str | None, float]
     surges: dict[tuple[str, str], list[int]]
     unique_callers: dict[str | None, int]
+    gaps_raised: dict[tuple[str, str], int]  # (host, the raising agent's city) -> gaps
+    gaps_closed: dict[str, int]  # host -> gaps whose group a publish answered in the day
 
 
 def _labelled(columns: Mapping[str, Any]) -> list[Label[Any]]:
@@ -483,6 +488,41 @@ class _Query:
                 surges[(host, helper)].append(surge_id)
         return surges
 
+    def gaps_statements(self) -> tuple[_Statement, _Statement]:
+        """Knowledge gaps raised in the day per host and raising agent's city; gaps of each
+        host whose group a publish answered in the day."""
+        start, end = self.day.start, self.day.end
+        raised = (
+            select(
+                ScriptGap.city_code.label("host"),
+                ScriptGap.agent_city.label("helper"),
+                func.count().label("gaps_raised"),
+            )
+            .where(ScriptGap.raised_at >= start, ScriptGap.raised_at < end)
+            .group_by(ScriptGap.city_code, ScriptGap.agent_city)
+        )
+        closed = (
+            select(ScriptGap.city_code.label("host"), func.count().label("gaps_closed"))
+            .join(ScriptGapGroup, ScriptGapGroup.id == ScriptGap.group_id)
+            .where(ScriptGapGroup.answered_at >= start, ScriptGapGroup.answered_at < end)
+            .group_by(ScriptGap.city_code)
+        )
+        if self.city is not None:
+            raised = raised.where(
+                or_(ScriptGap.city_code == self.city, ScriptGap.agent_city == self.city)
+            )
+            closed = closed.where(ScriptGap.city_code == self.city)
+        return raised, closed
+
+    async def gaps(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        raised, closed = self.gaps_statements()
+        by_pair = (await self.session.execute(raised)).mappings()
+        by_host = (await self.session.execute(closed)).mappings()
+        return (
+            {(row["host"], row["helper"]): int(row["gaps_raised"]) for row in by_pair},
+            {row["host"]: int(row["gaps_closed"]) for row in by_host},
+        )
+
 
 async def _figures(
     *,
@@ -514,9 +554,11 @@ async def _figures(
             p90 = group.create_task(run(lambda q: q.wait_p90()))
             surges = group.create_task(run(lambda q: q.surges()))
             callers = group.create_task(run(lambda q: q.unique_callers()))
+            gaps = group.create_task(run(lambda q: q.gaps()))
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None
     seats_active, agents_active, agents_in_all = agents_task.result()
+    gaps_raised, gaps_closed = gaps.result()
     return _Figures(
         hours=hours.result(),
         helped=helped.result(),
@@ -527,6 +569,8 @@ async def _figures(
         wait_p90_s=p90.result(),
         surges=surges.result(),
         unique_callers=callers.result(),
+        gaps_raised=gaps_raised,
+        gaps_closed=gaps_closed,
     )
 
 
@@ -574,6 +618,7 @@ def _helpers(
 ) -> list[HelperContribution]:
     helpers = {helper for (h, helper) in figures.helped if h == host.code}
     helpers |= {helper for (h, helper) in figures.surges if h == host.code}
+    helpers |= {helper for (h, helper) in figures.gaps_raised if h == host.code != helper}
     rows = []
     for code in helpers:
         helped = figures.helped.get((host.code, code), _Helped())
@@ -591,6 +636,7 @@ def _helpers(
                 agents=helped.helper_agents,
                 stale_tickets=helped.helper_stale,
                 surges=figures.surges.get((host.code, code), []),
+                gaps_raised=figures.gaps_raised.get((host.code, code), 0),
             )
         )
     return sorted(rows, key=lambda row: (-row.answered, row.code))
@@ -608,7 +654,10 @@ def _city_day(
     agents_active: int,
     seats_active: int,
     seats: int,
+    gaps: tuple[int, int, int],
 ) -> CityDay:
+    """One city's (or the province's) row; `gaps`: raised on its calls, raised by its agents
+    on other cities' calls, closed."""
     consultation = kinds.get(Kind.CONSULTATION.value, (0, 0.0))
     other = kinds.get(Kind.OTHER.value, (0, 0.0))
     return CityDay(
@@ -651,6 +700,9 @@ def _city_day(
         agents_active=agents_active,
         seats_active=seats_active,
         seats=seats,
+        gaps_raised=gaps[0],
+        gaps_raised_for_others=gaps[1],
+        gaps_closed=gaps[2],
         helpers=[],
         hourly=[],
         staffing=None,
@@ -694,6 +746,13 @@ async def daily(
             agents_active=figures.agents_active.get(code, 0),
             seats_active=figures.seats_active.get(code, 0),
             seats=info.seats,
+            gaps=(
+                sum(n for (host, _), n in figures.gaps_raised.items() if host == code),
+                sum(
+                    n for (host, helper), n in figures.gaps_raised.items() if helper == code != host
+                ),
+                figures.gaps_closed.get(code, 0),
+            ),
         )
         row.helpers = _helpers(info, tally.answered, figures, cities)
         row.hourly = _hourly(when, figures.hours.get(code, {}))
@@ -731,6 +790,11 @@ async def daily(
             agents_active=figures.agents_in_all,
             seats_active=figures.agents_in_all,
             seats=sum(info.seats for info in cities.values()),
+            gaps=(
+                sum(figures.gaps_raised.values()),
+                sum(n for (host, helper), n in figures.gaps_raised.items() if helper != host),
+                sum(figures.gaps_closed.values()),
+            ),
         )
         province.helpers = [helper for row in rows for helper in row.helpers]
         province.hourly = _hourly(when, hours)

@@ -17,8 +17,8 @@ from surge.errors import BadRequest, Forbidden
 from surge.reports.schemas import ReportDay, check_day
 from surge.reports.service import Day
 from surge.schemas import NO_NUL
+from surge.scripts import gaps, stale, transfer
 from surge.scripts import service as scripts_service
-from surge.scripts import stale, transfer
 from surge.scripts.models import ScriptVersion
 from surge.scripts.schemas import (
     MAX_ENTRIES,
@@ -26,6 +26,8 @@ from surge.scripts.schemas import (
     AgentVersion,
     CategoryRead,
     ChangedEntry,
+    GapGroupRead,
+    GapStatus,
     RollbackRequest,
     ScriptBookCreate,
     ScriptBookRead,
@@ -47,6 +49,8 @@ router = APIRouter(
         errors.UnknownCity,
         errors.UnknownCategory,
         errors.StaleVersion,
+        errors.UnknownGap,
+        errors.GapAnswered,
     ),
 )
 
@@ -93,8 +97,10 @@ async def _publish(
     base_version: int | None,
     required: bool,
     rolled_back_from: int | None = None,
+    answers_gaps: list[int] | None = None,
 ) -> ScriptBookRead:
-    """Publish a checked book (the caller has checked the city and the publisher)."""
+    """Publish a checked book (the caller has checked the city and the publisher); the
+    knowledge-gap groups it answers are closed with it, or nothing is published."""
     surges = await runtime.surges.current()  # before the transaction takes a connection
     async with session.begin():
         published, out = await scripts_service.publish(
@@ -108,6 +114,9 @@ async def _publish(
             surges=surges,
             required=required,
             rolled_back_from=rolled_back_from,
+        )
+        out += await gaps.answer(
+            session=session, city=city, group_ids=answers_gaps or [], version=published.version
         )
     await runtime.gateway.announce(out)
     return _book(city, published)
@@ -155,13 +164,15 @@ async def publish_scripts(
     runtime: RuntimeDep,
 ) -> ScriptBookRead:
     """Publish a whole new version (give `base_version` to be told if someone published since;
-    `required`: serving agents get no more of the city's calls until they acknowledge it)."""
+    `required`: serving agents get no more of the city's calls until they acknowledge it;
+    `answers_gaps` to close the knowledge-gap groups it answers)."""
     await runtime.cities.require(city)
     scripts_service.check_publisher(principal, city)
     return await _publish(
         city, principal, session, runtime,
         entries=body.entries, note=body.note, base_version=body.base_version,
         required=body.required,
+        answers_gaps=body.answers_gaps,
     )  # fmt: skip
 
 
@@ -240,10 +251,7 @@ async def script_adoption(
     of them is held back (no offers of the city's calls until it acknowledges the required
     version)."""
     await runtime.cities.require(city)
-    if principal.role is not Role.COORDINATOR and (
-        principal.role is not Role.CITY_ADMIN or principal.city != city
-    ):
-        raise Forbidden(f"only the coordinator and the city admin of {city} see adoption")
+    _supervisor(principal, city, "adoption")
     cities = (await runtime.surges.current()).serving_cities(city)
     present = await runtime.state.present_agents(cities)
     current, required, agents = await scripts_service.adoption(
@@ -268,6 +276,29 @@ async def script_adoption(
             if v is None or v < current
         ],
     )
+
+
+def _supervisor(principal: Principal, city: str, what: str) -> None:
+    """Only the coordinator and the city's own admins see `what`."""
+    if principal.role is not Role.COORDINATOR and (
+        principal.role is not Role.CITY_ADMIN or principal.city != city
+    ):
+        raise Forbidden(f"only the coordinator and the city admin of {city} see {what}")
+
+
+@router.get("/cities/{city}/scripts/gaps", response_model=list[GapGroupRead])
+async def list_gaps(
+    city: CityCode,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    status: Annotated[GapStatus, Query(description="open (default) or answered")] = GapStatus.OPEN,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[GapGroupRead]:
+    """The knowledge gaps agents raised on the city's calls, grouped by similar question."""
+    await runtime.cities.require(city)
+    _supervisor(principal, city, "its knowledge gaps")
+    return await gaps.groups(session=session, city=city, status=status, limit=limit)
 
 
 _MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json"}

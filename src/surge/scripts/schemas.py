@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
@@ -11,6 +12,7 @@ from surge.db import INTEGER_MAX
 from surge.schemas import RequestModel
 
 MAX_ENTRIES = 5000
+MAX_ANSWERED_GAPS = 200
 
 Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -43,6 +45,11 @@ class ScriptBookCreate(RequestModel):
     required: StrictBool = Field(
         default=False,
         description="agents serving the city get none of its calls until they acknowledge it",
+    )
+    answers_gaps: list[Annotated[StrictInt, Field(ge=1, le=INTEGER_MAX)]] = Field(
+        default_factory=list,
+        max_length=MAX_ANSWERED_GAPS,
+        description="open knowledge-gap groups of this city the new version answers",
     )
 
 
@@ -173,3 +180,24 @@ class CategoryRead(BaseModel):
     kind: str
     parent: str
     parent_name: str
+
+
+class GapStatus(StrEnum):
+    """A knowledge-gap group is open until a publish answers it."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+
+
+class GapGroupRead(BaseModel):
+    """Similar questions the city's scripts did not answer, raised by agents on its calls."""
+
+    id: int
+    city: str
+    question: str = Field(description="the representative: the first question of the group")
+    count: int = Field(description="gaps raised in the group")
+    first_at: datetime
+    last_at: datetime
+    cities: list[str] = Field(description="the home cities of the agents who raised them")
+    status: GapStatus
+    answered_version: int | None = Field(description="the version whose publish answered it")

@@ -1,5 +1,5 @@
 """The websockets: /ws/agent for consoles (local and cloud seats), /ws/cti for telephony and
-/ws/coordinator for the coordinator's dashboard."""
+/ws/admin for the city admins' and the coordinator's consoles."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from surge.errors import (
 )
 from surge.origins import origin_allowed
 from surge.runtime import Runtime
+from surge.scripts import gaps
 from surge.seats import frames
 from surge.seats import service as seats_service
 from surge.seats.frames import Frame
@@ -35,6 +36,8 @@ from surge.seats.schemas import (
     AgentMessage,
     CompleteMessage,
     DeclineMessage,
+    GapMessage,
+    GapReport,
     ScriptsAckMessage,
     StatusMessage,
     TransferMessage,
@@ -53,7 +56,7 @@ CLOSE_SERVER_ERROR = 1011
 CLEAN_CLOSES = frozenset({1000, 1001})
 
 
-async def _admit(websocket: WebSocket, token: str | None, role: Role) -> Principal | None:
+async def _admit(websocket: WebSocket, token: str | None, *roles: Role) -> Principal | None:
     """Accept the socket, check its origin, token and role; on failure say why, then close."""
     runtime: Runtime = websocket.app.state.runtime
     await websocket.accept()
@@ -71,8 +74,9 @@ async def _admit(websocket: WebSocket, token: str | None, role: Role) -> Princip
         principal = read_token(settings=runtime.settings, token=token)
         if not await runtime.users.admits(principal):
             raise Unauthorized(WITHDRAWN)
-        if principal.role is not role:
-            raise Forbidden(f"this socket is for the {role.value} role")
+        if principal.role not in roles:
+            named = " or ".join(role.value for role in roles)
+            raise Forbidden(f"this socket is for the {named} role")
     except SurgeError as exc:
         await websocket.send_text(
             orjson.dumps(frames.error(code=exc.code, message=exc.message)).decode()
@@ -131,9 +135,30 @@ async def _handle(runtime: Runtime, seat: seats_service.Seat, message: AgentMess
         await transitions.decline(seat=seat, offer_id=message.offer_id)
     elif isinstance(message, TransferMessage):
         await transitions.transfer(seat=seat, message=message)
+    elif isinstance(message, GapMessage):
+        await _raise_gap(runtime, seat, message.call_id, message, completed=False)
     else:
         assert isinstance(message, CompleteMessage)
         await transitions.complete(seat=seat, message=message)
+        if message.gap is not None:  # the ticket is closed: the gap comes with it
+            await _raise_gap(runtime, seat, message.call_id, message.gap, completed=True)
+
+
+async def _raise_gap(
+    runtime: Runtime, seat: seats_service.Seat, call_id: int, gap: GapReport, *, completed: bool
+) -> None:
+    """Tell the host of the call in hand that its scripts do not answer a question."""
+    async with runtime.sessions() as session:
+        host = await gaps.call_in_hand(
+            session=session, state=runtime.state, agent_id=seat.agent_id, call_id=call_id,
+            completed=completed,
+        )  # fmt: skip
+    async with runtime.sessions() as session, session.begin():
+        out = await gaps.raise_gap(
+            session=session, host=host, call_id=call_id, agent_id=seat.agent_id,
+            agent_city=seat.city, question=gap.question, note=gap.note,
+        )  # fmt: skip
+    await runtime.gateway.announce(out)
 
 
 async def _leave(runtime: Runtime, seat: seats_service.Seat, *, said_goodbye: bool) -> None:
@@ -224,6 +249,18 @@ async def agent_socket(websocket: WebSocket, token: str | None = None) -> None:
             sockets.dec()
 
 
+async def _read_only(websocket: WebSocket, connection: Connection) -> None:
+    """Answer every message of a stream that only sends with an `error`, until it closes."""
+    while True:
+        try:
+            _text(await websocket.receive())
+        except TextFramesOnly as exc:
+            connection.send(frames.error(code=exc.code, message=exc.message))
+            continue
+        refusal = "this stream only sends; use the HTTP API to act"
+        connection.send(frames.error(code="read_only", message=refusal))
+
+
 async def _read_only_stream(
     websocket: WebSocket,
     connection: Connection,
@@ -239,17 +276,7 @@ async def _read_only_stream(
     streams[connection.id] = connection
     connection.send(hello)
     try:
-        while True:
-            try:
-                _text(await websocket.receive())
-            except TextFramesOnly as exc:
-                connection.send(frames.error(code=exc.code, message=exc.message))
-                continue
-            connection.send(
-                frames.error(
-                    code="read_only", message="this stream only sends; use the HTTP API to act"
-                )
-            )
+        await _read_only(websocket, connection)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -271,15 +298,15 @@ async def cti_socket(websocket: WebSocket, token: str | None = None) -> None:
     await _read_only_stream(websocket, connection, runtime.gateway.cti, hello, stream="cti")
 
 
-@router.websocket("/ws/coordinator")
-async def coordinator_socket(websocket: WebSocket, token: str | None = None) -> None:
-    """A coordinator's stream: the province-wide alerts (`hotspot`)."""
-    principal = await _admit(websocket, token, Role.COORDINATOR)
+@router.websocket("/ws/admin")
+async def admin_socket(websocket: WebSocket, token: str | None = None) -> None:
+    """A city admin's stream (its city's events) or the coordinator's (every city's, and the
+    province-wide alerts: `hotspot`)."""
+    principal = await _admit(websocket, token, Role.CITY_ADMIN, Role.COORDINATOR)
     if principal is None:
         return
     runtime: Runtime = websocket.app.state.runtime
-    connection = Connection(websocket, city=None, principal=principal)
-    hello = frames.coordinator_hello()
-    await _read_only_stream(
-        websocket, connection, runtime.gateway.coordinators, hello, stream="coordinator"
-    )
+    city = principal.city if principal.role is Role.CITY_ADMIN else None
+    connection = Connection(websocket, city=city, principal=principal)
+    hello = frames.admin_hello(role=principal.role.value, city=city)
+    await _read_only_stream(websocket, connection, runtime.gateway.admins, hello, stream="admin")

@@ -1,11 +1,11 @@
 """The websocket protocol: every frame the service sends on `/ws/agent`, `/ws/cti` and
-`/ws/coordinator`, and what it receives.
+`/ws/admin`, and what it receives.
 
 Each frame is a TypedDict whose `type` is a `Literal`, built only by the keyword-only function
 below it, so a frame missing a field does not type-check. The keys are the wire format
 (docs/PROTOCOL.md documents each frame; tests/unit/test_protocol.py keeps the two in step).
 What an agent's console sends is validated by `surge.seats.schemas.agent_message`
-(`AgentMessage`, re-exported here); the telephony and coordinator streams receive nothing.
+(`AgentMessage`, re-exported here); the telephony and admin streams receive nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from surge.seats.schemas import (
     AgentMessage,
     CompleteMessage,
     DeclineMessage,
+    GapMessage,
     ScriptsAckMessage,
     StatusMessage,
     TransferMessage,
@@ -31,6 +32,7 @@ __all__ = [
     "AgentMessage",
     "CompleteMessage",
     "DeclineMessage",
+    "GapMessage",
     "ScriptsAckMessage",
     "StatusMessage",
     "TransferMessage",
@@ -383,6 +385,41 @@ def notice(
     return frame
 
 
+class GapRecorded(TypedDict):
+    """The agent's knowledge gap (a question the scripts do not answer) reached the host."""
+
+    type: Literal["gap.recorded"]
+    call_id: int
+    city: str
+    question: str
+
+
+def gap_recorded(*, call_id: int, city: str, question: str) -> GapRecorded:
+    """The agent's `gap.recorded`."""
+    return {"type": "gap.recorded", "call_id": call_id, "city": city, "question": question}
+
+
+class GapAnswered(TypedDict):
+    """A question the agent raised is answered by the host's scripts from `version` on."""
+
+    type: Literal["gap.answered"]
+    city: str
+    version: int
+    call_id: int
+    question: str
+
+
+def gap_answered(*, city: str, version: int, call_id: int, question: str) -> GapAnswered:
+    """The raising agent's `gap.answered`."""
+    return {
+        "type": "gap.answered",
+        "city": city,
+        "version": version,
+        "call_id": call_id,
+        "question": question,
+    }
+
+
 # -- /ws/cti -------------------------------------------------------------------------------------
 
 
@@ -575,19 +612,55 @@ def cti_call_unreached(*, call_id: int, at: float, attempts: int) -> CtiCallUnre
     return {"type": "call.unreached", "call_id": call_id, "at": iso(at), "attempts": attempts}
 
 
-# -- /ws/coordinator -----------------------------------------------------------------------------
+# -- /ws/admin -----------------------------------------------------------------------------------
 
 
-class CoordinatorHello(TypedDict):
-    """The first frame on a coordinator's stream."""
+class AdminHello(TypedDict):
+    """The first frame on an admin stream: the role and the city it follows (None: all)."""
 
     type: Literal["hello"]
-    role: Literal["coordinator"]
+    role: str
+    city: str | None
 
 
-def coordinator_hello() -> CoordinatorHello:
-    """The coordinator stream's `hello`."""
-    return {"type": "hello", "role": "coordinator"}
+def admin_hello(*, role: str, city: str | None) -> AdminHello:
+    """The admin stream's `hello`."""
+    return {"type": "hello", "role": role, "city": city}
+
+
+class GapGroup(TypedDict):
+    """A group of similar knowledge gaps, as `GET /cities/{code}/scripts/gaps` lists it."""
+
+    id: int
+    city: str
+    question: str
+    count: int
+    first_at: str
+    last_at: str
+    cities: list[str]
+    status: str
+    answered_version: int | None
+
+
+class GapRaised(TypedDict):
+    """An agent raised a knowledge gap on one of the city's calls: its group as it now is."""
+
+    type: Literal["gap.raised"]
+    city: str
+    question: str
+    raised_by: str
+    group: GapGroup
+
+
+def gap_raised(*, question: str, raised_by: str, group: GapGroup) -> GapRaised:
+    """The host admins' `gap.raised`."""
+    return {
+        "type": "gap.raised",
+        "city": group["city"],
+        "question": question,
+        "raised_by": raised_by,
+        "group": group,
+    }
 
 
 # The hotspot item is also `GET /hotspots`'s response model: pydantic reads only the
@@ -641,6 +714,8 @@ AgentFrame = (
     | SurgeLeft
     | ScriptsUpdated
     | Notice
+    | GapRecorded
+    | GapAnswered
     | Error
 )
 """Every frame an agent's console receives."""
@@ -650,7 +725,7 @@ CtiFrame = (
     | CtiCallbackWithdrawn | CtiCallUnreached | Error
 )  # fmt: skip
 """Every frame a telephony stream receives."""
-CoordinatorFrame = CoordinatorHello | HotspotFrame | Error
-"""Every frame a coordinator's stream receives."""
-Frame = AgentFrame | CtiFrame | CoordinatorFrame
+AdminFrame = AdminHello | GapRaised | HotspotFrame | Error
+"""Every frame an admin stream (a city admin's or the coordinator's console) receives."""
+Frame = AgentFrame | CtiFrame | AdminFrame
 """Every frame the service sends."""

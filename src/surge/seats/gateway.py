@@ -131,7 +131,7 @@ class Gateway:
         self._shared = shared  # other instances may hold sockets: events must cross the bus
         self.agents: dict[int, Connection] = {}
         self.cti: dict[int, Connection] = {}
-        self.coordinators: dict[int, Connection] = {}
+        self.admins: dict[int, Connection] = {}  # city admins' and coordinators' streams
         self.on_surges_changed: Callable[[], None] = lambda: None
         self.on_holds_changed: Callable[[], None] = lambda: None
         self._probes: dict[str, asyncio.Event] = {}
@@ -190,8 +190,7 @@ class Gateway:
 
         A token newer than the directory's reading (verdict None) is judged at the next one.
         """
-        streams = (*self.agents.values(), *self.cti.values(), *self.coordinators.values())
-        for connection in streams:
+        for connection in (*self.agents.values(), *self.cti.values(), *self.admins.values()):
             if connection.close_code is None and verdict(connection.principal) is False:
                 connection.send(frames.error(code=Unauthorized.code, message=WITHDRAWN))
                 connection.close(CLOSE_UNAUTHORIZED)
@@ -277,10 +276,6 @@ class Gateway:
                 if agent.city == event["city"]:
                     agent.send(event["frame"])
             return False
-        if event["to"] == "coordinators":
-            for coordinator in self.coordinators.values():
-                coordinator.send(event["frame"])
-            return False  # coordinators may be connected to other instances too
         if event["to"] == "agent":
             connection = self.agents.get(event["agent_id"])
             if connection is None:
@@ -290,7 +285,11 @@ class Gateway:
             else:
                 connection.send(event["frame"])
             return True
-        for connection in self.cti.values():
-            if connection.city is None or connection.city == event["city"]:
+        streams = self.admins if event["to"] == "admins" else self.cti
+        city = event["city"]
+        for connection in streams.values():
+            # A stream following every city (the coordinator's, a province-wide telephony)
+            # gets every frame; one following a city, that city's.
+            if connection.city is None or (city is not None and connection.city == city):
                 connection.send(event["frame"])
-        return False  # telephony streams of this city may be connected elsewhere too
+        return False  # streams following this city may be connected elsewhere too

@@ -48,6 +48,21 @@ class DeclineMessage(_Message):
     offer_id: OfferId
 
 
+GAP_QUESTION_MAX = 500
+GAP_NOTE_MAX = 1000
+GapQuestion = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=GAP_QUESTION_MAX)
+]
+GapNote = Annotated[str, StringConstraints(strip_whitespace=True, max_length=GAP_NOTE_MAX)]
+
+
+class GapReport(RequestModel):
+    """A question the host's scripts do not answer (a knowledge gap), with an optional note."""
+
+    question: GapQuestion
+    note: GapNote | None = None
+
+
 class CompleteMessage(_Message):
     """The agent closes the ticket of the call in hand."""
 
@@ -58,6 +73,7 @@ class CompleteMessage(_Message):
     summary: Annotated[str, StringConstraints(max_length=4000)] | None = None
     script_version: StrictInt | None = Field(default=None, ge=1, le=INTEGER_MAX)
     script_key: Annotated[str, StringConstraints(max_length=64)] | None = None
+    gap: GapReport | None = None
 
 
 class TransferMessage(_Message):
@@ -78,13 +94,22 @@ class ScriptsAckMessage(_Message):
     version: StrictInt = Field(ge=0, le=INTEGER_MAX)
 
 
+class GapMessage(_Message, GapReport):
+    """The agent tells the host its scripts do not answer a question of the call in hand (or
+    of the call it is wrapping up)."""
+
+    type: Literal["gap"]
+    call_id: StrictInt = Field(ge=1, le=BIG_INTEGER_MAX)
+
+
 AgentMessage = Annotated[
     StatusMessage
     | AcceptMessage
     | DeclineMessage
     | CompleteMessage
     | TransferMessage
-    | ScriptsAckMessage,
+    | ScriptsAckMessage
+    | GapMessage,
     Field(discriminator="type"),
 ]
 agent_message = TypeAdapter[AgentMessage](AgentMessage)

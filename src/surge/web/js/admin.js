@@ -1,6 +1,8 @@
 // The city admin's console: edit and publish the city's answer-script book, the version history,
-// a side-by-side diff of two versions, rollback, CSV/JSON import and export, and who is behind.
+// a side-by-side diff of two versions, rollback, CSV/JSON import and export, who is behind, and the
+// knowledge gaps agents raised (a publish may answer them).
 import { ApiError, cityName, el, get, post, request } from "./api.js";
+import { gapsPanel } from "./gaps.js";
 import { add, language, onLanguage, t } from "./i18n.js";
 
 const FIELDS = ["key", "title", "question", "answer", "category_code", "tags"];
@@ -39,6 +41,7 @@ add({
     "admin.err.too_many_tags": "标签最多 20 个，每个最长 32 字", "admin.err.full": "口径本最多 5000 条",
     "admin.err.stale": "发布被拒绝：在您编辑期间有人发布了新版本。",
     "admin.err.category": "发布被拒绝：有条目的诉求分类代码不存在。",
+    "admin.err.gap": "发布被拒绝：勾选的口径缺口已被答复或不属于本市，请刷新后重试。",
     "admin.err.invalid": "内容不符合要求：", "admin.err.too_large": "文件或口径本太大：",
     "admin.err.forbidden": "无权执行此操作：", "admin.err.not_found": "未找到：", "admin.err.other": "操作失败（{status}）：",
     "admin.history": "版本历史", "admin.col_version": "版本", "admin.author": "发布人", "admin.time": "时间",
@@ -96,6 +99,7 @@ add({
     "admin.err.too_many_tags": "At most 20 tags of up to 32 characters", "admin.err.full": "A book has at most 5,000 entries",
     "admin.err.stale": "Not published: someone published a new version since you started editing.",
     "admin.err.category": "Not published: an entry's category code does not exist.",
+    "admin.err.gap": "Not published: a knowledge gap you ticked was answered already or is not this city's; reload and retry.",
     "admin.err.invalid": "The content is not valid:", "admin.err.too_large": "Too large:",
     "admin.err.forbidden": "Not allowed:", "admin.err.not_found": "Not found:", "admin.err.other": "It failed ({status}):",
     "admin.history": "Version history", "admin.col_version": "Version", "admin.author": "Author", "admin.time": "Time",
@@ -218,6 +222,7 @@ function attachmentName(header) {
 function showError(target, error) {
   const leads = {
     stale_version: "admin.err.stale", unknown_category: "admin.err.category", invalid_request: "admin.err.invalid",
+    unknown_gap: "admin.err.gap", gap_answered: "admin.err.gap",
     payload_too_large: "admin.err.too_large", forbidden: "admin.err.forbidden", not_found: "admin.err.not_found",
   };
   target.hidden = false;
@@ -313,6 +318,7 @@ export function mount(view, { who, banner }) {
   adoption.append(el("h2", { id: "adoption-title" }, el("span", { "data-i18n": "admin.adoption" }), " ", adoptionRefresh), adoptionBody);
 
   const transfer = buildTransfer();
+  const gaps = gapsPanel(city);
 
   // The diff and a version's content
   const diffFrom = el("select", { id: "diff-from", name: "from" });
@@ -329,7 +335,7 @@ export function mount(view, { who, banner }) {
   const dialog = buildRollbackDialog();
 
   view.append(el("div", { class: "admin-page" }, title, newer,
-    el("div", { class: "admin-grid" }, editor, el("div", { class: "admin-side" }, transfer.root, adoption)),
+    el("div", { class: "admin-grid" }, editor, el("div", { class: "admin-side" }, gaps.root, transfer.root, adoption)),
     history, diff, versionView, dialog.root));
 
   // --- the entry form ---------------------------------------------------------------------------
@@ -579,13 +585,16 @@ export function mount(view, { who, banner }) {
     }
     publishButton.disabled = true;
     try {
+      const answers = gaps.chosen();
       const published = await post(base, {
         entries: state.draft, note: note.value.trim() || null, base_version: state.book.version,
         required: required.checked,
+        ...(answers.length ? { answers_gaps: answers } : {}),
       });
       if (!state.alive) return;
       note.value = "";
       required.checked = false;
+      if (answers.length) gaps.reload();
       afterPublish(published, t("admin.published", { v: published.version, n: published.entry_count }));
     } catch (error) {
       if (!state.alive) return;
@@ -1123,6 +1132,7 @@ export function mount(view, { who, banner }) {
 
   return () => {
     state.alive = false;
+    gaps.stop();
     clearInterval(poll);
     clearTimeout(filterTimer);
     window.removeEventListener("beforeunload", unload);

@@ -29,6 +29,9 @@ add({
     "agent.required_text": "{city}答复口径第 {v} 版为必读版本：阅读确认前，暂不向您分配{city}来电。",
     "agent.required_changes": "本次变更：新增 {a} 条，修改 {c} 条，删除 {r} 条",
     "agent.required_show": "阅读{city}口径", "agent.required_done": "已确认阅读{city}答复口径第 {v} 版，恢复分配来电",
+    "agent.gap": "口径未覆盖", "agent.gap_title": "反馈口径未覆盖的问题（通话 #{id}）", "agent.gap_question": "来电人的问题",
+    "agent.gap_note": "备注（可选）", "agent.gap_send": "提交反馈", "agent.gap_cancel": "取消",
+    "agent.gap_recorded": "已反馈给{city}口径管理员：{q}", "agent.gap_answered": "{city}第 {v} 版答复口径已覆盖您反馈的问题：{q}",
   },
   en: {
     "agent.connection": "Connection", "agent.online": "Connected", "agent.reconnecting": "Network lost, reconnecting…",
@@ -56,6 +59,10 @@ add({
     "agent.required_text": "{city}'s answer scripts version {v} are required: no {city} calls are offered to you until you have read them.",
     "agent.required_changes": "What changed: {a} added, {c} changed, {r} removed",
     "agent.required_show": "Read {city}'s scripts", "agent.required_done": "You have read {city}'s answer scripts version {v}; calls are offered again",
+    "agent.gap": "Not in the scripts", "agent.gap_title": "A question the scripts do not answer (call #{id})",
+    "agent.gap_question": "The caller's question", "agent.gap_note": "Note (optional)", "agent.gap_send": "Send to the host",
+    "agent.gap_cancel": "Cancel", "agent.gap_recorded": "Sent to {city}'s script admins: {q}",
+    "agent.gap_answered": "{city}'s answer scripts version {v} now answer your question: {q}",
   },
 });
 
@@ -215,6 +222,13 @@ export function mount(view, { who, banner }) {
       case "notice":
         ui.notices.add(frame);
         break;
+      case "gap.recorded":
+        closeGap();
+        banner(t("agent.gap_recorded", { city: cityName(frame.city, lang()), q: frame.question }), "ok");
+        break;
+      case "gap.answered":
+        showGapAnswered(frame);
+        break;
       case "error":
         banner(`${frame.code}: ${frame.message}`, "error");
         break;
@@ -307,6 +321,7 @@ export function mount(view, { who, banner }) {
     ui.pause.disabled = state.presence === "break" || !!state.call;
     renderOffer();
     renderCall();
+    renderGap();
   }
 
   function renderOffer() {
@@ -452,9 +467,63 @@ export function mount(view, { who, banner }) {
   const search = el("input", { id: "script-search", type: "search", "data-i18n-label": "agent.search" });
   const badge = el("span", { id: "script-version", class: "pill" });
   const list = el("ol", { id: "script-entries", class: "entries" });
+  const gap = buildGapForm();
+  const answeredGaps = el("ul", { id: "gap-answers", class: "gap-answers", "aria-live": "polite" });
   ui.scripts.append(
-    el("h2", { id: "scripts-title" }, el("span", { "data-i18n": "agent.scripts" }), " ", el("span", { id: "scripts-city" }), " ", badge),
-    search, list);
+    el("h2", { id: "scripts-title" }, el("span", { "data-i18n": "agent.scripts" }), " ", el("span", { id: "scripts-city" }), " ", badge,
+      " ", gap.open),
+    gap.form, answeredGaps, search, list);
+
+  // --- knowledge gaps: a question of the call in hand that the scripts do not answer ----------
+  function buildGapForm() {
+    const open = el("button", { type: "button", id: "gap-open", class: "small", "data-i18n": "agent.gap", hidden: true });
+    const heading = el("h3", { id: "gap-title" });
+    const question = el("textarea", { id: "gap-question", name: "question", rows: 2, maxlength: 500, required: true });
+    const note = el("input", { id: "gap-note", name: "note", maxlength: 1000, autocomplete: "off" });
+    const cancel = el("button", { type: "button", id: "gap-cancel", "data-i18n": "agent.gap_cancel" });
+    const form = el("form", { id: "gap-form", class: "gap-form", "aria-labelledby": "gap-title", hidden: true },
+      heading,
+      el("label", { for: "gap-question", "data-i18n": "agent.gap_question" }), question,
+      el("label", { for: "gap-note", "data-i18n": "agent.gap_note" }), note,
+      el("div", { class: "actions" },
+        el("button", { type: "submit", id: "gap-send", class: "primary", "data-i18n": "agent.gap_send" }), cancel));
+    open.addEventListener("click", () => {
+      form.hidden = false;
+      question.focus();
+    });
+    cancel.addEventListener("click", closeGap);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const callId = gapCall();
+      if (!question.value.trim() || callId === null) return;
+      send({ type: "gap", call_id: callId, question: question.value.trim(), note: note.value.trim() || undefined });
+    });
+    return { open, form, heading, question, note };
+  }
+
+  // The call a gap may be raised on: the one connected, or the one being wrapped up.
+  function gapCall() {
+    if (state.call && !state.call.dialing) return state.call.id;
+    return state.wrapUp ? state.wrapUp.callId : null;
+  }
+
+  function renderGap() {
+    const callId = gapCall();
+    gap.open.hidden = callId === null;
+    if (callId === null) gap.form.hidden = true;
+    else gap.heading.textContent = t("agent.gap_title", { id: callId });
+  }
+
+  function closeGap() {
+    gap.form.hidden = true;
+    gap.form.reset();
+  }
+
+  function showGapAnswered(frame) {
+    const text = t("agent.gap_answered", { city: cityName(frame.city, lang()), v: frame.version, q: frame.question });
+    answeredGaps.prepend(el("li", { class: "notice ok", dataset: { version: frame.version } }, text));
+    banner(text, "info");
+  }
   let searchTimer = null;
   search.addEventListener("input", () => {
     clearTimeout(searchTimer);

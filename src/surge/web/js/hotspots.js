@@ -1,6 +1,6 @@
 // The coordinator's hot issues (热点预警): the categories and question terms whose share of the last
 // hour's tickets rose well above their baseline. Read from GET /hotspots when shown, every minute
-// and after each reconnection; a `hotspot` frame on /ws/coordinator adds one the moment it appears.
+// and after each reconnection; a `hotspot` frame on /ws/admin adds one the moment it appears.
 import { cityName, el, get, socketUrl } from "./api.js";
 import { add, language, t } from "./i18n.js";
 
@@ -63,7 +63,7 @@ export function hotspotsPanel({ banner }) {
   }
 
   function connect() {
-    const socket = new WebSocket(socketUrl("/ws/coordinator"));
+    const socket = new WebSocket(socketUrl("/ws/admin"));
     state.socket = socket;
     socket.addEventListener("open", () => {
       state.retry = 0;

@@ -123,6 +123,7 @@ function format(value, unit) {
     case "hours": return number(value, 2);
     case "calls":
     case "callers":
+    case "count":
     case "agents": return number(value);
     default: return String(value);
   }
