@@ -100,20 +100,21 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+async def admin_sql(statement: str) -> None:
+    """Run one statement on the local PostgreSQL's admin database (CREATE/DROP DATABASE)."""
+    engine = create_async_engine(make_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of this test session's own on the local PostgreSQL, migrated; dropped after."""
     name = f"surge_test_{uuid.uuid4().hex[:10]}"
     admin = make_url(PG_ADMIN_URL)
-
-    async def admin_sql(statement: str) -> None:
-        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
-
     try:
         in_thread(lambda: asyncio.run(admin_sql(f'CREATE DATABASE "{name}"')))
     except Exception as exc:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -38,6 +38,28 @@ async def shared(shared_backend: Backend) -> Backend:
 def via(request: pytest.FixtureRequest) -> str:
     """How a test's clients reach its instances: each directly, or through nginx."""
     return str(request.param)
+
+
+async def until_ready(
+    http: httpx.AsyncClient,
+    process: Process,
+    exited: Callable[[], Awaitable[str]],
+    *,
+    within_s: float,
+    name: str,
+) -> None:
+    """Wait for `GET /readyz` through `http` to answer 200; fail with `exited()` if `process`
+    ends first, or after `within_s`."""
+    for _ in range(int(within_s / 0.05)):
+        if process.returncode is not None:
+            raise RuntimeError(await exited())
+        try:
+            if (await http.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{name} did not become ready in {within_s} s")
 
 
 @asynccontextmanager
@@ -86,18 +108,12 @@ async def _serving(
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-            for _ in range(int(ready_s / 0.05)):
-                if process.returncode is not None:
-                    output = await asyncio.to_thread(log_path.read_text)
-                    raise RuntimeError(f"surge serve exited: {output[-2000:]}")
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError(f"surge serve did not become ready in {ready_s} s")
+
+            async def exited() -> str:
+                output = await asyncio.to_thread(log_path.read_text)
+                return f"surge serve exited: {output[-2000:]}"
+
+            await until_ready(http, process, exited, within_s=ready_s, name="surge serve")
             yield LiveService(settings=backend.settings(), base_url=base_url, http=http), process
     finally:
         if process.returncode is None:
@@ -165,18 +181,12 @@ http {{
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
-            for _ in range(200):
-                if process.returncode is not None:
-                    assert process.stderr is not None
-                    raise RuntimeError(f"nginx exited: {(await process.stderr.read()).decode()}")
-                try:
-                    if (await http.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("nginx did not answer in 10 s")
+
+            async def exited() -> str:
+                assert process.stderr is not None
+                return f"nginx exited: {(await process.stderr.read()).decode()}"
+
+            await until_ready(http, process, exited, within_s=10, name="nginx")
         yield base_url
     finally:
         if process.returncode is None:

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from surge import migrate
 from surge.auth.models import Role
 from tests.api.test_reports import load_the_day
-from tests.conftest import PG_ADMIN_URL, Backend, make_backend, unavailable
+from tests.conftest import PG_ADMIN_URL, Backend, admin_sql, make_backend, unavailable
 from tests.helpers import run_service, seed
 from tests.integration.conftest import SURGE
 
@@ -379,15 +377,6 @@ async def unmigrated_database(kind: str, tmp_path: Path) -> AsyncIterator[dict[s
         return
     name = f"surge_empty_{uuid.uuid4().hex[:10]}"
     admin = make_url(PG_ADMIN_URL)
-
-    async def admin_sql(statement: str) -> None:
-        engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
-
     try:
         await admin_sql(f'CREATE DATABASE "{name}"')
     except Exception as exc:

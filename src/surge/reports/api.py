@@ -3,7 +3,7 @@ ledger, the same formats) and GET /reports/exports."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import select
@@ -34,6 +34,17 @@ router = APIRouter(
     tags=["reports"], responses=errors.responses(errors.Forbidden, errors.UnknownCity)
 )
 
+
+def _files(description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answer of a route that also serves CSV and XLSX files."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    content = {
+        "text/csv": {"schema": {"type": "string"}},
+        export.MEDIA_TYPES[ReportFormat.XLSX]: binary,
+    }
+    return {200: {"content": content, "description": description}}
+
+
 Reader = Annotated[Principal, Depends(require_role(Role.COORDINATOR, Role.CITY_ADMIN))]
 Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 
@@ -41,17 +52,7 @@ Coordinator = Annotated[Principal, Depends(require_role(Role.COORDINATOR))]
 @router.get(
     "/reports/daily",
     response_model=DailyReport,
-    responses={
-        200: {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                export.MEDIA_TYPES[ReportFormat.XLSX]: {
-                    "schema": {"type": "string", "format": "binary"}
-                },
-            },
-            "description": "The report: JSON, one part as CSV, or the whole as XLSX",
-        }
-    },
+    responses=_files("The report: JSON, one part as CSV, or the whole as XLSX"),
 )
 async def daily_report(
     principal: Reader,
@@ -94,17 +95,7 @@ async def daily_report(
 @router.get(
     "/reports/ledger",
     response_model=Ledger,
-    responses={
-        200: {
-            "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                export.MEDIA_TYPES[ReportFormat.XLSX]: {
-                    "schema": {"type": "string", "format": "binary"}
-                },
-            },
-            "description": "The ledger: JSON, one part as CSV, or the whole as XLSX",
-        }
-    },
+    responses=_files("The ledger: JSON, one part as CSV, or the whole as XLSX"),
 )
 async def ledger(
     principal: Reader,
