@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Float, Integer, MetaData, cast, event, func
+from sqlalchemy import DateTime, Float, MetaData, cast, event, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -72,19 +72,24 @@ Column = ColumnElement[Any] | QueryableAttribute[Any]
 """A column or a column expression, as SQL functions take them."""
 
 
+_MS_PER_DAY = 86_400_000
+_UNIX_EPOCH_MS = 210_866_760_000_000  # 1970-01-01T00:00Z as milliseconds of the Julian day
+
+
 def epoch_seconds(dialect: str, moment: Column) -> ColumnElement[float]:
     """A UTC timestamp column as seconds since 1970, in the database's own date arithmetic.
 
-    SQLite: whole seconds from strftime('%s') plus the milliseconds of strftime('%f'), exact to
-    the millisecond (julianday() would be off by up to ~0.1 ms, enough to move a call received
-    on the hour into the hour before).
+    SQLite keeps a time as whole milliseconds of the Julian day: julianday() is that count
+    divided out (off by up to ~0.1 ms, enough to move a call received on the hour into the hour
+    before), so it is multiplied back and rounded to the exact millisecond. (strftime's '%s'
+    and '%f' round a time within half a millisecond of the next second differently, one up and
+    one not, which put such a time a whole second late.)
     """
     if dialect == "postgresql":
         # date_part gives a double precision; EXTRACT gives a slower numeric since PostgreSQL 14.
         return cast(func.date_part("epoch", moment), Float)
-    whole = cast(func.strftime("%s", moment), Float)
-    fraction = cast(func.strftime("%f", moment), Float) - cast(func.strftime("%S", moment), Integer)
-    return whole + fraction
+    milliseconds = func.round(func.julianday(moment) * _MS_PER_DAY) - _UNIX_EPOCH_MS
+    return cast(milliseconds / 1000.0, Float)
 
 
 def seconds_between(dialect: str, later: Column, earlier: Column) -> ColumnElement[float]:

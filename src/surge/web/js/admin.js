@@ -11,6 +11,7 @@ const MAX_ENTRIES = 5000;
 const MAX_TAGS = 20;
 const SHOWN_ROWS = 300; // a 5,000-entry book stays responsive: filter to find the rest
 const POLL_MS = 15000;
+const RETRY_MS = 3000; // a failed read of the categories is tried again after this
 
 add({
   zh: {
@@ -1071,12 +1072,26 @@ export function mount(view, { who, banner }) {
   adoptionRefresh.addEventListener("click", loadAdoption);
 
   // --- start ----------------------------------------------------------------------------------------
+  async function loadCategories() {
+    while (state.alive) {
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      try {
+        state.categories = await get("/categories");
+      } catch {
+        continue;
+      }
+      if (state.alive) renderAll(); // an open entry form gets its list
+      return;
+    }
+  }
+
   async function start() {
     renderHeader();
     historyBody.replaceChildren(el("p", { class: "muted" }, t("admin.loading")));
-    const [book, categories] = await Promise.all([get(base), get("/categories").catch(() => [])]);
+    const [book, categories] = await Promise.all([get(base), get("/categories").catch(() => null)]);
     if (!state.alive) return;
-    state.categories = categories;
+    if (categories) state.categories = categories;
+    else loadCategories(); // the entry form's list must not stay empty for one failed read
     setBook(book);
     const stored = JSON.parse(sessionStorage.getItem(draftKey) || "null");
     if (stored && Array.isArray(stored.entries)) {
