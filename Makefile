@@ -64,10 +64,11 @@ TEST_WORKERS ?= 2
 test: lint browser
 	$(BIN)/pytest -m "not slow" -q -n $(TEST_WORKERS) --dist worksteal
 
-## faults: the long fault rounds (needs Postgres, Redis and redis-server); `make test` runs
-## the short ones
+## faults: the long fault rounds (needs Postgres, Redis and redis-server) and the two-instance
+## tests through nginx; `make test` runs the short ones
 faults: $(DEV_STAMP)
-	$(BIN)/pytest -m slow -q -s tests/integration/test_state_loss.py tests/integration/test_kill9.py
+	$(BIN)/pytest -m slow -q -s tests/integration/test_state_loss.py tests/integration/test_kill9.py \
+		tests/integration/test_instances.py tests/integration/test_supervision_instances.py
 
 ## bench: the load tests with their full figures (needs Postgres + Redis)
 bench: $(DEV_STAMP)

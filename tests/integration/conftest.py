@@ -40,6 +40,13 @@ def via(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# The two-instance tests whose nginx run is in `make faults` only (`make test` keeps a call and
+# a publish through nginx, and tests/integration/test_nginx.py): 15-20 s each.
+NGINX_IN_FAULTS = pytest.mark.parametrize(
+    "via", ["direct", pytest.param("nginx", marks=pytest.mark.slow)]
+)
+
+
 async def until_ready(
     http: httpx.AsyncClient,
     process: Process,

@@ -14,7 +14,7 @@ from surge.auth.models import Role
 from surge.surges.roster import SURGES_TTL_S
 from tests.conftest import REDIS_URL, Backend, make_backend
 from tests.helpers import Console, LiveService, seed
-from tests.integration.conftest import surge_process, two_instances
+from tests.integration.conftest import NGINX_IN_FAULTS, surge_process, two_instances
 
 NANJING = "320100"
 XUZHOU = "320300"
@@ -55,6 +55,7 @@ async def test_a_call_posted_to_one_instance_reaches_an_agent_on_the_other(
             assert again.json()["id"] == call["id"]
 
 
+@NGINX_IN_FAULTS
 async def test_two_instances_never_offer_a_call_twice(
     shared: Backend, tmp_path: Path, via: str
 ) -> None:
@@ -192,6 +193,7 @@ async def test_a_publish_reaches_agents_on_every_instance(
                 assert update["changes"]["added"] == ["testing"]
 
 
+@NGINX_IN_FAULTS
 async def test_a_surge_started_on_one_instance_is_served_on_the_other_within_the_ttl(
     shared: Backend, tmp_path: Path, via: str
 ) -> None:
@@ -216,6 +218,7 @@ async def test_a_surge_started_on_one_instance_is_served_on_the_other_within_the
             assert (joined["surge_id"], joined["host_city"]) == (started.json()["id"], NANJING)
 
 
+@NGINX_IN_FAULTS
 async def test_two_instances_never_put_a_helper_over_its_quota(
     shared: Backend, tmp_path: Path, via: str
 ) -> None:
@@ -271,6 +274,7 @@ async def test_two_instances_never_put_a_helper_over_its_quota(
         assert sorted(answered) == [call["id"] for call in posted]
 
 
+@NGINX_IN_FAULTS
 async def test_ending_a_surge_on_one_instance_revokes_offers_held_on_the_other(
     shared: Backend, tmp_path: Path, via: str
 ) -> None:

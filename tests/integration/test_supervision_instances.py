@@ -10,11 +10,12 @@ from websockets.exceptions import ConnectionClosed
 
 from surge.auth.models import Role
 from tests.conftest import Backend
-from tests.integration.conftest import two_instances
+from tests.integration.conftest import NGINX_IN_FAULTS, two_instances
 
 NANJING = "320100"
 
 
+@NGINX_IN_FAULTS
 async def test_a_logout_and_a_notice_reach_consoles_on_another_instance(
     shared: Backend, tmp_path: Path, via: str
 ) -> None:
