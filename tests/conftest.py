@@ -1,8 +1,10 @@
 """Fixtures shared by every suite: the two backends, isolated per test, and a live service.
 
 Backends: `embedded` (SQLite file + in-process state) and `postgres` (a database of its own on the
-local PostgreSQL + a Redis key prefix of its own). Outside CI an unreachable server skips the
-Postgres tests; with CI=true it fails them, so CI never passes by skipping.
+local PostgreSQL + a Redis key prefix of its own); `cluster` is `postgres` with the hot state on a
+three-master Redis Cluster the session starts for itself (`redis_cluster`). Outside CI an
+unreachable server skips the Postgres tests; with CI=true it fails them, so CI never passes by
+skipping.
 """
 
 from __future__ import annotations
@@ -10,23 +12,26 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio import RedisCluster
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from surge import migrate
 from surge.settings import Settings
-from tests.helpers import LiveService, run_service
+from surge.state.redis import ClusterClient
+from tests.helpers import LiveService, private_cluster, run_service
 
 T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get(
@@ -63,6 +68,7 @@ class Backend:
     database_url: str
     redis_url: str | None
     redis_prefix: str
+    redis_cluster: bool = False
 
     def settings(self, **overrides: object) -> Settings:
         """Settings for a service on this backend."""
@@ -70,6 +76,7 @@ class Backend:
             "database_url": self.database_url,
             "redis_url": self.redis_url,
             "redis_prefix": self.redis_prefix,
+            "redis_cluster": self.redis_cluster,
             "secret_key": "test-secret-key-0123456789abcdef",
             "environment": "production",
             # An agent is free at once after a ticket unless a test is about the wrap-up.
@@ -89,7 +96,32 @@ class Backend:
         }
         if self.redis_url:
             env["SURGE_REDIS_URL"] = self.redis_url
+        if self.redis_cluster:
+            env["SURGE_REDIS_CLUSTER"] = "true"
         return env
+
+
+def redis_client(url: str, *, cluster: bool, **options: Any) -> aioredis.Redis | RedisCluster:
+    """A client of the Redis at `url`: a cluster client when it is a node of a Redis Cluster."""
+    if cluster:
+        return ClusterClient.from_url(url, **options)
+    return aioredis.Redis.from_url(url, **options)
+
+
+def cluster_prefix() -> str:
+    """A key prefix of one test's own whose hash tag puts all its keys in one cluster slot."""
+    return f"{{surge-test-{uuid.uuid4().hex[:12]}}}:"
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A three-master Redis Cluster of this test session's own (a URL naming one node)."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(private_cluster(tmp_path_factory.mktemp("cluster")))
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            unavailable("a Redis Cluster (redis-server --cluster-enabled yes)", exc)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -135,8 +167,8 @@ async def _truncate(url: str) -> None:
         await engine.dispose()
 
 
-async def _drop_prefix(prefix: str) -> None:
-    client = aioredis.Redis.from_url(REDIS_URL)
+async def _drop_prefix(prefix: str, url: str = REDIS_URL, *, cluster: bool = False) -> None:
+    client = redis_client(url, cluster=cluster)
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
@@ -157,17 +189,23 @@ async def make_backend(
         yield Backend("embedded", f"sqlite+aiosqlite:///{database}", None, prefix)
         return
     url: str = request.getfixturevalue("postgres_url")
-    try:
-        client = aioredis.Redis.from_url(REDIS_URL)
-        await client.ping()
-        await client.aclose()
-    except Exception as exc:
-        unavailable("Redis", exc)
+    cluster = kind == "cluster"
+    if cluster:
+        redis_url: str = request.getfixturevalue("redis_cluster")
+        prefix = cluster_prefix()
+    else:
+        redis_url = REDIS_URL
+        try:
+            client = aioredis.Redis.from_url(REDIS_URL)
+            await client.ping()
+            await client.aclose()
+        except Exception as exc:
+            unavailable("Redis", exc)
     await _truncate(url)
     try:
-        yield Backend("postgres", url, REDIS_URL, prefix)
+        yield Backend(kind, url, redis_url, prefix, cluster)
     finally:
-        await _drop_prefix(prefix)
+        await _drop_prefix(prefix, redis_url, cluster=cluster)
 
 
 @pytest.fixture(params=["embedded", "postgres"])

@@ -8,13 +8,15 @@ import secrets
 import signal
 import socket
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 import redis.asyncio as aioredis
 import uvicorn
 import websockets
@@ -253,6 +255,81 @@ async def private_redis(directory: Path) -> AsyncIterator[PrivateRedis]:
         yield server
     finally:
         await server.kill()
+
+
+@contextmanager
+def private_cluster(directory: Path, *, masters: int = 3) -> Iterator[str]:
+    """A Redis Cluster of `masters` masters (no replicas) on free ports, keeping nothing, for
+    the block; yields a URL naming its first node (a cluster client finds the others).
+
+    Each node is `redis-server --cluster-enabled yes` with its config file in `directory`;
+    `redis-cli --cluster create` shares the slots out. The nodes are stopped at the end.
+    """
+    ports: set[int] = set()
+    while len(ports) < 2 * masters:  # each node's own port and its cluster bus port
+        ports.add(free_port())
+    nodes, buses = sorted(ports)[:masters], sorted(ports)[masters:]
+    processes: list[subprocess.Popen[bytes]] = []
+    clients = [redis.Redis(port=port, socket_connect_timeout=1) for port in nodes]
+    try:
+        for port, bus in zip(nodes, buses, strict=True):
+            processes.append(
+                subprocess.Popen(
+                    [
+                        "redis-server",
+                        *("--port", str(port), "--cluster-port", str(bus), "--bind", "127.0.0.1"),
+                        *("--cluster-enabled", "yes", "--dir", str(directory)),
+                        *("--cluster-config-file", f"nodes-{port}.conf"),
+                        *("--save", "", "--appendonly", "no"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        _until(lambda: all(_answers(client) for client in clients), "the nodes did not start")
+        created = subprocess.run(
+            [
+                *("redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in nodes)),
+                *("--cluster-replicas", "0", "--cluster-yes"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}")
+        _until(
+            lambda: all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients),
+            "the cluster did not reach cluster_state:ok",
+        )
+        yield f"redis://127.0.0.1:{nodes[0]}/0"
+    finally:
+        for client in clients:
+            client.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, OSError):
+        return False
+
+
+def _until(condition: Callable[[], bool], failure: str, *, within_s: float = 20) -> None:
+    """Poll `condition` (blocking: the cluster starts before any event loop needs it)."""
+    for _ in range(int(within_s / 0.05)):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(failure)
 
 
 PROTOCOL_DOC = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"

@@ -22,13 +22,21 @@ from surge.surges.roster import SurgeRoster
 
 
 def make_state(settings: Settings) -> HotState:
-    """The hot state the settings ask for: Redis when `SURGE_REDIS_URL` is set, else in-process."""
+    """The hot state the settings ask for: Redis (a Redis Cluster with `SURGE_REDIS_CLUSTER`)
+    when `SURGE_REDIS_URL` is set, else in-process."""
     if settings.redis_url is None:
         from surge.state.memory import InMemoryState
 
         return InMemoryState()
-    from surge.state.redis import RedisState
+    from surge.state.redis import ClusterClient, RedisState
 
+    if settings.redis_cluster:
+        # The URL names one node: the client learns the others and which one holds the slot.
+        # Its pools are per node, and refuse rather than wait once full.
+        cluster = ClusterClient.from_url(
+            settings.redis_url, max_connections=settings.redis_max_connections
+        )
+        return RedisState(cluster, prefix=settings.redis_prefix)
     # A blocking pool: under load a request waits for a connection instead of failing at once.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, timeout=10

@@ -21,6 +21,21 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from surge.origins import normal_origin
 
+CLUSTER_PREFIX = "{surge}:"
+"""The key prefix on a Redis Cluster unless one is given: its hash tag `{surge}` puts every key
+in one slot."""
+
+
+def hash_tag(key: str) -> str | None:
+    """The part of `key` a Redis Cluster hashes when it is not the whole key: the text between
+    the first `{` and the next `}`, if not empty; else None."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    if start < 0 or end < 0 or end == start + 1:
+        return None
+    return key[start + 1 : end]
+
+
 _PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "surge"})
 
 
@@ -46,6 +61,9 @@ class Settings(BaseSettings):
     environment: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///./surge.db"
     redis_url: str | None = None
+    # On a Redis Cluster the URL names one node (the client finds the others) and every key
+    # lives in the one slot of the prefix's hash tag: `{surge}:` unless a tagged prefix is given.
+    redis_cluster: bool = False
     redis_prefix: str = "surge:"
     redis_max_connections: int = Field(default=128, gt=0, description="Redis pool size")
     # All kept open by default: an extra connection closed whenever the load dips is opened
@@ -226,6 +244,24 @@ class Settings(BaseSettings):
     def _blank_means_none(cls, value: object) -> object:
         """`SURGE_REDIS_URL=` (left empty in a .env template) means in-process state."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _cluster_keys_in_one_slot(self) -> Self:
+        """On a Redis Cluster the prefix carries a hash tag: the scripts touch many keys at once,
+        which a cluster runs only when they hash to one slot."""
+        if not self.redis_cluster:
+            return self
+        if self.redis_url is None:
+            raise ValueError("SURGE_REDIS_CLUSTER needs SURGE_REDIS_URL (any node of the cluster)")
+        if "redis_prefix" not in self.model_fields_set:
+            self.redis_prefix = CLUSTER_PREFIX
+        elif hash_tag(self.redis_prefix) is None:
+            raise ValueError(
+                f"SURGE_REDIS_PREFIX {self.redis_prefix!r} has no hash tag: on a Redis Cluster "
+                f"every key must hash to one slot, so write the prefix with one, such as "
+                f"{CLUSTER_PREFIX!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _require_secret_outside_development(self) -> Self:

@@ -1,4 +1,5 @@
-"""Fixtures that run the hot-state contract suite against every adapter."""
+"""Fixtures that run the hot-state contract suite against every adapter: in-process, Redis, and
+Redis on a three-master Redis Cluster of the session's own (tests/conftest.py, `redis_cluster`)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,25 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 import pytest
-import redis.asyncio as aioredis
 
 from surge.errors import StateUnavailable
 from surge.state.base import HotState
 from surge.state.memory import InMemoryState
 from surge.state.redis import RedisState
-
-REDIS_URL = os.environ.get("SURGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.conftest import REDIS_URL, cluster_prefix, redis_client
 
 # Once Redis has failed to answer, later tests skip (or fail) at once instead of retrying.
 _redis_down: list[str] = []
 
 
-def _redis_state(prefix: str) -> RedisState:
+def _redis_state(prefix: str, url: str = REDIS_URL, *, cluster: bool = False) -> RedisState:
     # A short connect timeout makes an unreachable server a quick skip, not a long hang.
-    return RedisState(aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2), prefix=prefix)
+    client = redis_client(url, cluster=cluster, socket_connect_timeout=2)
+    return RedisState(client, prefix=prefix)
 
 
 def _without_redis(reason: str) -> NoReturn:
-    message = f"Redis at {REDIS_URL} is unreachable: {reason}"
+    message = f"Redis is unreachable: {reason}"
     if os.environ.get("CI") == "true":
         pytest.fail(message)  # CI provides Redis: its absence is a broken pipeline
     pytest.skip(message)
@@ -41,13 +41,14 @@ class Backend:
     kind: str
     state: HotState
     prefix: str = ""
+    url: str = REDIS_URL
     _peers: list[HotState] = field(default_factory=list)
 
     def peer(self) -> HotState:
         """Another service instance sharing `state`'s data (memory has only one: itself)."""
         if self.kind == "memory":
             return self.state
-        other = _redis_state(self.prefix)
+        other = _redis_state(self.prefix, self.url, cluster=self.kind == "cluster")
         self._peers.append(other)
         return other
 
@@ -57,7 +58,7 @@ class Backend:
             await other.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """One adapter, empty, removed without trace after the test."""
     if request.param == "memory":
@@ -65,17 +66,22 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         yield Backend("memory", memory)
         await memory.close()
         return
-    if _redis_down:
-        _without_redis(_redis_down[0])
-    prefix = f"surge-test-{uuid.uuid4().hex}:"
-    state = _redis_state(prefix)
+    if request.param == "cluster":
+        url: str = request.getfixturevalue("redis_cluster")  # it skips or fails if it cannot
+        prefix = cluster_prefix()
+    else:
+        if _redis_down:
+            _without_redis(_redis_down[0])
+        url, prefix = REDIS_URL, f"surge-test-{uuid.uuid4().hex}:"
+    state = _redis_state(prefix, url, cluster=request.param == "cluster")
     try:
         await state.ping()
     except StateUnavailable as exc:
         await state.close()
-        _redis_down.append(str(exc))
+        if request.param == "redis":
+            _redis_down.append(str(exc))
         _without_redis(str(exc))
-    chosen = Backend("redis", state, prefix)
+    chosen = Backend(request.param, state, prefix, url)
     try:
         yield chosen
     finally:

@@ -28,8 +28,11 @@ Key layout, under the prefix P (default ``surge:``):
 - pub/sub channel ``P events`` carrying orjson-encoded events.
 
 Scripts build their keys from the prefix (ARGV[1]) because most keys depend on data read inside
-the script (a call's city, an agent's instance). That needs a standalone Redis, or a prefix with
-a hash tag (``{surge}:``) so that every key lives in one cluster slot.
+the script (a call's city, an agent's instance). On a Redis Cluster (a `RedisCluster` client) that
+needs a prefix with a hash tag (``{surge}:``, which the settings insist on) so that every key lives
+in one slot; each script also names ``P epoch`` as its one key (KEYS[1]), which is how the client
+knows the node that holds the slot (standalone Redis ignores it). The commands sent outside the
+scripts name keys of that slot too, and none is one a cluster client refuses to pipeline.
 
 Replies may be bytes (the default, ``decode_responses=False``) or str: both are read.
 """
@@ -44,6 +47,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
@@ -176,6 +180,28 @@ local function move(agent, state, idle_since, field, value)
   if field then
     redis.call('HSET', key, field, value)
   end
+end
+
+-- ARGV from `first` on: the names of per-city sets of agents ('break', ...), '', then cities.
+-- Returns the sets' names and where the cities start.
+local function sets_then_cities(first)
+  local sets, i = {}, first
+  while ARGV[i] ~= '' do
+    table.insert(sets, ARGV[i])
+    i = i + 1
+  end
+  return sets, i + 1
+end
+
+-- The ids of a city's agents: the available ones, then those in each of the named sets.
+local function members(city, sets)
+  local ids = redis.call('ZRANGE', P .. 'idle:' .. city, 0, -1)
+  for _, state in ipairs(sets) do
+    for _, agent in ipairs(redis.call('SMEMBERS', P .. state .. ':' .. city)) do
+      table.insert(ids, agent)
+    end
+  end
+  return ids
 end
 
 local function presence(agent)
@@ -541,23 +567,23 @@ return result
 # ARGV: P, then the names of the per-city sets of agents not available ('break', ...), '',
 # then the cities. Returns every known agent's id and presence, city by city.
 _AGENTS = """
-local sets, i = {}, 2
-while ARGV[i] ~= '' do
-  table.insert(sets, ARGV[i])
-  i = i + 1
-end
+local sets, first = sets_then_cities(2)
 local found = {}
-for c = i + 1, #ARGV do
-  local city = ARGV[c]
-  local ids = redis.call('ZRANGE', P .. 'idle:' .. city, 0, -1)
-  for _, state in ipairs(sets) do
-    for _, agent in ipairs(redis.call('SMEMBERS', P .. state .. ':' .. city)) do
-      table.insert(ids, agent)
-    end
-  end
-  for _, agent in ipairs(ids) do
+for c = first, #ARGV do
+  for _, agent in ipairs(members(ARGV[c], sets)) do
     table.insert(found, {agent, presence(agent)})
   end
+end
+return found
+"""
+
+# ARGV: P, then the names of the per-city sets of present agents not available, '', then the
+# cities. Returns per city the ids of its present agents.
+_PRESENT = """
+local sets, first = sets_then_cities(2)
+local found = {}
+for c = first, #ARGV do
+  table.insert(found, members(ARGV[c], sets))
 end
 return found
 """
@@ -803,6 +829,32 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\^" else ch for ch in text)
 
 
+class ClusterClient(RedisCluster):
+    """A Redis Cluster client that learns the cluster before routing any command.
+
+    redis-py 8.1's `RedisCluster` routes a command issued before it knows the nodes as if it had
+    no key (to any node); several at once on a fresh client then meet a refresh of the topology
+    that closes connections in use (`AttributeError` on a writer that is gone). Learning the
+    nodes first, under the client's own lock, routes each by its slot from the start.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.initialize()  # at once when done: it only checks a flag
+        return await super().execute_command(*args, **kwargs)
+
+    def pubsub(self, *args: Any, **kwargs: Any) -> ClusterPubSub:
+        return _ClusterPubSub(self, *args, **kwargs)
+
+
+class _ClusterPubSub(ClusterPubSub):
+    """A cluster pubsub that learns the cluster before it subscribes (it looks up the node of
+    its channel's slot, which a fresh client does not know yet)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.cluster.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
 class RedisState:
     """`HotState` in Redis.
 
@@ -810,9 +862,10 @@ class RedisState:
     `StateUnavailable`.
     """
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "surge:") -> None:
+    def __init__(self, client: aioredis.Redis | RedisCluster, *, prefix: str = "surge:") -> None:
         self._client = client
         self._prefix = prefix
+        self._slot_key = f"{prefix}epoch"  # each script's KEYS[1]: where a cluster routes it
         self._channel = f"{prefix}events"
         # Each listener's pubsub, with an event set while its connection is at rest.
         self._listeners: dict[PubSub, asyncio.Event] = {}
@@ -837,6 +890,7 @@ class RedisState:
         self._end_wrap_ups = script(_END_WRAP_UPS)
         self._reap = script(_REAP)
         self._agents = script(_AGENTS)
+        self._present = script(_PRESENT)
         self._snapshot = script(_SNAPSHOT)
         self._get_offer = script(_GET_OFFER)
         self._count_hit = client.register_script(_COUNT_HIT)
@@ -908,21 +962,29 @@ class RedisState:
     async def _run(
         self, script: AsyncScript, *args: str | int | bytes, idempotent: bool = False
     ) -> Any:
+        keys, argv = [self._slot_key], [self._prefix, *args]
         with _mapped(self._failed):
             try:
                 try:
-                    return await script(args=[self._prefix, *args])
+                    return await script(keys=keys, args=argv)
                 except RedisConnectionError:
                     # A broken connection is most often one to a server that restarted (its
                     # socket found closed only now): the pool's idle ones are stale too, so
                     # they go, and the next command opens a fresh one.
-                    await self._client.connection_pool.disconnect(inuse_connections=False)
+                    await self._drop_idle_connections()
                     if not idempotent:
                         raise  # it may have run before its connection broke
                     # One that may run twice runs again, on a fresh connection.
-                    return await script(args=[self._prefix, *args])
+                    return await script(keys=keys, args=argv)
             except ResponseError as exc:
                 raise _illegal_move(exc) from None
+
+    async def _drop_idle_connections(self) -> None:
+        if isinstance(self._client, RedisCluster):
+            for node in self._client.get_nodes():
+                await node.disconnect_free_connections()
+        else:
+            await self._client.connection_pool.disconnect(inuse_connections=False)
 
     # --- queues -----------------------------------------------------------------------------
     async def enqueue(self, calls: Sequence[QueuedCall]) -> list[bool]:
@@ -1145,16 +1207,10 @@ class RedisState:
 
     async def present_agents(self, cities: Sequence[str]) -> dict[str, list[int]]:
         """The ids of every present agent of each named city (in any state), ascending."""
-        with _mapped(self._failed):
-            async with self._client.pipeline(transaction=True) as pipe:
-                for city in cities:
-                    pipe.zrange(f"{self._prefix}idle:{city}", 0, -1)
-                    pipe.sunion([f"{self._prefix}{state}:{city}" for state in _ENGAGED])
-                replies = await pipe.execute()
-        return {
-            city: sorted(int(a) for a in (*replies[2 * i], *replies[2 * i + 1]))
-            for i, city in enumerate(cities)
-        }
+        if not cities:
+            return {}
+        rows = await self._run(self._present, *_ENGAGED, "", *cities, idempotent=True)
+        return {city: sorted(map(int, ids)) for city, ids in zip(cities, rows, strict=True)}
 
     async def get_offer(self, offer_id: str) -> HeldOffer | None:
         """Return the live offer, or None."""
