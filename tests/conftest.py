@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from surge import migrate
 from surge.settings import Settings
 from surge.state.redis import ClusterClient
-from tests.helpers import LiveService, private_cluster, run_service
+from tests.helpers import LiveService, PrivateCluster, private_cluster, run_service
 
 T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get(
@@ -108,20 +108,15 @@ def redis_client(url: str, *, cluster: bool, **options: Any) -> aioredis.Redis |
     return aioredis.Redis.from_url(url, **options)
 
 
-def cluster_prefix() -> str:
-    """A key prefix of one test's own whose hash tag puts all its keys in one cluster slot."""
-    return f"{{surge-test-{uuid.uuid4().hex[:12]}}}:"
-
-
 @pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A three-master Redis Cluster of this test session's own (a URL naming one node)."""
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateCluster]:
+    """A three-master Redis Cluster of this test session's own."""
     with ExitStack() as stack:
         try:
-            url = stack.enter_context(private_cluster(tmp_path_factory.mktemp("cluster")))
+            cluster = stack.enter_context(private_cluster(tmp_path_factory.mktemp("cluster")))
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             unavailable("a Redis Cluster (redis-server --cluster-enabled yes)", exc)
-        yield url
+        yield cluster
 
 
 @pytest.fixture(scope="session")
@@ -191,8 +186,8 @@ async def make_backend(
     url: str = request.getfixturevalue("postgres_url")
     cluster = kind == "cluster"
     if cluster:
-        redis_url: str = request.getfixturevalue("redis_cluster")
-        prefix = cluster_prefix()
+        private: PrivateCluster = request.getfixturevalue("redis_cluster")
+        redis_url, prefix = private.url, private.prefix()
     else:
         redis_url = REDIS_URL
         try:
@@ -217,8 +212,9 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 @pytest.fixture
 async def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """Postgres + Redis only: what several service processes can share."""
-    async with make_backend("postgres", request, tmp_path) as made:
+    """Postgres + Redis only: what several service processes can share (on the session's Redis
+    Cluster for a test that parametrizes it, indirectly, with "cluster")."""
+    async with make_backend(getattr(request, "param", "postgres"), request, tmp_path) as made:
         yield made
 
 

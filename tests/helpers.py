@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import redis
 import redis.asyncio as aioredis
 import uvicorn
 import websockets
+from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection
 
 from surge.app import create_app
@@ -257,10 +259,27 @@ async def private_redis(directory: Path) -> AsyncIterator[PrivateRedis]:
         await server.kill()
 
 
+@dataclass(frozen=True)
+class PrivateCluster:
+    """A running Redis Cluster of a test session's own."""
+
+    url: str  # names one node; a cluster client finds the others
+    seed_slots: tuple[range, ...]  # the slots that node serves
+
+    def prefix(self) -> str:
+        """A key prefix of one test's own whose hash tag puts all its keys in one slot, one that
+        the node the URL names does not serve: a command a client sent there without routing
+        it by its slot is refused (MOVED), so a test passes only if routing works."""
+        while True:
+            prefix = f"{{surge-test-{uuid.uuid4().hex[:12]}}}:"
+            if not any(key_slot(prefix.encode()) in served for served in self.seed_slots):
+                return prefix
+
+
 @contextmanager
-def private_cluster(directory: Path, *, masters: int = 3) -> Iterator[str]:
+def private_cluster(directory: Path, *, masters: int = 3) -> Iterator[PrivateCluster]:
     """A Redis Cluster of `masters` masters (no replicas) on free ports, keeping nothing, for
-    the block; yields a URL naming its first node (a cluster client finds the others).
+    the block.
 
     Each node is `redis-server --cluster-enabled yes` with its config file in `directory`;
     `redis-cli --cluster create` shares the slots out. The nodes are stopped at the end.
@@ -302,7 +321,9 @@ def private_cluster(directory: Path, *, masters: int = 3) -> Iterator[str]:
             lambda: all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients),
             "the cluster did not reach cluster_state:ok",
         )
-        yield f"redis://127.0.0.1:{nodes[0]}/0"
+        ranges = clients[0].cluster("SLOTS")
+        served = tuple(range(r[0], r[1] + 1) for r in ranges if int(r[2][1]) == nodes[0])
+        yield PrivateCluster(f"redis://127.0.0.1:{nodes[0]}/0", served)
     finally:
         for client in clients:
             client.close()

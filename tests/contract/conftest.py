@@ -15,7 +15,8 @@ from surge.errors import StateUnavailable
 from surge.state.base import HotState
 from surge.state.memory import InMemoryState
 from surge.state.redis import RedisState
-from tests.conftest import REDIS_URL, cluster_prefix, redis_client
+from tests.conftest import REDIS_URL, redis_client
+from tests.helpers import PrivateCluster
 
 # Once Redis has failed to answer, later tests skip (or fail) at once instead of retrying.
 _redis_down: list[str] = []
@@ -67,8 +68,8 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         await memory.close()
         return
     if request.param == "cluster":
-        url: str = request.getfixturevalue("redis_cluster")  # it skips or fails if it cannot
-        prefix = cluster_prefix()
+        cluster: PrivateCluster = request.getfixturevalue("redis_cluster")  # or skip, or fail
+        url, prefix = cluster.url, cluster.prefix()
     else:
         if _redis_down:
             _without_redis(_redis_down[0])

@@ -20,6 +20,11 @@ NANJING = "320100"
 XUZHOU = "320300"
 
 
+@pytest.mark.parametrize(
+    ("via", "shared_backend"),
+    [("direct", "postgres"), ("nginx", "postgres"), ("direct", "cluster")],
+    indirect=["shared_backend"],
+)
 async def test_a_call_posted_to_one_instance_reaches_an_agent_on_the_other(
     shared: Backend, tmp_path: Path, via: str
 ) -> None:
