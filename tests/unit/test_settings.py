@@ -161,6 +161,44 @@ def test_a_blank_redis_url_means_in_process_state(
     assert not settings.uses_redis
 
 
+def test_a_redis_cluster_gets_a_prefix_with_a_hash_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert make(redis_url="redis://cache:6379/0").redis_prefix == "surge:"  # standalone: as was
+    monkeypatch.setenv("SURGE_REDIS_URL", "redis://node-1:7000")
+    monkeypatch.setenv("SURGE_REDIS_CLUSTER", "true")
+    assert make().redis_prefix == "{surge}:"
+    monkeypatch.setenv("SURGE_REDIS_PREFIX", "{12345}:js:")
+    assert make().redis_prefix == "{12345}:js:"
+
+
+@pytest.mark.parametrize("prefix", ["surge:", "{}:surge:", "{surge:", "surge}:{", "}{:"])
+def test_a_redis_cluster_refuses_a_prefix_without_a_hash_tag(
+    monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    monkeypatch.setenv("SURGE_REDIS_PREFIX", prefix)
+    with pytest.raises(ValidationError, match="has no hash tag.*'{surge}:'"):
+        make(redis_url="redis://node-1:7000", redis_cluster=True)
+
+
+def test_a_redis_cluster_needs_a_node_to_start_from() -> None:
+    with pytest.raises(ValidationError, match="SURGE_REDIS_CLUSTER needs SURGE_REDIS_URL"):
+        make(redis_cluster=True)
+
+
+def test_surge_serve_says_what_is_wrong_with_a_cluster_prefix() -> None:
+    environment = {"SURGE_REDIS_URL": "redis://127.0.0.1:1", "SURGE_REDIS_CLUSTER": "true"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("surge")), "serve", "--port", "1"],
+        env={**os.environ, **environment, "SURGE_REDIS_PREFIX": "surge:"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "configuration error" in done.stderr
+    assert "SURGE_REDIS_PREFIX 'surge:' has no hash tag" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_pressure_release_and_sample_settings_reach_the_thresholds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
