@@ -289,7 +289,7 @@ def private_cluster(directory: Path, *, masters: int = 3) -> Iterator[PrivateClu
         ports.add(free_port())
     nodes, buses = sorted(ports)[:masters], sorted(ports)[masters:]
     processes: list[subprocess.Popen[bytes]] = []
-    clients = [redis.Redis(port=port, socket_connect_timeout=1) for port in nodes]
+    clients = [redis.Redis("127.0.0.1", port, socket_connect_timeout=1) for port in nodes]
     try:
         for port, bus in zip(nodes, buses, strict=True):
             processes.append(
