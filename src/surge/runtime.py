@@ -28,18 +28,19 @@ def make_state(settings: Settings) -> HotState:
         from surge.state.memory import InMemoryState
 
         return InMemoryState()
-    from surge.state.redis import ClusterClient, RedisState
+    from surge.state.redis import CONNECTION_WAIT_S, ClusterClient, RedisState
 
     if settings.redis_cluster:
         # The URL names one node: the client learns the others and which one holds the slot.
-        # Its pools are per node, and refuse rather than wait once full.
         cluster = ClusterClient.from_url(
             settings.redis_url, max_connections=settings.redis_max_connections
         )
         return RedisState(cluster, prefix=settings.redis_prefix)
     # A blocking pool: under load a request waits for a connection instead of failing at once.
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.redis_max_connections, timeout=10
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=CONNECTION_WAIT_S,
     )
     return RedisState(Redis.from_pool(pool), prefix=settings.redis_prefix)  # owns the pool
 

@@ -175,7 +175,7 @@ def test_a_redis_cluster_refuses_a_prefix_without_a_hash_tag(
     monkeypatch: pytest.MonkeyPatch, prefix: str
 ) -> None:
     monkeypatch.setenv("SURGE_REDIS_PREFIX", prefix)
-    with pytest.raises(ValidationError, match="has no hash tag.*'{surge}:'"):
+    with pytest.raises(ValidationError, match=r"has no hash tag.*'\{surge\}:'"):
         make(redis_url="redis://node-1:7000", redis_cluster=True)
 
 

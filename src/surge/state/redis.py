@@ -50,7 +50,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
 
 from surge import metrics
 from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
@@ -702,6 +702,8 @@ return 0
 """
 
 _CLOSE_WAIT_S = 5.0  # how long close() waits for a listener to leave its read
+CONNECTION_WAIT_S = 10.0  # how long a command waits for a free connection (standalone too)
+_SUBSCRIPTIONS = 8  # connections a cluster client keeps for pub/sub beyond max_connections
 
 
 @contextmanager
@@ -830,7 +832,9 @@ def _glob_escape(text: str) -> str:
 
 
 class ClusterClient(RedisCluster):
-    """A Redis Cluster client that learns the cluster before routing any command.
+    """A Redis Cluster client that learns the cluster before routing any command, and whose
+    commands wait for a connection (as a standalone `BlockingConnectionPool`'s do) instead of
+    failing at once when `max_connections` are in use, as redis-py's cluster pools would.
 
     redis-py 8.1's `RedisCluster` routes a command issued before it knows the nodes as if it had
     no key (to any node); several at once on a fresh client then meet a refresh of the topology
@@ -838,9 +842,24 @@ class ClusterClient(RedisCluster):
     nodes first, under the client's own lock, routes each by its slot from the start.
     """
 
+    def __init__(self, *, max_connections: int = 100, **kwargs: Any) -> None:
+        # The event bus's subscriptions hold a connection each, beside the commands' share.
+        super().__init__(max_connections=max_connections + _SUBSCRIPTIONS, **kwargs)
+        self._commands = asyncio.Semaphore(max_connections)
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         await self.initialize()  # at once when done: it only checks a flag
-        return await super().execute_command(*args, **kwargs)
+        try:
+            async with asyncio.timeout(CONNECTION_WAIT_S):
+                await self._commands.acquire()
+        except TimeoutError:
+            raise MaxConnectionsError(
+                f"no Redis Cluster connection free within {CONNECTION_WAIT_S:g} s"
+            ) from None
+        try:
+            return await super().execute_command(*args, **kwargs)
+        finally:
+            self._commands.release()
 
     def pubsub(self, *args: Any, **kwargs: Any) -> ClusterPubSub:
         return _ClusterPubSub(self, *args, **kwargs)
