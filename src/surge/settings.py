@@ -26,7 +26,7 @@ CLUSTER_PREFIX = "{surge}:"
 in one slot."""
 
 
-def hash_tag(key: str) -> str | None:
+def _hash_tag(key: str) -> str | None:
     """The part of `key` a Redis Cluster hashes when it is not the whole key: the text between
     the first `{` and the next `}`, if not empty; else None."""
     start = key.find("{")
@@ -255,7 +255,7 @@ class Settings(BaseSettings):
             raise ValueError("SURGE_REDIS_CLUSTER needs SURGE_REDIS_URL (any node of the cluster)")
         if "redis_prefix" not in self.model_fields_set:
             self.redis_prefix = CLUSTER_PREFIX
-        elif hash_tag(self.redis_prefix) is None:
+        elif _hash_tag(self.redis_prefix) is None:
             raise ValueError(
                 f"SURGE_REDIS_PREFIX {self.redis_prefix!r} has no hash tag: on a Redis Cluster "
                 f"every key must hash to one slot, so write the prefix with one, such as "
