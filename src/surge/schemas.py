@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from surge.reasons import Reason
 
 NO_NUL = r"^[^\x00]*$"
 """A pattern for text taken outside a body (query parameters): Postgres text cannot hold U+0000."""
@@ -35,3 +37,15 @@ class RequestModel(BaseModel):
         if _holds_nul(data):
             raise ValueError("text may not contain the character U+0000")
         return data
+
+
+class ReasonCode(BaseModel):
+    """A reason as a code and its figures, for a console to put in its own language."""
+
+    code: str = Field(description='what the reason is (README, "Reason codes")')
+    params: dict[str, int | float | str] = Field(description="the figures its wording needs")
+
+    @classmethod
+    def of(cls, reason: Reason) -> ReasonCode:
+        """The code of a reason the service gave."""
+        return cls(code=reason.code, params=dict(reason.params))

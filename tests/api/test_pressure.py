@@ -72,6 +72,13 @@ async def test_a_swamped_city_is_elected_and_helpers_are_proposed(quick: LiveSer
         text = " ".join(top["reasons"])
         assert "arrivals" in text
         assert "connection rate 0%" in text
+        # The same reasons, in order, as codes with their figures (docs/REASONS.md).
+        codes = [reason["code"] for reason in top["reason_codes"]]
+        assert len(codes) == len(top["reasons"])
+        assert {"arrivals", "connection_rate", "no_agents"} <= set(codes)
+        rate = top["reason_codes"][codes.index("connection_rate")]["params"]
+        assert rate == {"rate": 0.0, "threshold_rate": 0.8}
+        assert top["reason_codes"][codes.index("no_agents")]["params"] == {"waiting": 100}
         scores = [city["score"] for city in result["cities"]]
         assert scores == sorted(scores, reverse=True)
 
@@ -98,6 +105,13 @@ async def test_a_swamped_city_is_elected_and_helpers_are_proposed(quick: LiveSer
             f"/api/v1/surges/proposal?host={SUZHOU}", headers=quick.auth(coordinator)
         )
         assert again.json()["unavailable"][XUZHOU].startswith("helping surge")
+        surge_id = started.json()["id"]
+        assert again.json()["unavailable_codes"][XUZHOU] == {
+            "code": "helping_surge", "params": {"surge_id": surge_id},
+        }  # fmt: skip
+        assert again.json()["unavailable_codes"][NANJING] == {
+            "code": "host_of_surge", "params": {"surge_id": surge_id},
+        }  # fmt: skip
 
 
 async def test_pressure_and_proposals_are_for_the_coordinator(quick: LiveService) -> None:
@@ -273,12 +287,18 @@ async def test_a_surge_suggests_its_release_once_the_host_stays_calm(backend: Ba
         assert release["suggested"] is False
         assert "at or over the release threshold 0.75" in release["reasons"][0]
         assert "no agent logged in for the 30 calls waiting" in release["reasons"]
+        over = release["reason_codes"][0]
+        assert (over["code"], over["params"]["threshold"]) == ("release_over", 0.75)
+        assert over["params"]["score"] >= 0.75
+        assert {"code": "no_agents", "params": {"waiting": 30}} in release["reason_codes"]
         ended = await service.http.post(
             f"/api/v1/surges/{surge['id']}/end", headers=service.auth(coordinator)
         )
+        status = ended.json()["status"]
         assert ended.json()["release"] == {
             "suggested": False,
-            "reasons": [f"the surge is {ended.json()['status']}"],
+            "reasons": [f"the surge is {status}"],
+            "reason_codes": [{"code": f"surge_{status}", "params": {}}],
         }
 
 

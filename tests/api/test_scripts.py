@@ -69,6 +69,8 @@ async def test_publish_versions_diff_and_rollback(service: LiveService) -> None:
     assert rolled.status_code == 201
     assert (rolled.json()["version"], rolled.json()["rolled_back_from"]) == (3, 1)
     assert rolled.json()["note"] == "rollback to version 1"
+    assert rolled.json()["note_code"] == {"code": "rollback", "params": {"to_version": 1}}
+    assert [v["note_code"] for v in listed] == [None, None]  # a person's note stays theirs
     back = (await service.http.get(f"{BOOK}/diff?from=1&to=3", headers=auth)).json()
     assert (back["added"], back["removed"], back["changed"]) == ([], [], [])
     # History is never rewritten: version 2 is still there as it was.

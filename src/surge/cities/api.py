@@ -24,6 +24,7 @@ from surge.cities.schemas import (
     ProvinceRead,
 )
 from surge.deps import PrincipalDep, RuntimeDep, require_role
+from surge.schemas import ReasonCode
 
 router = APIRouter(
     tags=["cities"], responses=errors.responses(errors.Forbidden, errors.UnknownCity)
@@ -38,7 +39,13 @@ async def get_pressure(_: Coordinator, runtime: RuntimeDep) -> PressureBoard:
     return PressureBoard(
         at=survey.at,
         cities=[
-            PressureRead(**{**asdict(reading), "reasons": list(reading.reasons)})
+            PressureRead(
+                **{
+                    **asdict(reading),
+                    "reasons": list(reading.reasons),
+                    "reason_codes": [ReasonCode.of(r) for r in reading.reason_codes],
+                }
+            )
             for reading in survey.readings
         ],
         elected=survey.elected,

@@ -28,6 +28,7 @@ from surge.cities import pressure
 from surge.cities.service import CityRegistry
 from surge.db import seconds_between
 from surge.loops import run_forever
+from surge.reasons import Reason
 from surge.settings import Settings
 from surge.state.base import HotState
 
@@ -199,7 +200,8 @@ class PressureMonitor:
         latest = self.latest
         reading = next((r for r in latest.readings if r.code == host), None) if latest else None
         if latest is None or reading is None:
-            return pressure.Release(False, ("no pressure reading yet",))
+            unread = Reason("no_reading", {}, "no pressure reading yet")
+            return pressure.Release(False, (unread,))
         under = self._under_since.get(host)
         under_for_s = None
         if under is not None:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Self
 
 from surge.erlang import Load, agents_for_service_level, asa_s
+from surge.reasons import Reason
 
 if TYPE_CHECKING:  # only the type: the pure core needs no settings at run time
     from surge.settings import Settings
@@ -139,13 +140,18 @@ class Reading:
     capacity_per_hour: float
     demand_per_hour: float
     shortfall_per_hour: float
-    reasons: tuple[str, ...]
+    reason_codes: tuple[Reason, ...]
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The reasons in words (the contract's `reasons`)."""
+        return tuple(reason.text for reason in self.reason_codes)
 
 
 @dataclass(frozen=True, slots=True)
 class _Signal:
     strength: float  # value over threshold: 1.0 is at the threshold
-    reason: str
+    reason: Reason
     looks_ahead: bool  # about the calls to come rather than those already in
 
 
@@ -164,7 +170,7 @@ def read(load: CityLoad, thresholds: Thresholds) -> Reading:
     signals = _signals(load, thresholds, ratio=ratio, predicted=predicted, connection=connection)
     if load.waiting == 0:
         # Nothing waits: nothing counts; only the arrivals can bring pressure back.
-        strong: list[tuple[float, str]] = []
+        strong: list[tuple[float, Reason]] = []
         enough = load.arrivals_15min >= thresholds.min_sample
         ahead = [s.strength for s in signals if s.looks_ahead and enough]
         score = min(max(ahead, default=0.0), _EMPTY_QUEUE_SCORE)
@@ -185,7 +191,7 @@ def read(load: CityLoad, thresholds: Thresholds) -> Reading:
         capacity_per_hour=round(load.capacity_per_hour, 1),
         demand_per_hour=round(load.demand_per_hour, 1),
         shortfall_per_hour=round(max(0.0, load.demand_per_hour - load.capacity_per_hour), 1),
-        reasons=tuple(reason for _, reason in sorted(strong, key=lambda s: -s[0])),
+        reason_codes=tuple(reason for _, reason in sorted(strong, key=lambda s: -s[0])),
     )
 
 
@@ -248,7 +254,12 @@ def _signals(
     signals = [
         _Signal(
             load.longest_wait_s / thresholds.longest_wait_s,
-            f"longest wait {load.longest_wait_s:.0f} s (threshold {thresholds.longest_wait_s:g} s)",
+            Reason(
+                "longest_wait",
+                {"wait_s": round(load.longest_wait_s), "threshold_s": thresholds.longest_wait_s},
+                f"longest wait {load.longest_wait_s:.0f} s "
+                f"(threshold {thresholds.longest_wait_s:g} s)",
+            ),
             looks_ahead=False,
         ),
         _Signal(
@@ -261,8 +272,12 @@ def _signals(
         signals.append(
             _Signal(
                 ratio / thresholds.arrival_ratio,
-                f"arrivals {ratio:.1f}x normal over the last 15 min "
-                f"(threshold {thresholds.arrival_ratio:g}x)",
+                Reason(
+                    "arrivals",
+                    {"ratio": round(ratio, 1), "threshold": thresholds.arrival_ratio},
+                    f"arrivals {ratio:.1f}x normal over the last 15 min "
+                    f"(threshold {thresholds.arrival_ratio:g}x)",
+                ),
                 looks_ahead=True,
             )
         )
@@ -272,27 +287,43 @@ def _signals(
         signals.append(
             _Signal(
                 shortfall / allowed if allowed > 0 else (_CAP if shortfall > 0 else 0.0),
-                f"connection rate {connection:.0%} in the last hour "
-                f"(threshold {thresholds.connection_rate:.0%})",
+                Reason(
+                    "connection_rate",
+                    {"rate": round(connection, 4), "threshold_rate": thresholds.connection_rate},
+                    f"connection rate {connection:.0%} in the last hour "
+                    f"(threshold {thresholds.connection_rate:.0%})",
+                ),
                 looks_ahead=False,
             )
         )
     return signals
 
 
-def _predicted_reason(load: CityLoad, predicted: float, thresholds: Thresholds) -> str:
+def _predicted_reason(load: CityLoad, predicted: float, thresholds: Thresholds) -> Reason:
     if load.agents == 0:
-        return f"no agent logged in for the {load.waiting} calls waiting"
+        return Reason(
+            "no_agents",
+            {"waiting": load.waiting},
+            f"no agent logged in for the {load.waiting} calls waiting",
+        )
     erlangs = load.load.erlangs
     if predicted >= OVERLOADED_WAIT_S and erlangs >= load.agents:
         offered = f"{erlangs:.0f}" if erlangs >= 10 else f"{erlangs:.1f}"
-        return (
+        return Reason(
+            "overloaded",
+            {"erlangs": float(offered), "agents": load.agents},
             f"overloaded: {offered} Erlangs offered to {load.agents} agents "
-            "(the queue can only grow)"
+            "(the queue can only grow)",
         )
-    return (
+    return Reason(
+        "predicted_wait",
+        {
+            "wait_s": round(predicted),
+            "agents": load.agents,
+            "threshold_s": thresholds.predicted_wait_s,
+        },
         f"predicted wait {predicted:.0f} s with {load.agents} agents "
-        f"(threshold {thresholds.predicted_wait_s:g} s)"
+        f"(threshold {thresholds.predicted_wait_s:g} s)",
     )
 
 
@@ -324,7 +355,12 @@ class Release:
     """Whether a surge's host could do without its helpers now, and why (or why not)."""
 
     suggested: bool
-    reasons: tuple[str, ...]
+    reason_codes: tuple[Reason, ...]
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The reasons in words (the contract's `reasons`)."""
+        return tuple(reason.text for reason in self.reason_codes)
 
 
 def suggest_release(
@@ -335,17 +371,25 @@ def suggest_release(
     `under_for_s` is how long it has been under (None: it is not under now).
     """
     score, limit, after = reading.score, thresholds.release_score, thresholds.release_after_s
-    figures = (
-        f"own capacity {reading.capacity_per_hour:.0f} calls/h "
-        f"for {reading.demand_per_hour:.0f} calls/h arriving"
+    capacity, demand = reading.capacity_per_hour, reading.demand_per_hour
+    figures = Reason(
+        "own_capacity",
+        {"capacity_per_hour": round(capacity), "demand_per_hour": round(demand)},
+        f"own capacity {capacity:.0f} calls/h for {demand:.0f} calls/h arriving",
     )
+    level = {"score": score, "threshold": limit}
     if under_for_s is None:
-        over = f"pressure {score:g} at or over the release threshold {limit:g}"
-        return Release(False, (over, *reading.reasons, figures))
+        over = Reason(
+            "release_over", level, f"pressure {score:g} at or over the release threshold {limit:g}"
+        )
+        return Release(False, (over, *reading.reason_codes, figures))
     under = f"pressure {score:g} under the release threshold {limit:g} for {under_for_s:.0f} s"
+    timing = {**level, "under_s": round(under_for_s), "needed_s": after}
     if under_for_s < after:
-        return Release(False, (f"{under} of the {after:g} s needed", figures))
-    return Release(True, (f"{under} (release after {after:g} s)", figures))
+        held = Reason("release_under", timing, f"{under} of the {after:g} s needed")
+        return Release(False, (held, figures))
+    ready = Reason("release_ready", timing, f"{under} (release after {after:g} s)")
+    return Release(True, (ready, figures))
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +424,7 @@ def propose(
     candidates: Sequence[CityLoad],
     thresholds: Thresholds,
     *,
-    unavailable: Mapping[str, str] | None = None,
+    unavailable: Mapping[str, object] | None = None,
     wave_sizes: Sequence[int] = (3, 5),
 ) -> Proposal:
     """Rank the other cities by spare capacity and group them into waves (the last takes the rest).

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from surge.schemas import ReasonCode
+
 CITY_CODE = r"^[0-9]{6}$"
 r"""A city's six-digit code, ASCII digits only (`\d` would let full-width digits through)."""
 
@@ -32,6 +34,9 @@ class PressureRead(BaseModel):
         description="demand over its capacity that the province's free capacity cannot meet"
     )
     reasons: list[str]
+    reason_codes: list[ReasonCode] = Field(
+        description="the same reasons, in order, as codes with their figures"
+    )
 
 
 class ProvinceRead(BaseModel):

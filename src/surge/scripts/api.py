@@ -16,7 +16,7 @@ from surge.deps import PrincipalDep, RuntimeDep, SessionDep
 from surge.errors import BadRequest, Forbidden
 from surge.reports.schemas import ReportDay, check_day
 from surge.reports.service import Day
-from surge.schemas import NO_NUL
+from surge.schemas import NO_NUL, ReasonCode
 from surge.scripts import gaps, stale, transfer
 from surge.scripts import service as scripts_service
 from surge.scripts.models import ScriptVersion
@@ -59,13 +59,17 @@ Number = Annotated[int, Path(ge=1, le=INTEGER_MAX)]
 
 
 def _summary(found: ScriptVersion) -> VersionSummary:
+    rolled_back_from = found.rolled_back_from
+    default = None if rolled_back_from is None else scripts_service.rollback_note(rolled_back_from)
     return VersionSummary(
         version=found.version,
         author=found.author,
         created_at=found.created_at,
         note=found.note,
+        # The service's own words are given as a code too; a person's note is theirs.
+        note_code=ReasonCode.of(default) if default and found.note == default.text else None,
         entry_count=found.entry_count,
-        rolled_back_from=found.rolled_back_from,
+        rolled_back_from=rolled_back_from,
         required=found.required,
     )
 
@@ -148,7 +152,7 @@ async def get_scripts(
     if found is None:
         return ScriptBookRead(
             city=city, version=0, author="", created_at=events.epoch(), note=None,
-            entry_count=0, rolled_back_from=None, required=False, entries=[],
+            note_code=None, entry_count=0, rolled_back_from=None, required=False, entries=[],
         )  # fmt: skip
     return _book(city, found)
 
@@ -439,7 +443,7 @@ async def rollback(
     return await _publish(
         city, principal, session, runtime,
         entries=entries,
-        note=body.note or f"rollback to version {body.to_version}",
+        note=body.note or scripts_service.rollback_note(body.to_version).text,
         base_version=body.base_version, required=body.required,
         rolled_back_from=body.to_version,
     )  # fmt: skip

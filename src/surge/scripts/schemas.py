@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
 from surge.db import INTEGER_MAX
-from surge.schemas import RequestModel
+from surge.schemas import ReasonCode, RequestModel
 
 MAX_ENTRIES = 5000
 MAX_ANSWERED_GAPS = 200
@@ -69,6 +69,9 @@ class VersionSummary(BaseModel):
     author: str
     created_at: datetime
     note: str | None
+    note_code: ReasonCode | None = Field(
+        description="the note as a code when it is the service's own (a rollback without a note)"
+    )
     entry_count: int
     rolled_back_from: int | None
     required: bool = Field(description="serving agents must acknowledge it to get more calls")

@@ -19,6 +19,7 @@ from surge.auth.models import Role
 from surge.auth.service import Principal
 from surge.db import utcnow
 from surge.errors import BadRequest, Forbidden, NotFound, StaleVersion, UnknownCategory
+from surge.reasons import Reason
 from surge.scripts.classification import Classification
 from surge.scripts.models import ScriptAck, ScriptVersion
 from surge.scripts.schemas import ScriptEntry
@@ -71,6 +72,11 @@ async def versions(*, session: AsyncSession, city: str) -> list[ScriptVersion]:
         .order_by(ScriptVersion.version.desc())
     )
     return list((await session.execute(query)).scalars())
+
+
+def rollback_note(to_version: int) -> Reason:
+    """The note of a rollback published without one of its own."""
+    return Reason("rollback", {"to_version": to_version}, f"rollback to version {to_version}")
 
 
 def _validate(entries: list[ScriptEntry], classification: Classification) -> None:

@@ -12,10 +12,12 @@ from pydantic import StringConstraints
 from surge import errors, events
 from surge.auth.models import Role
 from surge.auth.service import Principal
+from surge.cities import pressure
 from surge.cities.schemas import CityCode
 from surge.db import INTEGER_MAX
 from surge.deps import RuntimeDep, SessionDep, SettingsDep, require_role
-from surge.schemas import NO_NUL
+from surge.reasons import Reason
+from surge.schemas import NO_NUL, ReasonCode
 from surge.surges import service as surges_service
 from surge.surges.models import Surge
 from surge.surges.schemas import (
@@ -120,9 +122,15 @@ async def _read(surge: Surge, *, session: SessionDep, runtime: RuntimeDep) -> Su
 def _release(surge: Surge, *, runtime: RuntimeDep) -> ReleaseRead:
     """Whether the host could let its helpers go (only an active surge has any to let go)."""
     if surge.status != surges_service.ACTIVE:
-        return ReleaseRead(suggested=False, reasons=[f"the surge is {surge.status}"])
-    release = runtime.pressure.release(surge.host_city, since=surge.created_at)
-    return ReleaseRead(suggested=release.suggested, reasons=list(release.reasons))
+        over = Reason(f"surge_{surge.status}", {}, f"the surge is {surge.status}")
+        release = pressure.Release(False, (over,))
+    else:
+        release = runtime.pressure.release(surge.host_city, since=surge.created_at)
+    return ReleaseRead(
+        suggested=release.suggested,
+        reasons=list(release.reasons),
+        reason_codes=[ReasonCode.of(reason) for reason in release.reason_codes],
+    )
 
 
 async def _apply(
@@ -197,7 +205,8 @@ async def propose_helpers(
             )
             for wave in proposal.waves
         ],
-        unavailable=unavailable,
+        unavailable={city: reason.text for city, reason in unavailable.items()},
+        unavailable_codes={city: ReasonCode.of(reason) for city, reason in unavailable.items()},
     )
 
 

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from surge.cities.schemas import CityCode
-from surge.schemas import RequestModel
+from surge.schemas import ReasonCode, RequestModel
 
 
 class WaveCreate(RequestModel):
@@ -98,6 +98,9 @@ class ReleaseRead(BaseModel):
         "SURGE_RELEASE_AFTER_S (as this instance's surveys saw it)"
     )
     reasons: list[str]
+    reason_codes: list[ReasonCode] = Field(
+        description="the same reasons, in order, as codes with their figures"
+    )
 
 
 class SurgeRead(BaseModel):
@@ -144,6 +147,9 @@ class ProposalRead(BaseModel):
     agents_short: int
     waves: list[ProposedWave]
     unavailable: dict[str, str]
+    unavailable_codes: dict[str, ReasonCode] = Field(
+        description="the same cities left out, each with its reason as a code"
+    )
 
 
 # What-if bounds: beyond them a figure is a typo, not a surge (the load itself is bounded too,

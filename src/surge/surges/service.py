@@ -30,6 +30,7 @@ from surge.cities.monitor import Survey
 from surge.cities.service import CityRegistry
 from surge.db import epoch_seconds, seconds_between, utcnow
 from surge.errors import BadRequest, HelperInSurge, HostInSurge, NotFound, SurgeEnded
+from surge.reasons import Reason
 from surge.router.policy import lending_refusal, own_service_level
 from surge.scripts.models import ScriptVersion
 from surge.seats import frames
@@ -388,13 +389,16 @@ async def answered_by_helpers(*, session: AsyncSession, surge: Surge) -> dict[st
 
 async def propose(
     *, session: AsyncSession, survey: Survey, host: str, thresholds: pressure.Thresholds
-) -> tuple[pressure.Proposal, dict[str, str]]:
+) -> tuple[pressure.Proposal, dict[str, Reason]]:
     """Helper waves for `host` from a pressure survey, and the cities left out with why."""
-    unavailable = {r.code: "under pressure itself" for r in survey.readings if r.over}
+    over = Reason("under_pressure", {}, "under pressure itself")
+    unavailable = {r.code: over for r in survey.readings if r.over}
     for surge in await active_surges(session=session):
-        unavailable[surge.host_city] = f"host of surge {surge.id}"
+        hosting = Reason("host_of_surge", {"surge_id": surge.id}, f"host of surge {surge.id}")
+        helping = Reason("helping_surge", {"surge_id": surge.id}, f"helping surge {surge.id}")
+        unavailable[surge.host_city] = hosting
         for city in helpers_of(surge, active_only=False):
-            unavailable.setdefault(city, f"helping surge {surge.id}")
+            unavailable.setdefault(city, helping)
     unavailable.pop(host, None)
     loads = {load.code: load for load in survey.loads}
     proposal = pressure.propose(

@@ -3,7 +3,7 @@
 // knowledge gaps agents raised (a publish may answer them).
 import { ApiError, cityName, el, get, post, request } from "./api.js";
 import { gapsPanel } from "./gaps.js";
-import { add, language, onLanguage, t } from "./i18n.js";
+import { add, language, onLanguage, reasonText, t } from "./i18n.js";
 
 const FIELDS = ["key", "title", "question", "answer", "category_code", "tags"];
 const KEY_RULE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -59,7 +59,7 @@ add({
     "admin.rollback_title": "回滚到第 {v} 版？",
     "admin.rollback_text": "第 {v} 版的内容将发布为新的第 {next} 版，历史版本不会被改写，坐席会立即收到更新。",
     "admin.rollback_dirty": "注意：编辑器中 {n} 处未发布的修改将被丢弃。", "admin.rollback_note": "回滚说明（可选）",
-    "admin.confirm_rollback": "确认回滚", "admin.rollback_default": "回滚到第 {v} 版",
+    "admin.confirm_rollback": "确认回滚",
     "admin.import_default": "从文件 {name} 导入", "admin.rolled": "已回滚：第 {from} 版的内容发布为第 {v} 版",
     "admin.transfer": "导入与导出", "admin.export": "导出", "admin.export_version": "导出版本",
     "admin.export_csv": "导出 CSV", "admin.export_json": "导出 JSON", "admin.exported": "已下载 {name}",
@@ -117,7 +117,7 @@ add({
     "admin.rollback_title": "Roll back to version {v}?",
     "admin.rollback_text": "Version {v}'s content will be published as the new version {next}; history is kept and agents get the update at once.",
     "admin.rollback_dirty": "Your {n} unpublished changes in the editor will be discarded.", "admin.rollback_note": "Note (optional)",
-    "admin.confirm_rollback": "Roll back", "admin.rollback_default": "rollback to version {v}",
+    "admin.confirm_rollback": "Roll back",
     "admin.import_default": "imported from {name}", "admin.rolled": "Rolled back: version {from}'s content is now version {v}",
     "admin.transfer": "Import and export", "admin.export": "Export", "admin.export_version": "Version to export",
     "admin.export_csv": "Export CSV", "admin.export_json": "Export JSON", "admin.exported": "Downloaded {name}",
@@ -138,6 +138,9 @@ function addStylesheet() {
   if (document.querySelector("link[data-page='admin']")) return;
   document.head.append(el("link", { rel: "stylesheet", href: STYLESHEET, "data-page": "admin" }));
 }
+
+// A version's note: the service's own (a rollback without a note) in the page's language.
+const noteOf = (version) => (version.note_code ? reasonText(version.note_code, version.note) : version.note || "");
 
 // --- entries --------------------------------------------------------------------------------
 function normalised(entry) {
@@ -596,7 +599,7 @@ export function mount(view, { who, banner }) {
       note.value = "";
       required.checked = false;
       if (answers.length) gaps.reload();
-      afterPublish(published, t("admin.published", { v: published.version, n: published.entry_count }));
+      afterPublish(published, () => t("admin.published", { v: published.version, n: published.entry_count }));
     } catch (error) {
       if (!state.alive) return;
       showError(publishError, error);
@@ -611,7 +614,7 @@ export function mount(view, { who, banner }) {
     state.draft = state.book.entries.map(normalised);
     clearError(publishError);
     draftChanged();
-    banner(t("admin.discarded"), "info");
+    banner(() => t("admin.discarded"), "info");
   });
 
   function afterPublish(book, message) {
@@ -646,8 +649,8 @@ export function mount(view, { who, banner }) {
       clearError(publishError);
       renderEditor();
       loadVersions();
-      const text = t("admin.rebased", { v: latest.version, n: merged.applied });
-      banner(merged.conflicts.length ? `${text}. ${t("admin.conflicts", { keys: merged.conflicts.join(", ") })}` : text,
+      const text = () => t("admin.rebased", { v: latest.version, n: merged.applied });
+      banner(merged.conflicts.length ? () => `${text()}. ${t("admin.conflicts", { keys: merged.conflicts.join(", ") })}` : text,
         merged.conflicts.length ? "warn" : "ok");
     } catch (error) {
       if (state.alive) showError(publishError, error);
@@ -722,7 +725,7 @@ export function mount(view, { who, banner }) {
             v.version === current ? el("span", { class: "pill ok current" }, t("admin.current")) : null),
           el("td", {}, v.author),
           el("td", { class: "time" }, el("time", { datetime: v.created_at }, when(v.created_at))),
-          el("td", { class: "note" }, v.note || "",
+          el("td", { class: "note" }, noteOf(v),
             v.rolled_back_from ? el("span", { class: "pill rolled" }, t("admin.rolled_back", { v: v.rolled_back_from })) : null),
           el("td", { class: "number" }, String(v.entry_count)),
           actions);
@@ -764,7 +767,7 @@ export function mount(view, { who, banner }) {
     versionView.replaceChildren(
       el("div", { class: "toolbar" }, heading, el("span", { class: "spacer" }), close),
       el("p", { class: "muted" }, t("admin.meta", { author: book.author, time: when(book.created_at), n: book.entry_count }),
-        book.note ? ` · ${book.note}` : ""),
+        book.note ? ` · ${noteOf(book)}` : ""),
       el("ol", { class: "entries" }, book.entries.map((entry) => el("li", { class: "entry", dataset: { key: entry.key } },
         el("h3", {}, entry.title, " ", el("small", {}, el("code", {}, entry.key), " · ", categoryName(entry.category_code))),
         el("p", { class: "question" }, entry.question),
@@ -900,12 +903,12 @@ export function mount(view, { who, banner }) {
       try {
         const book = await post(`${base}/rollback`, {
           to_version: target, base_version: state.book.version,
-          note: rollbackNote.value.trim() || t("admin.rollback_default", { v: target }),
+          note: rollbackNote.value.trim() || null, // the service's own note, which each language translates
         });
         if (!state.alive) return;
         trigger = null;
         root.close();
-        afterPublish(book, t("admin.rolled", { from: target, v: book.version }));
+        afterPublish(book, () => t("admin.rolled", { from: target, v: book.version }));
       } catch (error_) {
         if (state.alive) showError(error, error_);
       } finally {
@@ -974,7 +977,7 @@ export function mount(view, { who, banner }) {
         link.click();
         link.remove();
         setTimeout(() => URL.revokeObjectURL(url), 30000);
-        banner(t("admin.exported", { name }), "ok");
+        banner(() => t("admin.exported", { name }), "ok");
       } catch (error) {
         if (state.alive) showError(exportError, error);
       } finally {
@@ -1020,7 +1023,7 @@ export function mount(view, { who, banner }) {
         if (!state.alive) return;
         file.value = "";
         importNote.value = "";
-        afterPublish(book, t("admin.imported", { n: book.entry_count, v: book.version }));
+        afterPublish(book, () => t("admin.imported", { n: book.entry_count, v: book.version }));
       } catch (error) {
         if (!state.alive) return;
         showError(importError, error);
@@ -1098,7 +1101,7 @@ export function mount(view, { who, banner }) {
       if (stored.base_version === book.version) {
         state.draft = stored.entries.map(normalised);
         saveDraft();
-        banner(t("admin.restored"), "info");
+        banner(() => t("admin.restored"), "info");
       } else if (stored.base_version >= 0 && stored.base_version < book.version) {
         const old = stored.base_version === 0 ? { entries: [] } : await get(`${base}/versions/${stored.base_version}`);
         if (!state.alive) return;

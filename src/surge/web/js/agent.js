@@ -1,6 +1,6 @@
 // The agent console (cloud seat): presence, offers, the call in hand, the host's answer scripts.
 import { CITY_NAMES, cityName, el, get, socketUrl } from "./api.js";
-import { add, language, onLanguage, t, translate } from "./i18n.js";
+import { add, duration, language, onLanguage, t, translate } from "./i18n.js";
 import { noticeList } from "./supervision.js";
 
 add({
@@ -10,7 +10,7 @@ add({
     "agent.go_available": "置闲", "agent.go_break": "小休", "agent.offered": "振铃中", "agent.busy": "通话中",
     "agent.wrap_up": "话后整理", "agent.wrap_up_left": "话后整理 · 剩余 {n} 秒",
     "agent.offer": "来电", "agent.host": "来电城市", "agent.caller": "来电号码", "agent.waited": "已等待",
-    "agent.expires": "剩余", "agent.seconds": "{n} 秒", "agent.accept": "接听 (A)", "agent.decline": "拒接 (D)",
+    "agent.expires": "剩余", "agent.accept": "接听 (A)", "agent.decline": "拒接 (D)",
     "agent.no_offer": "暂无来电", "agent.call": "当前通话", "agent.category": "诉求分类", "agent.pick": "请选择",
     "agent.disposition": "办理方式", "agent.answered": "直接答复", "agent.transferred": "转办",
     "agent.summary": "工单摘要", "agent.script_used": "引用口径", "agent.none": "无", "agent.complete": "完成工单",
@@ -39,7 +39,7 @@ add({
     "agent.go_available": "Go available", "agent.go_break": "Take a break", "agent.offered": "Ringing", "agent.busy": "On a call",
     "agent.wrap_up": "Wrap-up", "agent.wrap_up_left": "Wrap-up · {n} s left",
     "agent.offer": "Incoming call", "agent.host": "City", "agent.caller": "Caller", "agent.waited": "Waited",
-    "agent.expires": "Expires in", "agent.seconds": "{n} s", "agent.accept": "Accept (A)", "agent.decline": "Decline (D)",
+    "agent.expires": "Expires in", "agent.accept": "Accept (A)", "agent.decline": "Decline (D)",
     "agent.no_offer": "No incoming call", "agent.call": "Call in hand", "agent.category": "Category", "agent.pick": "Choose",
     "agent.disposition": "Disposition", "agent.answered": "Answered online", "agent.transferred": "Transferred",
     "agent.summary": "Summary", "agent.script_used": "Script used", "agent.none": "none", "agent.complete": "Complete",
@@ -69,7 +69,7 @@ add({
 export function mount(view, { who, banner }) {
   const state = {
     socket: null, closed: false, retry: 0, offer: null, call: null, presence: "break", wrapUp: null,
-    surges: new Map(), scriptsCity: who.city, book: null, changed: new Set(), usedScript: null, categories: [],
+    surges: new Map(), surgeText: null, scriptsCity: who.city, book: null, changed: new Set(), usedScript: null, categories: [],
     // Required script versions not acknowledged yet: city -> { version, diff }. A version is
     // acknowledged once its book is on display (`acked`: city -> version sent); `reading` is the
     // city whose required scripts the agent chose to read.
@@ -107,7 +107,7 @@ export function mount(view, { who, banner }) {
     const socket = new WebSocket(socketUrl("/ws/agent"));
     state.socket = socket;
     socket.addEventListener("open", () => {
-      if (state.retry > 0) banner(t("agent.reconnected"), "ok");
+      if (state.retry > 0) banner(() => t("agent.reconnected"), "ok");
       state.retry = 0;
       renderConnection(true);
     });
@@ -123,10 +123,10 @@ export function mount(view, { who, banner }) {
       if (event.code === 4408) { // a supervisor logged the agent out: no reconnecting
         ui.connection.dataset.i18n = "agent.logged_out";
         ui.connection.textContent = t("agent.logged_out");
-        banner(t("agent.logged_out"), "warn");
+        banner(() => t("agent.logged_out"), "warn");
         return;
       }
-      banner(t("agent.reconnecting"), "warn");
+      banner(() => t("agent.reconnecting"), "warn");
       const delay = Math.min(10000, 500 * 2 ** state.retry++);
       setTimeout(() => state.closed || connect(), delay);
     });
@@ -163,7 +163,7 @@ export function mount(view, { who, banner }) {
           ? { callId: frame.call_id, endsAt: performance.now() + frame.ends_in_s * 1000 } : null;
         if (frame.reason === "missed_offer") {
           state.offer = null;
-          banner(t("agent.missed"), "warn");
+          banner(() => t("agent.missed"), "warn");
         }
         break;
       case "offer":
@@ -173,7 +173,7 @@ export function mount(view, { who, banner }) {
         break;
       case "offer.revoked":
         if (state.offer && state.offer.offer_id === frame.offer_id) state.offer = null;
-        banner(t("agent.revoked"), "info");
+        banner(() => t("agent.revoked"), "info");
         break;
       case "call.connected":
         state.offer = null;
@@ -184,11 +184,11 @@ export function mount(view, { who, banner }) {
         break;
       case "call.completed":
         state.call = null;
-        banner(t("agent.completed"), "ok");
+        banner(() => t("agent.completed"), "ok");
         break;
       case "call.transferred":
         state.call = null;
-        banner(t("agent.transferred_to", { city: cityName(frame.to_city, lang()) }), "ok");
+        banner(() => t("agent.transferred_to", { city: cityName(frame.to_city, lang()) }), "ok");
         break;
       case "callback.dialing": // a callback (回拨) accepted: the telephony dials the caller
         state.offer = null;
@@ -198,16 +198,16 @@ export function mount(view, { who, banner }) {
         break;
       case "callback.unreached":
         state.call = null;
-        banner(frame.retry_in_s === null ? t("agent.unreached_final")
-          : t("agent.unreached_retry", { n: Math.round(frame.retry_in_s) }), "warn");
+        banner(() => (frame.retry_in_s === null ? t("agent.unreached_final")
+          : t("agent.unreached_retry", { n: Math.round(frame.retry_in_s) })), "warn");
         break;
       case "surge.joined":
         state.surges.set(frame.surge_id, frame.host_city);
-        showSurge(t("agent.joined", { city: cityName(frame.host_city, lang()) }), "joined");
+        showSurge(() => t("agent.joined", { city: cityName(frame.host_city, lang()) }), "joined");
         break; // the host's scripts go on display next (chooseScriptsCity), which acknowledges them
       case "surge.left":
         state.surges.delete(frame.surge_id);
-        showSurge(t("agent.left", { city: cityName(frame.host_city, lang()) }), "left");
+        showSurge(() => t("agent.left", { city: cityName(frame.host_city, lang()) }), "left");
         break;
       case "scripts.updated":
         if (frame.required) holdFor(frame.city, frame.version);
@@ -215,7 +215,7 @@ export function mount(view, { who, banner }) {
         if (frame.city === state.scriptsCity) {
           const changes = frame.changes || {};
           state.changed = new Set([...(changes.added || []), ...(changes.changed || [])]);
-          banner(t("agent.updated", { city: cityName(frame.city, lang()), v: frame.version }), "info");
+          banner(() => t("agent.updated", { city: cityName(frame.city, lang()), v: frame.version }), "info");
           loadScripts(true);
         }
         break;
@@ -224,7 +224,7 @@ export function mount(view, { who, banner }) {
         break;
       case "gap.recorded":
         closeGap();
-        banner(t("agent.gap_recorded", { city: cityName(frame.city, lang()), q: frame.question }), "ok");
+        banner(() => t("agent.gap_recorded", { city: cityName(frame.city, lang()), q: frame.question }), "ok");
         break;
       case "gap.answered":
         showGapAnswered(frame);
@@ -262,7 +262,7 @@ export function mount(view, { who, banner }) {
     const held = state.required.get(book.city);
     if (held && book.version >= held.version && state.acked.get(book.city) === book.version) {
       state.required.delete(book.city); // they stay on display until an offer needs others
-      banner(t("agent.required_done", { city: cityName(book.city, lang()), v: book.version }), "ok");
+      banner(() => t("agent.required_done", { city: cityName(book.city, lang()), v: book.version }), "ok");
     }
     renderRequired();
   }
@@ -289,8 +289,10 @@ export function mount(view, { who, banner }) {
     ui.required.hidden = rows.length === 0;
   }
 
+  // `text` gives the banner in the language of the moment (said again on a switch).
   function showSurge(text, kind) {
-    ui.surge.textContent = text;
+    state.surgeText = text;
+    ui.surge.textContent = text();
     ui.surge.className = `surge-banner ${kind}`;
     ui.surge.dataset.kind = kind;
     ui.surge.hidden = false;
@@ -322,7 +324,11 @@ export function mount(view, { who, banner }) {
     renderOffer();
     renderCall();
     renderGap();
+    for (const use of list.querySelectorAll("button.cite")) use.hidden = !citable();
   }
+
+  // An entry can be cited while a call is in hand (not while a callback is still dialling).
+  const citable = () => !!state.call && !state.call.dialing;
 
   function renderOffer() {
     clearInterval(ticker);
@@ -357,8 +363,8 @@ export function mount(view, { who, banner }) {
     );
     const tick = () => {
       const elapsed = (performance.now() - offer.receivedAt) / 1000;
-      waited.textContent = t("agent.seconds", { n: Math.round(offer.call.waited_s + elapsed) });
-      countdown.textContent = t("agent.seconds", { n: Math.max(0, Math.ceil(offer.expires_in_s - elapsed)) });
+      waited.textContent = duration(Math.round(offer.call.waited_s + elapsed));
+      countdown.textContent = duration(Math.max(0, Math.ceil(offer.expires_in_s - elapsed)));
     };
     tick();
     ticker = setInterval(tick, 250);
@@ -520,8 +526,8 @@ export function mount(view, { who, banner }) {
   }
 
   function showGapAnswered(frame) {
-    const text = t("agent.gap_answered", { city: cityName(frame.city, lang()), v: frame.version, q: frame.question });
-    answeredGaps.prepend(el("li", { class: "notice ok", dataset: { version: frame.version } }, text));
+    const text = () => t("agent.gap_answered", { city: cityName(frame.city, lang()), v: frame.version, q: frame.question });
+    answeredGaps.prepend(el("li", { class: "notice ok", dataset: { version: frame.version } }, text()));
     banner(text, "info");
   }
   let searchTimer = null;
@@ -557,7 +563,7 @@ export function mount(view, { who, banner }) {
       } catch (_) { entries = []; }
     }
     list.replaceChildren(...entries.map((entry) => {
-      const use = el("button", { type: "button", class: "small" }, t("agent.use"));
+      const use = el("button", { type: "button", class: "small cite", hidden: !citable() }, t("agent.use"));
       use.addEventListener("click", () => {
         state.usedScript = { key: entry.key, version: book.version };
         const output = document.getElementById("script-used");
@@ -567,7 +573,7 @@ export function mount(view, { who, banner }) {
         el("h3", {}, entry.title, " ", el("small", {}, entry.category_code || "")),
         el("p", { class: "question" }, entry.question),
         el("p", { class: "answer" }, entry.answer),
-        state.call ? use : null);
+        use);
     }));
     if (!entries.length) list.append(el("li", { class: "muted" }, t("agent.no_entries")));
   }
@@ -584,6 +590,7 @@ export function mount(view, { who, banner }) {
     render();
     renderEntries();
     renderRequired();
+    if (state.surgeText) ui.surge.textContent = state.surgeText();
   });
 
   get("/categories").then((categories) => {

@@ -15,11 +15,15 @@ const HOME = { agent: "agent", coordinator: "coordinator", city_admin: "admin" }
 const view = document.getElementById("view");
 let unmount = null;
 
+// `text` is a string, or a function giving it in the language of the moment: a switch of
+// language says it again in the new one.
+let bannerText = "";
 export function banner(text, kind = "info") {
+  bannerText = text;
   const element = document.getElementById("banner");
-  element.textContent = text;
+  element.textContent = typeof text === "function" ? text() : text;
   element.className = `banner ${kind}`;
-  element.hidden = !text;
+  element.hidden = !element.textContent;
 }
 
 function renderNav(who) {
@@ -105,6 +109,7 @@ onLanguage((code) => {
   switcher.textContent = t("app.lang");
   switcher.lang = code === "zh" ? "en" : "zh-CN";
   renderNav(session());
+  if (typeof bannerText === "function") document.getElementById("banner").textContent = bannerText();
 });
 window.addEventListener("hashchange", route);
 window.addEventListener("surge:logged-out", route);

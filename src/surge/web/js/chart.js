@@ -9,7 +9,11 @@ function node(tag, attributes = {}, text = null) {
   return element;
 }
 
-// series: [{name, values: [number|null]}]; labels: one per point. kind: "line" | "bar".
+// series: [{name, values: [number|null], labelled?}]; labels: one per point. kind: "line" | "bar".
+// A bar above zero is at least MIN_BAR px high, so a small figure beside a large one still shows;
+// a `labelled` series writes each bar's value above it.
+const MIN_BAR = 4;
+
 export function chart({ title, labels, series, kind = "line", width = 720, height = 220 }) {
   const pad = { left: 44, right: 12, top: 24, bottom: 36 };
   const svg = node("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
@@ -34,9 +38,14 @@ export function chart({ title, labels, series, kind = "line", width = 720, heigh
       const band = plotW / Math.max(1, labels.length);
       const barW = Math.max(1, (band * 0.8) / series.length);
       s.values.forEach((v, i) => {
-        if (v === null || v === undefined) return;
+        if (v === null || v === undefined || v <= 0) return;
         const left = pad.left + i * band + band * 0.1 + index * barW;
-        svg.append(node("rect", { x: left, y: y(v), width: barW, height: pad.top + plotH - y(v), fill: colour }));
+        const high = Math.max(MIN_BAR, pad.top + plotH - y(v));
+        const top = pad.top + plotH - high;
+        svg.append(node("rect", { x: left, y: top, width: barW, height: high, fill: colour }));
+        if (s.labelled) {
+          svg.append(node("text", { x: left + barW / 2, y: top - 3, "text-anchor": "middle", "font-size": 10, fill: colour }, String(v)));
+        }
       });
     } else {
       const points = s.values.map((v, i) => (v === null || v === undefined ? null : `${x(i)},${y(v)}`)).filter(Boolean);

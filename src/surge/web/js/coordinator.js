@@ -4,7 +4,7 @@
 import { CITY_NAMES, cityName, el, get, post } from "./api.js";
 import { chart } from "./chart.js";
 import { hotspotsPanel } from "./hotspots.js";
-import { add, language, onLanguage, t, translate } from "./i18n.js";
+import { add, duration, language, onLanguage, reasonText, t, translate } from "./i18n.js";
 import { agentsPanel, noticeBox } from "./supervision.js";
 
 const POLL_MS = 3000;
@@ -28,10 +28,10 @@ add({
     "coord.shared": "允许援助城市同时支援其他多援一", "coord.callbacks": "放弃来电自动回拨", "coord.callbacks_on": "自动回拨",
     "coord.reason": "启动原因（记入审计日志）",
     "coord.submit": "启动多援一", "coord.no_helpers": "请至少选择一个援助城市", "coord.pick_host": "请先选择求援城市",
-    "coord.started": "已为{city}启动多援一（#{id}）", "coord.left_out": "未纳入建议的城市",
+    "coord.started": "已为{city}启动多援一（#{id}）", "coord.host_busy": "{city}已有进行中的多援一（#{id}），不能再发起；可在下方为它启动下一波。", "coord.left_out": "未纳入建议的城市",
     "coord.live": "进行中的多援一", "coord.no_surges": "目前没有进行中的多援一",
     "coord.surge_title": "{city}多援一 #{id}", "coord.host_waiting": "求援城市排队 {n}",
-    "coord.since": "{time} 由 {who} 启动", "coord.overflow_is": "溢出等待 {n} 秒",
+    "coord.since": "{time} 由 {who} 启动", "coord.overflow_is": "溢出等待 {wait}",
     "coord.col_wave": "波次", "coord.col_city": "援助城市", "coord.col_seats": "席位", "coord.col_in_use": "在用",
     "coord.col_answered": "已接听", "coord.col_state": "状态", "coord.active_at": "已启动 {time}", "coord.pending": "待启动",
     "coord.total": "合计", "coord.activate": "启动第 {n} 波", "coord.activated": "{city}多援一第 {n} 波已启动",
@@ -46,7 +46,7 @@ add({
     "coord.version": "第 {v} 版", "coord.unacked": "未确认", "coord.agents_n": "{n} 人",
     "coord.behind": "版本落后的坐席", "coord.all_current": "所有在线坐席均已使用最新版本",
     "coord.col_agent": "坐席", "coord.col_home": "所属城市", "coord.col_version": "当前版本", "coord.more": "另有 {n} 人",
-    "coord.seconds": "{s} 秒", "coord.minutes": "{m} 分 {s} 秒", "coord.failed": "操作失败：{message}",
+    "coord.failed": "操作失败：{message}",
     "coord.capacity": "每时能力/来话", "coord.shortfall": "每时缺口",
     "coord.release": "建议结束：求援城市已可自行应对",
     "coord.province": "全省合计", "coord.province_capacity": "每时能力", "coord.province_demand": "每时来话",
@@ -75,10 +75,10 @@ add({
     "coord.shared": "Let helpers also serve another surge", "coord.callbacks": "Call back the callers who give up",
     "coord.callbacks_on": "callbacks", "coord.reason": "Reason (kept in the audit log)",
     "coord.submit": "Start the surge", "coord.no_helpers": "Choose at least one helper city", "coord.pick_host": "Choose the host city first",
-    "coord.started": "Surge #{id} for {city} started", "coord.left_out": "Cities left out of the proposal",
+    "coord.started": "Surge #{id} for {city} started", "coord.host_busy": "{city} already has an active surge (#{id}); start its next wave below instead.", "coord.left_out": "Cities left out of the proposal",
     "coord.live": "Active surges", "coord.no_surges": "No surge is active",
     "coord.surge_title": "Surge #{id} for {city}", "coord.host_waiting": "{n} waiting at the host",
-    "coord.since": "started {time} by {who}", "coord.overflow_is": "overflow after {n} s",
+    "coord.since": "started {time} by {who}", "coord.overflow_is": "overflow after {wait}",
     "coord.col_wave": "Wave", "coord.col_city": "Helper city", "coord.col_seats": "Seats", "coord.col_in_use": "In use",
     "coord.col_answered": "Answered", "coord.col_state": "State", "coord.active_at": "active since {time}", "coord.pending": "not yet active",
     "coord.total": "Total", "coord.activate": "Activate wave {n}", "coord.activated": "Wave {n} of the surge for {city} is active",
@@ -93,7 +93,7 @@ add({
     "coord.version": "v{v}", "coord.unacked": "not acknowledged", "coord.agents_n": "{n}",
     "coord.behind": "Agents behind", "coord.all_current": "Every connected agent has the current version",
     "coord.col_agent": "Agent", "coord.col_home": "Home city", "coord.col_version": "Version", "coord.more": "and {n} more",
-    "coord.seconds": "{s} s", "coord.minutes": "{m} min {s} s", "coord.failed": "Failed: {message}",
+    "coord.failed": "Failed: {message}",
     "coord.capacity": "Capacity / demand per h", "coord.shortfall": "Shortfall per h",
     "coord.release": "Release suggested: the host can cope on its own",
     "coord.province": "Province", "coord.province_capacity": "Capacity per h", "coord.province_demand": "Demand per h",
@@ -122,11 +122,6 @@ const locale = () => (lang() === "en" ? "en-GB" : "zh-CN");
 const clock = (at) => new Date(at).toLocaleTimeString(locale(), { hour12: false });
 const hhmm = (at) => new Date(at).toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit", hour12: false });
 
-function duration(seconds) {
-  const whole = Math.round(seconds || 0);
-  if (whole < 60) return t("coord.seconds", { s: whole });
-  return t("coord.minutes", { m: Math.floor(whole / 60), s: String(whole % 60).padStart(2, "0") });
-}
 
 // Replace a node's children, skipping the absent ones (replaceChildren would print "null").
 function fill(node, ...children) {
@@ -169,7 +164,8 @@ export function mount(view, { banner }) {
   const reason = el("input", { id: "surge-reason", type: "text", maxlength: 1000 });
   const leftOut = el("div", { id: "left-out" });
   const formError = el("p", { id: "surge-error", class: "error", role: "alert" });
-  const submit = el("button", { type: "submit", id: "surge-submit", class: "primary", "data-i18n": "coord.submit" });
+  const hostBusy = el("p", { id: "surge-host-busy", class: "host-busy", role: "status", hidden: true });
+  const submit = el("button", { type: "submit", id: "surge-submit", class: "primary", "data-i18n": "coord.submit", "aria-describedby": hostBusy.id });
   const form = el("form", { id: "surge-form", class: "surge-form", dataset: { state: "idle", host: "" }, novalidate: true },
     el("div", { class: "toolbar" },
       el("label", { for: "surge-host", "data-i18n": "coord.host" }), host, propose, proposalStatus),
@@ -181,7 +177,7 @@ export function mount(view, { banner }) {
       el("label", { for: "surge-reason", "data-i18n": "coord.reason" }), reason,
       el("span", {}), el("label", { class: "check" }, shared, " ", el("span", { "data-i18n": "coord.shared" })),
       el("span", {}), el("label", { class: "check" }, callbacks, " ", el("span", { "data-i18n": "coord.callbacks" }))),
-    leftOut, formError, submit);
+    leftOut, formError, hostBusy, submit);
   const surgesList = el("div", { id: "surges" });
   const agentsView = agentsPanel({ banner });
   const hotspots = hotspotsPanel({ banner });
@@ -225,7 +221,7 @@ export function mount(view, { banner }) {
       fill(electedText,
         el("h3", {}, t("coord.elected"), " ", el("strong", { id: "elected-city", dataset: { code: elected.code } }, city(elected.code)),
           " ", el("span", { class: "pill bad" }, t("coord.score", { score: elected.score.toFixed(1) }))),
-        el("ul", { class: "reasons", lang: "en" }, elected.reasons.map((text) => el("li", {}, text))));
+        reasonList(elected));
       startFor.textContent = t("coord.start_for", { city: city(elected.code) });
       startFor.dataset.code = elected.code;
       startFor.hidden = hosting(elected.code);
@@ -275,9 +271,13 @@ export function mount(view, { banner }) {
       el("dt", {}, t("coord.capacity")),
       el("dd", { dataset: { field: "capacity" } }, `${Math.round(reading.capacity_per_hour)} / ${Math.round(reading.demand_per_hour)}`),
       el("dt", {}, t("coord.shortfall")), el("dd", { dataset: { field: "shortfall" } }, Math.round(reading.shortfall_per_hour))),
-    reading.reasons.length
-      ? el("ul", { class: "reasons", lang: "en" }, reading.reasons.map((text) => el("li", {}, text)))
-      : null);
+    reading.reasons.length ? reasonList(reading) : null);
+  }
+
+  // A reading's reasons in the console's language (from their codes; the words as a fallback).
+  function reasonList(reading) {
+    return el("ul", { class: "reasons" }, reading.reason_codes.map((code, index) =>
+      el("li", { dataset: { code: code.code } }, reasonText(code, reading.reasons[index]))));
   }
 
   startFor.addEventListener("click", () => {
@@ -295,11 +295,22 @@ export function mount(view, { banner }) {
   function chooseHost(code, byHand) {
     if (byHand) state.hostTouched = true;
     host.value = code;
+    renderHostBusy();
     loadProposal(code);
+  }
+
+  // A host has one surge at a time (the API answers 409): a host that has one cannot start another.
+  function renderHostBusy() {
+    const surge = state.surges.find((one) => one.host_city === host.value);
+    hostBusy.textContent = surge ? t("coord.host_busy", { city: city(surge.host_city), id: surge.id }) : "";
+    hostBusy.hidden = !surge;
+    submit.disabled = state.submitting || !!surge;
+    form.dataset.hostBusy = surge ? "true" : "false";
   }
 
   host.addEventListener("change", () => {
     state.hostTouched = true;
+    renderHostBusy();
     if (host.value) loadProposal(host.value);
     else {
       state.proposalSeq++; // a proposal still loading is no longer wanted
@@ -331,7 +342,8 @@ export function mount(view, { banner }) {
         host: code,
         waves: proposal.waves.map((wave) => ({ cities: new Set(wave.cities), seats: wave.seats_per_city })),
         offers: Object.fromEntries(proposal.waves.flatMap((wave) => wave.helpers).map((h) => [h.city, h])),
-        unavailable: proposal.unavailable || {},
+        unavailable: Object.fromEntries(Object.entries(proposal.unavailable)
+          .map(([code, text]) => [code, { text, code: proposal.unavailable_codes[code] }])),
         short: proposal.agents_short,
       };
       if (seq === state.proposalSeq) setStatus("coord.proposed");
@@ -365,9 +377,11 @@ export function mount(view, { banner }) {
     const out = Object.entries(draft.unavailable);
     fill(leftOut, out.length
       ? el("details", { class: "left-out" }, el("summary", {}, `${t("coord.left_out")} (${out.length})`),
-        el("ul", {}, out.map(([code, why]) => el("li", {}, `${city(code)}: `, el("span", { lang: "en" }, why)))))
+        el("ul", {}, out.map(([code, why]) => el("li", { dataset: { city: code } }, `${city(code)}: `, leftOutReason(why)))))
       : null);
   }
+
+  const leftOutReason = (why) => el("span", { class: "why", dataset: { code: why.code.code } }, reasonText(why.code, why.text));
 
   function waveFieldset(draft, wave, number) {
     const id = `wave-${number}`;
@@ -404,7 +418,7 @@ export function mount(view, { banner }) {
       return el("label", { class: `city-check${offer ? " proposed" : ""}${why ? " unavailable" : ""}`, for: box.id },
         box, " ", city(code),
         offer ? el("small", {}, ` ${t("coord.spare", { n: offer.spare })}`) : null,
-        why ? el("small", { lang: "en" }, ` ${why}`) : null);
+        why ? el("small", {}, " ", leftOutReason(why)) : null);
     });
     return el("fieldset", { class: "wave", id, dataset: { wave: number } },
       el("legend", {}, t("coord.wave", { n: number })),
@@ -486,7 +500,7 @@ export function mount(view, { banner }) {
       el("p", { id: "what-if-inputs", class: "muted" }, t("coord.sizing_inputs", {
         arrivals: number(inputs.arrivals_per_hour.value), a_src: source(inputs.arrivals_per_hour),
         aht: number(inputs.aht_s.value), h_src: source(inputs.aht_s),
-        patience: inputs.patience_s.value === null ? "—" : t("coord.seconds", { s: number(inputs.patience_s.value) }),
+        patience: inputs.patience_s.value === null ? "—" : duration(Math.round(inputs.patience_s.value)),
         p_src: source(inputs.patience_s),
         own: inputs.own_agents.value, o_src: source(inputs.own_agents),
       })));
@@ -499,7 +513,7 @@ export function mount(view, { banner }) {
       node.dataset.seats = scenario.helper_seats;
       const good = scenario.service_level >= inputs.service_level;
       node.className = `wave-forecast ${good ? "ok" : "short"}`;
-      const asa = scenario.asa_s === null ? t("coord.unbounded") : t("coord.seconds", { s: Math.round(scenario.asa_s) });
+      const asa = scenario.asa_s === null ? t("coord.unbounded") : duration(Math.round(scenario.asa_s));
       const values = { sl: percent1(scenario.service_level), ab: percent1(scenario.abandon_rate), asa, n: inputs.own_agents.value + scenario.helper_seats };
       fill(node, t(result.method === "erlang_c" ? "coord.forecast_c" : "coord.forecast", values));
     });
@@ -532,7 +546,7 @@ export function mount(view, { banner }) {
     submit.disabled = true;
     try {
       const surge = await post("/surges", body);
-      banner(t("coord.started", { city: city(surge.host_city), id: surge.id }), "ok");
+      banner(() => t("coord.started", { city: city(surge.host_city), id: surge.id }), "ok");
       resetForm();
       await refreshSurges();
       document.getElementById(`surge-${surge.id}`)?.focus();
@@ -540,7 +554,7 @@ export function mount(view, { banner }) {
       showFormError(describe(error), error.code);
     } finally {
       state.submitting = false;
-      submit.disabled = false;
+      renderHostBusy();
     }
     return undefined;
   });
@@ -559,6 +573,7 @@ export function mount(view, { banner }) {
     form.dataset.state = "idle";
     form.dataset.host = "";
     renderEditor();
+    renderHostBusy();
   }
 
   // --- 3 and 4. the live surges ------------------------------------------------------------------
@@ -567,6 +582,7 @@ export function mount(view, { banner }) {
     const surges = await get("/surges?active=true");
     if (seq !== state.surgesSeq || state.closed) return; // a newer read (after an action) won
     state.surges = surges;
+    renderHostBusy();
     const live = new Set(surges.map((surge) => surge.id));
     for (const [id, card] of state.cards) {
       if (!live.has(id)) {
@@ -647,7 +663,7 @@ export function mount(view, { banner }) {
     for (const button of [card.activate, card.end, card.confirm]) button.disabled = true;
     try {
       const read = await post(path, why.trim() ? { reason: why.trim() } : {});
-      banner(message(read), "ok");
+      banner(() => message(read), "ok");
       await refreshSurges();
     } catch (error) {
       card.error.textContent = t("coord.failed", { message: describe(error) });
@@ -668,11 +684,11 @@ export function mount(view, { banner }) {
         t(draining ? "coord.status_draining" : "coord.status_active")), " ",
       el("span", { class: `pill ${surge.host_waiting ? "warn" : "ok"}`, id: `surge-${surge.id}-waiting` },
         t("coord.host_waiting", { n: surge.host_waiting })), " ",
-      el("span", { class: "pill" }, t("coord.overflow_is", { n: surge.overflow_after_s })), " ",
+      el("span", { class: "pill" }, t("coord.overflow_is", { wait: duration(surge.overflow_after_s) })), " ",
       surge.callbacks ? [el("span", { class: "pill", id: `surge-${surge.id}-callbacks` }, t("coord.callbacks_on")), " "] : null,
       el("span", { class: "muted" }, t("coord.since", { time: clock(surge.created_at), who: surge.created_by })),
       !draining && surge.release?.suggested // a suggestion to end: moot once it is ending
-        ? [" ", el("span", { class: "pill ok", id: `surge-${surge.id}-release`, title: surge.release.reasons.join("\n") },
+        ? [" ", el("span", { class: "pill ok", id: `surge-${surge.id}-release`, title: surge.release.reason_codes.map((code, index) => reasonText(code, surge.release.reasons[index])).join("\n") },
           t("coord.release"))]
         : null,
       draining ? el("span", { class: "draining-note", id: `surge-${surge.id}-draining` }, t("coord.draining_note", { n: inHand })) : null);
@@ -807,6 +823,7 @@ export function mount(view, { banner }) {
     renderBoard();
     renderHostOptions();
     renderEditor();
+    renderHostBusy();
     for (const card of state.cards.values()) updateCard(card);
     renderNoSurges();
     agentsView.render();

@@ -58,7 +58,7 @@ export function hotspotsPanel({ banner }) {
     const item = frame.hotspot;
     state.items = [...state.items.filter((other) => !same(other, item)), item].sort(hottestFirst);
     state.fresh.add(`${item.kind}:${item.key}`);
-    banner(t("hot.appeared", { label: label(item) }), "warn");
+    banner(() => t("hot.appeared", { label: label(item) }), "warn");
     render();
   }
 

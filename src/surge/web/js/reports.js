@@ -3,7 +3,7 @@
 // files always name a figure the same way.
 import { CITY_NAMES, cityName, download as saveFile, el, get } from "./api.js";
 import { chart } from "./chart.js";
-import { add, language, onLanguage, t, translate } from "./i18n.js";
+import { add, duration, language, onLanguage, t, translate } from "./i18n.js";
 import { ledgerCard } from "./ledger.js";
 
 add({
@@ -28,7 +28,7 @@ add({
     "reports.staffing_aht": "平均处理时长", "reports.target": "目标", "reports.target_value": "{share} 的来电在 {within} 内接通",
     "reports.own_agents": "本市坐席数", "reports.peak_agents_needed": "高峰所需坐席", "reports.peak_helper_seats": "高峰需申请援助坐席",
     "reports.agent_hours_needed": "所需坐席工时", "reports.helper_seat_hours": "需申请援助坐席工时",
-    "reports.agent_hours": "{n} 坐席·小时", "reports.s": "{n} 秒", "reports.min_s": "{m} 分 {s} 秒", "reports.min": "{m} 分", "reports.h_min": "{h} 小时 {m} 分",
+    "reports.agent_hours": "{n} 坐席·小时",
     "reports.none": "—", "reports.surge": "#{id}",
   },
   en: {
@@ -52,7 +52,7 @@ add({
     "reports.staffing_aht": "Average handling time", "reports.target": "Target", "reports.target_value": "{share} of calls answered within {within}",
     "reports.own_agents": "Own agents", "reports.peak_agents_needed": "Peak agents needed", "reports.peak_helper_seats": "Peak helper seats to request",
     "reports.agent_hours_needed": "Agent-hours needed", "reports.helper_seat_hours": "Helper seat-hours to request",
-    "reports.agent_hours": "{n} agent-hours", "reports.s": "{n} s", "reports.min_s": "{m} min {s} s", "reports.min": "{m} min", "reports.h_min": "{h} h {m} min",
+    "reports.agent_hours": "{n} agent-hours",
     "reports.none": "—", "reports.surge": "#{id}",
   },
 });
@@ -101,16 +101,6 @@ function number(value, digits = 0) {
 
 function share(value) {
   return new Intl.NumberFormat(locale(), { style: "percent", maximumFractionDigits: 1 }).format(value);
-}
-
-function duration(seconds) {
-  if (seconds < 60) return t("reports.s", { n: number(seconds, 1) });
-  const total = Math.round(seconds);
-  if (total < 3600) {
-    const [m, s] = [Math.floor(total / 60), total % 60];
-    return s ? t("reports.min_s", { m, s }) : t("reports.min", { m });
-  }
-  return t("reports.h_min", { h: Math.floor(total / 3600), m: Math.round((total % 3600) / 60) });
 }
 
 // One figure as text, by its unit; null (nothing to divide by) is a dash.
@@ -374,13 +364,13 @@ export function mount(view, { who }) {
           load();
         });
       }
+      // The code goes under the name: one column fewer, so the key figures fit the page.
       return el("tr", { class: total ? "total" : null, dataset: { code: city.code ?? "province" } },
-        el("td", {}, city.code ?? ""),
-        el("th", { scope: "row" }, name),
+        el("th", { scope: "row" }, name, city.code ? el("small", { class: "city-code" }, city.code) : null),
         keys.map((key) => valueCell("summary", key, city[key])));
     };
     const table = el("table", { id: "summary-table", class: "report-table" },
-      el("thead", {}, el("tr", {}, headerCell("summary", "code"), headerCell("summary", "name"), keys.map((key) => headerCell("summary", key)))),
+      el("thead", {}, el("tr", {}, headerCell("summary", "name"), keys.map((key) => headerCell("summary", key)))),
       el("tbody", {}, row(report.province, true), report.cities.map((city) => row(city, false))));
     return section("report-summary", t("reports.part.summary"),
       el("div", { class: "report-tools" }, toggle), scroller(t("reports.part.summary"), table));
@@ -447,7 +437,9 @@ export function mount(view, { who }) {
     const figure = chart({
       title: t("reports.staffing_chart", { date: staffing.for_date }),
       labels: staffing.hours.map((hour) => hourLabel(hour.hour)),
-      series: ["agents_needed", "own_agents"].map((key) => ({ name: label(definitions[key]), values: staffing.hours.map((hour) => hour[key]) })),
+      series: ["agents_needed", "own_agents"].map((key) => ({
+        name: label(definitions[key]), values: staffing.hours.map((hour) => hour[key]), labelled: key === "agents_needed",
+      })),
       kind: "bar",
     });
     const keys = Object.keys(definitions).filter((key) => key !== "code" && key !== "hour");
@@ -473,7 +465,7 @@ export function mount(view, { who }) {
       title: t("reports.staffing_cities"),
       labels: cities.map(rowName),
       series: [
-        { name: t("reports.peak_agents_needed"), values: cities.map((city) => city.staffing.peak_agents_needed) },
+        { name: t("reports.peak_agents_needed"), values: cities.map((city) => city.staffing.peak_agents_needed), labelled: true },
         { name: t("reports.own_agents"), values: cities.map((city) => city.staffing.own_agents) },
       ],
       kind: "bar",

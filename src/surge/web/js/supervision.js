@@ -127,7 +127,7 @@ export function agentsPanel({ banner }) {
     const agent = state.release;
     if (!agent) return;
     closeRelease();
-    act(`/calls/${agent.call_id}/release`, { reason: reason.value.trim() }, t("sup.released", { id: agent.call_id }));
+    act(`/calls/${agent.call_id}/release`, { reason: reason.value.trim() }, () => t("sup.released", { id: agent.call_id }));
   });
   cancel.addEventListener("click", closeRelease);
   releaseBox.addEventListener("keydown", (event) => {
@@ -141,7 +141,7 @@ export function agentsPanel({ banner }) {
     const logout = agent.state === "offline" ? null : el("button", {
       type: "button", id: `agent-${agent.id}-logout`, "aria-label": t("sup.logout_named", { name: agent.name }),
     }, t("sup.logout"));
-    logout?.addEventListener("click", () => act(`/agents/${agent.id}/logout`, {}, t("sup.logged_out", { name: agent.name })));
+    logout?.addEventListener("click", () => act(`/agents/${agent.id}/logout`, {}, () => t("sup.logged_out", { name: agent.name })));
     const release = gone && agent.call_id ? el("button", {
       type: "button", class: "danger", id: `agent-${agent.id}-release`,
       "aria-label": t("sup.release_named", { name: agent.name, id: agent.call_id }),
@@ -207,7 +207,7 @@ export function noticeBox(surgeId, { banner }) {
     try {
       const sent = await post(`/surges/${surgeId}/notices`, { text: text.value.trim() });
       text.value = "";
-      banner(t("sup.notice_sent", { id: sent.id }), "ok");
+      banner(() => t("sup.notice_sent", { id: sent.id }), "ok");
     } catch (failure) {
       status.textContent = t("sup.failed", { message: describe(failure) });
       status.dataset.code = failure.code || "";

@@ -135,7 +135,7 @@ export function mount(view, { who, banner }) {
       fillChoices();
       state.users.push(made);
       renderList();
-      banner(t("users.created", { name: made.username }), "ok");
+      banner(() => t("users.created", { name: made.username }), "ok");
       username.focus();
     } catch (error) {
       if (state.alive) showError(createError, error);
@@ -194,7 +194,7 @@ export function mount(view, { who, banner }) {
       if (!state.alive) return;
       Object.assign(user, changed);
       renderList();
-      banner(t(disabled ? "users.was_disabled" : "users.was_enabled", { name: user.username }), "ok");
+      banner(() => t(disabled ? "users.was_disabled" : "users.was_enabled", { name: user.username }), "ok");
       const again = table.querySelector(`tr[data-username="${CSS.escape(user.username)}"] button.toggle`);
       if (again) again.focus();
     } catch (error) {
@@ -237,7 +237,7 @@ export function mount(view, { who, banner }) {
         await request("PATCH", `/users/${target.id}`, { password: input.value });
         if (!state.alive) return;
         root.close();
-        banner(t("users.was_reset", { name: target.username }), "ok");
+        banner(() => t("users.was_reset", { name: target.username }), "ok");
       } catch (error_) {
         if (state.alive) showError(error, error_);
       } finally {
