@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -66,11 +66,21 @@ async def site(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
             yield live
 
 
-async def signed_in(browser: Browser, site: LiveService, role: Role, city: str | None) -> Page:
-    """A new page with a fresh user of `role` logged in through the login form."""
+async def signed_in(
+    browser: Browser,
+    site: LiveService,
+    role: Role,
+    city: str | None,
+    *,
+    prepare: Callable[[Page], Awaitable[None]] | None = None,
+) -> Page:
+    """A new page with a fresh user of `role` logged in through the login form (`prepare` runs
+    on the page first: a route to hold back a response, say)."""
     name = await site.add_user(role, city)
     page = await browser.new_page(viewport={"width": 1280, "height": 860}, locale="zh-CN")
     page.set_default_timeout(10_000)
+    if prepare is not None:
+        await prepare(page)
     await page.goto(f"{site.base_url}/console/")
     await page.get_by_label("用户名").fill(name)
     await page.get_by_label("密码").fill(PASSWORD)

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, FilePayload, Page, expect
+from playwright.async_api import Browser, FilePayload, Page, Route, expect
 
 from surge.auth.models import Role
 from tests.browser.conftest import screenshot, signed_in
@@ -114,6 +114,29 @@ async def test_an_agent_sees_the_admins_publish_without_a_reload(
     body = book.json()
     assert body["note"] == "新增疫苗接种点口径"
     assert body["entries"][0]["tags"] == ["疫苗", "加强针"]
+
+
+async def test_a_form_opened_before_the_categories_arrive_gets_them(
+    browser: Browser, site: LiveService
+) -> None:
+    # Seen under load: the admin opened the entry form while GET /categories was on its way,
+    # and the form's list stayed empty for good.
+    arrived = asyncio.Event()
+
+    async def hold_categories(page: Page) -> None:
+        async def held(route: Route) -> None:
+            await arrived.wait()
+            await route.continue_()
+
+        await page.route("**/api/v1/categories", held)
+
+    admin = await signed_in(browser, site, Role.CITY_ADMIN, NANJING, prepare=hold_categories)
+    await admin.get_by_role("button", name="新增口径").click()
+    category = admin.locator("#entry-form").get_by_label("诉求分类", exact=True)
+    await expect(category.locator("option")).to_have_count(1)  # only "请选择" so far
+    arrived.set()
+    await category.select_option("0101", timeout=2_000)  # well before a retry (3 s) would
+    await expect(category).to_have_value("0101")
 
 
 async def test_edit_compare_roll_back_and_export(browser: Browser, site: LiveService) -> None:

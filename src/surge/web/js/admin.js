@@ -383,6 +383,11 @@ export function mount(view, { who, banner }) {
     select.value = chosen || "";
   }
 
+  // An open entry form's category list, filled again (the list arrived, or the language changed).
+  function refillCategories() {
+    if (!form.root.hidden && state.editing) fillCategories(form.category, form.category.value);
+  }
+
   function openForm(key, trigger) {
     const entry = key === null ? null : state.draft.find((e) => e.key === key);
     const published = entry && state.book.entries.some((e) => e.key === key);
@@ -1093,8 +1098,10 @@ export function mount(view, { who, banner }) {
     historyBody.replaceChildren(el("p", { class: "muted" }, t("admin.loading")));
     const [book, categories] = await Promise.all([get(base), get("/categories").catch(() => null)]);
     if (!state.alive) return;
-    if (categories) state.categories = categories;
-    else loadCategories(); // the entry form's list must not stay empty for one failed read
+    if (categories) {
+      state.categories = categories;
+      refillCategories(); // a form opened while the list was on its way
+    } else loadCategories(); // the entry form's list must not stay empty for one failed read
     setBook(book);
     const stored = JSON.parse(sessionStorage.getItem(draftKey) || "null");
     if (stored && Array.isArray(stored.entries)) {
@@ -1123,8 +1130,8 @@ export function mount(view, { who, banner }) {
     if (!versionView.hidden) renderVersion(false);
     if (!form.root.hidden && state.editing) {
       form.heading.textContent = state.editing.key === null ? t("admin.new_entry") : t("admin.edit_entry", { key: state.editing.key });
-      fillCategories(form.category, form.category.value);
     }
+    refillCategories();
     loadAdoption();
   }
 
