@@ -58,9 +58,10 @@ browser:
 		     && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(TEST_PACKAGES); }; }
 
 ## test: lint, then the whole suite on both backends (SQLite + in-process, Postgres + Redis),
-## in TEST_WORKERS processes (pytest-xdist): most tests wait on a live service, so two
-## processes on two cores halve the wall time (every test has its own database and key prefix)
-TEST_WORKERS ?= 2
+## in TEST_WORKERS processes (pytest-xdist): most tests wait on a live service (offer timers,
+## sockets), so three processes keep two cores busy where two left a third of them idle (every
+## test has its own database and key prefix)
+TEST_WORKERS ?= 3
 test: lint browser
 	$(BIN)/pytest -m "not slow" -q -n $(TEST_WORKERS) --dist worksteal
 
