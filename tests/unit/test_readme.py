@@ -90,3 +90,13 @@ def test_the_architecture_names_every_part_of_the_service() -> None:
     ]
     assert len(parts) > 20
     assert [part for part in parts if not re.search(rf"(?<![\w/]){re.escape(part)}", tree)] == []
+
+
+def test_every_file_a_commands_help_names_is_in_the_repository() -> None:
+    parser = build_parser()
+    helps = [parser.format_help()]
+    for command in subcommands(parser).values():
+        helps += [command.format_help()] + [v.format_help() for v in subcommands(command).values()]
+    named = set(re.findall(r"\b(?:docs|loadtests|deploy|src|tests)/[\w/.-]*\w/?", " ".join(helps)))
+    assert {"docs/API.md", "loadtests/scenarios/"} <= named  # `surge simulate --help`
+    assert sorted(path for path in named if not (ROOT / path).exists()) == []
