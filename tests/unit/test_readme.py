@@ -7,12 +7,12 @@ fields and its commands the `surge` parser's and the Makefile's targets.
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
 from surge.cli import build_parser
 from surge.settings import Settings
+from tests.helpers import surge_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -60,19 +60,10 @@ def test_every_setting_is_documented_and_every_variable_named_is_a_setting() -> 
     assert sorted(settings - named) == []
 
 
-def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """A parser's subcommands by name (none for a command that has none)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
 def test_every_command_is_in_the_command_table_and_every_make_target_exists() -> None:
     table = " ".join(CODE)
-    for name, parser in subcommands(build_parser()).items():
-        for verb in [f"{name} {verb}" for verb in subcommands(parser)] or [name]:
-            assert re.search(rf"surge {verb}\b|\b{verb.split()[-1]} NAME", table), verb
+    for command in surge_commands():
+        assert re.search(rf"surge {command}\b|\b{command.split()[-1]} NAME", table), command
     targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
     assert set(re.findall(r"`make ([a-z-]+)", README)) <= targets
 
@@ -93,10 +84,8 @@ def test_the_architecture_names_every_part_of_the_service() -> None:
 
 
 def test_every_file_a_commands_help_names_is_in_the_repository() -> None:
-    parser = build_parser()
-    helps = [parser.format_help()]
-    for command in subcommands(parser).values():
-        helps += [command.format_help()] + [v.format_help() for v in subcommands(command).values()]
+    helps = [build_parser().format_help()]
+    helps += [command.format_help() for command in surge_commands().values()]
     named = set(re.findall(r"\b(?:docs|loadtests|deploy|src|tests)/[\w/.-]*\w/?", " ".join(helps)))
     assert {"docs/API.md", "loadtests/scenarios/"} <= named  # `surge simulate --help`
     assert sorted(path for path in named if not (ROOT / path).exists()) == []
