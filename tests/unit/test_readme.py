@@ -89,3 +89,11 @@ def test_every_file_a_commands_help_names_is_in_the_repository() -> None:
     named = set(re.findall(r"\b(?:docs|loadtests|deploy|src|tests)/[\w/.-]*\w/?", " ".join(helps)))
     assert {"docs/API.md", "loadtests/scenarios/"} <= named  # `surge simulate --help`
     assert sorted(path for path in named if not (ROOT / path).exists()) == []
+
+
+def test_the_benchmarks_section_names_every_benchmark_make_bench_runs() -> None:
+    recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\nbench:", 1)[1]
+    run = set(re.findall(r"-m (loadtests\.\w+)", recipe.split("\n\n", 1)[0]))
+    section = README.split("## Benchmarks", 1)[1]
+    assert len(run) > 10
+    assert sorted(module for module in run if f"python -m {module}" not in section) == []
