@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 HASH := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(HASH)
 DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint bench faults migrate seed install install-dev clean browser
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import secrets
@@ -28,6 +29,7 @@ from surge.app import create_app
 from surge.auth import service as auth_service
 from surge.auth.models import Role
 from surge.cities import service as cities_service
+from surge.cli import build_parser
 from surge.db import create_engine, create_sessionmaker
 from surge.settings import Settings
 
@@ -366,3 +368,16 @@ def protocol_table(header: str) -> list[str]:
             break
         rows.append(line)
     return rows
+
+
+def surge_commands(
+    parser: argparse.ArgumentParser | None = None, prefix: str = ""
+) -> dict[str, argparse.ArgumentParser]:
+    """Every `surge` command as it is typed, with its verb (`users add`), and its parser."""
+    parser = parser or build_parser()
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                found |= surge_commands(command, f"{prefix}{name} ")
+    return found or {prefix.strip(): parser}

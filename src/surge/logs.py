@@ -31,8 +31,9 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("surge_request_id", default=None
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _SECRETS = re.compile(r"(token=)[^&\s\"'\\]+|\$argon2[a-z]*\$[^\s\"'\\,)\]]+")
-# What every LogRecord has; anything else on a record came in `extra`.
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# What every LogRecord has; anything else on a record came in `extra`. uvicorn adds
+# `color_message`, its message with terminal colour escapes: the message says it already.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 http_log = logging.getLogger("surge.http")
 

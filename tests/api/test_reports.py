@@ -8,15 +8,19 @@ call lifecycle records them, so that every figure below can be worked out on pap
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import hmac
 import io
+import json
 import math
+import re
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +32,7 @@ from surge import erlang
 from surge.auth.models import Role, User
 from surge.calls.models import Call, CallEvent
 from surge.db import create_engine, create_sessionmaker
+from surge.reports.schemas import LedgerPart, Part
 from surge.seats.models import Agent
 from surge.settings import Settings
 from surge.surges.models import Surge, SurgeWave, SurgeWaveCity
@@ -680,3 +685,116 @@ async def test_repeat_callers_are_counted_by_the_days_key_never_the_number(
     finally:
         await engine.dispose()
     assert [key for (key,) in keys] == [expected] * 4
+
+
+def decimals(value: float) -> int:
+    """How many decimal places a float's shortest representation has (`0.807`: 3)."""
+    exponent = Decimal(repr(value)).as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def figures(value: Any, key: str = "") -> Iterator[tuple[str, float]]:
+    """Every float in a JSON document, with its key."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from figures(item, name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from figures(item, key)
+    elif isinstance(value, float):
+        yield key, value
+
+
+def places(key: str) -> int:
+    """The decimal places docs/REPORT.md gives a figure: hours 9, rates and seconds 6."""
+    return 9 if "hours" in key else 6
+
+
+@pytest.mark.parametrize(
+    ("value", "places"),
+    [(0.807, 3), (0.806999921798706, 15), (0.1 + 0.2, 17), (1e-06, 6), (5.0, 1), (240.0, 1)],
+)
+def test_decimals_counts_what_a_reader_sees(value: float, places: int) -> None:
+    assert decimals(value) == places
+
+
+async def test_figures_of_calls_taken_through_the_service_carry_no_float_noise(
+    service: LiveService,
+) -> None:
+    """Real times (microseconds apart, seconds since 1970 subtracted in the database) and sums
+    of them: no figure in any format has more than its documented decimal places (float noise
+    such as 1.3370001316070557 for 1.337 s, or 0.30000000000000004)."""
+    cti = await service.add_user(Role.CTI)
+    coordinator = await service.add_user(Role.COORDINATOR)
+    agents = [await service.add_user(Role.AGENT, city) for city in (NANJING, SUZHOU)]
+    started = await service.http.post(
+        "/api/v1/surges",
+        json={"host_city": NANJING, "waves": [{"cities": [SUZHOU], "seats_per_city": 1}]},
+        headers=service.auth(coordinator),
+    )
+    assert started.status_code == 201, started.text
+    surge_id = started.json()["id"]
+    activated = await service.http.post(
+        f"/api/v1/surges/{surge_id}/waves/1/activate", headers=service.auth(coordinator)
+    )
+    assert activated.status_code == 200, activated.text
+    pace = iter([0.013, 0.071, 0.029, 0.113, 0.047, 0.089, 0.031, 0.067] * 4)
+
+    async def take(agent: str, calls: int) -> None:
+        async with service.console(agent) as console:
+            await console.send(type="status", state="available")
+            while calls:
+                frame = await console.recv(10)
+                if frame["type"] == "offer":
+                    await asyncio.sleep(next(pace))
+                    await console.send(type="accept", offer_id=frame["offer_id"])
+                elif frame["type"] == "call.connected":
+                    await asyncio.sleep(next(pace))
+                    await console.send(type="complete", call_id=frame["call_id"],
+                                       disposition="answered", category_code="0101")  # fmt: skip
+                elif frame["type"] == "call.completed":
+                    calls -= 1
+                    await console.send(type="status", state="available")
+
+    takers = [asyncio.create_task(take(agent, 3)) for agent in agents]
+    posted = [await service.post_call(cti, NANJING, caller=f"1390000000{i}") for i in range(8)]
+    await asyncio.wait_for(asyncio.gather(*takers), 30)
+    for call, score in zip(posted, [5, 4, 1, 5, 3, 2, 5, 4], strict=True):
+        state = await service.http.get(f"/api/v1/calls/{call['id']}", headers=service.auth(cti))
+        if state.json()["status"] == "completed":
+            await service.http.post(f"/api/v1/calls/{call['id']}/feedback",
+                                    json={"score": score}, headers=service.auth(cti))  # fmt: skip
+        else:
+            await service.http.post(f"/api/v1/calls/{call['id']}/abandon",
+                                    headers=service.auth(cti))  # fmt: skip
+    today = datetime.now(SHANGHAI).date().isoformat()
+
+    async def read(path: str, **params: str) -> bytes:
+        response = await service.http.get(path, params=params, headers=service.auth(coordinator))
+        assert response.status_code == 200, (path, params, response.text)
+        return response.content
+
+    daily, ledger = "/api/v1/reports/daily", "/api/v1/reports/ledger"
+    documents = {
+        "daily": json.loads(await read(daily, date=today)),
+        "ledger": json.loads(await read(ledger, **{"from": today, "to": today})),
+    }
+    assert documents["ledger"]["pairs"], "a helper answered: the ledger has a pair"
+    found = [figure for document in documents.values() for figure in figures(document)]
+    assert len(found) > 30
+    assert [(key, value) for key, value in found if decimals(value) > places(key)] == []
+    cells: list[Any] = []
+    for path, parts, when in (
+        (daily, Part, {"date": today}),
+        (ledger, LedgerPart, {"from": today, "to": today}),
+    ):
+        for part in parts:
+            text = (await read(path, **when, format="csv", part=part.value)).decode("utf-8-sig")
+            cells += [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+        book = load_workbook(io.BytesIO(await read(path, **when, format="xlsx")))
+        cells += [cell for sheet in book for row in sheet.iter_rows(values_only=True)
+                  for cell in row]  # fmt: skip
+    numbers = [float(cell) for cell in cells if re.fullmatch(r"-?\d+\.\d+", str(cell))]
+    assert numbers
+    assert [value for value in numbers if decimals(value) > 4] == []  # CSV and XLSX: 4 at most

@@ -22,7 +22,7 @@ from surge import migrate
 from surge.auth.models import Role
 from tests.api.test_reports import load_the_day
 from tests.conftest import PG_ADMIN_URL, Backend, admin_sql, make_backend, unavailable
-from tests.helpers import run_service, seed
+from tests.helpers import run_service, seed, surge_commands
 from tests.integration.conftest import SURGE
 
 
@@ -407,3 +407,39 @@ async def test_commands_on_an_unmigrated_database_say_to_migrate(
     assert output.strip().count("\n") == 0, output  # one line: no traceback
     assert "run `surge migrate`" in output
     assert "argon2" not in output
+
+
+ON_THE_DATABASE: dict[str, tuple[str, ...]] = {
+    "seed": ("--demo-users",),
+    "users add": ("li-na", "--role", "cti"),
+    "users disable": ("li-na",),
+    "users enable": ("li-na",),
+    "users delete": ("li-na",),
+    "users password": ("li-na",),
+    "report daily": ("--date", "2026-01-05", "--format", "xlsx", "--out", "-"),
+}
+"""Every command that reads or writes the database, but `serve` and `migrate` which migrate."""
+
+
+def test_every_database_command_is_tried_on_an_unmigrated_database() -> None:
+    assert set(surge_commands()) - {"serve", "migrate", "simulate"} == set(ON_THE_DATABASE)
+
+
+@pytest.mark.parametrize("kind", ["embedded", "postgres"])
+async def test_each_database_command_on_an_unmigrated_database_says_to_migrate(
+    kind: str, tmp_path: Path
+) -> None:
+    async with unmigrated_database(kind, tmp_path) as env:
+        backend = Backend(kind, env["SURGE_DATABASE_URL"], None, "unused:")
+        answers = await asyncio.gather(
+            *(
+                surge(backend, *command.split(), *args, stdin="a-long-password\n")
+                for command, args in ON_THE_DATABASE.items()
+            )
+        )
+    for command, (code, output) in zip(ON_THE_DATABASE, answers, strict=True):
+        assert code == 1, (command, output)
+        assert output.splitlines() == [
+            "surge: the database is not migrated to this version of Surge: "
+            "run `surge migrate` first"
+        ], command

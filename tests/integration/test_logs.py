@@ -73,6 +73,10 @@ async def test_json_log_lines_carry_ids_and_no_numbers_or_secrets(
     named(lines, "agent.connected", agent_id=console.hello["agent_id"])
     named(lines, "agent.disconnected", agent_id=console.hello["agent_id"])
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    # uvicorn's own lines come without its terminal copy of the message (colour escapes).
+    named(lines, "Application startup complete.")
+    assert [line for line in lines if "color_message" in line] == []
+    assert "\\u001b" not in text
     # The websocket's URL carried the token: logged, it is redacted.
     assert "token=<redacted>" in text
     for secret in (CALLER, PASSWORD, "$argon2", *service.tokens.values()):

@@ -44,6 +44,23 @@ def check_day(day: date, timezone: str) -> None:
         raise BadRequest(f"{day.isoformat()} has not happened yet (today is {today.isoformat()})")
 
 
+def _rounded(places: int) -> AfterValidator:
+    def to_places(value: float) -> float:
+        return round(value, places)
+
+    return AfterValidator(to_places)
+
+
+Figure = Annotated[float, _rounded(6)]
+"""A rate or a number of seconds of the report or the ledger, to six decimal places (seconds to
+the microsecond, as PostgreSQL keeps times): finer than any figure means, coarser than the noise
+of the float arithmetic behind it (times are seconds since 1970 subtracted in the database, then
+summed), so 1.337 s reads 1.337, not 1.3370001316070557."""
+
+HourFigure = Annotated[float, _rounded(9)]
+"""A number of hours, to nine decimal places (3.6 microseconds), for the same reason."""
+
+
 class ReportFormat(StrEnum):
     """The formats the report is written in."""
 
@@ -76,10 +93,10 @@ class HourFigures(BaseModel):
     answered: int
     abandoned: int
     answered_by_helpers: int
-    connection_rate: float | None
-    asa_s: float | None
-    service_level: float | None
-    aht_s: float | None
+    connection_rate: Figure | None
+    asa_s: Figure | None
+    service_level: Figure | None
+    aht_s: Figure | None
 
 
 class HelperContribution(BaseModel):
@@ -90,10 +107,10 @@ class HelperContribution(BaseModel):
     code: str
     name: str
     answered: int
-    share: float | None
-    asa_s: float | None
-    aht_s: float | None
-    handling_hours: float
+    share: Figure | None
+    asa_s: Figure | None
+    aht_s: Figure | None
+    handling_hours: HourFigure
     agents: int
     stale_tickets: int
     surges: list[int]
@@ -115,8 +132,8 @@ class Staffing(BaseModel):
 
     for_date: date
     method: str = Field(description="erlang_c, or erlang_a when abandonment was measured")
-    aht_s: float
-    patience_s: float | None = Field(description="Estimated mean caller patience (Erlang A)")
+    aht_s: Figure
+    patience_s: Figure | None = Field(description="Estimated mean caller patience (Erlang A)")
     target: float
     within_s: float
     own_agents: int
@@ -141,30 +158,30 @@ class CityDay(BaseModel):
     open: int
     unique_callers: int
     repeat_attempts: int
-    connection_rate: float | None
-    abandonment_rate: float | None
-    asa_s: float | None
-    wait_p90_s: float | None
-    service_level: float | None
-    aht_s: float | None
+    connection_rate: Figure | None
+    abandonment_rate: Figure | None
+    asa_s: Figure | None
+    wait_p90_s: Figure | None
+    service_level: Figure | None
+    aht_s: Figure | None
     answered_by_helpers: int
-    helper_share: float | None
+    helper_share: Figure | None
     answered_for_others: int
     answered_online: int
     transferred: int
-    online_rate: float | None
+    online_rate: Figure | None
     consultation: int
-    consultation_aht_s: float | None
+    consultation_aht_s: Figure | None
     other: int
-    other_aht_s: float | None
+    other_aht_s: Figure | None
     unclassified: int
     feedback: int
     satisfied: int
-    satisfaction_rate: float | None
+    satisfaction_rate: Figure | None
     callbacks: int
     callbacks_reached: int
     callbacks_unreached: int
-    callback_wait_s: float | None
+    callback_wait_s: Figure | None
     stale_tickets: int
     agents_active: int
     seats_active: int
@@ -257,13 +274,13 @@ class LedgerPair(BaseModel):
     lender_name: str
     host: str
     host_name: str
-    seat_hours_lent: float
-    seat_hours_received: float
-    balance_hours: float
+    seat_hours_lent: HourFigure
+    seat_hours_received: HourFigure
+    balance_hours: HourFigure
     calls_answered: int
     calls_answered_back: int
     lender_calls_while_lending: int
-    lender_service_level_while_lending: float | None
+    lender_service_level_while_lending: Figure | None
 
 
 class LedgerCity(BaseModel):
@@ -271,9 +288,9 @@ class LedgerCity(BaseModel):
 
     code: str
     name: str
-    seat_hours_lent: float
-    seat_hours_received: float
-    balance_hours: float
+    seat_hours_lent: HourFigure
+    seat_hours_received: HourFigure
+    balance_hours: HourFigure
     calls_answered_for_others: int
     calls_answered_by_others: int
 
