@@ -212,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             holds=holds,
         )
         transitions.poke = dispatcher.poke  # a call queued again or an agent freed
+        transitions.agent_freed = dispatcher.agent_freed
 
         def surges_changed() -> None:
             surges.changed()

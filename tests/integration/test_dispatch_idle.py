@@ -57,3 +57,26 @@ async def test_a_cycle_that_offers_every_queued_call_settles(shared_backend: Bac
             assert offer["call"]["id"] == call["id"]
             assert placing["snapshot"] == 1, placing
             assert placing["MGET"] >= 3, placing
+
+
+async def test_an_agent_freed_while_no_call_waits_costs_no_cycle(shared_backend: Backend) -> None:
+    # A tick far apart: every snapshot read below is one a change woke.
+    settings = shared_backend.settings(dispatch_interval_s=30.0)
+    async with run_service(settings) as service:
+        cti = await service.add_user(Role.CTI)
+        agent = await service.add_user(Role.AGENT, NANJING)
+        async with service.console(agent) as console:
+            await console.available()
+            await asyncio.sleep(1.0)  # its arrival was looked at: no call waits anywhere
+
+            async with watched(shared_backend.redis_prefix) as freed:
+                await console.send(type="status", state="break")
+                await console.expect("state")
+                await console.available()
+                await asyncio.sleep(1.0)
+            assert freed["snapshot"] == 0, freed
+
+            # A call queued is looked at at once, and goes to the free agent.
+            call = await service.post_call(cti, NANJING, external_id="freed-1")
+            offer = await console.expect("offer")
+            assert offer["call"]["id"] == call["id"]

@@ -3,8 +3,9 @@
 A call from arrival to completion on one instance with no telephony stream elsewhere: the intake
 queues it (one script), a dispatch cycle reads the mark and the snapshot together and claims (two
 scripts) and tells the telephony (a publish), the accept is one script and a publish, and the
-completion is one script that carries its frames for other instances, then one look by the
-dispatcher (woken only by what frees a call or an agent, not by every message of a console).
+completion is one script that carries its frames for other instances; the agent it frees wakes
+no dispatch cycle, the last one having left every queue empty (the dispatcher is woken only by
+what frees a call, or an agent while calls may wait, not by every message of a console).
 The maintenance tick's own work (expiry, wrap-ups, the heartbeat) is left out. Counted with
 MONITOR (`redis_watch`); a round trip more in any of them fails here.
 """
@@ -50,7 +51,7 @@ async def _one_call(
     return posted, accepted, completed
 
 
-async def test_a_call_costs_eight_round_trips_from_post_to_completion(
+async def test_a_call_costs_seven_round_trips_from_post_to_completion(
     shared_backend: Backend,
 ) -> None:
     # No dispatch tick nor survey of the cities in the way: every cycle here is one a change
@@ -70,6 +71,6 @@ async def test_a_call_costs_eight_round_trips_from_post_to_completion(
     assert _hot(posted) == {"enqueue": 1, "snapshot": 1, "claim": 1, "PUBLISH": 1}
     # The hot accept; the telephony's call.connected.
     assert _hot(accepted) == {"answer": 1, "PUBLISH": 1}
-    # The agent freed with the telephony's call.completed in the same script; the cycle that
-    # freeing asks for finds no call to offer.
-    assert _hot(completed) == {"finish": 1, "snapshot": 1}
+    # The agent freed with the telephony's call.completed in the same script; no call waits, so
+    # no cycle looks.
+    assert _hot(completed) == {"finish": 1}

@@ -122,7 +122,7 @@ async def _ingest(db: Db, external_id: str | None = None) -> HeldOffer:
         external_id=external_id or secrets.token_hex(8),
     )
     async with db.engine.begin() as connection:
-        call, created = await calls_service.ingest(
+        call, created, _ = await calls_service.ingest(
             connection=connection,
             payload=payload,
             instance="test",

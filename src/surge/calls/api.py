@@ -133,7 +133,7 @@ async def post_call(request: Request) -> Response:
     # (a BEGIN and a COMMIT would only cost SQLAlchemy's work); SQLite's statements, and the
     # read of a repeated call, began one, committed here.
     async with runtime.engine.connect() as connection:
-        call, created = await calls_service.ingest(
+        call, created, callback_pending = await calls_service.ingest(
             connection=connection,
             payload=body,
             instance=runtime.settings.instance_id,
@@ -149,7 +149,8 @@ async def post_call(request: Request) -> Response:
     telemetry.call_posted(
         call_id=call.id, city=call.city_code, channel=call.channel, priority=call.priority
     )
-    await runtime.transitions.caller_back(call)  # a callback of this caller's: one, not two
+    if callback_pending:  # a callback of this caller's: one, not two
+        await runtime.transitions.caller_back(call)
     # A new call's whole history is its arrival: no need to read it back.
     arrival = CallEventRead(
         at=call.received_at,

@@ -106,8 +106,11 @@ def as_queued(call: Call | CallRow) -> QueuedCall:
 
 # Ingest on PostgreSQL: the call and its arrival event in one statement, sent as fixed SQL on the
 # driver's connection (asyncpg prepares it once per connection). ON CONFLICT DO NOTHING makes a
-# duplicate key a no-op (no row comes back) instead of an error.
-_INGEST_POSTGRES = """
+# duplicate key a no-op (no row comes back) instead of an error. The same statement says whether
+# the caller has an older callback in the city not yet dialled (on the callbacks' own index; the
+# new call is not in the statement's snapshot), so that most calls need no second look.
+_CALLBACK_PENDING = "callback_pending"
+_INGEST_POSTGRES = f"""
 WITH c AS (
     INSERT INTO call (external_id, city_code, caller, channel, priority, status, received_at,
                       caller_key)
@@ -118,7 +121,11 @@ WITH c AS (
     INSERT INTO call_event (call_id, at, to_status, instance)
     SELECT id, received_at, status, $8 FROM c
 )
-SELECT * FROM c
+SELECT c.*, EXISTS (
+    SELECT 1 FROM call p
+    WHERE p.city_code = $2 AND p.caller = $3 AND p.callback_requested_at IS NOT NULL
+      AND p.status IN ({", ".join(f"'{s.value}'" for s in sorted(PENDING_CALLBACK_STATUSES))})
+) AS {_CALLBACK_PENDING} FROM c
 """
 _INGEST_SQLITE = (
     sqlite.insert(_CALL_TABLE)
@@ -148,10 +155,21 @@ _ARRIVAL = insert(_EVENT_TABLE).values(
 )
 
 
+class Ingested(NamedTuple):
+    """What `ingest` did: the call, whether it is new (not a repeat of the first), and whether
+    the caller may have an older callback in the city not yet dialled (False: certainly none;
+    `pending_callbacks` would find nothing)."""
+
+    call: CallRow
+    created: bool
+    callback_pending: bool
+
+
 async def ingest(
     *, connection: AsyncConnection, payload: CallCreate, instance: str, secret: str, timezone: str
-) -> tuple[CallRow, bool]:
-    """Record an arriving call; the same city and `external_id` again returns the first (False).
+) -> Ingested:
+    """Record an arriving call; the same city and `external_id` again returns the first (not
+    created).
 
     The key names one request: sent again with another caller, channel or priority it is an
     `IdempotencyConflict`, and the first call is not shown.
@@ -203,7 +221,10 @@ async def ingest(
                 _ARRIVAL, {"call_id": row["id"], "at": now, "instance": instance}
             )
     if row is not None:
-        return CallRow(**row), True
+        fields = dict(row)
+        # On SQLite the question is left to `pending_callbacks`.
+        pending = fields.pop(_CALLBACK_PENDING, True)
+        return Ingested(CallRow(**fields), True, pending)
     # The key is a city's own: another city's call under the same key is not this one.
     existing = await connection.execute(
         select(_CALL_TABLE).where(
@@ -217,7 +238,7 @@ async def ingest(
             f"external_id {payload.external_id!r} of city {payload.city} names another call"
             " (its caller, channel or priority differ); send a new external_id"
         )
-    return first, False
+    return Ingested(first, False, False)
 
 
 async def get(*, session: AsyncSession, call_id: int) -> Call:

@@ -378,6 +378,8 @@ class Transitions:
         self._wrap_up_s = wrap_up_s  # each completed call's wrap-up (0: the agent is free at once)
         self._callbacks = callbacks or CallbackPolicy()
         self.poke: Callable[[], None] = _no_poke  # wakes the dispatcher: a call or agent freed
+        # An agent freed, and no call queued with it: the dispatcher looks if calls may wait.
+        self.agent_freed: Callable[[], None] = _no_poke
 
     # --- offers -------------------------------------------------------------------------------
     async def offer(
@@ -809,7 +811,7 @@ class Transitions:
                 await self._tell_state(agent_id)
             raise
         if presence is not None:
-            self.poke()
+            self.agent_freed()
             return
         # It was not busy with this call here (the hot state was rebuilt meanwhile, say): say
         # what it is.
@@ -887,7 +889,7 @@ class Transitions:
                 await self._record_wrap_ups([(ended.call_id, seat.agent_id, now)])
         finally:
             if target is AgentState.AVAILABLE:
-                self.poke()  # after the record, as at a wrap-up's own end
+                self.agent_freed()  # after the record, as at a wrap-up's own end
 
     async def end_wrap_ups(self, now: float) -> None:
         """End the wrap-ups due by `now` of the consoles here: available, and recorded.
@@ -903,7 +905,7 @@ class Transitions:
         try:
             await self._record_wrap_ups([(w.call_id, agent_id, w.until) for agent_id, w in ended])
         finally:
-            self.poke()  # after the record, so that the next call rarely overtakes it
+            self.agent_freed()  # after the record, so that the next call rarely overtakes it
 
     async def _record_wrap_ups(self, ended: Sequence[tuple[int, int, float]]) -> None:
         """Record when each (call, agent, epoch end) wrap-up ended: the call's handling runs
@@ -948,7 +950,7 @@ class Transitions:
             call.agent_id, call_id, time.time()
         )
         if finished:
-            self.poke()
+            self.agent_freed()
         await self._announce(out)
         return call
 
@@ -1190,7 +1192,7 @@ class Transitions:
             told.append(events.to_cti(call.city_code, unreached))
         await self._announce(told)
         if await self._state.finish_call(agent_id, call_id, time.time()) is not None:
-            self.poke()
+            self.agent_freed()
         else:
             await self._tell_state(agent_id)
         return call
@@ -1275,7 +1277,7 @@ class Transitions:
                 out.append(events.to_agent(withdrawn_from.offer.agent_id, revoked))
         await self._announce(out)
         if any(w.offer is not None for _, w in taken):
-            self.poke()  # its agent is free again
+            self.agent_freed()  # its agent is free again
 
     async def _callback_on_abandon(self, call: Call) -> bool:
         """Whether the abandoned `call` becomes a callback by itself: callbacks are on (for
