@@ -75,6 +75,23 @@ const locale = () => (lang === "en" ? "en" : "zh-CN");
 const decimal = (value, digits) => new Intl.NumberFormat(locale(), { maximumFractionDigits: digits }).format(value);
 
 // Seconds as "42 秒" / "42 s" (a tenth under a minute when not whole), "5 分 35 秒", "1 小时 5 分".
+// A status line and an error line whose messages are functions of the language: `say` shows one
+// (null clears it, and hides the error line), `sayAgain` words both anew after a language switch.
+export function messageLines(status, error) {
+  const messages = { status: null, error: null };
+  function say(which, message) {
+    messages[which] = message;
+    const target = which === "status" ? status : error;
+    target.textContent = message ? message() : "";
+    if (which === "error") error.hidden = !message;
+  }
+  const sayAgain = () => {
+    say("status", messages.status);
+    say("error", messages.error);
+  };
+  return { say, sayAgain };
+}
+
 export function duration(seconds) {
   if (seconds < 60) return t("time.s", { n: decimal(seconds, 1) });
   const total = Math.round(seconds);

@@ -2,7 +2,7 @@
 // range of days, what it got back, and its own service level while it lent. Labels, units and
 // definitions come from the ledger's own metadata, as the daily report's do.
 import { cityName, download as saveFile, el, get } from "./api.js";
-import { add, language, onLanguage, t } from "./i18n.js";
+import { add, language, messageLines, onLanguage, t } from "./i18n.js";
 
 add({
   zh: {
@@ -62,13 +62,8 @@ export function ledgerCard({ day }) {
   const element = el("section", { id: "report-ledger", class: "card report-part", "aria-labelledby": "ledger-title" },
     title, form, bound, el("div", { class: "report-download-bar" }, downloads), status, error, body);
 
-  const messages = { status: null, error: null };
-  function say(which, message) {
-    messages[which] = message;
-    const target = which === "status" ? status : error;
-    target.textContent = message ? message() : "";
-    if (which === "error") error.hidden = !message;
-  }
+  // Messages are kept as functions of the language, so that the language switch rewords them.
+  const { say, sayAgain } = messageLines(status, error);
   const describe = (failure) => (failure.code === "network" ? t("error.network")
     : t("ledger.failed", { status: failure.status, code: failure.code, message: failure.message }));
 
@@ -168,8 +163,7 @@ export function ledgerCard({ day }) {
   const quiet = onLanguage(() => {
     if (!state.mounted) return;
     render();
-    say("status", messages.status);
-    say("error", messages.error);
+    sayAgain();
   });
   render();
   load();

@@ -3,7 +3,7 @@
 // files always name a figure the same way.
 import { CITY_NAMES, cityName, download as saveFile, el, get } from "./api.js";
 import { chart } from "./chart.js";
-import { add, duration, language, onLanguage, t, translate } from "./i18n.js";
+import { add, duration, language, messageLines, onLanguage, t, translate } from "./i18n.js";
 import { ledgerCard } from "./ledger.js";
 
 add({
@@ -175,13 +175,7 @@ export function mount(view, { who }) {
   }
 
   // Messages are kept as functions of the language, so that the language switch rewords them.
-  const messages = { status: null, error: null };
-  function say(which, message) {
-    messages[which] = message;
-    const target = which === "status" ? status : error;
-    target.textContent = message ? message() : "";
-    if (which === "error") error.hidden = !message;
-  }
+  const { say, sayAgain } = messageLines(status, error);
 
   async function load() {
     clearTimeout(state.timer);
@@ -506,8 +500,7 @@ export function mount(view, { who }) {
     fillScope();
     translate(view);
     render();
-    say("status", messages.status);
-    say("error", messages.error);
+    sayAgain();
   });
 
   fillScope();

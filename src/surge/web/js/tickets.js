@@ -1,7 +1,7 @@
 // The ticket list (工单查询): a city admin's calls and its agents' calls for other hosts (callers
 // masked), or every city's for the coordinator. Filters, next and previous pages, a CSV download.
 import { CITY_NAMES, cityName, download, el, get } from "./api.js";
-import { add, language, onLanguage, t, translate } from "./i18n.js";
+import { add, language, messageLines, onLanguage, t, translate } from "./i18n.js";
 
 add({
   zh: {
@@ -127,13 +127,8 @@ export function mount(view, { who }) {
   }
 
   // --- loading -----------------------------------------------------------------------------------
-  const messages = { status: null, error: null };
-  function say(which, message) {
-    messages[which] = message;
-    const target = which === "status" ? line : error;
-    target.textContent = message ? message() : "";
-    if (which === "error") error.hidden = !message;
-  }
+  // Messages are kept as functions of the language, so that the language switch rewords them.
+  const { say, sayAgain } = messageLines(line, error);
 
   function describe(failure) {
     if (failure.code === "network") return t("error.network");
@@ -227,7 +222,7 @@ export function mount(view, { who }) {
     previous.disabled = !state.page;
     next.disabled = !state.next;
     if (!state.items.length) {
-      results.replaceChildren(messages.error ? "" : el("p", { id: "tickets-none", class: "muted" }, t("tickets.none")));
+      results.replaceChildren(!error.hidden ? "" : el("p", { id: "tickets-none", class: "muted" }, t("tickets.none")));
       return;
     }
     const table = el("table", { id: "tickets-table", class: "tickets-table" },
@@ -241,8 +236,7 @@ export function mount(view, { who }) {
     fillOptions();
     translate(view);
     render();
-    say("status", messages.status);
-    say("error", messages.error);
+    sayAgain();
   });
 
   state.page = 0;
