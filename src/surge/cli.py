@@ -108,6 +108,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     logs.configure(log_format=settings.log_format, level=args.log_level)
     migrate.upgrade(settings.database_url)
+    _reach_hot_state(settings)
     if args.workers > 1:  # uvicorn's supervisor: one socket, N processes, a dead one restarted
         from uvicorn.supervisors import Multiprocess
 
@@ -120,6 +121,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     server = uvicorn.Server(_uvicorn_config(create_app(settings), settings, args))
     server.run()
     return 0
+
+
+def _reach_hot_state(settings: Settings) -> None:
+    """Refuse to serve, in one line (`StateUnavailable`), when the hot state's Redis cannot be
+    reached or is not what the settings say (a standalone server named as a cluster's node):
+    the start-up would only fail on it later, with a traceback."""
+    if settings.redis_url is None:
+        return
+    from surge.runtime import make_state
+
+    async def probe() -> None:
+        state = make_state(settings)
+        try:
+            await state.change_mark()
+        finally:
+            await state.close()
+
+    asyncio.run(probe())
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from surge.cities.pressure import Thresholds
 from surge.reports.schemas import ReportFormat
 from surge.settings import Environment, ExportFormat, Settings
+from tests.conftest import REDIS_URL
 
 SRC = Path(__file__).parents[2] / "src" / "surge"
 
@@ -197,6 +198,35 @@ def test_surge_serve_says_what_is_wrong_with_a_cluster_prefix() -> None:
     assert "configuration error" in done.stderr
     assert "SURGE_REDIS_PREFIX 'surge:' has no hash tag" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"SURGE_REDIS_URL": "redis://127.0.0.1:1"},
+        {"SURGE_REDIS_URL": "redis://127.0.0.1:1", "SURGE_REDIS_CLUSTER": "true"},
+        {"SURGE_REDIS_URL": REDIS_URL, "SURGE_REDIS_CLUSTER": "true"},  # no cluster's node
+    ],
+    ids=["unreachable", "unreachable-cluster", "standalone-as-cluster"],
+)
+def test_surge_serve_says_in_one_line_when_it_cannot_reach_the_hot_state(
+    environment: dict[str, str], tmp_path: Path
+) -> None:
+    surge = str(Path(sys.executable).with_name("surge"))
+    database = {"SURGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'surge.db'}"}
+    done = subprocess.run(
+        [surge, "serve", "--port", "1"],
+        env={**os.environ, **database, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    # After the migrations' log lines, one line saying what is wrong.
+    said = [line for line in done.stderr.splitlines() if line.startswith("surge:")]
+    assert said == done.stderr.strip().splitlines()[-1:], done.stderr
+    assert said[0].startswith("surge: hot state unavailable: "), said
 
 
 def test_pressure_release_and_sample_settings_reach_the_thresholds(

@@ -50,7 +50,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError, ResponseError
 
 from surge import metrics
 from surge.errors import AgentEngaged, AgentNotPresent, StateUnavailable
@@ -711,7 +711,7 @@ def _mapped(failed: Callable[[], None]) -> Iterator[None]:
     """Turn a backend failure into `StateUnavailable`, the one error callers handle."""
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:  # a cluster's is no RedisError
         failed()
         metrics.BACKEND_ERRORS.labels("redis").inc()
         raise StateUnavailable(f"hot state unavailable: {exc}") from exc
