@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # lives in the one slot of the prefix's hash tag: `{surge}:` unless a tagged prefix is given.
     redis_cluster: bool = False
     redis_prefix: str = "surge:"
-    redis_max_connections: int = Field(default=128, gt=0, description="Redis pool size")
+    redis_max_connections: int = Field(default=128, gt=0, description="Redis commands in flight")
     # All kept open by default: an extra connection closed whenever the load dips is opened
     # again at the next burst, a connect and fresh statement preparations in a request's path.
     db_pool_size: int = Field(default=40, gt=0, description="Database connections kept open")

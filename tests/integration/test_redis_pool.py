@@ -54,6 +54,9 @@ async def test_a_burst_beyond_the_connections_waits_for_one(
         await hear({"before": "the burst"})
         reads = await asyncio.gather(*(state.get_agent(agent) for agent in range(200)))
         assert reads == [None] * 200
+        # The scripts' own connections (a standalone server's hot commands) wait alike.
+        scripts = await asyncio.gather(*(state.get_offer(f"o{n}") for n in range(200)))
+        assert scripts == [None] * 200
         await hear({"after": "the burst"})
     finally:
         await state.close()
