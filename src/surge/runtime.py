@@ -35,14 +35,17 @@ def make_state(settings: Settings) -> HotState:
         cluster = ClusterClient.from_url(
             settings.redis_url, max_connections=settings.redis_max_connections
         )
-        return RedisState(cluster, prefix=settings.redis_prefix)
+        return RedisState(cluster, prefix=settings.redis_prefix, instance=settings.instance_id)
     # A blocking pool: under load a request waits for a connection instead of failing at once.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
         timeout=CONNECTION_WAIT_S,
     )
-    return RedisState(Redis.from_pool(pool), prefix=settings.redis_prefix)  # owns the pool
+    # The state owns the pool.
+    return RedisState(
+        Redis.from_pool(pool), prefix=settings.redis_prefix, instance=settings.instance_id
+    )
 
 
 @dataclass(slots=True)

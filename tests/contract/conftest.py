@@ -25,7 +25,7 @@ _redis_down: list[str] = []
 def _redis_state(prefix: str, url: str = REDIS_URL, *, cluster: bool = False) -> RedisState:
     # A short connect timeout makes an unreachable server a quick skip, not a long hang.
     client = redis_client(url, cluster=cluster, socket_connect_timeout=2)
-    return RedisState(client, prefix=prefix)
+    return RedisState(client, prefix=prefix, instance=f"test-{uuid.uuid4().hex[:8]}")
 
 
 def _without_redis(reason: str) -> NoReturn:

@@ -21,7 +21,7 @@ from tests.conftest import REDIS_URL
 
 SCRIPTS = {
     script.sha: name.lstrip("_")
-    for name, script in vars(RedisState(aioredis.Redis())).items()
+    for name, script in vars(RedisState(aioredis.Redis(), instance="watch")).items()
     if isinstance(script, AsyncScript)
 }
 """Each script's SHA1 -> its name (registering a script only hashes it: no server is asked)."""

@@ -157,9 +157,14 @@ async def _restart_and_drain(backend: Backend, tmp_path: Path, *, flush_redis: b
                     await console.available()  # it missed the offer held before the crash
                 if frame["type"] != "offer":
                     continue
-                order.append(frame["call"]["id"])
                 await console.send(type="accept", offer_id=frame["offer_id"])
-                await console.expect("call.connected")
+                answer = await console.recv()
+                if answer["type"] == "error" and answer["code"] == "offer_unavailable":
+                    # The offer held before the crash, shown again as the console came back,
+                    # expired before the accept reached the service: its call comes again.
+                    continue
+                assert answer["type"] == "call.connected", answer
+                order.append(frame["call"]["id"])
                 await console.send(type="complete", call_id=order[-1], disposition="answered")
     expected = {held["id"], urgent["id"], *(call["id"] for call in waiting)}
     assert set(order) == expected

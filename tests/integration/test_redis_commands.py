@@ -2,7 +2,8 @@
 
 A call from arrival to completion on one instance with no telephony stream elsewhere: the intake
 queues it (one script), a dispatch cycle reads the mark and the snapshot together and claims (two
-scripts) and tells the telephony (a publish), the accept is one script and a publish, and the
+scripts) and tells the telephony (a broadcast to the other instances' channels, one script), the
+accept is one script and a broadcast, and the
 completion is one script that carries its frames for other instances; the agent it frees wakes
 no dispatch cycle, the last one having left every queue empty (the dispatcher is woken only by
 what frees a call, or an agent while calls may wait, not by every message of a console).
@@ -68,9 +69,9 @@ async def test_a_call_costs_seven_round_trips_from_post_to_completion(
             await _one_call(service, console, cti, prefix, 0)
             posted, accepted, completed = await _one_call(service, console, cti, prefix, 1)
     # Queued; the cycle's one read and its claim; the telephony's call.offered.
-    assert _hot(posted) == {"enqueue": 1, "snapshot": 1, "claim": 1, "PUBLISH": 1}
+    assert _hot(posted) == {"enqueue": 1, "snapshot": 1, "claim": 1, "broadcast": 1}
     # The hot accept; the telephony's call.connected.
-    assert _hot(accepted) == {"answer": 1, "PUBLISH": 1}
+    assert _hot(accepted) == {"answer": 1, "broadcast": 1}
     # The agent freed with the telephony's call.completed in the same script; no call waits, so
     # no cycle looks.
     assert _hot(completed) == {"finish": 1}

@@ -39,10 +39,10 @@ async def test_a_burst_beyond_the_connections_waits_for_one(
             heard.put_nowait(event)
 
     async def hear(event: dict[str, object]) -> None:
-        """Publish `event` until the listener has it (it may not be subscribed yet)."""
+        """Echo `event` until the listener has it (it may not be subscribed yet)."""
         async with asyncio.timeout(5):
             while True:
-                await state.publish(event)
+                await state.echo(event)
                 try:
                     if await asyncio.wait_for(heard.get(), 0.2) == event:
                         return

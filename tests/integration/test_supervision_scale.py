@@ -42,7 +42,9 @@ async def test_a_list_of_1300_agents_is_one_quick_answer(shared_backend: Backend
                 ids = [(a.id, a.city_code) for a in agents]
         finally:
             await engine.dispose()
-        state = RedisState(aioredis.Redis.from_url(REDIS_URL), prefix=settings.redis_prefix)
+        state = RedisState(
+            aioredis.Redis.from_url(REDIS_URL), prefix=settings.redis_prefix, instance="bench"
+        )
         try:
             now = time.time()
             for agent_id, city in ids[:CONNECTED]:

@@ -226,7 +226,7 @@ class Gateway:
 
         async def subscription() -> None:
             async for message in self._state.listen():
-                if message.get("from") == self._instance:
+                if message.get("from") == self._instance:  # a probe it echoed
                     heard = self._probes.get(message.get("probe", ""))
                     if heard is not None:
                         heard.set()
@@ -240,8 +240,8 @@ class Gateway:
     async def wait_listening(self, *, within_s: float) -> bool:
         """Wait until this instance's listener hears the bus again; False if it did not in time.
 
-        A probe is published until the listener hears it: the first may go out before a
-        listener that lost its connection has subscribed again.
+        A probe is echoed until the listener hears it: the first may go out before a listener
+        that lost its connection has subscribed again.
         """
         if not self._shared:
             return True
@@ -250,7 +250,7 @@ class Gateway:
         try:
             async with asyncio.timeout(within_s):
                 while not heard.is_set():
-                    await self._state.publish({"from": self._instance, "probe": token})
+                    await self._state.echo({"from": self._instance, "probe": token})
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(heard.wait(), 0.1)
             return True

@@ -567,7 +567,13 @@ class HotState(Protocol):
 
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:
-        """Send a JSON-serialisable event to every service instance (this one included)."""
+        """Send a JSON-serialisable event to every other service instance listening (not to
+        this one: what it publishes it has delivered itself)."""
+
+    async def echo(self, event: Mapping[str, Any]) -> None:
+        """Send a JSON-serialisable event to this instance's own listeners over the bus (a
+        probe that they hear it)."""
 
     def listen(self) -> AsyncIterator[dict[str, Any]]:
-        """Yield every event published by any instance, from the moment of the call on."""
+        """Yield every event sent to this instance (published by another, or echoed), from
+        the moment of the call on."""

@@ -437,7 +437,7 @@ class InMemoryState:
         """
         presence = self._finish(agent_id, call_id, now, wrap_up_s)
         if publish is not None:
-            self._send(publish)
+            await self.publish(publish)
         return presence
 
     def _finish(
@@ -544,18 +544,18 @@ class InMemoryState:
 
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:
-        """Hand the event to every listener of this process."""
-        self._send(event)
+        """No other instance shares this state: the event goes nowhere (encoded all the same,
+        as Redis does, so that what another adapter could not carry is refused here too)."""
+        orjson.dumps(event)
 
-    def _send(self, event: Mapping[str, Any]) -> None:
-        # Encoding here, as Redis does, rejects what another adapter could not carry and gives
-        # each listener its own copy.
+    async def echo(self, event: Mapping[str, Any]) -> None:
+        """Hand the event to every listener of this process (each its own copy)."""
         data = orjson.dumps(event)
         for inbox in self._listeners:
             inbox.put_nowait(data)
 
     async def listen(self) -> AsyncIterator[dict[str, Any]]:
-        """Yield every event published from the first iteration on, until `close()`."""
+        """Yield every event echoed from the first iteration on, until `close()`."""
         inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._listeners.add(inbox)
         try:

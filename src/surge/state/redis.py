@@ -25,7 +25,10 @@ Key layout, under the prefix P (default ``surge:``):
   restarted empty has none, which tells every instance to rebuild;
 - ``P changes`` a counter the scripts raise whenever an offer may have become possible (a call
   queued, an agent available, a lent seat free): with the epoch, the dispatcher's change mark;
-- pub/sub channel ``P events`` carrying orjson-encoded events.
+- pub/sub channel ``P events:{instance}`` per instance, carrying orjson-encoded events: a
+  message is sent to the channel of every instance listening but its sender (the channels
+  Redis has subscribers on, which a flushed or restarted server still knows once its listeners
+  are back), so no instance reads back its own.
 
 Scripts build their keys from the prefix (ARGV[1]) because most keys depend on data read inside
 the script (a call's city, an agent's instance). On a Redis Cluster (a `RedisCluster` client) that
@@ -105,6 +108,17 @@ def _lua_moves() -> str:
 _LUA_PRELUDE = (
     """
 local P = ARGV[1]
+
+-- Send a message to the bus channel of every instance listening but the sender's.
+local function broadcast(sender, message)
+  local own = P .. 'events:' .. sender
+  local listening = P:gsub('[%*%?%[%]%^\\\\]', '\\\\%0') .. 'events:*'
+  for _, channel in ipairs(redis.call('PUBSUB', 'CHANNELS', listening)) do
+    if channel ~= own then
+      redis.call('PUBLISH', channel, message)
+    end
+  end
+end
 """
     + _lua_moves()
     + """
@@ -540,8 +554,9 @@ end
 return ended
 """
 
-# ARGV: P, agent id, call id, now, end of the wrap-up or '', an event to publish or ''.
-# Returns the presence, or {} when nothing changed; the event goes out after the change.
+# ARGV: P, agent id, call id, now, end of the wrap-up or '', an event to publish or '', the
+# publishing instance. Returns the presence, or {} when nothing changed; the event goes out
+# after the change.
 _FINISH = """
 local function finish()
   local agent = ARGV[2]
@@ -568,9 +583,14 @@ local function finish()
 end
 local result = finish()
 if ARGV[6] ~= '' then
-  redis.call('PUBLISH', P .. 'events', ARGV[6])
+  broadcast(ARGV[7], ARGV[6])
 end
 return result
+"""
+
+# ARGV: P, the publishing instance, the message.
+_BROADCAST = """
+broadcast(ARGV[2], ARGV[3])
 """
 
 # ARGV: P, then the names of the per-city sets of agents not available ('break', ...), '',
@@ -975,11 +995,14 @@ class RedisState:
     `StateUnavailable`.
     """
 
-    def __init__(self, client: aioredis.Redis | RedisCluster, *, prefix: str = "surge:") -> None:
+    def __init__(
+        self, client: aioredis.Redis | RedisCluster, *, instance: str, prefix: str = "surge:"
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        self._instance = instance  # whose bus channel this state listens on
         self._slot_key = f"{prefix}epoch"  # each script's KEYS[1]: where a cluster routes it
-        self._channel = f"{prefix}events"
+        self._channel = f"{prefix}events:{instance}"
         # Each listener's pubsub, with an event set while its connection is at rest.
         self._listeners: dict[PubSub, asyncio.Event] = {}
         self._closed = False
@@ -1017,6 +1040,7 @@ class RedisState:
         self._present = script(_PRESENT)
         self._snapshot = script(_SNAPSHOT)
         self._get_offer = script(_GET_OFFER)
+        self._broadcast = script(_BROADCAST)
         self._count_hit = client.register_script(_COUNT_HIT)
         self._forgive_hit = client.register_script(_FORGIVE_HIT)
 
@@ -1317,7 +1341,9 @@ class RedisState:
         script)."""
         until = _arg(now + wrap_up_s) if wrap_up_s > 0 else ""
         event = b"" if publish is None else orjson.dumps(publish)
-        row = await self._run(self._finish, agent_id, call_id, _arg(now), until, event)
+        row = await self._run(
+            self._finish, agent_id, call_id, _arg(now), until, event, self._instance
+        )
         return _presence(agent_id, row) if row else None
 
     async def end_wrap_ups(
@@ -1389,7 +1415,11 @@ class RedisState:
 
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:
-        """Send a JSON-serialisable event to every service instance (this one included)."""
+        """Send a JSON-serialisable event to every other instance listening (one script)."""
+        await self._run(self._broadcast, self._instance, orjson.dumps(event))
+
+    async def echo(self, event: Mapping[str, Any]) -> None:
+        """Send a JSON-serialisable event to this instance's own listeners, over the bus."""
         data = orjson.dumps(event)
         with _mapped(self._failed):
             if self._lane is None:
@@ -1398,7 +1428,8 @@ class RedisState:
                 await self._lane.command("PUBLISH", self._channel, data)
 
     async def listen(self) -> AsyncIterator[dict[str, Any]]:
-        """Yield every event published once the subscription is confirmed, until `close()`."""
+        """Yield every event sent to this instance once the subscription is confirmed, until
+        `close()`."""
         if self._closed:
             return  # a closed client would quietly reconnect
         pubsub = self._client.pubsub()
