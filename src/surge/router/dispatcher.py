@@ -123,8 +123,10 @@ class Dispatcher:
         """Dispatch until cancelled (a task)."""
 
         async def cycle() -> None:
+            # A deadline rather than `wait_for`, which runs the wait as a task of its own.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.dispatch_interval_s)
+                async with asyncio.timeout(self._settings.dispatch_interval_s):
+                    await self._wake.wait()
             # Let a burst of changes (calls posted together) gather into one cycle.
             await asyncio.sleep(self._settings.dispatch_coalesce_s)
             poked = self._wake.is_set()
