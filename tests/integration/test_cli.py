@@ -431,12 +431,17 @@ async def test_each_database_command_on_an_unmigrated_database_says_to_migrate(
 ) -> None:
     async with unmigrated_database(kind, tmp_path) as env:
         backend = Backend(kind, env["SURGE_DATABASE_URL"], None, "unused:")
-        answers = await asyncio.gather(
-            *(
-                surge(backend, *command.split(), *args, stdin="a-long-password\n")
-                for command, args in ON_THE_DATABASE.items()
-            )
-        )
+        runs = [
+            surge(backend, *command.split(), *args, stdin="a-long-password\n")
+            for command, args in ON_THE_DATABASE.items()
+        ]
+        if kind == "embedded":
+            # One after the other: first connections to a SQLite file switching it to WAL at
+            # the same moment may be refused ("database is locked"), which is not this test's
+            # question.
+            answers = [await run for run in runs]
+        else:
+            answers = await asyncio.gather(*runs)
     for command, (code, output) in zip(ON_THE_DATABASE, answers, strict=True):
         assert code == 1, (command, output)
         assert output.splitlines() == [
