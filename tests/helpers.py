@@ -241,6 +241,16 @@ class PrivateRedis:
             self._process.send_signal(signal.SIGKILL)
             await self._process.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP: it answers nothing, its sockets stay open (a server hung, not gone)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: it answers again."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     async def configure(self, name: str, value: str) -> None:
         """Change a setting while it runs (to make it refuse writes but keep its data, say)."""
         client = aioredis.Redis.from_url(self.url)

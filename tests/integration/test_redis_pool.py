@@ -1,18 +1,23 @@
 """The hot state's Redis connections, as `surge serve` makes them: a burst of commands beyond
 `SURGE_REDIS_MAX_CONNECTIONS` waits for a free connection rather than failing, on a standalone
-Redis and on a Redis Cluster alike, and the event bus keeps its subscription meanwhile."""
+Redis and on a Redis Cluster alike, and the event bus keeps its subscription meanwhile; a server
+that hangs is an outage within the socket timeout, for the hot scripts as for the reads."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
+from surge.errors import StateUnavailable
 from surge.runtime import make_state
 from surge.settings import Settings
+from surge.state.base import QueuedCall
 from tests.conftest import REDIS_URL
-from tests.helpers import PrivateCluster
+from tests.helpers import PrivateCluster, private_redis
 
 
 @pytest.mark.parametrize("kind", ["redis", "cluster"])
@@ -61,3 +66,33 @@ async def test_a_burst_beyond_the_connections_waits_for_one(
     finally:
         await state.close()
         await listener
+
+
+REDIS_SOCKET_TIMEOUT_S = 5.0  # redis-py's default, which `surge serve` keeps
+
+
+async def test_a_hung_redis_is_an_outage_within_the_socket_timeout(tmp_path: Path) -> None:
+    async with private_redis(tmp_path) as server:
+        state = make_state(
+            Settings(_env_file=None, redis_url=server.url, redis_prefix="surge-test-hung:")
+        )
+        call = QueuedCall(1, "320100", 0, time.time(), "13912345678", "phone")
+        try:
+            assert await state.enqueue([call]) == [True]  # its connections are open
+            assert await state.get_agent(1) is None
+            server.freeze()
+            started = time.monotonic()
+            # A script (on the hot commands' own connections) and a read (on the pool's).
+            answers = await asyncio.gather(
+                state.enqueue([call]), state.get_agent(1), return_exceptions=True
+            )
+            waited = time.monotonic() - started
+            assert [type(answer) for answer in answers] == [StateUnavailable] * 2, answers
+            assert REDIS_SOCKET_TIMEOUT_S - 0.5 < waited < REDIS_SOCKET_TIMEOUT_S + 2
+            server.thaw()
+            # The connections cut short are replaced: the state answers again at once.
+            assert await state.enqueue([call]) == [False]  # it was queued before the hang
+            assert await state.get_agent(1) is None
+        finally:
+            server.thaw()
+            await state.close()

@@ -917,7 +917,9 @@ class _Lane:
 
     def __init__(self, pool: ConnectionPool, *, size: int, wait_s: float) -> None:
         settings = dict(pool.connection_kwargs)
-        self._timeout_s: float | None = settings.get("socket_timeout")
+        # The URL's socket timeout, or the connection class's own default (redis-py's 5 s):
+        # read off a connection made as the pool makes them (making one does not connect).
+        self._timeout_s: float | None = pool.connection_class(**settings).socket_timeout
         settings["socket_timeout"] = None  # the deadline is the command's, not each read's
         self._settings = settings
         self._connection_class = pool.connection_class
