@@ -1136,11 +1136,12 @@ class RedisState:
     ) -> Any:
         if self._lane is None:
             return await script(keys=keys, args=argv)
+        command = ("EVALSHA", script.sha, len(keys), *keys, *argv)
         try:
-            return await self._lane.command("EVALSHA", script.sha, len(keys), *keys, *argv)
+            return await self._lane.command(*command)
         except NoScriptError:  # the server does not have it yet (or lost it): it did not run
             await self._lane.command("SCRIPT", "LOAD", script.script)  # under the same SHA
-            return await self._lane.command("EVALSHA", script.sha, len(keys), *keys, *argv)
+            return await self._lane.command(*command)
 
     async def _drop_idle_connections(self) -> None:
         if self._lane is not None:
@@ -1421,13 +1422,10 @@ class RedisState:
         await self._run(self._broadcast, self._instance, orjson.dumps(event))
 
     async def echo(self, event: Mapping[str, Any]) -> None:
-        """Send a JSON-serialisable event to this instance's own listeners, over the bus."""
-        data = orjson.dumps(event)
+        """Send a JSON-serialisable event to this instance's own listeners, over the bus (a
+        probe, not a hot command: the client's own path)."""
         with _mapped(self._failed):
-            if self._lane is None:
-                await self._client.publish(self._channel, data)
-            else:
-                await self._lane.command("PUBLISH", self._channel, data)
+            await self._client.publish(self._channel, orjson.dumps(event))
 
     async def listen(self) -> AsyncIterator[dict[str, Any]]:
         """Yield every event sent to this instance once the subscription is confirmed, until
