@@ -31,6 +31,7 @@ from surge.auth.models import Role
 from surge.cities import service as cities_service
 from surge.cli import build_parser
 from surge.db import create_engine, create_sessionmaker
+from surge.seats.keepalive import websocket_options
 from surge.settings import Settings
 
 PASSWORD = "correct-horse-battery"
@@ -175,8 +176,7 @@ async def run_service(settings: Settings) -> AsyncIterator[LiveService]:
         port=0,
         log_level="warning",
         lifespan="on",
-        ws_ping_interval=settings.ws_ping_interval_s,
-        ws_ping_timeout=settings.ws_ping_interval_s,
+        **websocket_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

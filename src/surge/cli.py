@@ -161,18 +161,14 @@ def _uvicorn_config(
 ) -> uvicorn.Config:
     import uvicorn
 
+    from surge.seats.keepalive import websocket_options
+
     return uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        ws_max_size=4 * settings.ws_max_message_bytes,  # larger frames get a clear error first
-        ws_ping_interval=settings.ws_ping_interval_s,
-        ws_ping_timeout=settings.ws_ping_interval_s,
-        # Compression would keep a zlib state per socket, each way: more than the socket
-        # itself for the small JSON frames of a console (loadtests/sockets.py measures it).
-        ws_per_message_deflate=False,
-        ws="websockets-sansio",
+        **websocket_options(settings),
         # Whose X-Forwarded-For names the client (login throttling is per client address).
         forwarded_allow_ips=args.forwarded_allow_ips,
         log_config=None,  # `logs.configure` formats uvicorn's lines too
