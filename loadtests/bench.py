@@ -108,6 +108,7 @@ class Config:
     fill_concurrency: int = 32
     e2e_max_in_flight: int = 64  # POSTs outstanding at once before the pacer waits
     drain_timeout_s: float = 60.0
+    idle_s: float = 10.0  # service CPU read with every agent connected and no call
 
 
 FULL = Config(
@@ -136,6 +137,7 @@ SHORT = Config(
     warmup_calls=50,
     fill_concurrency=16,
     drain_timeout_s=30.0,
+    idle_s=2.0,
 )
 
 INGEST_CALLS_PER_S = 500.0
@@ -505,6 +507,18 @@ class Bench:
             f"{time.perf_counter() - start:.1f} s; service RSS {rss:.1f} MB"
         )
 
+    async def idle(self) -> None:
+        """The service's CPU with every agent connected and no call: what the steady phase's
+        CPU per call carries besides the calls (pings, heartbeats, the dispatcher's cycles)."""
+        config = self.config
+        before = self.service.cpu_seconds()
+        await asyncio.sleep(config.idle_s)
+        share = (self.service.cpu_seconds() - before) / config.idle_s
+        self.info(
+            f"idle with {config.agents} agents: service {share * 100:.1f}% of one core "
+            f"({share * 1000 / config.steady_rate:.2f} ms per call at {config.steady_rate:g}/s)"
+        )
+
     async def end_to_end(self, fleet: FleetProcess) -> None:
         """Phase 2: calls offered faster than the service can take them; figure: completed/s."""
         config = self.config
@@ -738,6 +752,7 @@ async def run(config: Config, *, out: Out = print, service_log: Path | None = No
         )
         stack.push_async_callback(fleet.stop)
         await bench.connect_agents(fleet)
+        await bench.idle()
         await bench.steady(fleet)  # first: an overload leaves calls behind it for a while
         await bench.end_to_end(fleet)
         await bench.memory()
@@ -763,6 +778,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None]:
     parser.add_argument("--steady-calls", type=int, help="calls posted in the steady phase")
     parser.add_argument("--queued", type=int, help="calls queued for the memory reading")
     parser.add_argument("--workers", type=int, help="service processes (surge serve --workers)")
+    parser.add_argument("--idle-s", type=float, help="seconds the idle CPU is read over")
     parser.add_argument("--service-log", type=Path, help="copy the service's log to this file")
     args = parser.parse_args(argv)
     config = SHORT if args.short else FULL
@@ -776,6 +792,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Config, Path | None]:
         "steady_calls": args.steady_calls,
         "queued_calls": args.queued,
         "workers": args.workers,
+        "idle_s": args.idle_s,
     }
     for key, value in overrides.items():
         if value is not None and value <= 0:

@@ -1,15 +1,16 @@
-"""Idle agent sockets: what each connected console costs the service in memory.
+"""Idle agent sockets: what each connected console costs the service in memory and CPU.
 
 `python -m loadtests.sockets` starts `surge serve` on PostgreSQL + Redis, reads the service's
 RSS, connects N agent consoles (a fleet process, like browsers offering permessage-deflate)
 that then stay idle (on break: no call is routed), reads the RSS again and prints the growth
-per socket in KiB against the target (`TARGET_KIB`).
+per socket in KiB against the target (`TARGET_KIB`). Then it reads the CPU the service spends
+on the idle sockets over `idle_s` (their keepalive pings, mostly) as % of one core.
 
 The run alternates Surge with a baseline, A B A B, on the same database and accounts: the
 baseline is the same `surge serve` with uvicorn's websocket settings as they were before
-(`PREVIOUS_WS`: permessage-deflate on, uvicorn's default websocket implementation), so the
-ratio per pair holds however loaded the machine is. `--short` is the small version the test
-suite runs (a few hundred sockets, one pair).
+(`PREVIOUS_WS`: permessage-deflate on, uvicorn's default websocket implementation with a ping
+timer and a pong timer per socket), so the ratio per pair holds however loaded the machine is.
+`--short` is the small version the test suite runs (a few hundred sockets, one pair).
 """
 
 from __future__ import annotations
@@ -68,10 +69,11 @@ class Config:
     name: str
     sockets: int
     pairs: int
+    idle_s: float  # the idle CPU is read over this long, after the RSS
 
 
-FULL = Config("full", sockets=5_000, pairs=2)
-SHORT = Config("short", sockets=200, pairs=1)
+FULL = Config("full", sockets=5_000, pairs=2, idle_s=20.0)
+SHORT = Config("short", sockets=200, pairs=1, idle_s=3.0)
 
 
 class BaselineService(Service):
@@ -92,6 +94,7 @@ class Reading:
     sockets: int
     before_kib: int
     after_kib: int
+    idle_cpu_pct: float  # % of one core with the sockets open and idle
 
     @property
     def per_socket_kib(self) -> float:
@@ -116,6 +119,10 @@ class Report:
         """The KiB per socket of each reading of `variant`."""
         return [r.per_socket_kib for r in self.readings if r.variant == variant]
 
+    def cpu_of(self, variant: str) -> list[float]:
+        """The idle CPU (% of a core) of each reading of `variant`."""
+        return [r.idle_cpu_pct for r in self.readings if r.variant == variant]
+
     @property
     def surge_kib(self) -> float:
         """The figure: the median KiB per socket of Surge's readings."""
@@ -129,13 +136,22 @@ class Report:
     def lines(self) -> list[str]:
         """The result, one pair per line, then the verdict."""
         out = []
-        for n, (surge, baseline) in enumerate(
-            zip(self.of("surge"), self.of("baseline"), strict=False), 1
-        ):
+        pairs = zip(
+            *(self.of("surge"), self.of("baseline")),
+            *(self.cpu_of("surge"), self.cpu_of("baseline")),
+            strict=False,  # a broken run may lack its last baseline
+        )
+        for n, (surge, baseline, surge_cpu, baseline_cpu) in enumerate(pairs, 1):
             out.append(
                 f"  pair {n}: surge {surge:.1f} KiB/socket, baseline {baseline:.1f} KiB/socket,"
-                f" ratio {surge / baseline:.2f}"
+                f" ratio {surge / baseline:.2f}; idle cpu surge {surge_cpu:.1f}%, baseline"
+                f" {baseline_cpu:.1f}% of a core, ratio {surge_cpu / max(baseline_cpu, 0.01):.2f}"
             )
+        out.append(
+            f"  idle cpu with {self.config.sockets} sockets (median): surge"
+            f" {statistics.median(self.cpu_of('surge')):.1f}%, baseline"
+            f" {statistics.median(self.cpu_of('baseline')):.1f}% of a core"
+        )
         verdict = "PASS" if self.passed else "MISS"
         sockets = self.config.sockets
         out.append(
@@ -166,9 +182,11 @@ async def measure(
     variant: str,
     service: Service,
     tokens: tuple[str, ...],
+    idle_s: float,
     out: Callable[[str], None],
 ) -> Reading:
-    """Start the service, read its RSS, open one socket per token, read the RSS again."""
+    """Start the service, read its RSS, open one socket per token, read the RSS again, then
+    the service's CPU over `idle_s` with the sockets idle."""
     await service.start()
     fleet = FleetProcess(FleetSpec(ws_url=service.ws_url, tokens=tokens[:1], handle_s=(1, 1)))
     try:  # one console first: what the first socket loads once is not a socket's cost
@@ -187,15 +205,19 @@ async def measure(
         await asyncio.sleep(SETTLE_S)
         service.check_alive()
         after = rss_kib(service)
+        cpu_before = service.cpu_seconds()
+        await asyncio.sleep(idle_s)
+        idle_cpu_pct = (service.cpu_seconds() - cpu_before) / idle_s * 100
         if (await fleet.ask("progress"))["dropped"]:
             raise BenchError(f"{variant}: the service closed idle sockets")
     finally:
         await fleet.stop()
         await service.stop()
-    reading = Reading(variant, len(tokens), before, after)
+    reading = Reading(variant, len(tokens), before, after, idle_cpu_pct)
     out(
         f"  {variant}: RSS {before / 1024:.1f} MB -> {after / 1024:.1f} MB with"
-        f" {len(tokens)} sockets: {reading.per_socket_kib:.1f} KiB/socket"
+        f" {len(tokens)} sockets: {reading.per_socket_kib:.1f} KiB/socket; idle cpu"
+        f" {idle_cpu_pct:.1f}% of a core"
     )
     return reading
 
@@ -225,7 +247,9 @@ async def run(config: Config, *, out: Callable[[str], None] = print) -> Report:
             for variant, kind in (("surge", Service), ("baseline", BaselineService)):
                 service = kind(env=env, cwd=workdir)
                 try:
-                    reading = await measure(variant, service, accounts.agent_tokens, out)
+                    reading = await measure(
+                        variant, service, accounts.agent_tokens, config.idle_s, out
+                    )
                 except BenchError as exc:
                     report.problems.append(str(exc))
                     out(f"  {variant}: broke: {exc}\n{service.log_tail()}")
@@ -252,7 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = SHORT if args.short else FULL
     if args.sockets is not None or args.pairs is not None:
-        config = Config("custom", args.sockets or config.sockets, args.pairs or config.pairs)
+        config = Config(
+            "custom", args.sockets or config.sockets, args.pairs or config.pairs, config.idle_s
+        )
     if config.sockets <= 0 or config.pairs <= 0:
         parser.error("--sockets and --pairs must be positive")
 

@@ -28,6 +28,7 @@ async def test_short_socket_measurement_reads_both_services(
     assert [r.variant for r in report.readings] == ["surge", "baseline"]
     assert all(r.sockets == sockets.SHORT.sockets for r in report.readings)
     assert all(r.after_kib > r.before_kib for r in report.readings)
+    assert all(r.idle_cpu_pct > 0 for r in report.readings)  # the pings cost something
     verdict = printed[-1]
     assert verdict.startswith(f"sockets: {sockets.SHORT.sockets} idle agent sockets at ")
     assert ("PASS" in verdict) != ("MISS" in verdict)
