@@ -178,17 +178,23 @@ async def run_service(settings: Settings) -> AsyncIterator[LiveService]:
         lifespan="on",
         **websocket_options(settings),
     )
+    async with serving(config) as port:
+        base_url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            yield LiveService(settings=settings, base_url=base_url, http=http)
+
+
+@asynccontextmanager
+async def serving(config: uvicorn.Config) -> AsyncIterator[int]:
+    """A uvicorn server of `config` in this event loop; yields its port; stopped at the end."""
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()  # raises what stopped the server
         await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-            yield LiveService(settings=settings, base_url=base_url, http=http)
+        yield server.servers[0].sockets[0].getsockname()[1]
     finally:
         server.should_exit = True
         await task

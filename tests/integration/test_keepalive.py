@@ -18,6 +18,7 @@ from websockets.uri import parse_uri
 
 from surge.seats.keepalive import TICKS_PER_WAIT, Sweeper, websocket_options
 from surge.settings import Settings
+from tests.helpers import serving
 
 HEARTBEAT_S = 2.0  # so a ping every 1 s at most, answered within 1 s
 INTERVAL_S = WAIT_S = HEARTBEAT_S / 2
@@ -34,22 +35,12 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         pass
 
 
-@contextlib.asynccontextmanager
-async def server() -> AsyncIterator[int]:
+def server() -> contextlib.AbstractAsyncContextManager[int]:
     """The app on a free port with the service's websocket options; yields the port."""
     options = websocket_options(Settings(heartbeat_timeout_s=HEARTBEAT_S))
-    config = uvicorn.Config(echo_app, host="127.0.0.1", port=0, log_level="warning", **options)
-    served = uvicorn.Server(config)
-    task = asyncio.create_task(served.serve())
-    while not served.started:
-        if task.done():
-            task.result()  # raises what stopped the server
-        await asyncio.sleep(0.01)
-    try:
-        yield served.servers[0].sockets[0].getsockname()[1]
-    finally:
-        served.should_exit = True
-        await task
+    return serving(
+        uvicorn.Config(echo_app, host="127.0.0.1", port=0, log_level="warning", **options)
+    )
 
 
 @dataclass
