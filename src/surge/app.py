@@ -27,7 +27,7 @@ from surge.calls.transitions import CallbackPolicy, Transitions
 from surge.cities import api as cities_api
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
-from surge.db import OutageLog, create_engine, create_sessionmaker, is_outage
+from surge.db import HotConnections, OutageLog, create_engine, create_sessionmaker, is_outage
 from surge.direct import shortcuts
 from surge.errors import PayloadTooLarge, SurgeError, describe
 from surge.hotspots import api as hotspots_api
@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             command_timeout_s=settings.db_command_timeout_s,
         )
         outages.watch(engine)
+        hot = HotConnections(engine, pool_size=settings.db_pool_size)
         sessions = create_sessionmaker(engine)
         state = make_state(settings)
         cities = CityRegistry(sessions)
@@ -183,7 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         transitions = Transitions(
             state=state,
-            engine=engine,
+            hot=hot,
             sessions=sessions,
             instance=settings.instance_id,
             classification=classification,
@@ -258,6 +259,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runtime = Runtime(
                 settings=settings,
                 engine=engine,
+                hot=hot,
                 sessions=sessions,
                 state=state,
                 cities=cities,
@@ -306,6 +308,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for task in stuck:
                     log.warning("task %s did not stop within %ss", task.get_name(), SHUTDOWN_WAIT_S)
             await state.close()
+            await hot.close()
             await engine.dispose()
 
     app = FastAPI(

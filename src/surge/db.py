@@ -151,32 +151,85 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def hot_engine(engine: AsyncEngine) -> AsyncEngine:
-    """`engine` for the hot call transitions: on PostgreSQL every statement commits by itself.
+HOT_CONNECTIONS = 8  # held for the hot transitions, at most half the pool (more: the pool's)
+HOT_RECYCLE_S = 1800.0  # a held connection goes back to the pool this old (the pool's recycle)
 
-    Each of those transitions is one statement there (or reads of rows that do not change,
-    then one statement), so a BEGIN and a COMMIT would only add two round trips; `begin()` on
-    this engine sends neither. On SQLite `begin()` still commits a transition's statements
-    together (its UPDATE and the INSERT of its history row).
+
+class HotConnections:
+    """The connections of the hot call transitions (ingest, offer, accept, complete, ...).
+
+    On PostgreSQL each of those transitions is one statement, or reads of rows that do not
+    change and then one statement, and every statement commits by itself (AUTOCOMMIT): a BEGIN
+    and a COMMIT would only add two round trips. Up to `HOT_CONNECTIONS` such connections are
+    kept checked out of the engine's pool and handed to one transition at a time, so a
+    transition costs no checkout and check-in (an `Engine.connect` and a `close`: 100 -> 35 µs
+    of CPU per transition, measured). Past that many at once, a transition takes one of the
+    pool's for itself. A connection whose transition failed is given back to the pool, which
+    resets it (or drops it when the server is gone), and so is one held for `HOT_RECYCLE_S`.
+
+    On SQLite a transition is a transaction of its own (`engine.begin()`): its UPDATE and the
+    INSERT of its history row commit together.
     """
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
-    return engine
 
+    def __init__(self, engine: AsyncEngine, *, pool_size: int) -> None:
+        self._postgres = engine.dialect.name == "postgresql"
+        self.engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else engine
+        )
+        self._size = max(1, min(HOT_CONNECTIONS, pool_size // 2))  # of `engine`'s pool
+        self._idle: list[tuple[AsyncConnection, float]] = []  # with when each was taken
+        self._held = 0  # idle or in a transition
+        self._closed = False
 
-@asynccontextmanager
-async def hot_transition(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection of `hot_engine(...)` for one hot transition, its statements committed
-    together: on SQLite in a transaction, on PostgreSQL by each statement itself, so there no
-    transaction is begun at all (`begin()` would cost two greenlet switches to send nothing:
-    a third of the connection's CPU, measured).
-    """
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as connection:
+    @asynccontextmanager
+    async def transition(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one transition; what it ran is committed when the block ends."""
+        if not self._postgres:
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        connection, taken_at = await self._take()
+        try:
             yield connection
-    else:
-        async with engine.begin() as connection:
-            yield connection
+            if connection.in_transaction():  # a Core statement began one: nothing was sent
+                await connection.commit()
+        except BaseException:
+            await self._give_back(connection, taken_at, keep=False)
+            raise
+        await self._give_back(connection, taken_at, keep=True)
+
+    async def close(self) -> None:
+        """Give every idle connection back to the pool; those in use go back when done."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection, taken_at in idle:
+            await self._give_back(connection, taken_at, keep=False)
+
+    async def _take(self) -> tuple[AsyncConnection, float | None]:
+        """An idle held connection, else a new one: held if fewer are, else for this once
+        (taken at None)."""
+        if self._idle:
+            return self._idle.pop()
+        if self._held >= self._size or self._closed:
+            return await self.engine.connect(), None
+        self._held += 1
+        try:
+            return await self.engine.connect(), time.monotonic()
+        except BaseException:
+            self._held -= 1
+            raise
+
+    async def _give_back(
+        self, connection: AsyncConnection, taken_at: float | None, *, keep: bool
+    ) -> None:
+        """Keep a held connection for the next transition, or close it (back to the pool)."""
+        if taken_at is not None:
+            young = time.monotonic() - taken_at < HOT_RECYCLE_S
+            if keep and young and not connection.invalidated and not self._closed:
+                self._idle.append((connection, taken_at))
+                return
+            self._held -= 1
+        await connection.close()
 
 
 async def fetch_row(connection: AsyncConnection, statement: str, *args: object) -> Any:

@@ -11,6 +11,7 @@ from surge.auth.directory import UserDirectory
 from surge.calls.transitions import Transitions
 from surge.cities.monitor import PressureMonitor
 from surge.cities.service import CityRegistry
+from surge.db import HotConnections
 from surge.router.dispatcher import Dispatcher
 from surge.scripts.classification import Classification
 from surge.scripts.holds import ScriptHolds
@@ -54,6 +55,7 @@ class Runtime:
 
     settings: Settings
     engine: AsyncEngine
+    hot: HotConnections  # the hot call transitions' connections (ingest's too)
     sessions: async_sessionmaker[AsyncSession]
     state: HotState
     cities: CityRegistry

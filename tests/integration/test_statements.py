@@ -22,7 +22,7 @@ from surge.auth.models import Role
 from surge.calls import service as calls_service
 from surge.calls.lifecycle import Channel, Disposition
 from surge.calls.schemas import CallCreate
-from surge.db import create_engine, create_sessionmaker, hot_engine, utcnow
+from surge.db import HotConnections, create_engine, create_sessionmaker, utcnow
 from surge.scripts import service as scripts_service
 from surge.scripts.models import ScriptVersion
 from surge.seats.models import Agent
@@ -54,7 +54,7 @@ class Db:
     version of its city."""
 
     engine: AsyncEngine
-    hot: AsyncEngine
+    hot: HotConnections
     counted: Counter
     agent_id: int
     script_version: int
@@ -108,7 +108,9 @@ async def db(backend: Backend) -> AsyncIterator[Db]:
                 entries=[{"key": KEY, "title": "t", "question": "q", "answer": "a"}],
             )
             session.add(book)
-        yield Db(engine, hot_engine(engine), counted, agent_id, book.version, postgres)
+        hot = HotConnections(engine, pool_size=5)
+        yield Db(engine, hot, counted, agent_id, book.version, postgres)
+        await hot.close()
     finally:
         await engine.dispose()
 
@@ -121,7 +123,7 @@ async def _ingest(db: Db, external_id: str | None = None) -> HeldOffer:
         channel=Channel.PHONE,
         external_id=external_id or secrets.token_hex(8),
     )
-    async with db.engine.begin() as connection:
+    async with db.hot.transition() as connection:
         call, created, _ = await calls_service.ingest(
             connection=connection,
             payload=payload,
@@ -139,7 +141,7 @@ async def _ingest(db: Db, external_id: str | None = None) -> HeldOffer:
 
 
 async def _offer(db: Db, offer: HeldOffer) -> None:
-    async with db.hot.begin() as connection:
+    async with db.hot.transition() as connection:
         made, behind = await calls_service.record_offers(
             connection=connection, offers=[offer], at=utcnow(), instance="test"
         )
@@ -147,7 +149,7 @@ async def _offer(db: Db, offer: HeldOffer) -> None:
 
 
 async def _connect(db: Db, offer: HeldOffer) -> None:
-    async with db.hot.begin() as connection:
+    async with db.hot.transition() as connection:
         connected = await calls_service.record_connect(
             connection=connection, offer=offer, at=utcnow(), instance="test"
         )
@@ -156,7 +158,7 @@ async def _connect(db: Db, offer: HeldOffer) -> None:
 
 async def _complete(db: Db, offer: HeldOffer, script_version: int | None = None) -> None:
     """As `Transitions.complete` does: a ticket naming a script version checks it first."""
-    async with db.hot.begin() as connection:
+    async with db.hot.transition() as connection:
         if script_version is not None:
             book = await calls_service.handled_city(
                 connection=connection, call_id=offer.call.call_id, agent_id=db.agent_id
@@ -180,7 +182,7 @@ async def _complete(db: Db, offer: HeldOffer, script_version: int | None = None)
 
 
 async def _requeue(db: Db, offer: HeldOffer) -> None:
-    async with db.hot.begin() as connection:
+    async with db.hot.transition() as connection:
         out = await calls_service.record_requeue(
             connection=connection, offer=offer, reason="declined", at=utcnow(), instance="test"
         )

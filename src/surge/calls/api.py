@@ -129,10 +129,9 @@ async def post_call(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     require_city_access(principal, body.city)
     await runtime.cities.require(body.city)
-    # A connection, not a transaction: on PostgreSQL ingest's one statement commits by itself
-    # (a BEGIN and a COMMIT would only cost SQLAlchemy's work); SQLite's statements, and the
-    # read of a repeated call, began one, committed here.
-    async with runtime.engine.connect() as connection:
+    # A hot transition's connection: on PostgreSQL ingest's one statement commits by itself
+    # (a BEGIN and a COMMIT would only cost SQLAlchemy's work); SQLite's are one transaction.
+    async with runtime.hot.transition() as connection:
         call, created, callback_pending = await calls_service.ingest(
             connection=connection,
             payload=body,
@@ -140,8 +139,6 @@ async def post_call(request: Request) -> Response:
             secret=runtime.settings.secret_key.get_secret_value(),
             timezone=runtime.settings.report_timezone,
         )
-        if connection.in_transaction():
-            await connection.commit()
     if not created:
         return await _answer_again(call, runtime=runtime, viewer=principal)
     await runtime.state.enqueue([calls_service.as_queued(call)])

@@ -8,10 +8,10 @@ that undoes its hot-state change when the database step or its commit fails must
 commit fail. In that order it makes the hot-state change, the database compare-and-set (and
 commits), announces the frames, and compensates if the database did not take it. On PostgreSQL
 the hot transitions (offer, accept, complete, every requeue) are one statement that commits by
-itself, with no BEGIN or COMMIT (`db.hot_engine`, `db.hot_transition`): that statement failing
-is the commit failing. Completing and releasing a call go the other way round: the agent is
-freed in the hot state only after the database has closed the call, so it is never offered a
-next call while the last one may still be open.
+itself, with no BEGIN or COMMIT, on a connection held for them (`db.HotConnections`): that
+statement failing is the commit failing. Completing and releasing a call go the other way
+round: the agent is freed in the hot state only after the database has closed the call, so it
+is never offered a next call while the last one may still be open.
 
 Every requeue (an offer that ended unanswered) takes one path: `REQUEUES` says, per reason,
 which frames the agent is sent besides the telephony's `call.requeued`. Each ended offer is
@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from surge import events, telemetry
 from surge.calls import service as calls_service
@@ -54,7 +54,7 @@ from surge.calls.lifecycle import (
 )
 from surge.calls.models import Call
 from surge.cities.service import CityRegistry
-from surge.db import hot_engine, hot_transition, utcnow
+from surge.db import HotConnections, utcnow
 from surge.errors import (
     AgentNotPresent,
     AgentStillPresent,
@@ -353,7 +353,7 @@ class Transitions:
         self,
         *,
         state: HotState,
-        engine: AsyncEngine,
+        hot: HotConnections,
         sessions: async_sessionmaker[AsyncSession],
         instance: str,
         classification: Classification,
@@ -369,7 +369,8 @@ class Transitions:
         self._state = state
         self._cities = cities
         self._transfer_limit = transfer_limit
-        self._engine = hot_engine(engine)  # the hot transitions: no ORM, no BEGIN on PostgreSQL
+        self._hot = hot  # the hot transitions: no ORM, no BEGIN on PostgreSQL
+        self._engine = hot.engine
         self._sessions = sessions  # the others: they read and refresh calls through the ORM
         self._instance = instance
         self._classification = classification
@@ -398,7 +399,7 @@ class Transitions:
         if not made:
             return 0
         try:
-            async with hot_transition(self._engine) as connection:
+            async with self._hot.transition() as connection:
                 taken, behind = await calls_service.record_offers(
                     connection=connection,
                     offers=made,
@@ -475,7 +476,7 @@ class Transitions:
         call = offer.call
         at = utcnow()
         try:
-            async with hot_transition(self._engine) as connection:
+            async with self._hot.transition() as connection:
                 taken = await record(
                     connection=connection, offer=offer, at=at, instance=self._instance
                 )
@@ -737,7 +738,7 @@ class Transitions:
             classification=self._classification,
         )
         at = utcnow()
-        async with hot_transition(self._engine) as connection:
+        async with self._hot.transition() as connection:
             if message.script_version is not None:
                 # A script version is the call's city's: read the call first. Versions are never
                 # edited or deleted, so the one found here still stands as the call closes.
@@ -828,7 +829,7 @@ class Transitions:
         a queue the hot state then fails to take is repaired as after a failed intake.
         """
         at = utcnow()
-        async with hot_transition(self._engine) as connection:
+        async with self._hot.transition() as connection:
             call = await calls_service.handled_call(
                 connection=connection, call_id=message.call_id, agent_id=seat.agent_id
             )
@@ -911,7 +912,7 @@ class Transitions:
         """Record when each (call, agent, epoch end) wrap-up ended: the call's handling runs
         to it. The agent is free already; a record the database missed leaves the call's
         handling ending with its ticket."""
-        async with hot_transition(self._engine) as connection:
+        async with self._hot.transition() as connection:
             await calls_service.record_wrap_ups(
                 connection=connection,
                 ended=[(c, a, datetime.fromtimestamp(at, UTC)) for c, a, at in ended],
