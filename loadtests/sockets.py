@@ -136,21 +136,20 @@ class Report:
     def lines(self) -> list[str]:
         """The result, one pair per line, then the verdict."""
         out = []
-        pairs = zip(
-            *(self.of("surge"), self.of("baseline")),
-            *(self.cpu_of("surge"), self.cpu_of("baseline")),
-            strict=False,  # a broken run may lack its last baseline
-        )
-        for n, (surge, baseline, surge_cpu, baseline_cpu) in enumerate(pairs, 1):
+        surge, baseline = self.of("surge"), self.of("baseline")
+        surge_cpu, baseline_cpu = self.cpu_of("surge"), self.cpu_of("baseline")
+        # A broken run may lack its last baseline: the pairs run out with it.
+        pairs = zip(surge, baseline, surge_cpu, baseline_cpu, strict=False)
+        for n, (kib, base_kib, cpu, base_cpu) in enumerate(pairs, 1):
             out.append(
-                f"  pair {n}: surge {surge:.1f} KiB/socket, baseline {baseline:.1f} KiB/socket,"
-                f" ratio {surge / baseline:.2f}; idle cpu surge {surge_cpu:.1f}%, baseline"
-                f" {baseline_cpu:.1f}% of a core, ratio {surge_cpu / max(baseline_cpu, 0.01):.2f}"
+                f"  pair {n}: surge {kib:.1f} KiB/socket, baseline {base_kib:.1f} KiB/socket,"
+                f" ratio {kib / base_kib:.2f}; idle cpu surge {cpu:.1f}%, baseline"
+                f" {base_cpu:.1f}% of a core, ratio {cpu / max(base_cpu, 0.01):.2f}"
             )
         out.append(
             f"  idle cpu with {self.config.sockets} sockets (median): surge"
-            f" {statistics.median(self.cpu_of('surge')):.1f}%, baseline"
-            f" {statistics.median(self.cpu_of('baseline')):.1f}% of a core"
+            f" {statistics.median(surge_cpu):.1f}%, baseline"
+            f" {statistics.median(baseline_cpu):.1f}% of a core"
         )
         verdict = "PASS" if self.passed else "MISS"
         sockets = self.config.sockets

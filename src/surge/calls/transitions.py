@@ -370,7 +370,6 @@ class Transitions:
         self._cities = cities
         self._transfer_limit = transfer_limit
         self._hot = hot  # the hot transitions: no ORM, no BEGIN on PostgreSQL
-        self._engine = hot.engine
         self._sessions = sessions  # the others: they read and refresh calls through the ORM
         self._instance = instance
         self._classification = classification
@@ -614,7 +613,7 @@ class Transitions:
         out: list[events.Event] = []
         done = 0
         try:
-            async with self._engine.connect() as connection:
+            async with self._hot.engine.connect() as connection:
                 for offer in ended:
                     async with connection.begin():
                         requeued = await self._record_requeue(
@@ -1233,7 +1232,7 @@ class Transitions:
 
         The lookup reads an index of callbacks alone; nothing more is done without one.
         """
-        async with self._engine.connect() as connection:
+        async with self._hot.engine.connect() as connection:
             found = await calls_service.pending_callbacks(
                 connection=connection, city=call.city_code, caller=call.caller, before=call.id
             )
