@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import uvicorn
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
@@ -192,3 +193,30 @@ async def test_the_sweeper_serves_each_socket_in_the_first_sweep_at_or_after_its
     assert len(every.served) == 2
     assert len(moved.served) == 1
     assert moved.served[0] >= start + 4 * tick - tick / 2
+
+
+@dataclass
+class Broken(Due):
+    """A socket whose service fails (a transport gone wrong, say)."""
+
+    def keepalive_due(self) -> None:
+        super().keepalive_due()
+        raise OSError("the transport broke")
+
+
+async def test_a_socket_whose_ping_fails_stops_neither_the_others_nor_the_sweeps(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.get_running_loop()
+    tick = 0.05
+    sweeper = Sweeper(loop, tick)
+    start = loop.time()
+    broken, beside, later = Broken(sweeper), Due(sweeper), Due(sweeper)
+    sweeper.at(broken, start + tick)
+    sweeper.at(beside, start + tick)  # the same sweep, after the broken one
+    sweeper.at(later, start + 3 * tick)  # a later sweep
+    await asyncio.sleep(6 * tick)
+    assert len(broken.served) == 1
+    assert len(beside.served) == 1
+    assert len(later.served) == 1
+    assert "websocket.keepalive_failed" in caplog.text

@@ -23,6 +23,7 @@ leaves the old entry stale).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import struct
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from websockets.frames import Frame
 
     from surge.settings import Settings
+
+log = logging.getLogger(__name__)
 
 TICKS_PER_WAIT = 10  # a sweep every tenth of the shorter of the ping interval and the pong wait
 
@@ -73,13 +76,14 @@ class Sweeper:
         self._slots: dict[int, list[Swept]] = {}
         self._next_slot = math.inf  # the earliest slot with sockets in it, while the timer runs
         self._timer: asyncio.TimerHandle | None = None
+        self._sweeping = False  # no timer from `at` meanwhile: the sweep sets one after
 
     def at(self, socket: Swept, when: float) -> None:
         """Serve `socket` (`keepalive_due`) in the first sweep at or after loop time `when`."""
         slot = math.ceil(when / self.tick)
         socket.keepalive_slot = slot
         self._slots.setdefault(slot, []).append(socket)
-        if slot < self._next_slot:
+        if not self._sweeping and slot < self._next_slot:
             self._start(slot)
 
     def _start(self, slot: int) -> None:
@@ -90,14 +94,18 @@ class Sweeper:
 
     def _sweep(self) -> None:
         self._timer = None
-        self._next_slot = -math.inf  # no timer from `at` while sweeping: one is set after
+        self._next_slot = math.inf
+        self._sweeping = True
         now = round(self._loop.time() / self.tick)  # the loop's clock may fire a timer early
         for slot in sorted(s for s in self._slots if s <= now):
             for socket in self._slots.pop(slot):
                 if socket.keepalive_slot == slot:  # not moved since, nor stopped
                     socket.keepalive_slot = None
-                    socket.keepalive_due()
-        self._next_slot = math.inf
+                    try:
+                        socket.keepalive_due()
+                    except Exception:  # one socket's failure must not stop the others' pings
+                        log.exception("websocket.keepalive_failed")
+        self._sweeping = False
         if self._slots:
             self._start(min(self._slots))
 
