@@ -121,12 +121,17 @@ async def test_the_pings_of_sockets_opened_over_an_interval_go_out_in_sweeps() -
             clients.append(await open_client(port))  # without the sweeps
             await asyncio.sleep(INTERVAL_S / 40)
         await asyncio.sleep(3 * INTERVAL_S + SLACK_S)
-    moments = [t for c in clients for t in c.pings]
-    # The server runs in this event loop: its sweeps come at multiples of the tick on the clock
-    # these pings were timed with, and the pings right after them (nearly all, on a busy CI).
-    after_a_tick = [t for t in moments if (t % TICK_S) < 0.02 or (t % TICK_S) > TICK_S - 0.002]
-    assert len(after_a_tick) >= 0.9 * len(moments), sorted(round(t % TICK_S, 3) for t in moments)
-    assert len({round(t / TICK_S) for t in moments}) <= (4 * INTERVAL_S + SLACK_S) / TICK_S + 1
+    moments = sorted(t for c in clients for t in c.pings)
+    # A sweep pings its sockets in one callback, so their pings arrive together, in a burst;
+    # pinged each on its own timer they would come one by one, INTERVAL_S / 40 apart. A loaded
+    # machine runs a sweep late, which moves its burst but does not spread it.
+    bursts = [[moments[0]]]
+    for before, t in itertools.pairwise(moments):
+        if t - before > INTERVAL_S / 40 / 2:
+            bursts.append([])
+        bursts[-1].append(t)
+    assert len(bursts) <= (4 * INTERVAL_S + SLACK_S) / TICK_S + 1, [len(b) for b in bursts]
+    assert len(moments) >= 3 * len(bursts), [len(b) for b in bursts]
     assert all(len(c.pings) >= 2 for c in clients), [c.pings for c in clients]
     assert all(c.closed_at is None for c in clients)
     # Each socket is pinged again within the interval, and not much before it (a tick early).

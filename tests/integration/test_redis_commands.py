@@ -55,9 +55,12 @@ async def _one_call(
 async def test_a_call_costs_seven_round_trips_from_post_to_completion(
     shared_backend: Backend,
 ) -> None:
-    # No dispatch tick nor survey of the cities in the way: every cycle here is one a change
+    # No dispatch tick, survey of the cities nor hotspot check in the way (the check's turn, a
+    # `count_hit`, comes at every whole interval of the clock): every cycle here is one a change
     # asked for.
-    settings = shared_backend.settings(dispatch_interval_s=60.0, pressure_interval_s=60.0)
+    settings = shared_backend.settings(
+        dispatch_interval_s=60.0, pressure_interval_s=60.0, hotspot_check_s=86_400.0
+    )
     prefix = shared_backend.redis_prefix
     async with run_service(settings) as service:
         cti = await service.add_user(Role.CTI)
