@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 _SCRIPT_BOOK = re.compile(r"^/api/v1/cities/[0-9]{6}/scripts(/rollback|/import)?$")
 SHUTDOWN_WAIT_S = 5.0
+JOIN_WAIT_S = 2.0  # how long start-up waits for the other instances to know this one listens
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
 
 
@@ -283,6 +284,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ]
             if settings.uses_redis:
                 tasks.append(asyncio.create_task(gateway.listen(), name="event-listener"))
+                # What the other instances send for this one's sockets from now on reaches it.
+                await gateway.join(within_s=JOIN_WAIT_S)
             if exporter is not None:
                 tasks.append(asyncio.create_task(exporter.run(), name="report-export"))
             # What start-up made (the modules, the registries) lives as long as the instance:

@@ -36,7 +36,12 @@ def make_state(settings: Settings) -> HotState:
         cluster = ClusterClient.from_url(
             settings.redis_url, max_connections=settings.redis_max_connections
         )
-        return RedisState(cluster, prefix=settings.redis_prefix, instance=settings.instance_id)
+        return RedisState(
+            cluster,
+            prefix=settings.redis_prefix,
+            instance=settings.instance_id,
+            alone_after_s=settings.instance_timeout_s,
+        )
     # A blocking pool: under load a request waits for a connection instead of failing at once.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
@@ -45,7 +50,10 @@ def make_state(settings: Settings) -> HotState:
     )
     # The state owns the pool.
     return RedisState(
-        Redis.from_pool(pool), prefix=settings.redis_prefix, instance=settings.instance_id
+        Redis.from_pool(pool),
+        prefix=settings.redis_prefix,
+        instance=settings.instance_id,
+        alone_after_s=settings.instance_timeout_s,
     )
 
 

@@ -22,10 +22,17 @@ from tests.helpers import PrivateCluster
 _redis_down: list[str] = []
 
 
-def _redis_state(prefix: str, url: str = REDIS_URL, *, cluster: bool = False) -> RedisState:
+def _redis_state(
+    prefix: str,
+    url: str = REDIS_URL,
+    *,
+    cluster: bool = False,
+    alone_after_s: float | None = None,
+) -> RedisState:
     # A short connect timeout makes an unreachable server a quick skip, not a long hang.
     client = redis_client(url, cluster=cluster, socket_connect_timeout=2)
-    return RedisState(client, prefix=prefix, instance=f"test-{uuid.uuid4().hex[:8]}")
+    instance = f"test-{uuid.uuid4().hex[:8]}"
+    return RedisState(client, prefix=prefix, instance=instance, alone_after_s=alone_after_s)
 
 
 def _without_redis(reason: str) -> NoReturn:
@@ -45,11 +52,14 @@ class Backend:
     url: str = REDIS_URL
     _peers: list[HotState] = field(default_factory=list)
 
-    def peer(self) -> HotState:
-        """Another service instance sharing `state`'s data (memory has only one: itself)."""
+    def peer(self, *, alone_after_s: float | None = None) -> HotState:
+        """Another service instance sharing `state`'s data (memory has only one: itself);
+        `alone_after_s` as `RedisState` takes it."""
         if self.kind == "memory":
             return self.state
-        other = _redis_state(self.prefix, self.url, cluster=self.kind == "cluster")
+        other = _redis_state(
+            self.prefix, self.url, cluster=self.kind == "cluster", alone_after_s=alone_after_s
+        )
         self._peers.append(other)
         return other
 

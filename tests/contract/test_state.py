@@ -1238,6 +1238,26 @@ async def test_an_event_reaches_every_other_instance_not_its_sender(backend: Bac
     await far.stop()
 
 
+@pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+async def test_an_instance_alone_reaches_one_that_joins_as_soon_as_it_is_welcomed(
+    backend: Backend,
+) -> None:
+    lone = backend.peer(alone_after_s=0.0)  # alone from its first reading of the registry on
+    near = Collector(lone)
+    await near.ready()
+    await lone.heartbeat("lone", T0)  # the registry holds it alone: it publishes to nobody
+    joining = backend.peer()
+    far = Collector(joining)
+
+    async with asyncio.timeout(5):
+        await joining.welcomed()  # the lone one has heard the hello and answered it
+    await lone.publish({"n": 1})  # no wait but that one
+
+    assert await far.heard() == [{"n": 1}]
+    await near.stop()
+    await far.stop()
+
+
 async def test_finishing_a_call_publishes_its_event_in_the_same_step(backend: Backend) -> None:
     state = backend.state
     far = Collector(backend.peer())

@@ -26,7 +26,7 @@ SCRIPTS = {
 }
 """Each script's SHA1 -> its name (registering a script only hashes it: no server is asked)."""
 
-MAINTENANCE = frozenset({"expire", "end_wrap_ups", "reap", "ZADD", "GET"})
+MAINTENANCE = frozenset({"expire", "end_wrap_ups", "reap", "heartbeat", "GET"})
 """What the ticks send whatever happens: the maintenance tick's expiry, wrap-ups and heartbeat,
 the hot-state watch's read of the epoch."""
 

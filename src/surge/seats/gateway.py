@@ -238,7 +238,8 @@ class Gateway:
         await run_forever("event listener", subscription, stopping=lambda: self._stopping)
 
     async def wait_listening(self, *, within_s: float) -> bool:
-        """Wait until this instance's listener hears the bus again; False if it did not in time.
+        """Wait until this instance's listener hears the bus again, and the other instances
+        listening know it does (`HotState.welcomed`); False if that did not happen in time.
 
         A probe is echoed until the listener hears it: the first may go out before a listener
         that lost its connection has subscribed again.
@@ -253,12 +254,22 @@ class Gateway:
                     await self._state.echo({"from": self._instance, "probe": token})
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(heard.wait(), 0.1)
+                await self._state.welcomed()
             return True
         except TimeoutError:
             log.warning("the event listener did not hear the bus within %s s", within_s)
             return False
         finally:
             del self._probes[token]
+
+    async def join(self, *, within_s: float) -> None:
+        """Wait, before this instance serves, until its listener hears the bus and the other
+        instances know it listens (one alone sends no bus messages); never raises: a bus down
+        now is logged, and the listener says hello again once it is back."""
+        try:
+            await self.wait_listening(within_s=within_s)
+        except SurgeError as exc:
+            log.warning("serving before the event bus answered: %s", exc)
 
     async def _publish(self, events: list[Event]) -> None:
         await self._state.publish({"from": self._instance, "events": events})

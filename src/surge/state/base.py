@@ -574,6 +574,10 @@ class HotState(Protocol):
         """Send a JSON-serialisable event to this instance's own listeners over the bus (a
         probe that they hear it)."""
 
+    async def welcomed(self) -> None:
+        """Wait until every other instance listening when this one's listener last subscribed
+        knows it listens too (from then on, what they publish reaches it)."""
+
     def listen(self) -> AsyncIterator[dict[str, Any]]:
         """Yield every event sent to this instance (published by another, or echoed), from
         the moment of the call on."""

@@ -548,6 +548,9 @@ class InMemoryState:
         as Redis does, so that what another adapter could not carry is refused here too)."""
         orjson.dumps(event)
 
+    async def welcomed(self) -> None:
+        """No other instance shares this state: there is nobody to wait for."""
+
     async def echo(self, event: Mapping[str, Any]) -> None:
         """Hand the event to every listener of this process (each its own copy)."""
         data = orjson.dumps(event)

@@ -109,15 +109,19 @@ _LUA_PRELUDE = (
     """
 local P = ARGV[1]
 
--- Send a message to the bus channel of every instance listening but the sender's.
+-- Send a message to the bus channel of every instance listening but the sender's; return
+-- those channels.
 local function broadcast(sender, message)
   local own = P .. 'events:' .. sender
   local listening = P:gsub('[%*%?%[%]%^\\\\]', '\\\\%0') .. 'events:*'
+  local reached = {}
   for _, channel in ipairs(redis.call('PUBSUB', 'CHANNELS', listening)) do
     if channel ~= own then
       redis.call('PUBLISH', channel, message)
+      table.insert(reached, channel)
     end
   end
+  return reached
 end
 """
     + _lua_moves()
@@ -588,9 +592,15 @@ end
 return result
 """
 
-# ARGV: P, the publishing instance, the message.
+# ARGV: P, the publishing instance, the message. Returns the channels it was sent to.
 _BROADCAST = """
-broadcast(ARGV[2], ARGV[3])
+return broadcast(ARGV[2], ARGV[3])
+"""
+
+# ARGV: P, instance, now. Returns how many instances the registry holds, this one included.
+_HEARTBEAT = """
+redis.call('ZADD', P .. 'inst', ARGV[3], ARGV[2])
+return redis.call('ZCARD', P .. 'inst')
 """
 
 # ARGV: P, then the names of the per-city sets of agents not available ('break', ...), '',
@@ -990,6 +1000,68 @@ class _Lane:
             self._idle.append(connection)
 
 
+class _Peers:
+    """Whether another instance may hear this one's bus messages: one alone sends none, each
+    of which would be a round trip to Redis for nobody.
+
+    An instance is alone once its listener has been subscribed, and the registry of heartbeats
+    has held no other instance, for `alone_after_s` (the reaper's threshold: any live instance
+    heartbeats well within it, a Redis restarted empty included) with no hello heard meanwhile.
+    A listener says hello to every instance listening each time it subscribes, and each answers
+    with a welcome once it has stopped being alone; an instance starting waits for the welcomes
+    before it serves (`RedisState.welcomed`), so nothing meant for its sockets goes unsent.
+    """
+
+    def __init__(self, alone_after_s: float | None) -> None:
+        self.alone_after_s = alone_after_s
+        self.alone = False
+        self.hellos = 0  # heard so far: a registry read older than one says nothing
+        self.welcomed = asyncio.Event()
+        self._since: float | None = None  # since when every read found this instance alone
+        self._listening = 0  # listeners subscribed
+        self._unwelcomed: set[str] = set()
+
+    def listening(self, change: int) -> None:
+        """A listener subscribed (+1) or left (-1): either way, alone is to be learnt again."""
+        self._listening += change
+        self.not_alone()
+        if change < 0:
+            self.welcomed.clear()
+
+    def not_alone(self) -> None:
+        self.alone = False
+        self._since = None
+
+    def heard_hello(self) -> None:
+        self.hellos += 1
+        self.not_alone()
+
+    def expect(self, instances: set[str]) -> None:
+        """The instances a hello reached, whose welcomes are awaited."""
+        self._unwelcomed = instances
+        if not instances:
+            self.welcomed.set()
+
+    def welcomed_by(self, instance: str) -> None:
+        self._unwelcomed.discard(instance)
+        if not self._unwelcomed:
+            self.welcomed.set()
+
+    def registry_read(self, count: int, now: float, *, hellos_before: int) -> None:
+        """The registry held `count` instances at `now`, a read begun after `hellos_before`."""
+        if (
+            self.alone_after_s is None
+            or count > 1
+            or self.hellos != hellos_before
+            or self._listening == 0
+        ):
+            self.not_alone()
+            return
+        if self._since is None:
+            self._since = now
+        self.alone = now - self._since >= self.alone_after_s
+
+
 class RedisState:
     """`HotState` in Redis.
 
@@ -998,13 +1070,21 @@ class RedisState:
     """
 
     def __init__(
-        self, client: aioredis.Redis | RedisCluster, *, instance: str, prefix: str = "surge:"
+        self,
+        client: aioredis.Redis | RedisCluster,
+        *,
+        instance: str,
+        prefix: str = "surge:",
+        alone_after_s: float | None = None,
     ) -> None:
+        """`alone_after_s`: how long the registry must hold this instance alone before its bus
+        messages go unsent (`publish`); None, never."""
         self._client = client
         self._prefix = prefix
         self._instance = instance  # whose bus channel this state listens on
         self._slot_key = f"{prefix}epoch"  # each script's KEYS[1]: where a cluster routes it
         self._channel = f"{prefix}events:{instance}"
+        self._peers = _Peers(alone_after_s)
         # Each listener's pubsub, with an event set while its connection is at rest.
         self._listeners: dict[PubSub, asyncio.Event] = {}
         self._closed = False
@@ -1043,6 +1123,7 @@ class RedisState:
         self._snapshot = script(_SNAPSHOT)
         self._get_offer = script(_GET_OFFER)
         self._broadcast = script(_BROADCAST)
+        self._heartbeat = script(_HEARTBEAT)
         self._count_hit = client.register_script(_COUNT_HIT)
         self._forgive_hit = client.register_script(_FORGIVE_HIT)
 
@@ -1343,7 +1424,7 @@ class RedisState:
         none), idle since now; else None. Then `publish`, if given, goes on the bus (the same
         script)."""
         until = _arg(now + wrap_up_s) if wrap_up_s > 0 else ""
-        event = b"" if publish is None else orjson.dumps(publish)
+        event = b"" if publish is None or self._peers.alone else orjson.dumps(publish)
         row = await self._run(
             self._finish, agent_id, call_id, _arg(now), until, event, self._instance
         )
@@ -1386,9 +1467,10 @@ class RedisState:
         return None if row is None else _held(row)
 
     async def heartbeat(self, instance: str, now: float) -> None:
-        """Record that `instance` is alive."""
-        with _mapped(self._failed):
-            await self._client.zadd(f"{self._prefix}inst", {instance: now})
+        """Record that `instance` is alive; learn whether the registry holds it alone."""
+        hellos = self._peers.hellos
+        count = await self._run(self._heartbeat, instance, _arg(now))
+        self._peers.registry_read(int(count), now, hellos_before=hellos)
 
     async def reap_instances(self, now: float, *, max_silence_s: float) -> Reaped:
         """Forget the instances silent for longer than `max_silence_s`; disconnect their agents."""
@@ -1397,6 +1479,22 @@ class RedisState:
             tuple(_text(name) for name in silent),
             [(int(agent), None if held is None else _held(held)) for agent, held in rows],
         )
+
+    async def _say_hello(self) -> None:
+        """Tell every instance listening that this one listens too; expect each one's welcome."""
+        self._peers.welcomed.clear()
+        hello = orjson.dumps({"hello": self._instance})
+        reached = await self._run(self._broadcast, self._instance, hello)
+        others = len(f"{self._prefix}events:")
+        self._peers.expect({_text(channel)[others:] for channel in reached})
+
+    async def _welcome(self, instance: str) -> None:
+        """Answer a hello: this instance stops being alone first, so that nothing it sends after
+        the welcome goes unsent."""
+        self._peers.heard_hello()
+        with _mapped(self._failed):
+            welcome = orjson.dumps({"welcome": self._instance})
+            await self._client.publish(f"{self._prefix}events:{instance}", welcome)
 
     # --- rate limits --------------------------------------------------------------------------
     async def count_hit(self, key: str, *, window_s: float) -> int:
@@ -1418,8 +1516,15 @@ class RedisState:
 
     # --- event bus ----------------------------------------------------------------------------
     async def publish(self, event: Mapping[str, Any]) -> None:
-        """Send a JSON-serialisable event to every other instance listening (one script)."""
-        await self._run(self._broadcast, self._instance, orjson.dumps(event))
+        """Send a JSON-serialisable event to every other instance listening (one script), or
+        to nobody without a round trip while this instance is alone (`_Peers`)."""
+        if not self._peers.alone:
+            await self._run(self._broadcast, self._instance, orjson.dumps(event))
+
+    async def welcomed(self) -> None:
+        """Wait until every instance that listened when this one's listener last subscribed has
+        answered its hello."""
+        await self._peers.welcomed.wait()
 
     async def echo(self, event: Mapping[str, Any]) -> None:
         """Send a JSON-serialisable event to this instance's own listeners, over the bus (a
@@ -1436,11 +1541,15 @@ class RedisState:
         at_rest = asyncio.Event()
         at_rest.set()
         self._listeners[pubsub] = at_rest
+        counted = False
         try:
             with _in_use(at_rest, self._failed):
                 await pubsub.subscribe(self._channel)
             # Redis confirms the subscription before any message on it, so the first event
             # yielded was published after the listener was in place.
+            self._peers.listening(+1)
+            counted = True
+            await self._say_hello()
             while not self._closed:
                 with _in_use(at_rest, self._failed):
                     message = await pubsub.get_message(timeout=None)
@@ -1449,7 +1558,15 @@ class RedisState:
                 if message["type"] == "unsubscribe":  # close() woke us
                     return
                 if message["type"] == "message":
-                    yield orjson.loads(message["data"])
+                    event = orjson.loads(message["data"])
+                    if "hello" in event:
+                        await self._welcome(event["hello"])
+                    elif "welcome" in event:
+                        self._peers.welcomed_by(event["welcome"])
+                    else:
+                        yield event
         finally:
+            if counted:
+                self._peers.listening(-1)
             del self._listeners[pubsub]
             await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
