@@ -257,7 +257,11 @@ class Gateway:
                 await self._state.welcomed()
             return True
         except TimeoutError:
-            log.warning("the event listener did not hear the bus within %s s", within_s)
+            log.warning(
+                "the event listener did not hear the bus, or was not welcomed by every instance"
+                " listening, within %s s",
+                within_s,
+            )
             return False
         finally:
             del self._probes[token]
