@@ -331,6 +331,45 @@ def _proc_status(pid: int) -> dict[str, str]:
     return fields
 
 
+def _cpu_seconds(pid: int) -> tuple[str, float] | None:
+    """A process's command name and user + system CPU seconds so far; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            head, _, tail = stat.read().rpartition(")")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: split after its parenthesis.
+    fields = tail.split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return head.partition("(")[2], ticks / os.sysconf("SC_CLK_TCK")
+
+
+SERVERS = {"postgres": "postgres", "redis-server": "redis"}
+"""Command name -> the server it is one process of."""
+
+
+def servers_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of this machine's PostgreSQL and Redis processes, by server (the
+    ones that still run: a backend that ended is not counted)."""
+    used = dict.fromkeys(SERVERS.values(), 0.0)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (found := _cpu_seconds(int(entry))) is not None:
+            server = SERVERS.get(found[0])
+            if server is not None:
+                used[server] += found[1]
+    return used
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """The machine's busy and total CPU seconds so far, over all its cores (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(n) for n in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    total = sum(ticks[:8])  # guest time is counted in user time already
+    hertz = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / hertz, total / hertz
+
+
 def _tree(pid: int) -> list[int]:
     """The process and its descendants (a `--workers` supervisor's workers)."""
     pids = [pid]
@@ -428,14 +467,7 @@ class Service:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the service has used so far."""
-        ticks = 0
-        for pid in _tree(self.pid):
-            with contextlib.suppress(OSError):
-                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                    # The command name (field 2) may hold spaces: split after its parenthesis.
-                    fields = stat.read().rpartition(")")[2].split()
-                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return sum(found[1] for pid in _tree(self.pid) if (found := _cpu_seconds(pid)))
 
     async def stop(self) -> int | None:
         """Terminate the service, then kill it if it lingers; return its exit code."""
