@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -473,6 +473,12 @@ def _require_schema(settings: Settings) -> None:
     """Refuse to work on a database the migrations have not brought to the newest revision."""
     from surge import migrate
 
+    url = make_url(settings.database_url)
+    file = url.database if url.get_backend_name() == "sqlite" else None
+    if file and file != ":memory:" and not file.startswith("file:") and not Path(file).exists():
+        # Opening it would create an empty file there (a mistyped path would then look like
+        # a database to migrate).
+        raise SurgeError(f"there is no database at {file}: `surge migrate` creates it")
     if not migrate.is_current(settings.database_url):
         raise SurgeError(
             "the database is not migrated to this version of Surge: run `surge migrate` first"

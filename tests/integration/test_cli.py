@@ -373,7 +373,9 @@ async def test_written_files_follow_the_umask_and_a_workbook_is_not_sent_to_a_te
 async def unmigrated_database(kind: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     """The environment of a `surge` pointed at an empty database (SQLite, or PostgreSQL)."""
     if kind == "embedded":
-        yield {"SURGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"}
+        empty = tmp_path / "empty.db"
+        empty.touch()  # a file of no bytes is an empty SQLite database
+        yield {"SURGE_DATABASE_URL": f"sqlite+aiosqlite:///{empty}"}
         return
     name = f"surge_empty_{uuid.uuid4().hex[:10]}"
     admin = make_url(PG_ADMIN_URL)
@@ -448,3 +450,17 @@ async def test_each_database_command_on_an_unmigrated_database_says_to_migrate(
             "surge: the database is not migrated to this version of Surge: "
             "run `surge migrate` first"
         ], command
+
+
+async def test_a_database_command_on_a_sqlite_file_that_is_not_there_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "mistyped.db"
+    backend = Backend("embedded", f"sqlite+aiosqlite:///{missing}", None, "unused:")
+    for command, args in ON_THE_DATABASE.items():
+        code, output = await surge(backend, *command.split(), *args, stdin="a-long-password\n")
+        assert code == 1, (command, output)
+        assert output.splitlines() == [
+            f"surge: there is no database at {missing}: `surge migrate` creates it"
+        ], command
+    assert not missing.exists()
