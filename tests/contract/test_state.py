@@ -33,6 +33,7 @@ from surge.state.base import (
     WrapUp,
 )
 from surge.state.redis import RedisState
+from tests.conftest import redis_client
 
 from .conftest import Backend
 
@@ -1238,20 +1239,84 @@ async def test_an_event_reaches_every_other_instance_not_its_sender(backend: Bac
     await far.stop()
 
 
+async def reaches_a_stranger(backend: Backend, sender: HotState) -> bool:
+    """Whether what `sender` publishes now reaches a bus channel that a listener subscribed
+    to without a hello (so that no instance knows of it)."""
+    client = redis_client(backend.url, cluster=backend.kind == "cluster")
+    pubsub = client.pubsub()
+    channel = f"{backend.prefix}events:stranger"
+    heard: list[Any] = []
+    try:
+        await pubsub.subscribe(channel)
+        async with asyncio.timeout(5):
+            while (await pubsub.get_message(timeout=1) or {}).get("type") != "subscribe":
+                pass
+            await sender.publish({"n": 0})
+            await client.publish(channel, "mark")  # after the sender's, if it sent one
+            while (message := await pubsub.get_message(timeout=1)) is None or (
+                message["data"] != b"mark"
+            ):
+                if message is not None:
+                    heard.append(message["data"])
+        await pubsub.unsubscribe(channel)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        await client.aclose()
+    return bool(heard)
+
+
+@pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+async def test_an_instance_alone_publishes_to_nobody_once_its_readings_found_nobody_long_enough(
+    backend: Backend,
+) -> None:
+    lone = backend.peer(alone_after_s=0.3)
+    near = Collector(lone)
+    await near.ready()
+
+    await lone.heartbeat("lone", T0)
+    assert await reaches_a_stranger(backend, lone)  # alone only for 0.3 s in a row
+    await asyncio.sleep(0.3)
+    await lone.heartbeat("lone", T0 + 1)
+    assert not await reaches_a_stranger(backend, lone)  # alone: it sends nothing
+    await backend.state.heartbeat("other", T0 + 1)  # another instance, registered, not listening
+    await lone.heartbeat("lone", T0 + 2)
+    assert await reaches_a_stranger(backend, lone)
+    await near.stop()
+
+
+@pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
+async def test_an_instance_listening_keeps_one_that_reads_it_from_being_alone(
+    backend: Backend,
+) -> None:
+    lone = backend.peer(alone_after_s=0.0)
+    near = Collector(lone)
+    await near.ready()
+    far = Collector(backend.peer())  # listening, but in no registry
+    await far.ready()
+
+    await lone.heartbeat("lone", T0)
+    await lone.publish({"n": 1})
+
+    assert await far.heard() == [{"n": 1}]
+    await near.stop()
+    await far.stop()
+
+
 @pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
 async def test_an_instance_alone_reaches_one_that_joins_as_soon_as_it_is_welcomed(
     backend: Backend,
 ) -> None:
-    lone = backend.peer(alone_after_s=0.0)  # alone from its first reading of the registry on
+    lone = backend.peer(alone_after_s=0.0)  # alone from its first reading that finds nobody
     near = Collector(lone)
     await near.ready()
-    await lone.heartbeat("lone", T0)  # the registry holds it alone: it publishes to nobody
+    await lone.heartbeat("lone", T0)
+    assert not await reaches_a_stranger(backend, lone)
     joining = backend.peer()
     far = Collector(joining)
 
     async with asyncio.timeout(5):
         await joining.welcomed()  # the lone one has heard the hello and answered it
-    await lone.publish({"n": 1})  # no wait but that one
+    await lone.publish({"n": 1})  # no wait but that one, no reading of the registry since
 
     assert await far.heard() == [{"n": 1}]
     await near.stop()

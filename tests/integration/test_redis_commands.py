@@ -86,7 +86,7 @@ async def test_a_call_costs_seven_round_trips_from_post_to_completion(
     assert _hot(completed) == {"finish": 1}
 
 
-async def test_an_instance_alone_sends_no_broadcast_and_one_joining_hears_it_at_once(
+async def test_an_instance_alone_sends_no_broadcast_until_another_listens(
     shared_backend: Backend,
 ) -> None:
     prefix = shared_backend.redis_prefix
@@ -97,7 +97,7 @@ async def test_an_instance_alone_sends_no_broadcast_and_one_joining_hears_it_at_
         async with a.console(agent) as console:
             await console.available()
             await _one_call(a, console, cti, prefix, 0)
-            await asyncio.sleep(1.5)  # the registry has held it alone for a second
+            await asyncio.sleep(1.5)  # its readings have found nobody else for a second
             alone = await _one_call(a, console, cti, prefix, 1)
             async with run_service(shared_backend.settings(instance_id="b", **brief)) as b:
                 listener = await b.add_user(Role.CTI)

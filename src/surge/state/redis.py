@@ -43,6 +43,8 @@ Replies may be bytes (the default, ``decode_responses=False``) or str: both are 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -85,6 +87,8 @@ from surge.state.base import (
     agent_place,
 )
 
+log = logging.getLogger(__name__)
+
 # The per-city sets of present agents not available.
 _ENGAGED = ("offered", "busy", "wrap_up", "break")
 
@@ -109,17 +113,25 @@ _LUA_PRELUDE = (
     """
 local P = ARGV[1]
 
+-- The bus channels of every instance listening but `instance`.
+local function others_listening(instance)
+  local own = P .. 'events:' .. instance
+  local listening = P:gsub('[%*%?%[%]%^\\\\]', '\\\\%0') .. 'events:*'
+  local others = {}
+  for _, channel in ipairs(redis.call('PUBSUB', 'CHANNELS', listening)) do
+    if channel ~= own then
+      table.insert(others, channel)
+    end
+  end
+  return others
+end
+
 -- Send a message to the bus channel of every instance listening but the sender's; return
 -- those channels.
 local function broadcast(sender, message)
-  local own = P .. 'events:' .. sender
-  local listening = P:gsub('[%*%?%[%]%^\\\\]', '\\\\%0') .. 'events:*'
-  local reached = {}
-  for _, channel in ipairs(redis.call('PUBSUB', 'CHANNELS', listening)) do
-    if channel ~= own then
-      redis.call('PUBLISH', channel, message)
-      table.insert(reached, channel)
-    end
+  local reached = others_listening(sender)
+  for _, channel in ipairs(reached) do
+    redis.call('PUBLISH', channel, message)
   end
   return reached
 end
@@ -597,10 +609,11 @@ _BROADCAST = """
 return broadcast(ARGV[2], ARGV[3])
 """
 
-# ARGV: P, instance, now. Returns how many instances the registry holds, this one included.
+# ARGV: P, instance, now, the instance whose bus this is. Returns {how many instances the
+# registry holds, the bus channels of the other instances listening}.
 _HEARTBEAT = """
 redis.call('ZADD', P .. 'inst', ARGV[3], ARGV[2])
-return redis.call('ZCARD', P .. 'inst')
+return {redis.call('ZCARD', P .. 'inst'), others_listening(ARGV[4])}
 """
 
 # ARGV: P, then the names of the per-city sets of agents not available ('break', ...), '',
@@ -1004,12 +1017,13 @@ class _Peers:
     """Whether another instance may hear this one's bus messages: one alone sends none, each
     of which would be a round trip to Redis for nobody.
 
-    An instance is alone once its listener has been subscribed, and the registry of heartbeats
-    has held no other instance, for `alone_after_s` (the reaper's threshold: any live instance
-    heartbeats well within it, a Redis restarted empty included) with no hello heard meanwhile.
-    A listener says hello to every instance listening each time it subscribes, and each answers
-    with a welcome once it has stopped being alone; an instance starting waits for the welcomes
-    before it serves (`RedisState.welcomed`), so nothing meant for its sockets goes unsent.
+    An instance is alone once its listener has been subscribed, and every heartbeat's reading
+    has found no other instance registered nor any other listening, for `alone_after_s` (the
+    reaper's threshold: any live instance heartbeats well within it, a Redis restarted empty
+    included) with no hello heard meanwhile. Between two readings a listener may subscribe: it
+    says hello to every instance listening each time it does, and each answers with a welcome
+    once it has stopped being alone; an instance starting waits for the welcomes before it
+    serves (`RedisState.welcomed`), so nothing meant for its sockets goes unsent.
     """
 
     def __init__(self, alone_after_s: float | None) -> None:
@@ -1019,14 +1033,15 @@ class _Peers:
         self.welcomed = asyncio.Event()
         self._since: float | None = None  # since when every read found this instance alone
         self._listening = 0  # listeners subscribed
-        self._unwelcomed: set[str] = set()
+        self._unwelcomed: set[str] | None = None  # None: no hello answered yet
 
     def listening(self, change: int) -> None:
         """A listener subscribed (+1) or left (-1): either way, alone is to be learnt again."""
         self._listening += change
         self.not_alone()
-        if change < 0:
+        if change < 0:  # welcomed again once the next subscription's hello is answered
             self.welcomed.clear()
+            self._unwelcomed = None
 
     def not_alone(self) -> None:
         self.alone = False
@@ -1036,27 +1051,41 @@ class _Peers:
         self.hellos += 1
         self.not_alone()
 
+    def saying_hello(self) -> None:
+        """A hello is on its way: whom it reaches is not known yet."""
+        self.welcomed.clear()
+        self._unwelcomed = None
+
     def expect(self, instances: set[str]) -> None:
         """The instances a hello reached, whose welcomes are awaited."""
         self._unwelcomed = instances
-        if not instances:
-            self.welcomed.set()
+        self._check_welcomed()
 
     def welcomed_by(self, instance: str) -> None:
-        self._unwelcomed.discard(instance)
-        if not self._unwelcomed:
+        if self._unwelcomed is not None:
+            self._unwelcomed.discard(instance)
+            self._check_welcomed()
+
+    def _check_welcomed(self) -> None:
+        if self._unwelcomed is not None and not self._unwelcomed:
             self.welcomed.set()
 
-    def registry_read(self, count: int, now: float, *, hellos_before: int) -> None:
-        """The registry held `count` instances at `now`, a read begun after `hellos_before`."""
+    def registry_read(self, count: int, listening: set[str], *, hellos_before: int) -> None:
+        """The registry held `count` instances and `listening` were the other instances
+        listening, in a read begun after `hellos_before` hellos."""
+        if self._unwelcomed is not None:
+            self._unwelcomed &= listening  # one no longer listening will not answer
+            self._check_welcomed()
         if (
             self.alone_after_s is None
             or count > 1
+            or listening
             or self.hellos != hellos_before
             or self._listening == 0
         ):
             self.not_alone()
             return
+        now = time.monotonic()
         if self._since is None:
             self._since = now
         self.alone = now - self._since >= self.alone_after_s
@@ -1085,6 +1114,7 @@ class RedisState:
         self._slot_key = f"{prefix}epoch"  # each script's KEYS[1]: where a cluster routes it
         self._channel = f"{prefix}events:{instance}"
         self._peers = _Peers(alone_after_s)
+        self._welcomes: set[asyncio.Task[None]] = set()  # answers to hellos, under way
         # Each listener's pubsub, with an event set while its connection is at rest.
         self._listeners: dict[PubSub, asyncio.Event] = {}
         self._closed = False
@@ -1150,6 +1180,8 @@ class RedisState:
                     async with asyncio.timeout(_CLOSE_WAIT_S):
                         await pubsub.unsubscribe()
                         await at_rest.wait()
+        for task in self._welcomes:
+            task.cancel()
         if self._lane is not None:
             await self._lane.close()
         await self._client.aclose()
@@ -1467,10 +1499,12 @@ class RedisState:
         return None if row is None else _held(row)
 
     async def heartbeat(self, instance: str, now: float) -> None:
-        """Record that `instance` is alive; learn whether the registry holds it alone."""
+        """Record that `instance` is alive; learn whether any other instance is registered or
+        listens."""
         hellos = self._peers.hellos
-        count = await self._run(self._heartbeat, instance, _arg(now))
-        self._peers.registry_read(int(count), now, hellos_before=hellos)
+        count, channels = await self._run(self._heartbeat, instance, _arg(now), self._instance)
+        listening = {self._instance_of(channel) for channel in channels}
+        self._peers.registry_read(int(count), listening, hellos_before=hellos)
 
     async def reap_instances(self, now: float, *, max_silence_s: float) -> Reaped:
         """Forget the instances silent for longer than `max_silence_s`; disconnect their agents."""
@@ -1482,19 +1516,30 @@ class RedisState:
 
     async def _say_hello(self) -> None:
         """Tell every instance listening that this one listens too; expect each one's welcome."""
-        self._peers.welcomed.clear()
+        self._peers.saying_hello()
         hello = orjson.dumps({"hello": self._instance})
         reached = await self._run(self._broadcast, self._instance, hello)
-        others = len(f"{self._prefix}events:")
-        self._peers.expect({_text(channel)[others:] for channel in reached})
+        self._peers.expect({self._instance_of(channel) for channel in reached})
 
-    async def _welcome(self, instance: str) -> None:
+    def _instance_of(self, channel: bytes | str) -> str:
+        return _text(channel)[len(self._prefix) + len("events:") :]
+
+    def _welcome(self, instance: str) -> None:
         """Answer a hello: this instance stops being alone first, so that nothing it sends after
-        the welcome goes unsent."""
+        the welcome goes unsent. The answer goes from a task of its own: the listener waits for
+        no connection (a failure is logged; the newcomer waits for it a bounded time)."""
         self._peers.heard_hello()
-        with _mapped(self._failed):
-            welcome = orjson.dumps({"welcome": self._instance})
-            await self._client.publish(f"{self._prefix}events:{instance}", welcome)
+        task = asyncio.create_task(self._send_welcome(instance))
+        self._welcomes.add(task)
+        task.add_done_callback(self._welcomes.discard)
+
+    async def _send_welcome(self, instance: str) -> None:
+        welcome = orjson.dumps({"welcome": self._instance})
+        try:
+            with _mapped(self._failed):
+                await self._client.publish(f"{self._prefix}events:{instance}", welcome)
+        except StateUnavailable as exc:
+            log.warning("the welcome to instance %s was not sent: %s", instance, exc)
 
     # --- rate limits --------------------------------------------------------------------------
     async def count_hit(self, key: str, *, window_s: float) -> int:
@@ -1560,7 +1605,7 @@ class RedisState:
                 if message["type"] == "message":
                     event = orjson.loads(message["data"])
                     if "hello" in event:
-                        await self._welcome(event["hello"])
+                        self._welcome(event["hello"])
                     elif "welcome" in event:
                         self._peers.welcomed_by(event["welcome"])
                     else:
