@@ -1265,13 +1265,21 @@ async def reaches_a_stranger(backend: Backend, sender: HotState) -> bool:
     return bool(heard)
 
 
+async def listening_peer(
+    backend: Backend, *, alone_after_s: float | None = None
+) -> tuple[HotState, Collector]:
+    """Another instance, its listener subscribed (and its hello answered)."""
+    peer = backend.peer(alone_after_s=alone_after_s)
+    collector = Collector(peer)
+    await collector.ready()
+    return peer, collector
+
+
 @pytest.mark.parametrize("backend", ["redis", "cluster"], indirect=True)
 async def test_an_instance_alone_publishes_to_nobody_once_its_readings_found_nobody_long_enough(
     backend: Backend,
 ) -> None:
-    lone = backend.peer(alone_after_s=0.3)
-    near = Collector(lone)
-    await near.ready()
+    lone, near = await listening_peer(backend, alone_after_s=0.3)
 
     await lone.heartbeat("lone", T0)
     assert await reaches_a_stranger(backend, lone)  # alone only for 0.3 s in a row
@@ -1288,11 +1296,8 @@ async def test_an_instance_alone_publishes_to_nobody_once_its_readings_found_nob
 async def test_an_instance_listening_keeps_one_that_reads_it_from_being_alone(
     backend: Backend,
 ) -> None:
-    lone = backend.peer(alone_after_s=0.0)
-    near = Collector(lone)
-    await near.ready()
-    far = Collector(backend.peer())  # listening, but in no registry
-    await far.ready()
+    lone, near = await listening_peer(backend, alone_after_s=0.0)
+    _, far = await listening_peer(backend)  # listening, but in no registry
 
     await lone.heartbeat("lone", T0)
     await lone.publish({"n": 1})
@@ -1306,9 +1311,8 @@ async def test_an_instance_listening_keeps_one_that_reads_it_from_being_alone(
 async def test_an_instance_alone_reaches_one_that_joins_as_soon_as_it_is_welcomed(
     backend: Backend,
 ) -> None:
-    lone = backend.peer(alone_after_s=0.0)  # alone from its first reading that finds nobody
-    near = Collector(lone)
-    await near.ready()
+    # Alone from its first reading that finds nobody.
+    lone, near = await listening_peer(backend, alone_after_s=0.0)
     await lone.heartbeat("lone", T0)
     assert not await reaches_a_stranger(backend, lone)
     joining = backend.peer()
