@@ -1027,7 +1027,7 @@ class _Peers:
     """
 
     def __init__(self, alone_after_s: float | None) -> None:
-        self.alone_after_s = alone_after_s
+        self._alone_after_s = alone_after_s
         self.alone = False
         self.hellos = 0  # heard so far: a registry read older than one says nothing
         self.welcomed = asyncio.Event()
@@ -1040,8 +1040,7 @@ class _Peers:
         self._listening += change
         self.not_alone()
         if change < 0:  # welcomed again once the next subscription's hello is answered
-            self.welcomed.clear()
-            self._unwelcomed = None
+            self._unwelcome()
 
     def not_alone(self) -> None:
         self.alone = False
@@ -1053,6 +1052,9 @@ class _Peers:
 
     def saying_hello(self) -> None:
         """A hello is on its way: whom it reaches is not known yet."""
+        self._unwelcome()
+
+    def _unwelcome(self) -> None:
         self.welcomed.clear()
         self._unwelcomed = None
 
@@ -1077,7 +1079,7 @@ class _Peers:
             self._unwelcomed &= listening  # one no longer listening will not answer
             self._check_welcomed()
         if (
-            self.alone_after_s is None
+            self._alone_after_s is None
             or count > 1
             or listening
             or self.hellos != hellos_before
@@ -1088,7 +1090,7 @@ class _Peers:
         now = time.monotonic()
         if self._since is None:
             self._since = now
-        self.alone = now - self._since >= self.alone_after_s
+        self.alone = now - self._since >= self._alone_after_s
 
 
 class RedisState:
@@ -1106,13 +1108,13 @@ class RedisState:
         prefix: str = "surge:",
         alone_after_s: float | None = None,
     ) -> None:
-        """`alone_after_s`: how long the registry must hold this instance alone before its bus
-        messages go unsent (`publish`); None, never."""
+        """`alone_after_s`: how long the heartbeats must find no other instance registered nor
+        listening before this one's bus messages go unsent (`_Peers`); None, never."""
         self._client = client
         self._prefix = prefix
         self._instance = instance  # whose bus channel this state listens on
         self._slot_key = f"{prefix}epoch"  # each script's KEYS[1]: where a cluster routes it
-        self._channel = f"{prefix}events:{instance}"
+        self._channel = self._channel_of(instance)
         self._peers = _Peers(alone_after_s)
         self._welcomes: set[asyncio.Task[None]] = set()  # answers to hellos, under way
         # Each listener's pubsub, with an event set while its connection is at rest.
@@ -1521,8 +1523,11 @@ class RedisState:
         reached = await self._run(self._broadcast, self._instance, hello)
         self._peers.expect({self._instance_of(channel) for channel in reached})
 
+    def _channel_of(self, instance: str) -> str:
+        return f"{self._prefix}events:{instance}"
+
     def _instance_of(self, channel: bytes | str) -> str:
-        return _text(channel)[len(self._prefix) + len("events:") :]
+        return _text(channel)[len(self._channel_of("")) :]
 
     def _welcome(self, instance: str) -> None:
         """Answer a hello: this instance stops being alone first, so that nothing it sends after
@@ -1537,7 +1542,7 @@ class RedisState:
         welcome = orjson.dumps({"welcome": self._instance})
         try:
             with _mapped(self._failed):
-                await self._client.publish(f"{self._prefix}events:{instance}", welcome)
+                await self._client.publish(self._channel_of(instance), welcome)
         except StateUnavailable as exc:
             log.warning("the welcome to instance %s was not sent: %s", instance, exc)
 
